@@ -1,0 +1,152 @@
+"""The `spreadwatch` command line: a thin click layer over the library.
+
+Owns argument parsing, turning `SpreadwatchError` into one-line errors with a non-zero exit, and choosing text or
+JSON output. All behaviour lives in the library modules. Imports here stay light (no pandas, yfinance or calendar
+at module level) so `positions list` starts fast; heavy modules are imported inside the commands that need them.
+
+Each command group has its own section below; keep edits inside your section.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from spreadwatch import __version__
+from spreadwatch.errors import SpreadwatchError
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared plumbing
+
+
+class Context:
+    """What every command may need, resolved lazily from the global options."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Any = None
+
+    @property
+    def config(self) -> Any:
+        if self._config is None:
+            from spreadwatch.config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Expected failures become one line on stderr and exit code 1; no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SpreadwatchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")(func)
+
+
+def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db",
+        "db_path",
+        envvar="SPREADWATCH_DB",
+        type=click.Path(dir_okay=False),
+        help="SQLite position book (default: paths.database from config; env SPREADWATCH_DB).",
+    )(func)
+
+
+def ticker_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--ticker", default=None, help="Ticker from config (default: the first watched ticker).")(func)
+
+
+def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--source, --speed, --start: where market data comes from (see DESIGN.md, replay clock)."""
+    func = click.option(
+        "--start", "start_at", default=None, metavar="ISO", help="Replay: clock start (default: first bar's open)."
+    )(func)
+    func = click.option(
+        "--speed", type=float, default=1.0, show_default=True, help="Replay: replay seconds per wall second."
+    )(func)
+    func = click.option(
+        "--source",
+        default=None,
+        metavar="yahoo|replay:FILE",
+        help="Market data source. Default: the bundled replay day (labelled as replay). Live: --source yahoo.",
+    )(func)
+    return func
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Root
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spreadwatch")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="SPREADWATCH_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="YAML config file (env SPREADWATCH_CONFIG; default: embedded defaults).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """spreadwatch: alert-only monitor for index credit spreads. It never places a trade."""
+    ctx.obj = Context(config_path)
+
+
+def main() -> None:
+    cli(prog_name="spreadwatch")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# config
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Validate and show the configuration."""
+
+
+@config_group.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@json_option
+@pass_ctx
+@handle_errors
+def config_check(ctx: Context, file: str | None, as_json: bool) -> None:
+    """Validate FILE (or the effective config) and print the effective settings."""
+    from spreadwatch.config import load_config, to_plain
+
+    config = load_config(file or ctx.config_path)
+    plain = to_plain(config)
+    if as_json:
+        echo_json(plain)
+        return
+    import yaml
+
+    origin = str(config.source) if config.source else "embedded defaults"
+    click.echo(f"# effective configuration ({origin}): OK")
+    click.echo(yaml.safe_dump(plain, sort_keys=False, default_flow_style=None).rstrip())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

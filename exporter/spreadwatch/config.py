@@ -1,0 +1,462 @@
+"""Configuration: the schema, its defaults, loading and validation.
+
+Owns: finding the file (`--config`, then `SPREADWATCH_CONFIG`, then the embedded defaults), rejecting unknown keys
+and wrong types with the key path named, the consistency pass, and the map from the original system's settings to
+where they live now. Must not: read market data, the database or the clock.
+
+The commented `spreadwatch.example.yml` at the repository root documents every key; a test checks that loading it
+gives exactly the defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from spreadwatch.domain import BANDS, FLOW_MODES, REGIMES, SPREAD_TYPES, TREND_CHOICES, TRENDS
+from spreadwatch.errors import ConfigError
+
+ENV_CONFIG = "SPREADWATCH_CONFIG"
+
+# Settings of the original system (scripts/continuous/config.py) that another component owns here.
+FOREIGN_SETTINGS: dict[str, str] = {
+    "dashboard_enabled": "the dashboard is Grafana now: grafana/ and docker-compose.yml",
+    "dashboard_port": "the dashboard is Grafana now: its port is set in docker-compose.yml (3000)",
+    "dashboard_refresh_seconds": "the dashboard is Grafana now: refresh is set in the generated dashboard (grafana/)",
+    "alert_to_console": "the exporter always logs events to the console (logging.console)",
+    "alert_to_file": "the exporter's event log file is logging.file",
+    "alert_to_email": "notifications are Alertmanager's job: alertmanager/alertmanager.yml",
+    "alert_to_slack": "notifications are Alertmanager's job: alertmanager/alertmanager.yml",
+    "trading_start_hour": "hours.trading_start (HH:MM in display_timezone)",
+    "trading_end_hour": "hours.trading_end (HH:MM in display_timezone)",
+    "preferred_entry_hours": "hours.entry_start / hours.entry_end (HH:MM in display_timezone)",
+    "scan_interval_seconds": "intervals.scan_seconds",
+    "market_data_interval_seconds": "intervals.market_data_seconds",
+    "regime_top_n_configs": "scan.top_n",
+}
+
+# Keys whose values are fractions; a value above 1 is almost certainly a percent.
+RATIO_KEYS = {"min_win_rate", "min_roi", "profit_target_pct"}
+
+
+@dataclass(frozen=True)
+class Intervals:
+    market_data_seconds: int = 60
+    scan_seconds: int = 300
+    positions_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class Hours:
+    # Local times in display_timezone. They are clipped to the real XNYS session of each day (so a trading_start
+    # before the open never makes a closed market look open).
+    trading_start: time = time(6, 30)
+    trading_end: time = time(13, 0)
+    entry_start: time = time(7, 0)
+    entry_end: time = time(8, 59)
+    entry_tolerance_minutes: int = 15
+
+
+@dataclass(frozen=True)
+class Scan:
+    top_n: int = 20
+    min_composite_score: float = 50.0
+    min_win_rate: float = 0.90
+    min_roi: float = 0.20
+    min_sharpe: float = 0.30
+    min_trades: int = 10
+    skip_impossible: bool = True
+
+
+@dataclass(frozen=True)
+class Exits:
+    profit_target_pct: float = 0.50
+    stop_loss_mult: float = 2.0
+    time_exit_dte: int = 1
+    pnl_stale_after_minutes: int = 120
+
+
+@dataclass(frozen=True)
+class Risk:
+    max_positions: int = 5
+    max_total_risk: float = 50000.0
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    spread_types: tuple[str, ...]
+    bands: tuple[str, ...]
+    dtes: tuple[int, ...]
+    flow_modes: tuple[str, ...]
+
+
+def _default_recommendations() -> dict[str, Recommendation]:
+    return {
+        "very_low": Recommendation(("iron_condor",), ("P99", "P100"), (3, 5), ("neutral",)),
+        "low": Recommendation(("iron_condor", "put_spread"), ("P97", "P98", "P99"), (1, 3, 5), ("with_flow",)),
+        "medium": Recommendation(("put_spread", "iron_condor"), ("P97", "P98"), (1, 3), ("with_flow",)),
+        "high": Recommendation(("put_spread",), ("P95", "P97"), (1,), ("with_flow",)),
+        "extreme": Recommendation(("put_spread",), ("P95",), (1,), ("with_flow",)),
+    }
+
+
+def _default_trend_spreads() -> dict[str, tuple[str, ...]]:
+    return {"up": ("call_spread", "iron_condor"), "down": ("put_spread",)}
+
+
+@dataclass(frozen=True)
+class Regime:
+    # Lower bound of each regime above very_low: very_low < 12 <= low < 16 <= medium < 20 <= high < 30 <= extreme.
+    boundaries: dict[str, float] = field(
+        default_factory=lambda: {"low": 12.0, "medium": 16.0, "high": 20.0, "extreme": 30.0}
+    )
+    hysteresis: float = 0.5
+    recommendations: dict[str, Recommendation] = field(default_factory=_default_recommendations)
+    # Trend up/down replace the regime's spread types; sideways keeps the regime's list.
+    trend_spreads: dict[str, tuple[str, ...]] = field(default_factory=_default_trend_spreads)
+
+
+@dataclass(frozen=True)
+class Ticker:
+    price_symbol: str
+    vol_index: str
+    volume_symbol: str
+    strike_increment: float
+
+
+def _default_tickers() -> dict[str, Ticker]:
+    return {
+        "NDX": Ticker("^NDX", "^VXN", "QQQ", 10.0),
+        "SPX": Ticker("^GSPC", "^VIX", "SPY", 5.0),
+    }
+
+
+@dataclass(frozen=True)
+class Market:
+    calendar: str = "XNYS"
+    vix_symbol: str = "^VIX"
+    trend: str = "sideways"
+    stale_after_seconds: int = 180
+    flow_dead_band: float = 0.001
+    flow_0dte_dead_band: float = 0.0005
+    flow_0dte_minutes: int = 10
+    band_window_sessions: int = 100
+    iv_window_sessions: int = 252
+    volume_window_sessions: int = 20
+
+
+@dataclass(frozen=True)
+class Paths:
+    database: str = "data/spreadwatch.db"
+    grid: str = ""  # empty: the grid bundled with the package
+    log_file: str = "logs/spreadwatch.log"
+
+
+@dataclass(frozen=True)
+class Logging:
+    level: str = "INFO"
+    console: bool = True
+    file_max_bytes: int = 5_000_000
+    file_backups: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    display_timezone: str = "America/Los_Angeles"
+    tickers: dict[str, Ticker] = field(default_factory=_default_tickers)
+    watch: tuple[str, ...] = ("NDX",)
+    intervals: Intervals = field(default_factory=Intervals)
+    hours: Hours = field(default_factory=Hours)
+    market: Market = field(default_factory=Market)
+    scan: Scan = field(default_factory=Scan)
+    exits: Exits = field(default_factory=Exits)
+    risk: Risk = field(default_factory=Risk)
+    regime: Regime = field(default_factory=Regime)
+    paths: Paths = field(default_factory=Paths)
+    logging: Logging = field(default_factory=Logging)
+    source: Path | None = field(default=None, compare=False)  # the file it came from, if any
+
+    def ticker(self, name: str) -> Ticker:
+        try:
+            return self.tickers[name]
+        except KeyError:
+            raise ConfigError(f"unknown ticker {name!r}; configured: {', '.join(sorted(self.tickers))}") from None
+
+    def with_overrides(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """`--config`, then `SPREADWATCH_CONFIG`, then None (embedded defaults)."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_CONFIG)
+    return Path(env) if env else None
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    path = find_config_path(explicit)
+    if path is None:
+        return Config()
+    return load_config_file(path)
+
+
+def load_config_file(path: Path) -> Config:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where} {problem}") from None
+    if raw is None:
+        raw = {}
+    try:
+        config = parse_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return dataclasses.replace(config, source=path)
+
+
+def parse_config(raw: Any) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError("top level must be a mapping of settings")
+    config = _build(Config, raw, "")
+    check_consistency(config)
+    return config
+
+
+def _build(cls: type, raw: Any, path: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path or 'config'}: must be a mapping, got {_type_name(raw)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            hint = FOREIGN_SETTINGS.get(str(key))
+            if hint:
+                raise ConfigError(f"{key_path}: not a spreadwatch setting; {hint}")
+            raise ConfigError(f"{key_path}: unknown key (known: {', '.join(fields)})")
+        values[key] = _convert(hints[key], value, key_path, str(key))
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a required field of a nested record is missing
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        non_none = [a for a in args if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(non_none[0], value, path, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: must be a mapping, got {_type_name(value)}")
+        key_type, value_type = args
+        return {str(k): _convert(value_type, v, f"{path}.{k}", str(k)) for k, v in value.items()}
+    if origin is tuple:
+        if isinstance(value, str | int | float):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: must be a list, got {_type_name(value)}")
+        item_type = args[0]
+        return tuple(_convert(item_type, v, f"{path}[{i}]", key) for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: must be a number, got {value!r}")
+        if key in RATIO_KEYS and value > 1:
+            raise ConfigError(f"{path}: must be a fraction; {value} looks like a percent, write {value / 100:g}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: must be a string, got {_type_name(value)}")
+        return value
+    if hint is time:
+        return _parse_hhmm(value, path)
+    raise ConfigError(f"{path}: unsupported setting type")  # pragma: no cover - schema bug
+
+
+def _parse_hhmm(value: Any, path: str) -> time:
+    # YAML 1.1 reads an unquoted 07:30 as the sexagesimal integer 450; accept that too.
+    if isinstance(value, int) and not isinstance(value, bool):
+        hours, minutes = divmod(value, 60)
+        if 0 <= hours < 24:
+            return time(hours, minutes)
+    if isinstance(value, str):
+        parts = value.split(":")
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            hours, minutes = int(parts[0]), int(parts[1])
+            if 0 <= hours < 24 and 0 <= minutes < 60:
+                return time(hours, minutes)
+    raise ConfigError(f"{path}: must be a time HH:MM, got {value!r}")
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), repr(value))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Consistency
+
+
+def check_consistency(config: Config) -> None:
+    """The second pass: values that are well-typed but make no sense together."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(config.display_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"display_timezone: unknown time zone {config.display_timezone!r}") from None
+
+    for name, value in dataclasses.asdict(config.intervals).items():
+        if value <= 0:
+            raise ConfigError(f"intervals.{name}: must be > 0")
+    m = config.market
+    if m.calendar != "XNYS":
+        raise ConfigError(f"market.calendar: only XNYS is supported, got {m.calendar!r}")
+    if m.trend not in TREND_CHOICES:
+        raise ConfigError(f"market.trend: must be one of {', '.join(TREND_CHOICES)}, got {m.trend!r}")
+    for name in ("stale_after_seconds", "band_window_sessions", "iv_window_sessions", "volume_window_sessions",
+                 "flow_0dte_minutes"):
+        if getattr(m, name) <= 0:
+            raise ConfigError(f"market.{name}: must be > 0")
+    for name in ("flow_dead_band", "flow_0dte_dead_band"):
+        if not 0 <= getattr(m, name) < 0.1:
+            raise ConfigError(f"market.{name}: must be a fraction in [0, 0.1)")
+
+    h = config.hours
+    if h.trading_start >= h.trading_end:
+        raise ConfigError("hours.trading_start: must be before hours.trading_end")
+    if h.entry_start > h.entry_end:
+        raise ConfigError("hours.entry_start: must not be after hours.entry_end")
+    if h.entry_tolerance_minutes < 0:
+        raise ConfigError("hours.entry_tolerance_minutes: must be >= 0")
+
+    s = config.scan
+    if s.top_n < 1:
+        raise ConfigError("scan.top_n: must be >= 1")
+    for name in ("min_win_rate", "min_roi"):
+        if not 0 <= getattr(s, name) <= 1:
+            raise ConfigError(f"scan.{name}: must be a fraction between 0 and 1")
+    if s.min_trades < 0:
+        raise ConfigError("scan.min_trades: must be >= 0")
+
+    e = config.exits
+    if not 0 < e.profit_target_pct <= 1:
+        raise ConfigError("exits.profit_target_pct: must be a fraction in (0, 1]")
+    if e.stop_loss_mult <= 0:
+        raise ConfigError("exits.stop_loss_mult: must be > 0")
+    if e.time_exit_dte < 0:
+        raise ConfigError("exits.time_exit_dte: must be >= 0")
+    if e.pnl_stale_after_minutes <= 0:
+        raise ConfigError("exits.pnl_stale_after_minutes: must be > 0")
+
+    r = config.risk
+    if r.max_positions < 1:
+        raise ConfigError("risk.max_positions: must be >= 1")
+    if r.max_total_risk <= 0:
+        raise ConfigError("risk.max_total_risk: must be > 0")
+
+    g = config.regime
+    expected = list(REGIMES[1:])
+    if set(g.boundaries) != set(expected):
+        raise ConfigError(f"regime.boundaries: must give exactly {', '.join(expected)}")
+    bounds = [g.boundaries[name] for name in expected]
+    if any(b <= a for a, b in zip(bounds, bounds[1:], strict=False)) or bounds[0] <= 0:
+        raise ConfigError("regime.boundaries: must be positive and increasing from low to extreme")
+    if not 0 <= g.hysteresis < min(b - a for a, b in zip(bounds, bounds[1:], strict=False)) / 2:
+        raise ConfigError("regime.hysteresis: must be >= 0 and less than half the narrowest regime")
+    for regime_name, rec in g.recommendations.items():
+        where = f"regime.recommendations.{regime_name}"
+        if regime_name not in REGIMES:
+            raise ConfigError(f"{where}: unknown regime (known: {', '.join(REGIMES)})")
+        _check_members(f"{where}.spread_types", rec.spread_types, SPREAD_TYPES)
+        _check_members(f"{where}.bands", rec.bands, tuple(BANDS))
+        _check_members(f"{where}.flow_modes", rec.flow_modes, FLOW_MODES)
+        if any(d < 0 for d in rec.dtes):
+            raise ConfigError(f"{where}.dtes: must be >= 0")
+    missing = [name for name in REGIMES if name not in g.recommendations]
+    if missing:
+        raise ConfigError(f"regime.recommendations: missing {', '.join(missing)}")
+    for trend, spreads in g.trend_spreads.items():
+        if trend not in TRENDS or trend == "sideways":
+            raise ConfigError(f"regime.trend_spreads.{trend}: only up and down can override the regime's list")
+        _check_members(f"regime.trend_spreads.{trend}", spreads, SPREAD_TYPES)
+
+    if not config.watch:
+        raise ConfigError("watch: must name at least one ticker")
+    for i, name in enumerate(config.watch):
+        if name not in config.tickers:
+            raise ConfigError(f"watch[{i}]: ticker {name!r} is not in tickers")
+    for name, ticker in config.tickers.items():
+        if ticker.strike_increment <= 0:
+            raise ConfigError(f"tickers.{name}.strike_increment: must be > 0")
+    if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("logging.level: must be DEBUG, INFO, WARNING or ERROR")
+
+
+def _check_members(path: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+    if not values:
+        raise ConfigError(f"{path}: must not be empty")
+    for value in values:
+        if value not in allowed:
+            raise ConfigError(f"{path}: unknown value {value!r} (allowed: {', '.join(allowed)})")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Showing
+
+
+def to_plain(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain data (what `config check` prints)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "source"}
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, time):
+            return value.strftime("%H:%M")
+        return value
+
+    return plain(config)
+
+
+def bundled_path(name: str) -> Path:
+    """A data file shipped inside the package (grid, replay sample)."""
+    return Path(__file__).parent / "data" / name

@@ -1,0 +1,58 @@
+"""Vocabulary every part shares: regimes, bands, spread types, flow modes, trends, session phases.
+
+Pure constants and tiny helpers; no I/O. The meaning of each term is in DESIGN.md ("Domain definitions").
+"""
+
+from __future__ import annotations
+
+REGIMES: tuple[str, ...] = ("very_low", "low", "medium", "high", "extreme")
+REGIME_LEVEL: dict[str, int] = {name: level for level, name in enumerate(REGIMES)}
+
+SPREAD_TYPES: tuple[str, ...] = ("iron_condor", "put_spread", "call_spread")
+FLOW_MODES: tuple[str, ...] = ("neutral", "with_flow", "against_flow")
+TRENDS: tuple[str, ...] = ("up", "down", "sideways")
+TREND_CHOICES: tuple[str, ...] = (*TRENDS, "auto")
+FLOWS: tuple[str, ...] = ("up", "down", "flat")
+SESSION_PHASES: tuple[str, ...] = ("closed", "pre", "open", "after")
+LEGS: tuple[str, ...] = ("short_put", "long_put", "short_call", "long_call")
+
+# Percentile band -> (lower tail percentile, upper tail percentile) of trailing signed moves.
+# P100 means the observed min/max.
+BANDS: dict[str, tuple[float, float]] = {
+    "P95": (2.5, 97.5),
+    "P97": (1.5, 98.5),
+    "P98": (1.0, 99.0),
+    "P99": (0.5, 99.5),
+    "P100": (0.0, 100.0),
+}
+
+
+def legs_for(spread_type: str) -> tuple[str, ...]:
+    """The legs a spread type needs."""
+    if spread_type == "put_spread":
+        return ("short_put", "long_put")
+    if spread_type == "call_spread":
+        return ("short_call", "long_call")
+    if spread_type == "iron_condor":
+        return LEGS
+    raise ValueError(f"unknown spread type {spread_type!r}")
+
+
+def flow_qualifies(flow_mode: str, spread_type: str, flow: str | None) -> bool:
+    """Whether a config with `flow_mode` may be entered given the observed `flow` (up|down|flat|None).
+
+    neutral always qualifies. with_flow: put spread after a down move, call spread after an up move,
+    iron condor on any non-zero flow. against_flow: the reverse sides, iron condor on any non-zero flow.
+    Unknown or flat flow admits only neutral configs.
+    """
+    if flow_mode == "neutral":
+        return True
+    if flow not in ("up", "down"):
+        return False
+    if spread_type == "iron_condor":
+        return True
+    if flow_mode == "with_flow":
+        return (spread_type == "put_spread" and flow == "down") or (spread_type == "call_spread" and flow == "up")
+    if flow_mode == "against_flow":
+        return (spread_type == "put_spread" and flow == "up") or (spread_type == "call_spread" and flow == "down")
+    return False

@@ -1,0 +1,172 @@
+"""The exchange calendar: sessions, phases, early closes, DTE and expiry.
+
+Owns every question of the form "is the market open at t", "which session is that", "what is the expiry of an
+N-DTE entry" and "how many sessions to expiry". It wraps exchange_calendars (XNYS), so holidays, early closes and
+DST come from there, never from fixed hours. Takes instants as arguments; never reads the clock.
+
+DTE is counted in trading sessions: the expiry of an N-DTE entry is the N-th session after the entry session
+(0 = the same session). Times are UTC-aware datetimes in and out; `display_tz` is only for showing and for the
+configured local hours.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+ET = ZoneInfo("America/New_York")
+# Extended-hours boundaries (US equities): pre-market from 04:00 ET, after-hours until 20:00 ET.
+PRE_MARKET_START = time(4, 0)
+AFTER_HOURS_END = time(20, 0)
+CALENDAR_START = "1995-01-01"
+
+
+@functools.cache
+def _xnys():  # type: ignore[no-untyped-def]
+    import exchange_calendars
+
+    return exchange_calendars.get_calendar("XNYS", start=CALENDAR_START)
+
+
+def _ts(day: date):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    return pd.Timestamp(day.isoformat())
+
+
+def _require_aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("naive datetime: pass UTC-aware instants")
+    return now.astimezone(UTC)
+
+
+class MarketCalendar:
+    """XNYS sessions as plain dates and UTC datetimes."""
+
+    def __init__(self, display_tz: str = "America/Los_Angeles") -> None:
+        self.display_tz = ZoneInfo(display_tz)
+
+    # ---- sessions -------------------------------------------------------------------------------------------
+    @property
+    def last_known_session(self) -> date:
+        return _xnys().last_session.date()
+
+    @property
+    def first_known_session(self) -> date:
+        return _xnys().first_session.date()
+
+    def is_session(self, day: date) -> bool:
+        cal = _xnys()
+        if not (self.first_known_session <= day <= self.last_known_session):
+            raise ValueError(f"{day} is outside the exchange calendar's range")
+        return bool(cal.is_session(_ts(day)))
+
+    def open_close(self, day: date) -> tuple[datetime, datetime]:
+        """UTC open and close of a session (early closes honoured)."""
+        cal = _xnys()
+        ts = _ts(day)
+        return cal.session_open(ts).to_pydatetime(), cal.session_close(ts).to_pydatetime()
+
+    def next_session(self, day: date) -> date:
+        """The first session strictly after `day` (a session or not)."""
+        cal = _xnys()
+        ts = _ts(day)
+        if cal.is_session(ts):
+            return cal.next_session(ts).date()
+        return cal.date_to_session(ts, direction="next").date()
+
+    def previous_session(self, day: date) -> date:
+        """The last session strictly before `day` (a session or not)."""
+        cal = _xnys()
+        ts = _ts(day)
+        if cal.is_session(ts):
+            return cal.previous_session(ts).date()
+        return cal.date_to_session(ts, direction="previous").date()
+
+    def sessions_in_range(self, start: date, end: date) -> list[date]:
+        """Sessions with start <= session <= end."""
+        if end < start:
+            return []
+        return [ts.date() for ts in _xnys().sessions_in_range(_ts(start), _ts(end))]
+
+    def et_date(self, now: datetime) -> date:
+        return _require_aware(now).astimezone(ET).date()
+
+    def entry_session(self, now: datetime) -> date:
+        """The session an entry at `now` belongs to: today's session, or the next one if today has none
+        or it has closed."""
+        today = self.et_date(now)
+        if self.is_session(today):
+            _, close = self.open_close(today)
+            if _require_aware(now) < close:
+                return today
+        return self.next_session(today)
+
+    # ---- DTE ------------------------------------------------------------------------------------------------
+    def expiry_for(self, entry_session: date, dte: int) -> date:
+        """The N-th session after the entry session (0 = the entry session itself)."""
+        if dte < 0:
+            raise ValueError("dte must be >= 0")
+        if not self.is_session(entry_session):
+            raise ValueError(f"{entry_session} is not a trading session")
+        return _xnys().session_offset(_ts(entry_session), dte).date()
+
+    def sessions_to_expiry(self, today: date, expiry: date) -> int:
+        """Sessions after `today` up to and including `expiry`: 0 on expiry day, negative once past."""
+        if expiry >= today:
+            return len(self.sessions_in_range(today + timedelta(days=1), expiry))
+        return -len(self.sessions_in_range(expiry + timedelta(days=1), today))
+
+    # ---- phases ---------------------------------------------------------------------------------------------
+    def session_phase(self, now: datetime) -> str:
+        """closed | pre | open | after, from the calendar (holidays closed, early closes honoured)."""
+        now = _require_aware(now)
+        local = now.astimezone(ET)
+        day = local.date()
+        if not self.is_session(day):
+            return "closed"
+        open_, close = self.open_close(day)
+        if open_ <= now < close:
+            return "open"
+        if now < open_:
+            return "pre" if local.time() >= PRE_MARKET_START else "closed"
+        return "after" if local.time() < AFTER_HOURS_END else "closed"
+
+    def is_open(self, now: datetime) -> bool:
+        return self.session_phase(now) == "open"
+
+    def seconds_to_close(self, now: datetime) -> float | None:
+        """Seconds until the regular session closes, or None when it is not open."""
+        now = _require_aware(now)
+        if not self.is_open(now):
+            return None
+        _, close = self.open_close(self.et_date(now))
+        return (close - now).total_seconds()
+
+    def current_or_last_session(self, now: datetime) -> date:
+        """Today's session once it has opened, else the previous session: the session whose data is current."""
+        now = _require_aware(now)
+        today = self.et_date(now)
+        if self.is_session(today):
+            open_, _ = self.open_close(today)
+            if now >= open_:
+                return today
+        return self.previous_session(today)
+
+    # ---- local hours ----------------------------------------------------------------------------------------
+    def local(self, now: datetime) -> datetime:
+        return _require_aware(now).astimezone(self.display_tz)
+
+    def within_local_hours(self, now: datetime, start: time, end: time) -> bool:
+        """Whether `now` is within [start, end] (minute resolution, end inclusive) in the display zone
+        AND inside the regular session. Configured hours never make a closed market look open."""
+        if not self.is_open(now):
+            return False
+        local = self.local(now).time().replace(second=0, microsecond=0)
+        return start <= local <= end
+
+    def local_to_utc(self, day: date, at: time, tz: ZoneInfo | None = None) -> datetime:
+        """The UTC instant of local wall time `at` on `day` in `tz` (default: the display zone)."""
+        zone = tz or self.display_tz
+        return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
