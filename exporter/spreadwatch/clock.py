@@ -1,0 +1,72 @@
+"""Clocks: the one source of "now" for the loop and one-shot commands.
+
+WallClock is live time; ReplayClock runs from a start instant at `speed` replay seconds per wall second;
+FixedClock pins one instant (`--at`). Everything else takes `now` as an argument.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from datetime import UTC, datetime, timedelta
+
+
+class WallClock:
+    label = "live"
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        """Wait `seconds` of clock time; True if `stop` was set meanwhile."""
+        return stop.wait(max(0.0, seconds))
+
+
+class ReplayClock:
+    label = "replay"
+
+    def __init__(self, start: datetime, speed: float = 1.0, wall: callable = _time.monotonic) -> None:  # type: ignore[valid-type]
+        if start.tzinfo is None:
+            raise ValueError("replay start must be timezone-aware")
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self.start = start.astimezone(UTC)
+        self.speed = speed
+        self._wall = wall
+        self._wall0 = wall()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(self._wall() - self._wall0) * self.speed)
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        return stop.wait(max(0.0, seconds) / self.speed)
+
+
+class FixedClock:
+    label = "replay"
+
+    def __init__(self, at: datetime, label: str = "replay") -> None:
+        if at.tzinfo is None:
+            raise ValueError("--at must be timezone-aware (e.g. 2026-11-27T15:10:00Z)")
+        self.at = at.astimezone(UTC)
+        self.label = label
+
+    def now(self) -> datetime:
+        return self.at
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        self.at += timedelta(seconds=max(0.0, seconds))
+        return stop.is_set()
+
+
+def parse_instant(text: str) -> datetime:
+    """ISO 8601 with a zone (`2026-11-27T15:10:00Z`); naive input is rejected, not guessed."""
+    from spreadwatch.errors import InputError
+
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise InputError(f"not an ISO 8601 instant: {text!r} (e.g. 2026-11-27T15:10:00Z)") from None
+    if value.tzinfo is None:
+        raise InputError(f"instant {text!r} has no time zone; add Z for UTC (e.g. 2026-11-27T15:10:00Z)")
+    return value.astimezone(UTC)
