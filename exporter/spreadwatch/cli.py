@@ -148,5 +148,35 @@ def config_check(ctx: Context, file: str | None, as_json: bool) -> None:
     click.echo(yaml.safe_dump(plain, sort_keys=False, default_flow_style=None).rstrip())
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# status
+
+
+@cli.command("status")
+@ticker_option
+@source_options
+@click.option("--at", "at", default=None, metavar="ISO",
+              help="Answer as of this instant (e.g. 2026-11-27T15:10:00Z): last bar at or before it, calendar at it.")
+@click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
+              help="Override market.trend for this answer.")
+@json_option
+@pass_ctx
+@handle_errors
+def status(ctx: Context, ticker: str | None, source: str | None, speed: float, start_at: str | None,
+           at: str | None, trend: str | None, as_json: bool) -> None:
+    """The market context the loop would see now (or --at an instant): price, VIX regime, IV rank, flow."""
+    from spreadwatch.market import market_context, render_text
+
+    config = ctx.config
+    context, provider = market_context(config, ticker=ticker, source=source, at=at, start=start_at, trend=trend)
+    # Sections are built as data first, then rendered: later sections (opportunities, portfolio) add a key here.
+    report: dict[str, Any] = {**context.to_json(), "source_description": provider.description}
+    lines = render_text(context, provider.description, config.display_timezone)
+    if as_json:
+        echo_json(report)
+        return
+    click.echo("\n".join(lines))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -20,10 +20,14 @@ import math
 from collections import defaultdict
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from spreadwatch.errors import DataError
 from spreadwatch.providers import Bar, DailyBar, ProviderError, Quote
+
+if TYPE_CHECKING:
+    from spreadwatch.market_calendar import MarketCalendar
 
 COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 ET = ZoneInfo("America/New_York")
@@ -107,6 +111,17 @@ class ReplayProvider:
         """The newest session date with intraday bars of any symbol."""
         days = [max(d) for d in self._intraday_days.values() if d]
         return max(days) if days else None
+
+    def default_start(self, calendar: MarketCalendar) -> datetime:
+        """Where the replay clock starts without --start: the open of the replayed day (the newest session with
+        intraday bars; older rows are history for it). A file of daily bars only starts at its last bar."""
+        day = self.last_intraday_session()
+        if day is not None and calendar.is_session(day):
+            return calendar.open_close(day)[0]
+        last = self.last_time()
+        if last is None:
+            raise DataError(f"{self.path}: no bars")
+        return last
 
     # ---- provider interface ---------------------------------------------------------------------------------
     def _symbol_rows(self, symbol: str) -> tuple[list[datetime], list[_Row]]:
