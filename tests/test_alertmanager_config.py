@@ -1,0 +1,109 @@
+"""The Alertmanager artefacts (alertmanager/) checked with the real amtool: the config, the route table, and that
+no secret is written in the repository's config."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+AM = ROOT / "alertmanager"
+CONFIG = AM / "alertmanager.yml"
+
+amtool = pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool (Debian package prometheus-alertmanager) not installed")
+
+
+def route_rows() -> list[tuple[list[str], str]]:
+    rows = []
+    for line in (AM / "tests" / "routes.tsv").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        labels, receivers = line.split("\t")
+        rows.append((labels.split(), receivers))
+    return rows
+
+
+ROWS = route_rows()
+
+
+def config() -> dict:
+    return yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+
+
+@amtool
+def test_amtool_check_config():
+    result = subprocess.run(["amtool", "check-config", str(CONFIG)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@amtool
+@pytest.mark.parametrize("labels,receivers", ROWS, ids=[" ".join(labels) for labels, _ in ROWS])
+def test_route_table(labels, receivers):
+    result = subprocess.run(
+        ["amtool", "config", "routes", "test", "--config.file", str(CONFIG), f"--verify.receivers={receivers}", *labels],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"{labels} -> {result.stdout.strip()} (expected {receivers})"
+
+
+@amtool
+def test_route_check_can_fail():
+    # The verification above is only worth something if amtool rejects a wrong receiver.
+    result = subprocess.run(
+        ["amtool", "config", "routes", "test", "--config.file", str(CONFIG), "--verify.receivers=email",
+         "alertname=SpreadwatchStopLoss", "category=exit", "severity=critical"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+
+
+def test_route_table_covers_every_alert_and_receiver():
+    from test_prometheus_rules import ALERTS  # the rules are the list of alerts
+
+    routed = {labels[0].removeprefix("alertname=") for labels, _ in ROWS}
+    assert {rule["alert"] for rule in ALERTS} <= routed
+    receivers = {r["name"] for r in config()["receivers"]}
+    assert {name for _, row in ROWS for name in row.split(",")} == receivers
+
+
+def test_secrets_only_through_files():
+    cfg = config()
+    glob = cfg["global"]
+    assert "slack_api_url" not in glob and glob["slack_api_url_file"].startswith("/")
+    assert "smtp_auth_password" not in glob and glob["smtp_auth_password_file"].startswith("/")
+    for receiver in cfg["receivers"]:
+        for slack in receiver.get("slack_configs", []):
+            assert "api_url" not in slack
+        for email in receiver.get("email_configs", []):
+            assert "auth_password" not in email and "auth_secret" not in email
+        for hook in receiver.get("webhook_configs", []):
+            assert "url" not in hook
+
+
+def test_no_secret_literal_in_the_repository_config():
+    text = "\n".join(p.read_text(encoding="utf-8") for p in [CONFIG, *sorted((AM / "templates").glob("*.tmpl"))])
+    assert not re.search(r"hooks\.slack\.com/services/\S+", text), "a Slack webhook URL is written in the config"
+    assert not re.search(r"xox[abp]-[0-9A-Za-z-]+", text), "a Slack token is written in the config"
+    assert not re.search(r"^\s*(smtp_)?auth_(password|secret)\s*:", text, flags=re.M)
+    assert not re.search(r"(password|secret|token)\s*:\s*['\"]?[^'\"\s]{4,}", text.replace("_file:", "_FILE:"), flags=re.I)
+
+
+def test_inhibitions():
+    rules = config()["inhibit_rules"]
+    as_text = [(r["source_matchers"], r["target_matchers"], r["equal"]) for r in rules]
+    assert (['alertname="SpreadwatchMarketDataStale"'], ['category=~"opportunity|exit"'], ["job", "instance"]) in as_text
+    assert any("SpreadwatchRiskLimitBreach" in s[0] and t == ['category="opportunity"'] for s, t, _ in as_text)
+
+
+def test_grouping_and_repeats():
+    routes = {tuple(r["matchers"]): r for r in config()["route"]["routes"]}
+    opportunity = routes[('category="opportunity"',)]
+    assert opportunity["group_by"] == ["alertname", "ticker", "id"]
+    assert opportunity["repeat_interval"] in ("12h", "24h")  # longer than any entry window
+    exit_route = routes[('category="exit"',)]
+    assert exit_route["group_by"] == ["alertname", "ticker", "position_id"]
+    assert exit_route["repeat_interval"] == "30m"
+    assert config()["route"]["group_by"] == ["alertname", "ticker"]
