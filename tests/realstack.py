@@ -1,0 +1,439 @@
+"""Real components for tests: Prometheus, Alertmanager and notification sinks on 127.0.0.1 (helpers, not tests).
+
+Everything binds loopback on a free port, keeps its state under a directory the caller gives (pytest's
+``tmp_path``), and returns an object with its URL(s), what it collected, and ``stop()`` (each is also a context
+manager). Nothing here touches the network beyond 127.0.0.1.
+
+- ``start_prometheus(config_dir, workdir, targets=..., alertmanager_urls=...)``: a real ``prometheus`` run from a
+  copy of a config directory (``prometheus.yml`` + the rule files it names), with scrape targets and intervals
+  rewritten for the test (1 s by default). ``query()``, ``query_range()``, ``alerts()``, ``wait_for_up()``.
+- ``start_alertmanager(config, workdir, templates_dir=...)``: a real ``prometheus-alertmanager`` (Debian's binary
+  name) with clustering off. ``alerts()``, ``post_alerts()``.
+- ``start_smtp_sink()``: an aiosmtpd server collecting every message (parsed ``email.message.EmailMessage``).
+- ``start_http_sink()``: an HTTP server recording every POSTed JSON body (stands in for Slack's webhook).
+- ``start_metrics_stub(text)``: serves a fixed ``/metrics`` exposition you can change with ``set()``, to feed a real
+  Prometheus known series (e.g. to run dashboard panel queries against it).
+
+Example (a dashboard test)::
+
+    stub = start_metrics_stub('spreadwatch_vix{} 18.5\\n')
+    prom = start_prometheus(ROOT / "prometheus", tmp_path, targets={"spreadwatch": [stub.address]},
+                            rule_files=[])
+    try:
+        prom.wait_for_up("spreadwatch")
+        assert prom.query("spreadwatch_vix")[0]["value"][1] == "18.5"
+    finally:
+        prom.stop(); stub.stop()
+
+Prometheus's first scrape comes a few seconds after start (target discovery is batched every 5 s);
+``wait_for_up`` waits for it.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+PROMETHEUS_BIN = os.environ.get("SPREADWATCH_PROMETHEUS_BIN", "prometheus")
+ALERTMANAGER_BIN = os.environ.get("SPREADWATCH_ALERTMANAGER_BIN", "prometheus-alertmanager")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Call ``predicate`` until it returns something truthy (returned) or ``timeout`` seconds pass (TimeoutError
+    naming ``what``). Exceptions from the predicate count as "not yet" (a server still starting)."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - a server that is not up yet raises; keep waiting
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+class _Process:
+    """A child process with its output in a log file; stop() terminates it (then kills it) and is idempotent."""
+
+    def __init__(self, name: str, args: list[str], workdir: Path):
+        self.name = name
+        self.args = args
+        self.log_path = workdir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
+                                     start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if not self._log.closed:
+            self._log.close()
+
+    def wait_ready(self, url: str, timeout: float) -> None:
+        def ready() -> bool:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            return requests.get(url, timeout=1).status_code == 200
+
+        try:
+            wait_until(ready, timeout, f"{self.name} at {url}")
+        except RuntimeError as exc:
+            raise RuntimeError(str(exc)) from None
+        except TimeoutError:
+            self.stop()
+            raise TimeoutError(f"{self.name} not ready at {url} in {timeout} s:\n{self.log()[-3000:]}") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------------------------- Prometheus
+
+
+class Prometheus(_Process):
+    """A running Prometheus. ``url`` is its base URL; ``config_path`` the rewritten prometheus.yml."""
+
+    def __init__(self, args: list[str], workdir: Path, url: str, config_path: Path):
+        super().__init__("prometheus", args, workdir)
+        self.url = url
+        self.config_path = config_path
+
+    def _api(self, path: str, **params: Any) -> Any:
+        response = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        body = response.json()
+        if body.get("status") != "success":
+            raise RuntimeError(f"Prometheus {path} {params}: {body.get('error', body)}")
+        return body["data"]
+
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """Instant query; the result list of the vector (each ``{"metric": {...}, "value": [ts, "v"]}``)."""
+        params: dict[str, Any] = {"query": expr}
+        if at is not None:
+            params["time"] = at
+        return self._api("query", **params)["result"]
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
+        return self._api("query_range", query=expr, start=start, end=end, step=step)["result"]
+
+    def alerts(self) -> list[dict]:
+        """Active alerts (pending and firing) as Prometheus sees them."""
+        return self._api("alerts")["alerts"]
+
+    def rules(self) -> list[dict]:
+        return self._api("rules")["groups"]
+
+    def targets(self) -> list[dict]:
+        return self._api("targets")["activeTargets"]
+
+    def wait_for_up(self, job: str, timeout: float = 30) -> None:
+        """Wait until every target of ``job`` has been scraped successfully at least once."""
+        def up() -> bool:
+            result = self.query(f'up{{job="{job}"}}')
+            return bool(result) and all(r["value"][1] == "1" for r in result)
+
+        wait_until(up, timeout, f'up{{job="{job}"}} == 1')
+
+
+def start_prometheus(config_dir: Path, workdir: Path, *, targets: dict[str, list[str]] | None = None,
+                     alertmanager_urls: Iterable[str] | None = None, scrape_interval: str = "1s",
+                     evaluation_interval: str = "1s", rule_files: list[str] | None = None,
+                     extra_args: Iterable[str] = (), timeout: float = 30) -> Prometheus:
+    """Start Prometheus from a copy of ``config_dir`` (its ``prometheus.yml`` and whatever it references).
+
+    ``targets`` maps job name to ``host:port`` targets and replaces the scrape configs (jobs not named are dropped,
+    so no scrape goes to a compose host name); a job not in the file gets a plain static config.
+    ``alertmanager_urls`` (``http://127.0.0.1:PORT``) replaces the alerting targets; ``None`` removes alerting.
+    ``rule_files`` replaces the rule file globs (``[]``: no rules). Intervals default to 1 s for fast tests.
+    """
+    workdir = Path(workdir)
+    conf_dir = workdir / "prometheus-config"
+    shutil.copytree(config_dir, conf_dir, dirs_exist_ok=True)
+    config = yaml.safe_load((conf_dir / "prometheus.yml").read_text(encoding="utf-8"))
+    glob = config.setdefault("global", {})
+    glob["scrape_interval"] = scrape_interval
+    glob["evaluation_interval"] = evaluation_interval
+    glob["scrape_timeout"] = scrape_interval  # must not exceed the interval
+    if targets is not None:
+        by_name = {job["job_name"]: job for job in config.get("scrape_configs", [])}
+        jobs = []
+        for name, addresses in targets.items():
+            job = dict(by_name.get(name, {"job_name": name}))
+            job.pop("scrape_interval", None)
+            job.pop("scrape_timeout", None)
+            job["static_configs"] = [{"targets": list(addresses)}]
+            jobs.append(job)
+        config["scrape_configs"] = jobs
+    if alertmanager_urls is None:
+        config.pop("alerting", None)
+    else:
+        hosts = [u.split("://", 1)[-1].rstrip("/") for u in alertmanager_urls]
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": hosts}]}]}
+    if rule_files is not None:
+        config["rule_files"] = rule_files
+    config_path = conf_dir / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [PROMETHEUS_BIN, f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn", *extra_args]
+    prom = Prometheus(args, workdir, url, config_path)
+    prom.wait_ready(f"{url}/-/ready", timeout)
+    return prom
+
+
+# ------------------------------------------------------------------------------------------- Alertmanager
+
+
+class Alertmanager(_Process):
+    def __init__(self, args: list[str], workdir: Path, url: str, config_path: Path):
+        super().__init__("alertmanager", args, workdir)
+        self.url = url
+        self.config_path = config_path
+
+    def alerts(self, active: bool = True, inhibited: bool = True, silenced: bool = True) -> list[dict]:
+        """Alerts Alertmanager holds (API v2), each with ``status.state`` (active|suppressed) and ``inhibitedBy``."""
+        params = {"active": str(active).lower(), "inhibited": str(inhibited).lower(),
+                  "silenced": str(silenced).lower()}
+        return requests.get(f"{self.url}/api/v2/alerts", params=params, timeout=10).json()
+
+    def post_alerts(self, alerts: list[dict]) -> None:
+        """Send alerts as Prometheus would (``[{"labels": {...}, "annotations": {...}, "startsAt": ...}]``)."""
+        response = requests.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=10)
+        response.raise_for_status()
+
+
+def start_alertmanager(config: Path | dict | str, workdir: Path, *, templates_dir: Path | None = None,
+                       extra_args: Iterable[str] = (), timeout: float = 30) -> Alertmanager:
+    """Start Alertmanager with ``config`` (a path, a parsed dict or YAML text) written to ``workdir``.
+
+    ``templates_dir`` is copied to ``workdir/templates`` so a config's ``templates: [templates/*.tmpl]`` resolves
+    (Alertmanager resolves template globs relative to the config file). Clustering is off.
+    """
+    workdir = Path(workdir)
+    am_dir = workdir / "alertmanager-config"
+    am_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(config, Path):
+        text = config.read_text(encoding="utf-8")
+    elif isinstance(config, dict):
+        text = yaml.safe_dump(config, sort_keys=False)
+    else:
+        text = config
+    config_path = am_dir / "alertmanager.yml"
+    config_path.write_text(text, encoding="utf-8")
+    if templates_dir is not None:
+        shutil.copytree(templates_dir, am_dir / "templates", dirs_exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [ALERTMANAGER_BIN, f"--config.file={config_path}", f"--storage.path={workdir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", f"--web.external-url={url}",
+            "--log.level=warn", *extra_args]
+    am = Alertmanager(args, workdir, url, config_path)
+    am.wait_ready(f"{url}/-/ready", timeout)
+    return am
+
+
+# ------------------------------------------------------------------------------------------------- Sinks
+
+
+@dataclass
+class Received:
+    """One notification: when it arrived (``time.time()``/``time.monotonic()``) and its parsed content."""
+
+    wall: float
+    monotonic: float
+    body: Any
+    path: str = ""
+
+
+@dataclass
+class _Sink:
+    messages: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _add(self, body: Any, path: str = "") -> None:
+        with self.lock:
+            self.messages.append(Received(time.time(), time.monotonic(), body, path))
+
+    def snapshot(self) -> list[Received]:
+        with self.lock:
+            return list(self.messages)
+
+    def wait_for(self, predicate: Callable[[Received], bool], timeout: float, what: str = "a message") -> Received:
+        """The first message (arrived so far or within ``timeout``) for which ``predicate`` holds."""
+        def find() -> Received | None:
+            return next((m for m in self.snapshot() if predicate(m)), None)
+
+        return wait_until(find, timeout, what, interval=0.05)
+
+
+class SmtpSink(_Sink):
+    """aiosmtpd on 127.0.0.1; ``messages[i].body`` is an ``email.message.EmailMessage``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from aiosmtpd.controller import Controller
+
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+                message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                sink._add(message, ",".join(envelope.rcpt_tos))
+                return "250 OK"
+
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self._controller = Controller(Handler(), hostname=self.host, port=self.port)
+        self._controller.start()
+
+    @property
+    def smarthost(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @staticmethod
+    def text_of(message: email.message.EmailMessage) -> str:
+        """The plain-text part (or the HTML one when there is no text part)."""
+        part = message.get_body(preferencelist=("plain", "html"))
+        return part.get_content() if part is not None else ""
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_smtp_sink() -> SmtpSink:
+    return SmtpSink()
+
+
+class HttpSink(_Sink):
+    """A threaded HTTP server recording POSTed bodies (JSON parsed when possible); answers 200 "ok"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's hook name
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                try:
+                    body: Any = json.loads(raw)
+                except ValueError:
+                    body = raw.decode("utf-8", errors="replace")
+                sink._add(body, self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_http_sink() -> HttpSink:
+    return HttpSink()
+
+
+class MetricsStub:
+    """Serves ``GET /metrics`` with the exposition text last given to ``set()`` (thread-safe)."""
+
+    def __init__(self, text: str = "") -> None:
+        self._text = text
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                with stub._lock:
+                    payload = stub._text.encode("utf-8")
+                self.send_response(200 if self.path.startswith("/metrics") else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"http://{self.address}/metrics"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def set(self, text: str) -> None:
+        with self._lock:
+            self._text = text
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_metrics_stub(text: str = "") -> MetricsStub:
+    return MetricsStub(text)
