@@ -388,7 +388,8 @@ class MarketWatcher:
         prev_close = next((d.close for d in reversed(daily) if d.day == previous_day), None)
         change = price / prev_close - 1.0 if price is not None and prev_close else None
 
-        vol_closes = self._daily_bars(self.vol_symbol, session, m.iv_window_sessions) or []
+        # A few extra rows: a provider may carry NaN rows (holidays) that do not count towards the window.
+        vol_closes = self._daily_bars(self.vol_symbol, session, m.iv_window_sessions + 30) or []
         iv_rank, iv_percentile = iv_rank_percentile(vol_level, [d.close for d in vol_closes],
                                                     m.iv_window_sessions)
 
