@@ -139,7 +139,7 @@ class YahooProvider:
         if cached is not None and self._monotonic() - cached[0] < self.minute_cache_seconds:
             return cached[1]
         frame = self._call(symbol, "history 1m", lambda: self._ticker(symbol).history(
-            period="5d", interval="1m", timeout=self.timeout, raise_errors=True))
+            period="5d", interval="1m", timeout=self.timeout))
         rows = frame_to_rows(frame, MINUTE)
         if not rows:
             raise ProviderError(symbol, "empty", "history 1m returned no rows")
@@ -151,7 +151,7 @@ class YahooProvider:
         key = (symbol, today)
         if key not in self._five:
             frame = self._call(symbol, "history 5m", lambda: self._ticker(symbol).history(
-                period="1mo", interval="5m", timeout=self.timeout, raise_errors=True))
+                period="1mo", interval="5m", timeout=self.timeout))
             rows = frame_to_rows(frame, FIVE_MINUTES)
             if not rows:
                 raise ProviderError(symbol, "empty", "history 5m returned no rows")
