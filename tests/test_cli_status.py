@@ -1,0 +1,124 @@
+"""`spreadwatch status`: the bundled replay by default (and saying so), --at, --json keys, errors in one line."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from spreadwatch.cli import cli
+from spreadwatch.providers import ProviderError
+
+JSON_KEYS = {"ticker", "time", "session", "market_open", "price", "change_ratio", "vix", "regime", "iv_rank",
+             "iv_percentile", "volume_ratio", "trend", "flow", "sources"}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("SPREADWATCH_CONFIG", "")
+
+
+def status(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["status", *args])
+    return result.exit_code, result.output
+
+
+def test_default_source_is_the_bundled_replay_and_says_so():
+    code, out = status("--at", "2026-11-24T15:30:00Z")
+    assert code == 0, out
+    assert "source: replay (bundled sample, SYNTHETIC data" in out
+    assert "NDX at 2026-11-24 07:30 PST" in out
+    assert "regime: low" in out
+
+
+def test_json_has_the_stable_keys_and_answers_as_of_the_instant():
+    code, out = status("--at", "2026-11-24T16:00:00Z", "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert set(data) >= JSON_KEYS
+    assert data["time"] == "2026-11-24T16:00:00Z"
+    assert data["source"] == "replay"
+    assert data["session"] == "open" and data["market_open"] is True
+    assert data["regime"] == "medium" and data["vix"] == 16.83  # the bar stamped 16:00:00Z is visible at 16:00
+    assert 20_000 < data["price"] < 21_000
+    assert data["flow"] == "down"
+    assert set(data["sources"]) == {"^NDX", "^VIX", "^VXN", "QQQ"}
+    assert all(s["up"] is True and s["age_seconds"] == 0 for s in data["sources"].values())
+
+
+def test_before_the_crossing_the_regime_is_low_and_after_the_close_values_stay():
+    assert json.loads(status("--at", "2026-11-24T15:00:00Z", "--json")[1])["regime"] == "low"
+    after = json.loads(status("--at", "2026-11-24T22:00:00Z", "--json")[1])
+    assert after["session"] == "after" and after["market_open"] is False
+    assert after["price"] is not None and after["regime"] == "medium"
+
+
+def test_without_at_replay_answers_at_the_replayed_days_open():
+    code, out = status("--json")
+    data = json.loads(out)
+    assert code == 0 and data["time"] == "2026-11-24T14:30:00Z"
+    # At the open no bar of the day exists yet and yesterday's close is past the open: unknown, not invented.
+    assert data["price"] is None and data["vix"] is None and data["regime"] is None
+    code, out = status("--start", "2026-11-24T18:00:00Z", "--json")
+    assert json.loads(out)["time"] == "2026-11-24T18:00:00Z"
+
+
+def test_replay_file_and_trend_override(tmp_path: Path):
+    path = tmp_path / "day.csv"
+    path.write_text("timestamp,symbol,open,high,low,close,volume\n"
+                    "2026-11-24T15:00:00Z,^VIX,22,22,22,22,0\n"
+                    "2026-11-24T15:01:00Z,^VIX,22,22,22,,0\n", encoding="utf-8")
+    code, out = status("--source", f"replay:{path}", "--at", "2026-11-24T15:01:30Z", "--trend", "up", "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["vix"] == 22 and data["regime"] == "high"
+    assert data["sources"]["^VIX"]["up"] is False and data["sources"]["^VIX"]["errors"] == {"nan": 1}
+    assert data["price"] is None and data["sources"]["^NDX"]["up"] is False
+    assert data["trend"] == "up"
+    assert str(path) in data["source_description"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--source", "bloomberg"), "unknown --source 'bloomberg'"),
+    (("--at", "2026-11-24 15:00"), "has no time zone"),
+    (("--at", "tomorrow"), "not an ISO 8601 instant"),
+    (("--ticker", "XYZ"), "unknown ticker 'XYZ'"),
+    (("--source", "replay:/no/such.csv"), "replay file not found"),
+])
+def test_bad_input_is_one_line_and_exit_1(args, message):
+    code, out = status(*args)
+    assert code == 1
+    assert message in out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1
+
+
+def test_live_source_without_network_reports_sources_down(monkeypatch):
+    import spreadwatch.providers.yahoo as yahoo
+
+    class Offline:
+        label = "live"
+        description = "yahoo (live, via yfinance)"
+
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def _fail(self, symbol, *args):
+            raise ProviderError(symbol, "exception", "network unreachable")
+
+        latest = intraday = daily = _fail
+
+    monkeypatch.setattr(yahoo, "YahooProvider", Offline)
+    code, out = status("--source", "yahoo", "--at", "2026-11-24T16:00:00Z", "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["source"] == "live"
+    assert data["price"] is None and data["vix"] is None and data["regime"] is None
+    assert all(s["up"] is False for s in data["sources"].values())
+    code, out = status("--source", "yahoo", "--at", "2026-11-24T16:00:00Z")
+    assert "^VIX DOWN" in out and "price: unknown" in out
