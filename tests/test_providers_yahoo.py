@@ -187,3 +187,23 @@ def test_frame_conversion_keeps_nan_and_stamps_bar_ends():
                                         index=pd.DatetimeIndex([pd.Timestamp("2026-11-23")])))
     assert daily[0].day == date(2026, 11, 23) and daily[0].close == 15.0 and daily[0].open == 14.0
     assert frame_to_rows(pd.DataFrame(), pd.Timedelta(minutes=1).to_pytimedelta()) == []
+
+
+def test_sessions_older_than_the_minute_window_come_from_5_minute_bars():
+    def frame(stamps: list[str], closes: list[float]) -> pd.DataFrame:
+        index = pd.DatetimeIndex([pd.Timestamp(s, tz="America/New_York") for s in stamps])
+        return pd.DataFrame({"Close": closes, "Volume": [100] * len(closes)}, index=index)
+
+    class Both(StubTicker):
+        def history(self, **kwargs):
+            self.calls += 1
+            if kwargs["interval"] == "1m":
+                return frame(["2026-11-23 09:30", "2026-11-24 09:30"], [1.0, 2.0])
+            return frame(["2026-11-02 09:30", "2026-11-02 09:35"], [3.0, 4.0])
+
+    provider, _ = provider_with(Both())
+    old = provider.intraday("QQQ", date(2026, 11, 2), utc("2026-11-02T21:00:00Z"))
+    assert [(b.time, b.close) for b in old] == [(utc("2026-11-02T14:35:00Z"), 3.0), (utc("2026-11-02T14:40:00Z"), 4.0)]
+    recent = provider.intraday("QQQ", date(2026, 11, 23), utc("2026-11-23T21:00:00Z"))
+    assert [b.close for b in recent] == [1.0]
+    assert provider.intraday("QQQ", date(2026, 11, 25), utc("2026-11-25T14:00:00Z")) == []  # not yet open

@@ -182,10 +182,11 @@ class YahooProvider:
         return Quote(symbol, stamp, close, volume)
 
     def intraday(self, symbol: str, session: date, now: datetime) -> list[Bar]:
-        today = now.astimezone(ET).date()
-        rows = self._minute_rows(symbol) if session >= today - timedelta(days=5) else []
+        rows = self._minute_rows(symbol)
         picked = [r for r in rows if r[0].astimezone(ET).date() == session and r[0] <= now]
-        if not picked and session < today:
+        if not picked and rows and session < rows[0][0].astimezone(ET).date():
+            # Older than the minute window (about 5 sessions): 5-minute bars reach back a month.
+            today = datetime.now(UTC).astimezone(ET).date()  # cache key only: refetch once per calendar day
             rows = self._five_minute_rows(symbol, today)
             picked = [r for r in rows if r[0].astimezone(ET).date() == session and r[0] <= now]
         return [Bar(t, c, v) for t, c, v in picked]
