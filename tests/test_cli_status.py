@@ -90,6 +90,7 @@ def test_replay_file_and_trend_override(tmp_path: Path):
     (("--at", "tomorrow"), "not an ISO 8601 instant"),
     (("--ticker", "XYZ"), "unknown ticker 'XYZ'"),
     (("--source", "replay:/no/such.csv"), "replay file not found"),
+    (("--at", "1990-01-02T15:00:00Z"), "outside the exchange calendar's range"),
 ])
 def test_bad_input_is_one_line_and_exit_1(args, message):
     code, out = status(*args)

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from spreadwatch import regime as regime_rules
+from spreadwatch.errors import InputError
 from spreadwatch.providers import FAILURE_KINDS, Bar, DailyBar, ProviderError, Quote
 
 if TYPE_CHECKING:
@@ -478,6 +479,11 @@ def market_context(config: Config, ticker: str | None = None, source: str | None
     provider = provider or make_provider(source, config)
     calendar = MarketCalendar(config.display_timezone)
     now = one_shot_now(provider, calendar, at, start)
+    # A week of margin: the answer also needs the previous and the next session.
+    first = calendar.first_known_session + timedelta(days=7)
+    last = calendar.last_known_session - timedelta(days=7)
+    if not first <= now.date() <= last:
+        raise InputError(f"{iso_utc(now)} is outside the exchange calendar's range ({first} to {last})")
     watcher = MarketWatcher(config, provider, calendar, name, trend=trend)
     return watcher.update(now), provider
 
