@@ -178,5 +178,104 @@ def status(ctx: Context, ticker: str | None, source: str | None, speed: float, s
     click.echo("\n".join(lines))
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# scan
+
+
+def book_state(config: Any, db_path: str | None) -> Any:
+    """Open count and open risk of the position book for the scanner's risk check; None when there is no book."""
+    from pathlib import Path
+
+    from spreadwatch.scanner import BookState
+
+    path = Path(db_path or config.paths.database)
+    if not path.exists():
+        return None
+    from spreadwatch.store import read_positions
+
+    open_positions = [p for p in read_positions(path, include_closed=False) if p.status == "open"]
+    return BookState(open_count=len(open_positions), open_risk=sum(p.risk for p in open_positions))
+
+
+def run_scan(config: Any, *, ticker: str | None, source: str | None, start_at: str | None, at: str | None,
+             trend: str | None, vix: float | None, price: float | None, flow: str | None, grid_file: str | None,
+             db_path: str | None, include_all: bool) -> tuple[Any, Any, Any]:
+    """The scan the loop would run at one instant; --vix/--price/--flow override the market context."""
+    import dataclasses
+
+    from spreadwatch import regime as regime_rules
+    from spreadwatch.grid import grid_path, load_grid
+    from spreadwatch.market import market_context
+    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.scanner import scan
+
+    grid = load_grid(grid_path(config.paths.grid, grid_file), skip_impossible=config.scan.skip_impossible)
+    context, provider = market_context(config, ticker=ticker, source=source, at=at, start=start_at, trend=trend)
+    overrides: dict[str, Any] = {}
+    if vix is not None:
+        overrides["vix"] = vix
+        overrides["regime"] = regime_rules.classify(vix, config.regime.boundaries)
+    if price is not None:
+        overrides["price"] = price
+    if flow is not None:
+        overrides["flow"] = overrides["flow_0dte"] = flow
+    if overrides:
+        context = dataclasses.replace(context, **overrides)
+    result = scan(
+        grid, ticker=context.ticker, now=context.time, calendar=MarketCalendar(config.display_timezone),
+        config=config, regime=context.regime, trend=context.trend, flow=context.flow, flow_0dte=context.flow_0dte,
+        price=context.price, daily_closes=context.daily_closes, daily_opens=context.daily_opens,
+        book=book_state(config, db_path), include_all=include_all,
+    )
+    return result, context, provider
+
+
+def render_opportunities(result: Any) -> list[str]:
+    lines = [f"Opportunities ({result.ticker}, regime {result.regime or 'unknown'}): "
+             f"{result.matching_count} configs pass the filters; {result.skipped_rows} impossible grid rows skipped"]
+    if not result.opportunities:
+        lines.append("  none")
+    for opp in result.opportunities:
+        flags = []
+        if opp.in_window:
+            flags.append("IN WINDOW")
+        if opp.blocked_by_risk:
+            flags.append("BLOCKED BY RISK")
+        suffix = f"  [{', '.join(flags)}]" if flags else ""
+        expiry = f"  exp {opp.expiry}" if opp.expiry else ""
+        lines.append(f"  {opp.alert_line()}{expiry}{suffix}")
+    return lines
+
+
+@cli.command("scan")
+@click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
+              help="Grid CSV (canonical or an original format; default: paths.grid, else the bundled grid).")
+@ticker_option
+@click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
+              help="Override market.trend.")
+@source_options
+@click.option("--vix", type=float, default=None, help="What-if: use this VIX (regime from it, no hysteresis).")
+@click.option("--price", type=float, default=None, help="What-if: use this underlying price for strikes.")
+@click.option("--flow", type=click.Choice(["up", "down", "flat"]), default=None, help="What-if: use this flow.")
+@click.option("--at", "at", default=None, metavar="ISO", help="Scan as of this instant (e.g. 2026-11-24T15:30:00Z).")
+@click.option("--all", "include_all", is_flag=True, help="List every passing config, not just the top N.")
+@db_option
+@json_option
+@pass_ctx
+@handle_errors
+def scan_command(ctx: Context, grid_file: str | None, ticker: str | None, trend: str | None, source: str | None,
+                 speed: float, start_at: str | None, vix: float | None, price: float | None, flow: str | None,
+                 at: str | None, include_all: bool, db_path: str | None, as_json: bool) -> None:
+    """The opportunities at one instant: regime-filtered grid configs, in-window first, with suggested strikes."""
+    result, context, provider = run_scan(
+        ctx.config, ticker=ticker, source=source, start_at=start_at, at=at, trend=trend, vix=vix, price=price,
+        flow=flow, grid_file=grid_file, db_path=db_path, include_all=include_all)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    click.echo(f"source: {provider.description}; at {context.time.isoformat()}")
+    click.echo("\n".join(render_opportunities(result)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
