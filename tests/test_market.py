@@ -263,6 +263,14 @@ def test_volume_ratio_is_unknown_with_fewer_than_5_prior_sessions():
     assert watcher(p2).update(utc("2026-11-24T15:30:00Z")).volume_ratio == pytest.approx(1.5)
 
 
+def test_volume_ratio_is_unknown_when_todays_volume_bars_are_stale():
+    p = standard_market()
+    _with_prior_volume(p, 20)
+    p.minute["QQQ"] = [b for b in p.minute["QQQ"] if b.time <= utc("2026-11-24T15:00:00Z")]
+    assert watcher(p).update(utc("2026-11-24T15:30:00Z")).volume_ratio is None
+    assert watcher(p).update(utc("2026-11-24T15:02:00Z")).volume_ratio == pytest.approx(1.5)
+
+
 def test_flow_dead_bands():
     assert flow_of(0.0009, 0.001) == "flat"
     assert flow_of(0.0011, 0.001) == "up"

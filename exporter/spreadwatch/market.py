@@ -322,10 +322,10 @@ class MarketWatcher:
         if elapsed <= timedelta(0):
             return None
         today = self._intraday(symbol, session, until, closed=now >= close)
-        if not today:
+        times = [b.time for b in today or [] if b.time <= until]
+        if not times:
             return None
-        newest = max(b.time for b in today if b.time <= until)
-        if self.calendar.is_open(now) and now - newest > self.stale_after:
+        if self.calendar.is_open(now) and now - max(times) > self.stale_after:
             return None
         current = cumulative_volume(today, until)
         if current is None:
