@@ -330,6 +330,8 @@ class MarketWatcher:
         current = cumulative_volume(today, until)
         if current is None:
             return None
+        # Compare at the time of today's newest bar, so a bar still to come does not count against today.
+        elapsed = max(times) - open_
         window = self.config.market.volume_window_sessions
         days = self.calendar.sessions_in_range(session - timedelta(days=3 * window), session - timedelta(days=1))
         history: list[float] = []
