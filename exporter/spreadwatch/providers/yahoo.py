@@ -93,16 +93,13 @@ class YahooProvider:
     def _ticker(self, symbol: str) -> Any:
         if self._ticker_factory is not None:
             return self._ticker_factory(symbol)
-        import yfinance
-
-        return yfinance.Ticker(symbol)
+        return _yfinance().Ticker(symbol)
 
     def _download_fn(self) -> Callable[..., Any]:
         if self._download is not None:
             return self._download
-        import yfinance
-
-        return yfinance.download
+        # download() swallows per-symbol errors into an empty frame whatever the config: that is its "empty".
+        return _yfinance().download
 
     def _call(self, symbol: str, what: str, fn: Callable[[], Any]) -> Any:
         """Run `fn` with a hard timeout, retrying transient failures with exponential backoff."""
@@ -195,6 +192,16 @@ class YahooProvider:
         today = datetime.now(UTC).astimezone(ET).date()  # cache key only: refetch once per calendar day
         bars = [b for b in self._daily_bars(symbol, today) if b.day < before]
         return bars[-count:] if count > 0 else []
+
+
+def _yfinance() -> Any:
+    """yfinance, set to raise instead of logging and returning an empty frame, so failures keep their kind."""
+    import yfinance
+
+    debug = getattr(getattr(yfinance, "config", None), "debug", None)
+    if debug is not None and hasattr(debug, "hide_exceptions"):
+        debug.hide_exceptions = False
+    return yfinance
 
 
 # ---- frame conversion (pure; tests feed it frames parsed from recorded chart payloads) ----------------------
