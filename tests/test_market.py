@@ -137,6 +137,16 @@ def test_partial_failure_only_the_vix_source_goes_down_then_unknown():
     assert ctx.price == 20_100.0 and ctx.sources["^NDX"].up
 
 
+def test_when_the_vix_returns_the_rule_resumes_from_the_last_known_regime():
+    p = standard_market(vix=lambda i: 15.0 if i < 30 else (math.nan if i < 60 else 16.3))
+    w = watcher(p)
+    assert w.update(utc("2026-11-24T15:00:00Z")).regime == "low"
+    assert w.update(utc("2026-11-24T15:29:00Z")).regime is None  # NaN for 29 minutes: unknown
+    back = w.update(utc("2026-11-24T15:40:00Z"))
+    assert back.vix == 16.3
+    assert back.regime == "low"  # 16.3 is inside the buffer above 16: no flip after the gap
+
+
 def test_a_nan_quote_is_counted_and_the_newest_finite_value_stands():
     p = standard_market()
     p.minute["^NDX"] = [b if b.time != utc("2026-11-24T15:00:00Z") else Bar(b.time, math.nan) for b in p.minute["^NDX"]]
