@@ -277,5 +277,96 @@ def scan_command(ctx: Context, grid_file: str | None, ticker: str | None, trend:
     click.echo("\n".join(render_opportunities(result)))
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# run
+
+
+@cli.command("run")
+@click.option("--ticker", "tickers", multiple=True, help="Ticker to watch (repeatable; default: config watch).")
+@click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
+              help="Override market.trend.")
+@click.option("--scan-interval", type=float, default=None, help="Seconds between scans (default: intervals.scan_seconds).")
+@source_options
+@click.option("--listen", default="127.0.0.1:9877", show_default=True, metavar="HOST:PORT",
+              help="Address of /, /metrics and /healthz (loopback by default).")
+@db_option
+@click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
+              help="Grid CSV (default: paths.grid, else the bundled grid).")
+@pass_ctx
+@handle_errors
+def run_command(ctx: Context, tickers: tuple[str, ...], trend: str | None, scan_interval: float | None,
+                source: str | None, speed: float, start_at: str | None, listen: str, db_path: str | None,
+                grid_file: str | None) -> None:
+    """Run the exporter: fetch, scan and check exits on the clock, serving /metrics until stopped."""
+    import logging
+    import signal
+    from pathlib import Path
+
+    from spreadwatch.clock import ReplayClock, WallClock, parse_instant
+    from spreadwatch.collector import SnapshotCollector, build_registry
+    from spreadwatch.errors import InputError
+    from spreadwatch.grid import grid_path
+    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.providers import make_provider
+    from spreadwatch.server import ExporterServer, parse_listen
+    from spreadwatch.service import Service, setup_logging
+
+    config = ctx.config
+    watch = tickers or config.watch
+    for name in watch:
+        config.ticker(name)
+    if scan_interval is not None and scan_interval <= 0:
+        raise InputError("--scan-interval must be > 0")
+    if speed <= 0:
+        raise InputError("--speed must be > 0")
+    address = parse_listen(listen)
+    provider = make_provider(source, config)
+    calendar = MarketCalendar(config.display_timezone)
+    if provider.label == "replay":
+        start = parse_instant(start_at) if start_at else provider.default_start(calendar)  # type: ignore[attr-defined]
+        clock: Any = ReplayClock(start, speed)
+    else:
+        if start_at or speed != 1.0:
+            raise InputError("--start and --speed apply to a replay source only")
+        clock = WallClock()
+    db = Path(db_path or config.paths.database)
+    grid = grid_path(config.paths.grid, grid_file)
+    if not grid.exists():
+        raise InputError(f"{grid}: grid file not found")
+    if not db.exists():
+        from spreadwatch.store import PositionBook
+
+        db.parent.mkdir(parents=True, exist_ok=True)
+        PositionBook(db).close()
+
+    setup_logging(config)
+    log = logging.getLogger("spreadwatch")
+    if provider.label == "replay":
+        log.warning("REPLAY, not live data: %s; clock starts %s at %gx", provider.description,
+                    clock.now().isoformat(), speed)
+    else:
+        log.info("LIVE data: %s", provider.description)
+    service = Service(config, provider, clock, calendar, tickers=tuple(watch), db_path=db, grid_path=grid,
+                      trend=trend, scan_interval=scan_interval)
+    registry = build_registry(SnapshotCollector(lambda: service.snapshot, clock.now))
+    server = ExporterServer(service, registry, address)
+    server.start()
+    host, port = server.address
+    log.info("serving http://%s:%d/ (metrics at /metrics, health at /healthz); book %s; grid %s",
+             host, port, db, grid)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: finishing the current step and exiting", signum)
+        service.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        service.run()
+    finally:
+        server.stop()
+    log.info("stopped")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

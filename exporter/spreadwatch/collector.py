@@ -1,0 +1,315 @@
+"""The Prometheus collector: the latest snapshot as metric families, built fresh on every scrape.
+
+The only module that imports prometheus_client's collector types. `collect()` reads the snapshot it is handed
+and the exporter's clock (for ages: on replay that is the replay clock, so a replayed day alerts like a live one);
+it does no I/O and never raises: a failure is logged and the families built so far are still yielded.
+Unknown values are absent series. docs/metrics.md is the contract for every name and label here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from spreadwatch.domain import FLOWS, REGIME_LEVEL, REGIMES, SESSION_PHASES, TRENDS
+from spreadwatch.providers import FAILURE_KINDS
+
+if TYPE_CHECKING:
+    from spreadwatch.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+OPPORTUNITY_LABELS = ("ticker", "id", "dte", "band", "spread_type", "flow_mode", "width", "entry_time_et")
+POSITION_LABELS = ("position_id", "ticker", "spread_type", "band")
+
+
+def _g(name: str, doc: str, labels: tuple[str, ...] = (), unit: str = "") -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels), unit=unit)
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    if then is None:
+        return None
+    return max(0.0, (now - then).total_seconds())
+
+
+class SnapshotCollector(Collector):
+    """Yields every spreadwatch metric from `get_snapshot()`; `clock()` gives the exporter's now."""
+
+    def __init__(self, get_snapshot: Callable[[], Snapshot | None], clock: Callable[[], datetime]) -> None:
+        self._get_snapshot = get_snapshot
+        self._clock = clock
+
+    def describe(self) -> list[Metric]:
+        return []  # unchecked collector: families depend on the snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._get_snapshot()
+        if snapshot is None:
+            return
+        try:
+            now = self._clock()
+            families: list[Metric] = []
+            for part in (self._build, self._market, self._health, self._opportunities, self._positions,
+                         self._portfolio):
+                try:
+                    families.extend(part(snapshot, now))
+                except Exception:  # a bug in one part must not fail the scrape
+                    log.exception("collector part %s failed", part.__name__)
+            yield from families
+        except Exception:
+            log.exception("collector failed")
+
+    # ---- build --------------------------------------------------------------------------------------------
+    def _build(self, s: Snapshot, now: datetime) -> list[Metric]:
+        info = _g("spreadwatch_build_info", "Build and data source (live|replay); always 1.", ("version", "source"))
+        info.add_metric([s.version, s.source], 1)
+        clock = _g("spreadwatch_clock_timestamp_seconds",
+                   "The exporter's clock (the replay clock when replaying); for display only.")
+        clock.add_metric([], now.timestamp())
+        return [info, clock]
+
+    # ---- market -------------------------------------------------------------------------------------------
+    def _market(self, s: Snapshot, now: datetime) -> list[Metric]:
+        cfg = s.config
+        stale_after = float(cfg.market.stale_after_seconds)
+        price = _g("spreadwatch_price", "Underlying level (index points); absent when unknown or stale.", ("ticker",))
+        change = _g("spreadwatch_change_ratio", "Change vs the previous session's close (ratio).", ("ticker",))
+        ivr = _g("spreadwatch_iv_rank_ratio", "IV rank of the ticker's vol index over 252 sessions (0..1).", ("ticker",))
+        ivp = _g("spreadwatch_iv_percentile_ratio", "IV percentile of the ticker's vol index (0..1).", ("ticker",))
+        vol = _g("spreadwatch_volume_ratio", "Cumulative volume vs the 20-session mean at this time of day.",
+                 ("ticker",))
+        trend = _g("spreadwatch_trend", "1 for the current trend.", ("ticker", "trend"))
+        flow = _g("spreadwatch_flow", "1 for the current flow; all 0 when unknown.", ("ticker", "flow"))
+        vix = _g("spreadwatch_vix", "The VIX level.")
+        regime = _g("spreadwatch_regime", "1 for the current VIX regime; all 0 when unknown.", ("regime",))
+        level = _g("spreadwatch_regime_level", "Regime as a number: 0 very_low ... 4 extreme; absent when unknown.")
+        rinfo = _g("spreadwatch_regime_info", "1: the current regime and the one before the last change.",
+                   ("regime", "previous"))
+        rage = _g("spreadwatch_regime_change_age_seconds", "Seconds since the last regime change.")
+        mopen = _g("spreadwatch_market_open", "1 during the regular session (clipped to configured hours).")
+        sess = _g("spreadwatch_market_session", "1 for the current market phase.", ("session",))
+        to_close = _g("spreadwatch_market_seconds_to_close", "Seconds to the session close; absent when closed.")
+        window = _g("spreadwatch_entry_window_open", "1 inside the preferred entry hours on an open session.")
+        families: list[Metric] = [price, change, ivr, ivp, vol, trend, flow, vix, regime, level, rinfo, rage,
+                                  mopen, sess, to_close, window]
+
+        global_done = False
+        for ticker, ctx in sorted(s.contexts.items()):
+            # A context the loop could not refresh within the staleness bound is no longer knowledge.
+            fresh = _age(now, ctx.time) is not None and (now - ctx.time).total_seconds() <= stale_after
+            if fresh:
+                for family, value in ((price, ctx.price), (change, ctx.change_ratio), (ivr, ctx.iv_rank),
+                                      (ivp, ctx.iv_percentile), (vol, ctx.volume_ratio)):
+                    if value is not None:
+                        family.add_metric([ticker], value)
+                for name in TRENDS:
+                    trend.add_metric([ticker, name], 1 if ctx.trend == name else 0)
+                for name in FLOWS:
+                    flow.add_metric([ticker, name], 1 if ctx.flow == name else 0)
+            if global_done:
+                continue
+            global_done = True
+            current = ctx.regime if fresh else None
+            if fresh and ctx.vix is not None:
+                vix.add_metric([], ctx.vix)
+            for name in REGIMES:
+                regime.add_metric([name], 1 if current == name else 0)
+            if current is not None:
+                level.add_metric([], REGIME_LEVEL[current])
+                rinfo.add_metric([current, ctx.previous_regime or "none"], 1)
+            if ctx.regime_changed_at is not None:
+                rage.add_metric([], _age(now, ctx.regime_changed_at))
+        facts = s.calendar
+        if facts is not None:
+            mopen.add_metric([], 1 if facts.market_open else 0)
+            for name in SESSION_PHASES:
+                sess.add_metric([name], 1 if facts.session == name else 0)
+            if facts.seconds_to_close is not None and s.time is not None:
+                remaining = facts.seconds_to_close - (now - s.time).total_seconds()
+                if remaining > 0:
+                    to_close.add_metric([], remaining)
+            window.add_metric([], 1 if facts.entry_window_open else 0)
+        return families
+
+    # ---- data health --------------------------------------------------------------------------------------
+    def _health(self, s: Snapshot, now: datetime) -> list[Metric]:
+        stale_after = float(s.config.market.stale_after_seconds)
+        up = _g("spreadwatch_source_up", "1 when the last fetch of this symbol gave a valid value.", ("source",))
+        age = _g("spreadwatch_source_age_seconds", "Age of the newest valid value of this symbol.", ("source",))
+        last = _g("spreadwatch_source_last_success_timestamp_seconds",
+                  "Exporter-clock time of the last valid value; for display only.", ("source",))
+        errors = CounterMetricFamily("spreadwatch_source_errors", "Failed fetches by symbol and kind.",
+                                     labels=["source", "kind"])
+        seen: set[str] = set()
+        for _, ctx in sorted(s.contexts.items()):
+            ctx_age = (now - ctx.time).total_seconds()
+            fresh = ctx_age <= stale_after
+            for symbol, st in sorted(ctx.sources.items()):
+                if symbol in seen:
+                    continue
+                seen.add(symbol)
+                up.add_metric([symbol], 1 if (st.up and fresh) else 0)
+                if st.age_seconds is not None:
+                    age.add_metric([symbol], max(0.0, st.age_seconds + ctx_age))
+                if st.last_success is not None:
+                    last.add_metric([symbol], st.last_success.timestamp())
+                for kind in FAILURE_KINDS:
+                    errors.add_metric([symbol, kind], float(st.errors.get(kind, 0)))
+        stale = _g("spreadwatch_stale_after_seconds", "The staleness bound for market values (config).")
+        stale.add_metric([], stale_after)
+
+        task_age = _g("spreadwatch_task_age_seconds", "Seconds since the task last succeeded.", ("task",))
+        task_dur = _g("spreadwatch_task_duration_seconds", "Wall duration of the task's last run.", ("task",))
+        task_last = _g("spreadwatch_task_last_run_timestamp_seconds", "Exporter-clock time of the last run.",
+                       ("task",))
+        task_err = CounterMetricFamily("spreadwatch_task_errors", "Failed runs of the task.", labels=["task"])
+        for name, task in sorted(s.tasks.items()):
+            if task.last_success is not None:
+                task_age.add_metric([name], _age(now, task.last_success))
+            if task.duration_seconds is not None:
+                task_dur.add_metric([name], task.duration_seconds)
+            if task.last_run is not None:
+                task_last.add_metric([name], task.last_run.timestamp())
+            task_err.add_metric([name], float(task.errors_total))
+
+        families: list[Metric] = [up, age, last, errors, stale, task_age, task_dur, task_last, task_err]
+        if s.grid is not None:
+            rows = _g("spreadwatch_grid_rows", "Grid rows loaded (impossible rows skipped).")
+            rows.add_metric([], s.grid.rows)
+            skipped = _g("spreadwatch_grid_skipped_rows", "Impossible grid rows skipped.")
+            skipped.add_metric([], s.grid.skipped_rows)
+            grid_age = _g("spreadwatch_grid_age_seconds", "Age of the grid file on the exporter's clock.")
+            grid_age.add_metric([], _age(now, datetime.fromtimestamp(s.grid.mtime, UTC)))
+            families += [rows, skipped, grid_age]
+        return families
+
+    # ---- opportunities ------------------------------------------------------------------------------------
+    def _opportunities(self, s: Snapshot, now: datetime) -> list[Metric]:
+        count = _g("spreadwatch_opportunities", "Configs passing every filter now (before the top-N cut).",
+                   ("ticker",))
+        names = {
+            "score": "Trade score.", "in_window": "1 while in its entry window.",
+            "blocked_by_risk": "1 when taking it would break a risk limit.",
+            "win_ratio": "Backtested win rate (0..1).", "roi_ratio": "Credit / max risk.",
+            "sharpe": "Per-trade Sharpe.", "credit_dollars": "Credit, dollars per contract.",
+            "risk_dollars": "Max risk, dollars per contract.", "rank": "1 = best.",
+        }
+        fams = {k: _g(f"spreadwatch_opportunity_{k}", doc, OPPORTUNITY_LABELS) for k, doc in names.items()}
+        strike = _g("spreadwatch_opportunity_strike", "Suggested strike by leg.", (*OPPORTUNITY_LABELS, "leg"))
+        for ticker, result in sorted(s.scans.items()):
+            count.add_metric([ticker], result.matching_count)
+            for o in result.opportunities:
+                labels = [ticker, o.id, str(o.dte), o.band, o.spread_type, o.flow_mode, f"{o.spread_width:g}",
+                          o.entry_time_et]
+                values = {"score": o.trade_score, "in_window": 1 if o.in_window else 0,
+                          "blocked_by_risk": 1 if o.blocked_by_risk else 0, "win_ratio": o.win_rate,
+                          "roi_ratio": o.roi, "sharpe": o.sharpe, "credit_dollars": o.credit,
+                          "risk_dollars": o.max_risk, "rank": o.rank}
+                for key, value in values.items():
+                    fams[key].add_metric(labels, value)
+                if o.strikes is not None:
+                    for leg, value in o.strikes.as_dict().items():
+                        strike.add_metric([*labels, leg], value)
+        return [count, *fams.values(), strike]
+
+    # ---- positions ----------------------------------------------------------------------------------------
+    def _positions(self, s: Snapshot, now: datetime) -> list[Metric]:
+        exits = s.config.exits
+        specs = {
+            "pnl_dollars": "Last P&L logged (whole position).",
+            "credit_dollars": "Credit received (whole position).",
+            "risk_dollars": "Max risk (whole position).",
+            "pnl_to_credit_ratio": "P&L / credit.",
+            "sessions_to_expiry": "Trading sessions to expiry (0 on expiry day).",
+            "entry_dte": "DTE at entry.",
+            "expiry_timestamp_seconds": "Close of the expiry session; for display.",
+            "pnl_age_seconds": "Seconds since the P&L was last logged.",
+            "pnl_updated_timestamp_seconds": "When the P&L was last logged; for display.",
+            "profit_target_dollars": "Profit target: profit_target_pct x credit.",
+            "stop_loss_dollars": "Stop: -stop_loss_mult x credit (negative).",
+            "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
+            "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
+        }
+        fams = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS) for k, doc in specs.items()}
+        for item in s.positions:
+            p = item.position
+            labels = [p.id, p.ticker, p.spread, p.band]
+
+            def add(key: str, value: float, labels: list[str] = labels) -> None:
+                fams[key].add_metric(labels, value)
+
+            add("pnl_dollars", p.pnl)
+            add("credit_dollars", p.credit)
+            add("risk_dollars", p.risk)
+            add("pnl_to_credit_ratio", p.pnl / p.credit if p.credit else 0.0)
+            if item.sessions_to_expiry is not None:
+                add("sessions_to_expiry", item.sessions_to_expiry)
+            add("entry_dte", p.dte)
+            if item.expiry_close is not None:
+                add("expiry_timestamp_seconds", item.expiry_close.timestamp())
+            updated = _as_datetime(getattr(p, "pnl_updated_at", None))
+            if updated is not None:
+                add("pnl_age_seconds", _age(now, updated))
+                add("pnl_updated_timestamp_seconds", updated.timestamp())
+            add("profit_target_dollars", exits.profit_target_pct * p.credit)
+            add("stop_loss_dollars", -exits.stop_loss_mult * p.credit)
+            add("time_exit_sessions", exits.time_exit_dte)
+            add("pnl_max_age_seconds", exits.pnl_stale_after_minutes * 60)
+        return list(fams.values())
+
+    # ---- portfolio ----------------------------------------------------------------------------------------
+    def _portfolio(self, s: Snapshot, now: datetime) -> list[Metric]:
+        risk = s.config.risk
+        limits_positions = _g("spreadwatch_portfolio_max_positions", "Config risk.max_positions.")
+        limits_positions.add_metric([], risk.max_positions)
+        limits_risk = _g("spreadwatch_portfolio_max_risk_dollars", "Config risk.max_total_risk.")
+        limits_risk.add_metric([], risk.max_total_risk)
+        families: list[Metric] = [limits_positions, limits_risk]
+        if s.portfolio is None:
+            return families
+        pf = s.portfolio
+        counts = _g("spreadwatch_portfolio_positions", "Positions by status.", ("status",))
+        counts.add_metric(["open"], pf.open_count)
+        counts.add_metric(["closed"], pf.closed_count)
+        open_risk = _g("spreadwatch_portfolio_risk_dollars", "Max risk of open positions.")
+        open_risk.add_metric([], pf.open_risk)
+        unreal = _g("spreadwatch_portfolio_unrealized_pnl_dollars", "Sum of open P&L.")
+        unreal.add_metric([], pf.unrealized_pnl)
+        real = _g("spreadwatch_portfolio_realized_pnl_dollars", "Sum of closed P&L.")
+        real.add_metric([], pf.realized_pnl)
+        return [*families, counts, open_risk, unreal, real]
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def build_registry(collector: SnapshotCollector) -> Any:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def render(registry: Any) -> bytes:
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry)
+

@@ -1,0 +1,346 @@
+"""The exporter loop: three cadences on one clock, building immutable snapshots.
+
+Owns scheduling (market data, scan, positions; each at its own interval on the clock, so at --speed 60 a 60 s
+cycle takes one wall second), fault containment (a provider that raises, hangs or returns nothing, a locked or
+missing database, a broken grid: the error is counted, the last good part is kept, the process never exits),
+the event log (changes only, like the original's alerts.log) and the atomic snapshot swap. Scrapes never reach
+in here: they read `Service.snapshot`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import threading
+import time as wall
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from spreadwatch import __version__
+from spreadwatch.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
+
+log = logging.getLogger(__name__)
+events = logging.getLogger("spreadwatch.events")
+
+# Wall seconds a market fetch may take before the cycle gives up on it (the fetch keeps its thread; the next
+# cycle will not start another one for that ticker until it returns).
+FETCH_DEADLINE_SECONDS = 20.0
+
+
+class Service:
+    def __init__(self, config: Any, provider: Any, clock: Any, calendar: Any, *, tickers: tuple[str, ...],
+                 db_path: Path, grid_path: Path, trend: str | None = None, scan_interval: float | None = None,
+                 fetch_deadline: float = FETCH_DEADLINE_SECONDS) -> None:
+        from spreadwatch.grid import GridCache
+        from spreadwatch.market import MarketWatcher
+
+        self.config = config
+        self.provider = provider
+        self.clock = clock
+        self.calendar = calendar
+        self.tickers = tickers
+        self.db_path = Path(db_path)
+        self.fetch_deadline = fetch_deadline
+        self.stop_event = threading.Event()
+        intervals = config.intervals
+        self.intervals = {
+            "market": float(intervals.market_data_seconds),
+            "scan": float(scan_interval or intervals.scan_seconds),
+            "positions": float(intervals.positions_seconds),
+        }
+        self.watchers = {t: MarketWatcher(config, provider, calendar, t, trend=trend) for t in tickers}
+        self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(tickers)),
+                                                           thread_name_prefix="fetch")
+        self._pending: dict[str, concurrent.futures.Future[Any]] = {}
+        self._contexts: dict[str, Any] = {}
+        self._scans: dict[str, Any] = {}
+        self._grid_info: GridInfo | None = None
+        self._open: tuple[OpenPosition, ...] = ()
+        self._portfolio: Portfolio | None = None
+        self._tasks = {name: TaskStatus(name, self.intervals[name]) for name in self.intervals}
+        self._events = EventTracker(config, calendar)
+        self.cycles = 0
+        self.snapshot: Snapshot = Snapshot(
+            version=__version__, source=provider.label, source_description=provider.description, config=config)
+
+    # ---- tasks --------------------------------------------------------------------------------------------
+    def _run_task(self, name: str, func: Any, now: datetime) -> None:
+        started = wall.perf_counter()
+        previous = self._tasks[name]
+        try:
+            func(now)
+        except Exception as exc:  # contained: counted, logged, last good values kept
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("%s task failed: %s", name, reason)
+            self._tasks[name] = dataclasses.replace(
+                previous, last_run=now, duration_seconds=wall.perf_counter() - started, ok=False, error=reason,
+                errors_total=previous.errors_total + 1)
+            return
+        self._tasks[name] = dataclasses.replace(
+            previous, last_run=now, last_success=now, duration_seconds=wall.perf_counter() - started, ok=True,
+            error=None)
+
+    def market_task(self, now: datetime) -> None:
+        failures = []
+        for ticker, watcher in self.watchers.items():
+            pending = self._pending.get(ticker)
+            if pending is not None and not pending.done():
+                failures.append(f"{ticker}: previous fetch still running")
+                continue
+            future = self._pool.submit(watcher.update, now)
+            self._pending[ticker] = future
+            try:
+                self._contexts[ticker] = future.result(timeout=self.fetch_deadline)
+            except concurrent.futures.TimeoutError:
+                failures.append(f"{ticker}: fetch exceeded {self.fetch_deadline:g} s")
+            except Exception as exc:
+                failures.append(f"{ticker}: {exc}")
+        if failures:
+            raise RuntimeError("; ".join(failures))
+
+    def positions_task(self, now: datetime) -> None:
+        from spreadwatch.store import read_positions
+
+        positions = read_positions(self.db_path, include_closed=True)
+        today = self.calendar.et_date(now)
+        open_items = []
+        for p in positions:
+            if p.status != "open":
+                continue
+            expiry = p.expiry if not isinstance(p.expiry, str) else datetime.fromisoformat(p.expiry).date()
+            try:
+                sessions = self.calendar.sessions_to_expiry(today, expiry)
+                close = self.calendar.open_close(expiry)[1] if self.calendar.is_session(expiry) else None
+            except ValueError:
+                sessions, close = None, None
+            open_items.append(OpenPosition(p, sessions, close))
+        closed = [p for p in positions if p.status != "open"]
+        self._open = tuple(open_items)
+        self._portfolio = Portfolio(
+            open_count=len(open_items),
+            closed_count=len(closed),
+            open_risk=sum(item.position.risk for item in open_items),
+            unrealized_pnl=sum(item.position.pnl for item in open_items),
+            realized_pnl=sum(p.pnl for p in closed),
+        )
+
+    def scan_task(self, now: datetime) -> None:
+        from spreadwatch.scanner import BookState, scan
+
+        grid = self.grid_cache.get()
+        self._grid_info = GridInfo(str(grid.path), grid.rows, grid.skipped_rows, grid.mtime)
+        book = None
+        if self._portfolio is not None:
+            book = BookState(self._portfolio.open_count, self._portfolio.open_risk)
+        for ticker in self.tickers:
+            ctx = self._contexts.get(ticker)
+            if ctx is None:
+                continue
+            self._scans[ticker] = scan(
+                grid, ticker=ticker, now=now, calendar=self.calendar, config=self.config, regime=ctx.regime,
+                trend=ctx.trend, flow=ctx.flow, flow_0dte=ctx.flow_0dte, price=ctx.price,
+                daily_closes=ctx.daily_closes, daily_opens=ctx.daily_opens, book=book)
+
+    # ---- the loop -----------------------------------------------------------------------------------------
+    def step(self, now: datetime, due: set[str]) -> None:
+        """Run the due tasks at `now` (market, then positions, then scan) and publish a snapshot."""
+        order = (("market", self.market_task), ("positions", self.positions_task), ("scan", self.scan_task))
+        for name, func in order:
+            if name in due:
+                self._run_task(name, func, now)
+        self.publish(now)
+        self.cycles += 1
+
+    def publish(self, now: datetime) -> None:
+        hours = self.config.hours
+        cal = self.calendar
+        facts = CalendarFacts(
+            session=cal.session_phase(now),
+            market_open=cal.within_local_hours(now, hours.trading_start, hours.trading_end),
+            entry_window_open=cal.within_local_hours(now, hours.entry_start, hours.entry_end),
+            seconds_to_close=cal.seconds_to_close(now),
+        )
+        snapshot = dataclasses.replace(
+            self.snapshot, time=now, calendar=facts, contexts=dict(self._contexts), scans=dict(self._scans),
+            grid=self._grid_info, positions=self._open, portfolio=self._portfolio, tasks=dict(self._tasks),
+            today=cal.et_date(now))
+        self.snapshot = snapshot  # the atomic swap: one reference assignment
+        try:
+            self._events.observe(snapshot)
+        except Exception:
+            log.exception("event log failed")
+
+    def run(self) -> None:
+        """Loop until stop_event is set; each task runs when its interval has elapsed on the clock."""
+        next_due = {name: self.clock.now() for name in self.intervals}
+        while not self.stop_event.is_set():
+            now = self.clock.now()
+            due = {name for name, at in next_due.items() if now >= at}
+            if due:
+                self.step(now, due)
+                for name in due:
+                    next_due[name] = now + _seconds(self.intervals[name])
+            wait = min((at - self.clock.now()).total_seconds() for at in next_due.values())
+            if self.clock.wait(max(wait, 0.0), self.stop_event):
+                break
+        self.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- health -------------------------------------------------------------------------------------------
+    def health(self) -> tuple[bool, list[str]]:
+        """Healthy when every task's last run succeeded within three of its intervals (on the clock)."""
+        snapshot = self.snapshot
+        now = self.clock.now()
+        reasons = []
+        for name, task in sorted(snapshot.tasks.items()):
+            if task.last_success is None:
+                reasons.append(f"{name}: no successful run yet" + (f" ({task.error})" if task.error else ""))
+            elif not task.ok:
+                reasons.append(f"{name}: last run failed: {task.error}")
+            elif (now - task.last_success).total_seconds() > 3 * task.interval_seconds:
+                reasons.append(f"{name}: last success {(now - task.last_success).total_seconds():.0f} s ago")
+        return not reasons, reasons
+
+
+def _seconds(value: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
+
+
+class EventTracker:
+    """Writes the event log (`[2026-02-21 09:15:00] [WARNING] Regime change: LOW → MEDIUM (VIX 18.5)`) on changes
+    only: regime changes, opportunities entering their window, exits met, risk breaches, sources down and up."""
+
+    def __init__(self, config: Any, calendar: Any) -> None:
+        self.config = config
+        self.calendar = calendar
+        self._regime: str | None = None
+        self._in_window: set[str] = set()
+        self._exits: set[tuple[str, str]] = set()
+        self._risk: set[str] = set()
+        self._down: set[str] = set()
+        self._first = True
+
+    def _emit(self, now: datetime, level: str, message: str) -> None:
+        stamp = self.calendar.local(now).strftime("%Y-%m-%d %H:%M:%S")
+        events.log(getattr(logging, level if level != "OPPORTUNITY" and level != "EXIT" else "WARNING"),
+                   "[%s] [%s] %s", stamp, level, message)
+
+    def observe(self, s: Snapshot) -> None:
+        now = s.time
+        if now is None:
+            return
+        ctx = next(iter(sorted(s.contexts.items())), (None, None))[1]
+        if ctx is not None and ctx.regime is not None:
+            if self._regime is not None and ctx.regime != self._regime:
+                vix = f" (VIX {ctx.vix:.1f})" if ctx.vix is not None else ""
+                self._emit(now, "WARNING", f"Regime change: {self._regime.upper()} → {ctx.regime.upper()}{vix}")
+            self._regime = ctx.regime
+
+        entered = []
+        current: set[str] = set()
+        for result in s.scans.values():
+            for o in result.opportunities:
+                if o.in_window and not o.blocked_by_risk:
+                    current.add(o.id)
+                    if o.id not in self._in_window:
+                        entered.append(o)
+        if entered:
+            lines = "\n".join(f"  {o.alert_line()}" for o in entered)
+            self._emit(now, "OPPORTUNITY", f"Found {len(entered)} trade opportunity(ies)\n{lines}")
+        self._in_window = current
+
+        exits_now: set[tuple[str, str]] = set()
+        for item in s.positions:
+            for reason, detail in position_exits(item, self.config.exits):
+                key = (item.position.id, reason)
+                exits_now.add(key)
+                if key not in self._exits:
+                    self._emit(now, "EXIT", f"EXIT SIGNAL - Position {item.position.id} | Reason: {detail}")
+        self._exits = exits_now
+
+        risk_now = set()
+        pf = s.portfolio
+        if pf is not None:
+            limits = self.config.risk
+            if pf.open_risk > limits.max_total_risk:
+                risk_now.add("risk")
+                if "risk" not in self._risk:
+                    self._emit(now, "ERROR", f"RISK LIMIT BREACH - Total Capital at Risk: ${pf.open_risk:,.0f} "
+                                             f"exceeds ${limits.max_total_risk:,.0f}")
+            if pf.open_count > limits.max_positions:
+                risk_now.add("count")
+                if "count" not in self._risk:
+                    self._emit(now, "ERROR", f"POSITION LIMIT BREACH - {pf.open_count} open positions exceed "
+                                             f"{limits.max_positions}")
+        self._risk = risk_now
+
+        down_now = set()
+        for context in s.contexts.values():
+            for symbol, st in context.sources.items():
+                if not st.up:
+                    down_now.add(symbol)
+        for symbol in sorted(down_now - self._down):
+            self._emit(now, "WARNING", f"Market data source {symbol} is down")
+        if not self._first:
+            for symbol in sorted(self._down - down_now):
+                self._emit(now, "INFO", f"Market data source {symbol} is back up")
+        self._down = down_now
+        self._first = False
+
+
+def position_exits(item: OpenPosition, exits: Any) -> list[tuple[str, str]]:
+    """(reason, description) for each exit rule an open position meets; the same rules as the CLI and alerts."""
+    p = item.position
+    out = []
+    target = exits.profit_target_pct * p.credit
+    stop = -exits.stop_loss_mult * p.credit
+    pct = p.pnl / p.credit * 100 if p.credit else 0.0
+    if p.pnl >= target:
+        out.append(("profit_target", f"Profit target hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) >= ${target:,.2f}"))
+    if p.pnl <= stop:
+        out.append(("stop_loss", f"Stop loss hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) <= ${stop:,.2f}"))
+    sessions = item.sessions_to_expiry
+    if sessions is not None:
+        if p.dte > exits.time_exit_dte and sessions <= exits.time_exit_dte:
+            out.append(("time_exit", f"Time exit: {sessions} session(s) to expiry <= {exits.time_exit_dte}"))
+        elif p.dte <= exits.time_exit_dte and sessions == 0:
+            out.append(("expiry_day", "Expiry day: the position expires today"))
+    return out
+
+
+def setup_logging(config: Any) -> None:
+    """Console and a rotating event-log file (paths.log_file), as the original's alerts.log."""
+    import logging.handlers
+    import sys
+
+    root = logging.getLogger()
+    root.setLevel(config.logging.level.upper())
+    formatter = logging.Formatter("%(message)s")
+    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.logging.console:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(plain)
+        console.addFilter(lambda record: record.name != "spreadwatch.events")
+        root.addHandler(console)
+        event_console = logging.StreamHandler(sys.stderr)
+        event_console.setFormatter(formatter)
+        events.addHandler(event_console)
+    if config.paths.log_file:
+        path = Path(config.paths.log_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=config.logging.file_max_bytes, backupCount=config.logging.file_backups,
+            encoding="utf-8")
+        handler.setFormatter(formatter)
+        events.addHandler(handler)
+    events.propagate = False
