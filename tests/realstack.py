@@ -176,13 +176,16 @@ class Prometheus(_Process):
 def start_prometheus(config_dir: Path, workdir: Path, *, targets: dict[str, list[str]] | None = None,
                      alertmanager_urls: Iterable[str] | None = None, scrape_interval: str = "1s",
                      evaluation_interval: str = "1s", rule_files: list[str] | None = None,
-                     extra_args: Iterable[str] = (), timeout: float = 30) -> Prometheus:
+                     resend_delay: str = "1s", extra_args: Iterable[str] = (), timeout: float = 30) -> Prometheus:
     """Start Prometheus from a copy of ``config_dir`` (its ``prometheus.yml`` and whatever it references).
 
     ``targets`` maps job name to ``host:port`` targets and replaces the scrape configs (jobs not named are dropped,
     so no scrape goes to a compose host name); a job not in the file gets a plain static config.
     ``alertmanager_urls`` (``http://127.0.0.1:PORT``) replaces the alerting targets; ``None`` removes alerting.
     ``rule_files`` replaces the rule file globs (``[]``: no rules). Intervals default to 1 s for fast tests.
+    ``resend_delay`` (``--rules.alert.resend-delay``, 1 m in production) is 1 s: alerts evaluated before
+    Prometheus has discovered the Alertmanager (up to 5 s after start) are dropped and only re-sent after it.
+    With alerting, returns once the Alertmanager is discovered.
     """
     workdir = Path(workdir)
     conf_dir = workdir / "prometheus-config"
@@ -215,9 +218,16 @@ def start_prometheus(config_dir: Path, workdir: Path, *, targets: dict[str, list
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [PROMETHEUS_BIN, f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn", *extra_args]
+            f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn",
+            f"--rules.alert.resend-delay={resend_delay}", *extra_args]
     prom = Prometheus(args, workdir, url, config_path)
     prom.wait_ready(f"{url}/-/ready", timeout)
+    if alertmanager_urls:
+        try:
+            wait_until(lambda: prom._api("alertmanagers")["activeAlertmanagers"], timeout, "Alertmanager discovery")
+        except TimeoutError:
+            prom.stop()
+            raise
     return prom
 
 

@@ -173,7 +173,10 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
 
     try:
         stack.prom.wait_for_up("spreadwatch")
-        time.sleep(3)  # a few evaluations of the quiet state: nothing but the watchdog (null receiver)
+        # A few evaluations of the quiet state: only the watchdog fires, and it goes to the null dead-man receiver.
+        wait_until(lambda: [a for a in stack.am.alerts() if a["labels"]["alertname"] == "SpreadwatchWatchdog"
+                            and a["receivers"][0]["name"] == "deadman"], 20, "the watchdog in Alertmanager")
+        time.sleep(2)
         assert stack.slack_messages() == [] and stack.emails() == []
 
         # 1. VIX 18.5 moves the regime low -> medium; a setup enters its window; a position reaches its profit
