@@ -77,8 +77,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
 
 
-class _Process:
-    """A child process with its output in a log file; stop() terminates it (then kills it) and is idempotent."""
+class ManagedProcess:
+    """A child process with its output in ``workdir/NAME.log``; ``wait_ready(url)`` polls until it answers 200;
+    ``stop()`` terminates it (then kills it) and is idempotent. Usable for any server a test starts (the exporter)."""
 
     def __init__(self, name: str, args: list[str], workdir: Path):
         self.name = name
@@ -129,7 +130,7 @@ class _Process:
 # --------------------------------------------------------------------------------------------- Prometheus
 
 
-class Prometheus(_Process):
+class Prometheus(ManagedProcess):
     """A running Prometheus. ``url`` is its base URL; ``config_path`` the rewritten prometheus.yml."""
 
     def __init__(self, args: list[str], workdir: Path, url: str, config_path: Path):
@@ -234,7 +235,7 @@ def start_prometheus(config_dir: Path, workdir: Path, *, targets: dict[str, list
 # ------------------------------------------------------------------------------------------- Alertmanager
 
 
-class Alertmanager(_Process):
+class Alertmanager(ManagedProcess):
     def __init__(self, args: list[str], workdir: Path, url: str, config_path: Path):
         super().__init__("alertmanager", args, workdir)
         self.url = url

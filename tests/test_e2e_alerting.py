@@ -15,13 +15,19 @@ Alertmanager runs a copy of alertmanager/alertmanager.yml with only the delivery
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from realstack import (
+    ManagedProcess,
     SmtpSink,
+    free_port,
     start_alertmanager,
     start_http_sink,
     start_metrics_stub,
@@ -260,3 +266,193 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
     for what, seconds in latencies.items():
         assert seconds < (45 if "stale" in what else 10), (what, seconds)
     (tmp_path / "latencies.json").write_text(json.dumps(latencies, indent=1), encoding="utf-8")
+
+
+# ------------------------------------------------------------------------- the real exporter on a replayed day
+
+# The scenario: the bundled SYNTHETIC replay day (2026-11-24; the VIX climbs through 16.5 and the regime turns
+# low -> medium at 10:39 ET) cut at 11:30 ET, so the data goes stale after that; a one-row grid whose setup
+# (NDX 1DTE P98 put spread, with flow, entry 10:45 ET) passes in both regimes and is in window 10:30-11:00 ET.
+# Replayed at 60x from 10:25 ET: one replayed minute per wall second.
+REPLAY_START = "2026-11-24T15:25:00Z"
+REPLAY_CUT = "2026-11-24T16:30:00Z"
+SPEED = 60
+GRID = """\
+ticker,dte,band,spread_type,flow_mode,spread_width,entry_time_et,regime,trend,n_trades,n_wins,win_rate,avg_credit,avg_max_risk,roi,avg_pnl,sharpe,max_drawdown,trade_score,exit_win_rate,exit_avg_pnl,band_lower_move,band_upper_move,credit_source,low_sample,data_start,data_end
+NDX,1,P98,put_spread,with_flow,50,10:45,all,all,60,57,0.95,1200,3800,0.3158,95,0.45,-2500,80,0.93,80,-0.021,0.019,model,false,2025-06-01,2026-11-20
+"""
+CONFIG = """\
+risk:
+  max_total_risk: 5000.0
+  max_positions: 5
+"""
+
+
+def write_replay_scenario(path: Path) -> None:
+    """The bundled sample with the replayed day's bars after REPLAY_CUT removed (history kept)."""
+    from spreadwatch.config import bundled_path
+
+    day = REPLAY_CUT[:11]
+    with open(bundled_path("replay_sample.csv"), encoding="utf-8") as src, open(path, "w", encoding="utf-8") as out:
+        for line in src:
+            stamp = line.split(",", 1)[0]
+            if stamp.startswith(day) and stamp > REPLAY_CUT:
+                continue
+            out.write(line)
+
+
+class MetricsWatcher:
+    """Polls the exporter's /metrics every 0.2 s and remembers when each sample line was first seen, so latency
+    can be measured from the moment the exporter showed a condition."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.first_seen: dict[str, float] = {}
+        self.latest = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import requests
+
+        while not self._stop.is_set():
+            try:
+                text = requests.get(self.url, timeout=2).text
+            except Exception:  # noqa: BLE001 - not up yet
+                text = ""
+            now = time.monotonic()
+            self.latest = text
+            for line in text.splitlines():
+                if line and not line.startswith("#"):
+                    self.first_seen.setdefault(line, now)
+            self._stop.wait(0.2)
+
+    def when(self, pattern: str, timeout: float = 60) -> float:
+        """Monotonic time the first sample line matching ``pattern`` (a regex) was seen (waits for it)."""
+        regex = re.compile(pattern)
+        return wait_until(lambda: min((t for line, t in list(self.first_seen.items()) if regex.search(line)),
+                                      default=None), timeout, f"exporter sample {pattern}")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def test_replayed_day_end_to_end(tmp_path, capsys):
+    cli_help = subprocess.run([sys.executable, "-m", "spreadwatch", "--help"], capture_output=True, text=True)
+    if " run " not in cli_help.stdout or " positions " not in cli_help.stdout:
+        pytest.skip("`spreadwatch run` and `spreadwatch positions` are not available yet")
+    replay, grid, cfg, db = tmp_path / "day.csv", tmp_path / "grid.csv", tmp_path / "cfg.yml", tmp_path / "book.db"
+    write_replay_scenario(replay)
+    grid.write_text(GRID, encoding="utf-8")
+    cfg.write_text(CONFIG, encoding="utf-8")
+    port = free_port()
+    exporter = ManagedProcess("exporter", [
+        sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--source", f"replay:{replay}",
+        "--speed", str(SPEED), "--start", REPLAY_START, "--listen", f"127.0.0.1:{port}", "--db", str(db),
+        "--grid", str(grid)], tmp_path)
+    watcher = MetricsWatcher(f"http://127.0.0.1:{port}/metrics")
+    stack = None
+    latencies: dict[str, tuple[float, float]] = {}  # what -> (from the exporter showing it, from the CLI command)
+
+    def cli(*args: str) -> tuple[float, str]:
+        result = subprocess.run([sys.executable, "-m", "spreadwatch", "--config", str(cfg), *args, "--db", str(db)],
+                                capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert result.returncode == 0, f"spreadwatch {' '.join(args)}: {result.stdout}{result.stderr}"
+        return time.monotonic(), result.stdout
+
+    def position_ids() -> list[str]:
+        _, out = cli("positions", "list", "--json")
+        return [p["id"] for p in json.loads(out)]
+
+    def add_position(credit: float, risk: float) -> tuple[float, str]:
+        before = set(position_ids())
+        t, _ = cli("positions", "add", "--ticker", "NDX", "--dte", "3", "--band", "P98", "--spread", "put_spread",
+                   "--flow-mode", "with_flow", "--contracts", "1", "--credit", str(credit), "--risk", str(risk),
+                   "--short-put", "19900", "--long-put", "19850")
+        (new,) = set(position_ids()) - before
+        return t, new
+
+    def record(what: str, received: float, shown: float, commanded: float | None = None) -> None:
+        latencies[what] = (received - shown, received - commanded if commanded else float("nan"))
+
+    try:
+        exporter.wait_ready(f"http://127.0.0.1:{port}/metrics", 60)
+        stack = Stack(tmp_path, f"127.0.0.1:{port}")
+        stack.prom.wait_for_up("spreadwatch")
+
+        # An opportunity enters its window (10:30 ET), the regime turns medium (10:39 ET).
+        shown = watcher.when(r'^spreadwatch_opportunity_in_window\{.*\} 1\.0$')
+        got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=0, timeout=60)
+        record("opportunity in window -> Slack", got, shown)
+        assert re.search(r"NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% ROI:31\.6% \| Credit:\$1200 Risk:\$3800 "
+                         r"\| Strikes: SP \d+ LP \d+", text), text
+        shown = watcher.when(r'^spreadwatch_regime_info\{.*previous="low".*regime="medium".*\}|'
+                             r'^spreadwatch_regime_info\{.*regime="medium".*previous="low".*\}')
+        got, text = stack.wait_slack("Regime change: LOW → MEDIUM (VIX 16.", after=0, timeout=60)
+        record("regime change -> Slack", got, shown)
+
+        # Positions logged with the CLI: one to its profit target, one to its stop.
+        _, a = add_position(285, 1715)
+        _, b = add_position(285, 1715)
+        t_a, _ = cli("positions", "update", a, "--pnl", "150")
+        t_b, _ = cli("positions", "update", b, "--pnl", "-600")
+        shown = watcher.when(rf'^spreadwatch_position_pnl_dollars\{{.*position_id="{a}".*\}} 150\.0$')
+        got, _ = stack.wait_slack(f"EXIT SIGNAL - Position {a} | Reason: Profit target hit | P&L: $150.00 (+52.6%)", after=0)
+        record("profit target -> Slack", got, shown, t_a)
+        got, _ = stack.wait_email(f"EXIT SIGNAL - Position {a} | Reason: Profit target hit", after=0)
+        record("profit target -> email", got, shown, t_a)
+        shown = watcher.when(rf'^spreadwatch_position_pnl_dollars\{{.*position_id="{b}".*\}} -600\.0$')
+        got, _ = stack.wait_slack(f"EXIT SIGNAL - Position {b} | Reason: Stop loss hit | P&L: $-600.00", after=0)
+        record("stop loss -> Slack", got, shown, t_b)
+        got, _ = stack.wait_email(f"EXIT SIGNAL - Position {b} | Reason: Stop loss hit", after=0)
+        record("stop loss -> email", got, shown, t_b)
+
+        # Closing A resolves its alert on both channels.
+        t, _ = cli("positions", "close", a, "--pnl", "150", "--note", "Profit target")
+        got, _ = stack.wait_slack("[RESOLVED]", f"Position {a}", after=t)
+        record("position closed -> resolved on Slack", got, t, t)
+        stack.wait_email("[RESOLVED]", f"Position {a}", after=t)
+
+        # A third position pushes the capital at risk over the $5,000 limit (B $1,715 + C $4,000).
+        t, c = add_position(400, 4000)
+        shown = watcher.when(r"^spreadwatch_portfolio_risk_dollars(\{\})? 5715\.0$")
+        got, _ = stack.wait_slack("RISK LIMIT BREACH - Total Capital at Risk: $5715 exceeds $5000", after=t)
+        record("risk breach -> Slack", got, shown, t)
+        got, _ = stack.wait_email("RISK LIMIT BREACH", after=t)
+        record("risk breach -> email", got, shown, t)
+        t, _ = cli("positions", "close", c, "--pnl", "0")
+        got, _ = stack.wait_slack("[RESOLVED]", "RISK LIMIT BREACH", after=t)
+        record("risk back under -> resolved on Slack", got, t, t)
+
+        # The replay file ends at 11:30 ET: the sources go stale 180 replayed seconds later.
+        shown = watcher.when(r'^spreadwatch_source_age_seconds\{.*\} (1[89]\d|[2-9]\d\d|\d{4,})(\.\d+)?$', timeout=90)
+        got, text = stack.wait_email("Market data stale", after=0, timeout=90)
+        record("data stale -> email (for: 30s)", got, shown)
+        # A stop reached now does not notify (stale data), and B's stop is held, not resolved.
+        _, d = add_position(285, 500)
+        cli("positions", "update", d, "--pnl", "-900")
+        time.sleep(5)
+        assert stack.count_slack(f"Position {d}") == 0 and stack.count_email(f"Position {d}") == 0
+        assert stack.count_slack("[RESOLVED]", f"Position {b}") == 0
+
+        # Once each.
+        assert stack.count_slack("[OPPORTUNITY]") == 1
+        assert stack.count_slack("Regime change: LOW → MEDIUM") == 1
+        assert stack.count_slack(f"Position {a}") == 2 and stack.count_email(f"Position {a}") == 2
+        assert stack.count_slack(f"Position {b}") == 1 and stack.count_email(f"Position {b}") == 1
+        assert stack.count_slack("RISK LIMIT BREACH") == 2
+        assert stack.count_email("Regime change") == 0 and stack.count_email("OPPORTUNITY") == 0
+    finally:
+        watcher.stop()
+        if stack is not None:
+            stack.stop()
+        exporter.stop()
+
+    with capsys.disabled():
+        print("\nreplayed day at 60x, scrape/evaluation 1 s, group_wait 1 s: latency to notification")
+        print(f"  {'':42s} {'from exporter':>14s} {'from CLI':>10s}")
+        for what, (from_shown, from_cli) in latencies.items():
+            print(f"  {what:42s} {from_shown:12.1f} s {from_cli:8.1f} s")
+    for what, (from_shown, _) in latencies.items():
+        assert from_shown < (45 if "stale" in what else 10), (what, from_shown)
