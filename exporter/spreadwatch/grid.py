@@ -126,9 +126,9 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
             f"{path}: line 1: not a known grid format (expected the canonical columns, see docs/grid.md, "
             f"or one of the original's files)"
         )
+    frame = _to_canonical(raw, fmt, path)
     if raw.empty:
         raise DataError(f"{path}: grid has no rows")
-    frame = _to_canonical(raw, fmt, path)
     impossible = impossible_mask(frame)
     frame["impossible"] = impossible
     skipped = int(impossible.sum()) if skip_impossible else 0

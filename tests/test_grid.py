@@ -1,0 +1,127 @@
+"""Grid files: every format reads, bad cells are named by file/line/column, impossible rows are counted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from spreadwatch.config import bundled_path
+from spreadwatch.errors import DataError
+from spreadwatch.grid import GridCache, load_grid
+
+GRIDS = Path(__file__).parent / "data" / "grids"
+
+
+@pytest.mark.parametrize("name,fmt", [("trading_ready_sample.csv", "trading_ready"),
+                                      ("grid_analysis_sample.csv", "analysis"),
+                                      ("grid_dte1_sample.csv", "summary"),
+                                      ("canonical_sample.csv", "canonical")])
+def test_each_format_loads_into_canonical_units(name, fmt):
+    grid = load_grid(GRIDS / name, skip_impossible=False)
+    assert grid.format == fmt
+    frame = grid.frame
+    assert frame["win_rate"].between(0, 1).all()  # percent columns became fractions
+    assert frame["entry_time_et"].str.match(r"^\d\d:\d\d$").all()
+    assert frame["trade_score"].notna().all()
+
+
+def test_trading_ready_mapping_of_the_first_row():
+    frame = load_grid(GRIDS / "trading_ready_sample.csv", skip_impossible=False).frame
+    first = frame.iloc[0]
+    # dte 3, P98 IC against_flow w10 @10:30 ET: 91.4 % win, 393.65 % ROI, credit 21575.71, risk 5480.97
+    assert (first.dte, first.band, first.spread_type, first.entry_time_et) == (3, "P98", "iron_condor", "10:30")
+    assert first.win_rate == pytest.approx(0.914)
+    assert first.roi == pytest.approx(3.9365)
+    assert first.avg_credit == pytest.approx(21575.71)
+    assert bool(first.impossible)  # credit above width x 100 = 1000
+
+
+def test_trade_score_is_computed_with_the_original_formula_when_missing():
+    frame = load_grid(GRIDS / "canonical_sample.csv").frame
+    row = frame.iloc[0]
+    expected = 0.25 * 21.95 + 8 * 0.5 + 0.6 * 95 + 20000 / 2050
+    assert row.trade_score == pytest.approx(expected, rel=1e-3)
+    assert frame.iloc[1].trade_score == 90  # given: kept
+
+
+def test_bundled_seed_grid_skips_the_1727_impossible_rows():
+    grid = load_grid(bundled_path("grid_trading_ready.csv"))
+    assert grid.total_rows == 4872
+    assert grid.skipped_rows == 1727
+    assert grid.rows == 4872 - 1727
+    assert (grid.frame["avg_credit"] <= grid.frame["spread_width"] * 100).all()
+
+
+def test_impossible_rows_kept_when_asked():
+    grid = load_grid(bundled_path("grid_trading_ready.csv"), skip_impossible=False)
+    assert grid.skipped_rows == 0 and grid.rows == 4872
+    assert int(grid.frame["impossible"].sum()) == 1727
+
+
+def write(tmp_path, text):
+    path = tmp_path / "grid.csv"
+    path.write_text(text)
+    return path
+
+
+def test_bad_value_names_file_line_and_column(tmp_path):
+    lines = (GRIDS / "trading_ready_sample.csv").read_text().splitlines()
+    lines[3] = lines[3].replace(",91.4,", ",ninety,", 1) if ",91.4," in lines[3] else lines[3]
+    cells = lines[3].split(",")
+    cells[8] = "ninety"  # expected_win_pct
+    lines[3] = ",".join(cells)
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"grid\.csv: line 4: column expected_win_pct: bad value 'ninety'"):
+        load_grid(path)
+
+
+def test_blank_required_cell_is_an_error_but_blank_optional_is_missing(tmp_path):
+    text = (GRIDS / "canonical_sample.csv").read_text().splitlines()
+    header = text[0].split(",")
+    row = text[1].split(",")
+    row[header.index("sharpe")] = ""
+    path = write(tmp_path, "\n".join([text[0], ",".join(row)]) + "\n")
+    with pytest.raises(DataError, match="line 2: column sharpe: blank value"):
+        load_grid(path)
+    # The second sample row has blank exit_* and band_* cells: optional, read as missing.
+    frame = load_grid(GRIDS / "canonical_sample.csv").frame
+    assert frame.iloc[1][["exit_win_rate", "band_lower_move"]].isna().all()
+
+
+def test_missing_column_unknown_format_and_no_rows(tmp_path):
+    with pytest.raises(DataError, match="missing column.*max_risk_per_contract"):
+        load_grid(write(tmp_path, "dte,band,spread_type,flow_mode,spread_width,entry_time_et,expected_win_pct\n"))
+    with pytest.raises(DataError, match="line 1: not a known grid format"):
+        load_grid(write(tmp_path, "a,b\n1,2\n"))
+    header = (GRIDS / "trading_ready_sample.csv").read_text().splitlines()[0]
+    with pytest.raises(DataError, match="no rows"):
+        load_grid(write(tmp_path, header + "\n"))
+    with pytest.raises(DataError, match="not found"):
+        load_grid(tmp_path / "absent.csv")
+
+
+def test_bad_enum_and_time_are_named(tmp_path):
+    lines = (GRIDS / "trading_ready_sample.csv").read_text().splitlines()
+    bad_band = lines[1].replace(",P98,", ",P42,", 1)
+    with pytest.raises(DataError, match="line 2: column band: bad value 'P42'"):
+        load_grid(write(tmp_path, "\n".join([lines[0], bad_band]) + "\n"))
+    bad_time = lines[1].replace(",10:30,", ",25:99,", 1)
+    with pytest.raises(DataError, match="line 2: column entry_time_et: bad time"):
+        load_grid(write(tmp_path, "\n".join([lines[0], bad_time]) + "\n"))
+
+
+def test_cache_rereads_only_when_the_file_changes(tmp_path):
+    path = tmp_path / "grid.csv"
+    shutil.copy(GRIDS / "trading_ready_sample.csv", path)
+    cache = GridCache(path)
+    first = cache.get()
+    assert cache.get() is first and cache.loads == 1
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:11]) + "\n")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    second = cache.get()
+    assert cache.loads == 2 and second.total_rows == 10
