@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from spreadwatch.cli import cli
 from spreadwatch.providers import ProviderError
 

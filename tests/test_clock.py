@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from spreadwatch.clock import FixedClock, ReplayClock, WallClock, parse_instant
 from spreadwatch.errors import InputError
 

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from spreadwatch.config import Config
 from spreadwatch.market import MarketWatcher, auto_trend, flow_of, iv_rank_percentile
 from spreadwatch.market_calendar import MarketCalendar

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from spreadwatch.config import Config, bundled_path
 from spreadwatch.errors import DataError, InputError
 from spreadwatch.market_calendar import MarketCalendar

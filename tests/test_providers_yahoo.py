@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from spreadwatch.providers import ProviderError
 from spreadwatch.providers.yahoo import YahooProvider, frame_to_daily, frame_to_rows
 

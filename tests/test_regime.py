@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from spreadwatch.config import Config
 from spreadwatch.regime import classify, run, step
 
