@@ -1,0 +1,162 @@
+"""The collector: every contract metric from a snapshot, absent when unknown, bounded, valid exposition."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from spreadwatch.collector import SnapshotCollector
+from spreadwatch.config import Config
+from spreadwatch.market import MarketContext, SourceStatus
+from spreadwatch.positions import Position
+from spreadwatch.scanner import Opportunity, ScanResult
+from spreadwatch.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
+from spreadwatch.strikes import Strikes
+
+NOW = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
+GOLDEN = Path(__file__).parent / "data" / "golden_metrics.txt"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+
+
+def context(ticker="NDX", price=20500.0, vix=16.8, regime="medium", at=NOW, up=True):
+    return MarketContext(
+        ticker=ticker, time=at, session="open", market_open=True, entry_window_open=True,
+        seconds_to_close=19800.0, price=price, prev_close=20400.0, change_ratio=price / 20400.0 - 1 if price else None,
+        vix=vix, regime=regime, previous_regime="low", regime_changed_at=at - timedelta(minutes=5),
+        iv_rank=0.4, iv_percentile=0.6, volume_ratio=1.1, trend="sideways", flow="up", flow_0dte="flat",
+        daily_closes=(), daily_opens=(),
+        sources={"^NDX": SourceStatus("^NDX", up, 30.0, at - timedelta(seconds=30), {"empty": 2}),
+                 "^VIX": SourceStatus("^VIX", up, 30.0, at - timedelta(seconds=30), {})},
+    )
+
+
+def opportunity(i, ticker="NDX"):
+    return Opportunity(
+        id=f"{ticker.lower()}{i:08d}", rank=i + 1, ticker=ticker, dte=1, band="P98", spread_type="iron_condor",
+        flow_mode="with_flow", spread_width=20.0, entry_time_et="10:30", entry_time_local="07:30", win_rate=0.955,
+        roi=0.346, sharpe=0.5, trade_score=80.0 - i, credit=285.0, max_risk=1715.0, n_trades=40,
+        in_window=i == 0, blocked_by_risk=False,
+        strikes=Strikes(short_put=19500, long_put=19480, short_call=20500, long_call=20520), expiry="2026-11-25",
+    )
+
+
+def position(i):
+    return Position(
+        id=f"p{i:04d}", ticker="NDX", spread="put_spread", band="P98", flow_mode="with_flow", dte=3, contracts=1,
+        entry_time=NOW - timedelta(days=1), expiry=datetime(2026, 11, 27).date(), credit=200.0, risk=1800.0,
+        pnl=50.0 + i, pnl_updated_at=NOW - timedelta(minutes=10), status="open", short_put=19500.0,
+        long_put=19480.0, short_call=None, long_call=None, note="", closed_at=None,
+    )
+
+
+def snapshot(tickers=("NDX",), n_opps=3, n_positions=2, **changes):
+    config = Config()
+    tasks = {n: TaskStatus(n, 60.0, NOW, NOW, 0.01, True, None, 1) for n in ("market", "scan", "positions")}
+    snap = Snapshot(
+        version="0.1.0", source="replay", source_description="test", config=config, time=NOW,
+        calendar=CalendarFacts("open", True, True, 19800.0),
+        contexts={t: context(t) for t in tickers},
+        scans={t: ScanResult(t, "medium", 7, 42, tuple(opportunity(i, t) for i in range(n_opps))) for t in tickers},
+        grid=GridInfo("grid.csv", 100, 7, (NOW - timedelta(days=2)).timestamp()),
+        positions=tuple(OpenPosition(position(i), 2, NOW + timedelta(days=3)) for i in range(n_positions)),
+        portfolio=Portfolio(n_positions, 4, 1800.0 * n_positions, 100.0, 250.0),
+        tasks=tasks,
+    )
+    return dataclasses.replace(snap, **changes)
+
+
+def registry_for(snap, now=NOW):
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snap, lambda: now))
+    return registry
+
+
+def test_market_values_and_state_sets():
+    r = registry_for(snapshot())
+    assert r.get_sample_value("spreadwatch_price", {"ticker": "NDX"}) == 20500.0
+    assert r.get_sample_value("spreadwatch_regime", {"regime": "medium"}) == 1
+    assert r.get_sample_value("spreadwatch_regime", {"regime": "low"}) == 0
+    assert r.get_sample_value("spreadwatch_regime_level") == 2
+    assert r.get_sample_value("spreadwatch_regime_info", {"regime": "medium", "previous": "low"}) == 1
+    assert r.get_sample_value("spreadwatch_regime_change_age_seconds") == 300
+    assert r.get_sample_value("spreadwatch_market_session", {"session": "open"}) == 1
+    assert r.get_sample_value("spreadwatch_build_info", {"version": "0.1.0", "source": "replay"}) == 1
+    assert r.get_sample_value("spreadwatch_source_errors_total", {"source": "^NDX", "kind": "empty"}) == 2
+
+
+def test_unknown_vix_is_absent_and_no_regime_is_set():
+    snap = snapshot(contexts={"NDX": context(vix=None, regime=None)})
+    r = registry_for(snap)
+    assert r.get_sample_value("spreadwatch_vix") is None
+    assert r.get_sample_value("spreadwatch_regime_level") is None
+    assert all(r.get_sample_value("spreadwatch_regime", {"regime": g}) == 0
+               for g in ("very_low", "low", "medium", "high", "extreme"))
+
+
+def test_ages_use_the_exporters_clock_and_stale_context_goes_absent():
+    snap = snapshot()
+    later = NOW + timedelta(seconds=200)  # past stale_after_seconds (180)
+    r = registry_for(snap, now=later)
+    assert r.get_sample_value("spreadwatch_price", {"ticker": "NDX"}) is None
+    assert r.get_sample_value("spreadwatch_source_up", {"source": "^NDX"}) == 0
+    assert r.get_sample_value("spreadwatch_source_age_seconds", {"source": "^NDX"}) == 230
+    assert r.get_sample_value("spreadwatch_task_age_seconds", {"task": "market"}) == 200
+    assert r.get_sample_value("spreadwatch_market_seconds_to_close") == 19600
+
+
+def test_thresholds_have_the_labels_of_the_values_they_guard():
+    r = registry_for(snapshot())
+    labels = {"position_id": "p0000", "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+    assert r.get_sample_value("spreadwatch_position_pnl_dollars", labels) == 50
+    assert r.get_sample_value("spreadwatch_position_profit_target_dollars", labels) == 100
+    assert r.get_sample_value("spreadwatch_position_stop_loss_dollars", labels) == -400
+    assert r.get_sample_value("spreadwatch_position_time_exit_sessions", labels) == 1
+    assert r.get_sample_value("spreadwatch_position_pnl_age_seconds", labels) == 600
+    assert r.get_sample_value("spreadwatch_position_pnl_max_age_seconds", labels) == 7200
+
+
+def test_a_failing_snapshot_part_does_not_fail_the_scrape():
+    broken = snapshot(positions=(OpenPosition(object(), 1, None),))
+    text = generate_latest(registry_for(broken)).decode()
+    assert "spreadwatch_price{" in text  # the other parts are still there
+
+
+def series(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_cardinality_with_3_tickers_20_opportunities_50_positions():
+    snap = snapshot(tickers=("NDX", "SPX", "RUT"), n_opps=20, n_positions=50)
+    snap = dataclasses.replace(snap, config=dataclasses.replace(
+        snap.config, tickers={**snap.config.tickers, "RUT": snap.config.tickers["SPX"]}))
+    count = len(series(generate_latest(registry_for(snap)).decode()))
+    # Stated in docs/exporter.md; a change here is a change of the cardinality contract.
+    assert count == 1475, count
+
+
+def test_every_emitted_metric_is_in_the_contract():
+    text = generate_latest(registry_for(snapshot())).decode()
+    names = {re.match(r"([a-z_]+)", line).group(1) for line in series(text)}
+    names = {n[: -len("_total")] if n.endswith("_total") else n for n in names}
+    documented = DOCS.read_text()
+    assert not [n for n in names if n not in documented and n + "_total" not in documented]
+
+
+def test_golden_exposition():
+    text = generate_latest(registry_for(snapshot())).decode()
+    assert text == GOLDEN.read_text(), "exposition changed: review and regenerate tests/data/golden_metrics.txt"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) not installed")
+def test_promtool_check_metrics_is_silent():
+    text = generate_latest(registry_for(snapshot(n_opps=20, n_positions=5))).decode()
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr

@@ -1,0 +1,108 @@
+"""The loop: replay clock cadences, CLI changes visible within one position cycle, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from click.testing import CliRunner
+
+from exporter_support import Running, make_service
+from spreadwatch.cli import cli
+from spreadwatch.collector import SnapshotCollector, build_registry
+
+
+def value(service, name, labels=None):
+    registry = build_registry(SnapshotCollector(lambda: service.snapshot, service.clock.now))
+    return registry.get_sample_value(name, labels or {})
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_cadences_run_on_the_replay_clock(tmp_path):
+    service = make_service(tmp_path, speed=600.0)  # 60 s cycle = 0.1 s wall
+    with Running(service):
+        assert wait_for(lambda: service.snapshot.tasks["market"].last_success is not None)
+        first = service.snapshot.tasks["market"].last_success
+        time.sleep(1.0)
+        runs = service.snapshot.tasks["market"].last_success
+        # ~10 market cycles in a wall second at 600x; the replay clock moved ~10 minutes.
+        assert 300 <= (runs - first).total_seconds() <= 900
+        scan_runs = service.snapshot.tasks["scan"].last_success
+        assert scan_runs is not None
+
+
+def test_cli_add_update_close_show_up_within_one_position_cycle(tmp_path):
+    db = tmp_path / "book.db"
+    service = make_service(tmp_path, speed=600.0, db=db)
+    runner = CliRunner()
+    with Running(service):
+        assert wait_for(lambda: value(service, "spreadwatch_portfolio_positions", {"status": "open"}) == 0)
+        result = runner.invoke(cli, ["positions", "add", "--db", str(db), "--dte", "3", "--band", "P98",
+                                     "--spread", "put_spread", "--flow-mode", "with_flow", "--contracts", "1",
+                                     "--credit", "150", "--short-put", "19800", "--long-put", "19700",
+                                     "--expiry", "2026-12-31"])
+        assert result.exit_code == 0, result.output
+        cycle = service.intervals["positions"] / service.clock.speed
+        added = time.monotonic()
+        assert wait_for(lambda: value(service, "spreadwatch_portfolio_positions", {"status": "open"}) == 1)
+        assert time.monotonic() - added < cycle + 1.0
+        ids = [p.position.id for p in service.snapshot.positions]
+        labels = {"position_id": ids[0], "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+        assert value(service, "spreadwatch_position_credit_dollars", labels) == 150
+        assert value(service, "spreadwatch_position_profit_target_dollars", labels) == 75
+        assert value(service, "spreadwatch_position_stop_loss_dollars", labels) == -300
+        runner.invoke(cli, ["positions", "update", ids[0], "--db", str(db), "--pnl", "80"])
+        assert wait_for(lambda: value(service, "spreadwatch_position_pnl_dollars", labels) == 80)
+        runner.invoke(cli, ["positions", "close", ids[0], "--db", str(db), "--pnl", "80"])
+        # Closed positions vanish from the position series.
+        assert wait_for(lambda: value(service, "spreadwatch_position_pnl_dollars", labels) is None)
+        assert value(service, "spreadwatch_portfolio_realized_pnl_dollars") == 80
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path):
+    port = free_port()
+    env = {**os.environ, "SPREADWATCH_DB": str(tmp_path / "book.db")}
+    config = tmp_path / "config.yml"
+    config.write_text(f"paths:\n  log_file: {tmp_path / 'events.log'}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "spreadwatch", "--config", str(config), "run",
+                             "--listen", f"127.0.0.1:{port}", "--speed", "60",
+                             "--start", "2026-11-24T15:20:00Z"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def metrics():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    return r.read().decode()
+            except OSError:
+                return ""
+        assert wait_for(lambda: "spreadwatch_price{" in metrics(), timeout=30)
+        assert 'spreadwatch_build_info{source="replay",version=' in metrics()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+            assert "REPLAY" in r.read().decode()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "REPLAY, not live data" in out
+    assert "[OPPORTUNITY]" in (tmp_path / "events.log").read_text()
