@@ -1,0 +1,325 @@
+"""`spreadwatch grid build`: the I/O edge of the grid builder.
+
+Owns reading history (a CSV in the replay format via `csv:FILE`, or a provider such as `yahoo`), reading option
+chain CSVs (`--chains DIR`), the XNYS session list, the progress bar, and writing the canonical grid CSV (and the
+PNG report). The backtest itself is pure and lives in backtest.py; the method is in docs/grid-builder.md.
+
+Must not: compute any statistic (backtest.py does), or invent data: a missing vol index or VIX close stays NaN
+(no model credit for that entry; regime unknown, so the entry counts only in the `all` rows).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from spreadwatch.backtest import BuildResult, BuildSpec, ChainBook, History, build_grid
+from spreadwatch.errors import DataError, InputError
+from spreadwatch.market_calendar import ET, MarketCalendar
+
+if TYPE_CHECKING:
+    from spreadwatch.config import Config
+
+REPLAY_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
+CHAIN_COLUMNS = ("timestamp", "type", "strike", "bid", "ask", "expiration")
+DEFAULT_DAYS_LIVE = 90
+
+
+@dataclass
+class BuildRequest:
+    ticker: str
+    source: str = "yahoo"
+    days: int | None = None
+    start: date | None = None
+    end: date | None = None
+    chains_dir: str | None = None
+    dtes: Sequence[int] = (0, 1, 3, 5, 10)
+    bands: Sequence[str] = ("P95", "P97", "P98", "P99", "P100")
+    widths: Sequence[float] = (10.0, 25.0, 50.0)
+    out: str = "grid.csv"
+    report: str | None = None
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# History
+
+
+def read_replay_csv(path: Path) -> pd.DataFrame:
+    """Rows of a replay-format CSV ('#' comment lines allowed) with a UTC `time` and the ET session `day`."""
+    try:
+        raw = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False, skipinitialspace=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: history file not found") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: cannot read history CSV: {str(exc).splitlines()[0]}") from None
+    raw.columns = [c.strip().lower() for c in raw.columns]
+    missing = [c for c in REPLAY_COLUMNS if c not in raw.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)} (replay format: {', '.join(REPLAY_COLUMNS)})")
+    times = pd.to_datetime(raw["timestamp"].str.strip(), utc=True, errors="coerce", format="ISO8601")
+    if times.isna().any():
+        i = int(np.flatnonzero(times.isna().to_numpy())[0])
+        raise DataError(f"{path}: row {i + 1}: column timestamp: bad value {raw['timestamp'].iloc[i]!r} (ISO UTC)")
+    out = pd.DataFrame({"time": times, "symbol": raw["symbol"].str.strip()})
+    for col in ("open", "high", "low", "close"):
+        text = raw[col].str.strip()
+        values = pd.to_numeric(text, errors="coerce")
+        bad = values.isna() & (text != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path}: row {i + 1}: column {col}: bad value {text.iloc[i]!r}")
+        out[col] = values.astype(float)
+    out["day"] = out["time"].dt.tz_convert(ET).dt.date
+    return out.sort_values("time", kind="stable")
+
+
+def daily_bars(rows: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
+    """One bar per session for the first of `symbols` present: several rows on a date (intraday bars) are
+    aggregated (first open, max high, min low, last close)."""
+    for symbol in symbols:
+        picked = rows[rows["symbol"] == symbol]
+        if not picked.empty:
+            grouped = picked.groupby("day", sort=True)
+            return pd.DataFrame({
+                "open": grouped["open"].first(), "high": grouped["high"].max(), "low": grouped["low"].min(),
+                "close": grouped["close"].last(),
+            })
+    return pd.DataFrame(columns=["open", "high", "low", "close"])
+
+
+def history_from_frames(price: pd.DataFrame, vol: pd.DataFrame, vix: pd.DataFrame) -> History:
+    """Align the vol index and VIX closes on the underlying's sessions (NaN where absent)."""
+    price = price.dropna(subset=["open", "high", "low", "close"])
+    if price.empty:
+        raise DataError("no daily bars of the underlying")
+    days = list(price.index)
+    return History(
+        dates=np.array(days, dtype="datetime64[D]"),
+        open=price["open"].to_numpy(float), high=price["high"].to_numpy(float),
+        low=price["low"].to_numpy(float), close=price["close"].to_numpy(float),
+        vol_index=vol["close"].reindex(days).to_numpy(float) if not vol.empty else np.full(len(days), np.nan),
+        vix=vix["close"].reindex(days).to_numpy(float) if not vix.empty else np.full(len(days), np.nan),
+    )
+
+
+def history_from_csv(path: Path, price_symbols: Sequence[str], vol_symbol: str, vix_symbol: str) -> History:
+    rows = read_replay_csv(path)
+    price = daily_bars(rows, price_symbols)
+    if price.empty:
+        raise DataError(f"{path}: no rows for {' or '.join(price_symbols)}")
+    vol = daily_bars(rows, [vol_symbol])
+    if vol.empty:
+        raise DataError(f"{path}: no rows for {vol_symbol}: the model prices options from the ticker's vol index")
+    vix = daily_bars(rows, [vix_symbol]) if vix_symbol != vol_symbol else vol
+    return history_from_frames(price, vol, vix)
+
+
+def history_from_provider(provider: Any, price_symbol: str, vol_symbol: str, vix_symbol: str, before: date,
+                          count: int) -> History:
+    """Daily bars through the provider interface (providers/__init__.py)."""
+    from spreadwatch.providers import ProviderError
+
+    def frame(symbol: str, required: bool) -> pd.DataFrame:
+        try:
+            bars = provider.daily(symbol, before, count)
+        except ProviderError as exc:
+            if required:
+                raise DataError(f"history: {exc}") from None
+            bars = []
+        return pd.DataFrame([{"day": b.day, "open": b.open, "high": b.high, "low": b.low, "close": b.close}
+                             for b in bars], columns=["day", "open", "high", "low", "close"]).set_index("day")
+
+    return history_from_frames(frame(price_symbol, True), frame(vol_symbol, True), frame(vix_symbol, False))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Chains
+
+
+def read_chains(directory: Path) -> ChainBook:
+    """Every *.csv under `directory`: quotes by (entry session, expiration), the session's first snapshot only."""
+    files = sorted(directory.glob("*.csv")) if directory.is_dir() else []
+    if not files:
+        raise DataError(f"{directory}: no chain CSVs (expected *.csv with {', '.join(CHAIN_COLUMNS)})")
+    frames = []
+    for path in files:
+        try:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, comment="#")
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"{path}: cannot read chain CSV: {str(exc).splitlines()[0]}") from None
+        raw.columns = [c.strip().lower() for c in raw.columns]
+        missing = [c for c in CHAIN_COLUMNS if c not in raw.columns]
+        if missing:
+            raise DataError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
+        times = pd.to_datetime(raw["timestamp"].str.strip(), utc=True, errors="coerce", format="ISO8601")
+        kinds = raw["type"].str.strip().str.lower().map(
+            {"p": "put", "put": "put", "c": "call", "call": "call"})
+        expiry = pd.to_datetime(raw["expiration"].str.strip(), errors="coerce").dt.date
+        nums = {c: pd.to_numeric(raw[c].str.strip(), errors="coerce") for c in ("strike", "bid", "ask")}
+        checks = {"timestamp": times.isna(), "type": kinds.isna(), "expiration": expiry.isna(),
+                  "strike": nums["strike"].isna() | (nums["strike"] <= 0)}
+        for col in ("bid", "ask"):
+            checks[col] = nums[col].isna() & (raw[col].str.strip() != "")
+        for col, bad in checks.items():
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(f"{path}: line {i + 2}: column {col}: bad value {raw[col].iloc[i]!r}")
+        frames.append(pd.DataFrame({"time": times, "type": kinds, "expiration": expiry, **nums}))
+    quotes = pd.concat(frames, ignore_index=True)
+    quotes["day"] = quotes["time"].dt.tz_convert(ET).dt.date
+    first = quotes.groupby("day")["time"].transform("min")
+    quotes = quotes[quotes["time"] == first]
+    book: dict[tuple[date, date], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for (day, expiration, kind), group in quotes.groupby(["day", "expiration", "type"]):
+        group = group.sort_values("strike").drop_duplicates("strike", keep="last")
+        book.setdefault((day, expiration), {})[kind] = (
+            group["strike"].to_numpy(float), group["bid"].to_numpy(float), group["ask"].to_numpy(float))
+    return ChainBook(quotes=book)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Output
+
+
+def write_grid(frame: pd.DataFrame, path: Path) -> None:
+    """The canonical CSV, written to a temporary file and renamed (a reader never sees half a grid)."""
+    out = frame.copy()
+    out["low_sample"] = out["low_sample"].map({True: "true", False: "false"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    out.to_csv(tmp, index=False, float_format="%.10g")
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The command
+
+
+def sessions_for(history: History, calendar: MarketCalendar, max_dte: int) -> np.ndarray:
+    first = history.dates[0].item()
+    if first < calendar.first_known_session:
+        raise DataError(f"history starts {first}, before the exchange calendar ({calendar.first_known_session})")
+    last = min(history.dates[-1].item() + timedelta(days=2 * max_dte + 10), calendar.last_known_session)
+    return np.array(calendar.sessions_in_range(first, last), dtype="datetime64[D]")
+
+
+def load_history(config: Config, request: BuildRequest, max_dte: int) -> History:
+    ticker = config.ticker(request.ticker)
+    source = request.source.strip()
+    if source.startswith("csv:"):
+        path = Path(source[len("csv:"):])
+        if not str(path):
+            raise InputError("--source csv:FILE needs a file")
+        return history_from_csv(path, (ticker.price_symbol, request.ticker), ticker.vol_index,
+                                config.market.vix_symbol)
+    if source == "yahoo":
+        from spreadwatch.providers import make_provider
+
+        calendar = MarketCalendar(config.display_timezone)
+        before = (request.end + timedelta(days=1)) if request.end else date.today() + timedelta(days=1)
+        if request.start is not None:
+            entries = len(calendar.sessions_in_range(request.start, before))
+        else:
+            entries = request.days or DEFAULT_DAYS_LIVE
+        count = entries + config.market.band_window_sessions + max_dte + 30
+        return history_from_provider(make_provider("yahoo", config), ticker.price_symbol, ticker.vol_index,
+                                     config.market.vix_symbol, before, count)
+    raise InputError(f"unknown --source {source!r}; use yahoo or csv:FILE")
+
+
+def entry_range(history: History, request: BuildRequest) -> tuple[date | None, date | None]:
+    if request.days is not None and (request.start or request.end):
+        raise InputError("give --days or --start/--end, not both")
+    if request.days is not None:
+        if request.days < 1:
+            raise InputError("--days must be >= 1")
+        dates = history.dates
+        return dates[max(0, len(dates) - request.days)].item(), None
+    if request.start is None and request.end is None and request.source.strip() == "yahoo":
+        dates = history.dates
+        return dates[max(0, len(dates) - DEFAULT_DAYS_LIVE)].item(), None
+    return request.start, request.end
+
+
+def build(config: Config, request: BuildRequest) -> BuildResult:
+    """Read history (and chains), run the backtest, write the grid (and the report)."""
+    from spreadwatch.domain import BANDS
+
+    for band in request.bands:
+        if band not in BANDS:
+            raise InputError(f"unknown band {band!r} (known: {', '.join(BANDS)})")
+    if not request.dtes or any(d < 0 for d in request.dtes):
+        raise InputError("--dte needs whole numbers >= 0")
+    if not request.widths or any(w <= 0 for w in request.widths):
+        raise InputError("--widths need numbers > 0")
+    max_dte = max(request.dtes)
+    history = load_history(config, request, max_dte)
+    first_entry, last_entry = entry_range(history, request)
+    calendar = MarketCalendar(config.display_timezone)
+    sessions = sessions_for(history, calendar, max_dte)
+    chains = read_chains(Path(request.chains_dir)) if request.chains_dir else None
+    ticker = config.ticker(request.ticker)
+    spec = BuildSpec(
+        ticker=request.ticker, dtes=tuple(request.dtes), bands=tuple(request.bands), widths=tuple(request.widths),
+        strike_increment=ticker.strike_increment, profit_target_pct=config.exits.profit_target_pct,
+        stop_loss_mult=config.exits.stop_loss_mult, time_exit_dte=config.exits.time_exit_dte,
+        boundaries=dict(config.regime.boundaries), hysteresis=config.regime.hysteresis,
+        flow_dead_band=config.market.flow_dead_band, window=config.market.band_window_sessions,
+        first_entry=first_entry, last_entry=last_entry,
+    )
+    result = _run_with_progress(history, sessions, spec, chains, request.progress)
+    if result.frame.empty:
+        raise DataError(
+            f"no trades: {len(history.dates)} sessions of history give no entry with {spec.window} trailing moves, "
+            f"an expiry bar and a credit (no trade: {_reasons(result.no_trade)})")
+    write_grid(result.frame, Path(request.out))
+    if request.report:
+        from spreadwatch.report import write_report
+
+        write_report(result.frame, Path(request.report), title=f"{request.ticker} grid ({result.frame['credit_source'].iloc[0]})")
+    return result
+
+
+def _reasons(no_trade: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in no_trade.items() if v) or "none"
+
+
+def _run_with_progress(history: History, sessions: np.ndarray, spec: BuildSpec, chains: ChainBook | None,
+                       show: bool) -> BuildResult:
+    if not show or not sys.stderr.isatty():
+        return build_grid(history, sessions, spec, chains=chains)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("build", total=None)
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return build_grid(history, sessions, spec, chains=chains, progress=step)
+
+
+def summary_lines(result: BuildResult, request: BuildRequest) -> list[str]:
+    frame = result.frame
+    lines = [
+        f"wrote {request.out}: {len(frame)} rows ({result.configs} configs x regime x trend with trades), "
+        f"credits from the {frame['credit_source'].iloc[0]}",
+        f"data {frame['data_start'].iloc[0]} .. {frame['data_end'].iloc[0]}; up to {result.entries} entries per DTE",
+        f"no trade (entry x config): {_reasons(result.no_trade)}",
+        f"low-sample rows: {int(frame['low_sample'].sum())}",
+    ]
+    if request.report:
+        lines.append(f"wrote {request.report}")
+    return lines

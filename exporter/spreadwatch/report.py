@@ -1,0 +1,65 @@
+"""The grid builder's PNG report: win rate and average return on risk by DTE x band, one row of panels per regime.
+
+Owns the picture only; takes the canonical grid frame. matplotlib is imported inside the function (Agg backend)
+so importing this module, or the CLI, stays light. Must not: compute backtest statistics.
+
+Each cell aggregates the configs of that DTE and band over spread types, flow modes and widths in the rows with
+trend `all`, weighted by their trade counts: win rate held to expiry, and average P&L / average max risk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spreadwatch.domain import BANDS, REGIMES
+
+
+def cell_table(frame: pd.DataFrame, regime: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray]:
+    """(dtes, bands, win rate [dte x band], return on risk [dte x band]) for one regime; NaN where no trades."""
+    rows = frame[(frame["regime"] == regime) & (frame["trend"] == "all")]
+    dtes = sorted(int(d) for d in frame["dte"].unique())
+    bands = [b for b in BANDS if b in set(frame["band"])]
+    win = np.full((len(dtes), len(bands)), np.nan)
+    ret = np.full((len(dtes), len(bands)), np.nan)
+    for i, dte in enumerate(dtes):
+        for j, band in enumerate(bands):
+            cell = rows[(rows["dte"] == dte) & (rows["band"] == band)]
+            n = cell["n_trades"].to_numpy(float)
+            if n.sum() > 0:
+                win[i, j] = float((cell["win_rate"] * n).sum() / n.sum())
+                ret[i, j] = float((cell["avg_pnl"] * n).sum() / (cell["avg_max_risk"] * n).sum())
+    return dtes, bands, win, ret
+
+
+def write_report(frame: pd.DataFrame, path: Path, title: str = "grid") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    regimes = [r for r in (*REGIMES, "all") if r in set(frame["regime"])]
+    fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 2.6 * len(regimes) + 0.8), squeeze=False)
+    for r_i, regime in enumerate(regimes):
+        dtes, bands, win, ret = cell_table(frame, regime)
+        panels = ((win, "win rate (held to expiry)", "RdYlGn", 0.5, 1.0, "{:.0%}"),
+                  (ret, "avg return on risk", "RdYlGn", -0.05, 0.05, "{:+.1%}"))
+        for c_i, (values, label, cmap, lo, hi, fmt) in enumerate(panels):
+            ax = axes[r_i][c_i]
+            ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+            ax.set_xticks(range(len(bands)), bands)
+            ax.set_yticks(range(len(dtes)), [f"{d} DTE" for d in dtes])
+            ax.set_title(f"{regime}: {label}", fontsize=10)
+            for i in range(len(dtes)):
+                for j in range(len(bands)):
+                    text = "-" if not np.isfinite(values[i, j]) else fmt.format(values[i, j])
+                    ax.text(j, i, text, ha="center", va="center", fontsize=8)
+    credit_source = str(frame["credit_source"].iloc[0]) if len(frame) else "?"
+    span = f"{frame['data_start'].iloc[0]} .. {frame['data_end'].iloc[0]}" if len(frame) else ""
+    fig.suptitle(f"{title}: {span}; credits {credit_source}; trend all, all spreads, flows and widths")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
