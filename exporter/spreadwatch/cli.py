@@ -368,5 +368,112 @@ def run_command(ctx: Context, tickers: tuple[str, ...], trend: str | None, scan_
     log.info("stopped")
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# grid
+
+
+def _csv_list(kind: Callable[[str], Any], name: str) -> Callable[[Any, Any, str | None], Any]:
+    """A click callback turning `0,1,3` into a tuple, with a one-line error naming the option."""
+
+    def convert(ctx: Any, param: Any, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            items = tuple(kind(part.strip()) for part in value.split(",") if part.strip())
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma-separated list for {name}") from None
+        if not items:
+            raise click.BadParameter(f"{name} needs at least one value")
+        return items
+
+    return convert
+
+
+def _iso_date(ctx: Any, param: Any, value: str | None) -> Any:
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@cli.group("grid")
+def grid_group() -> None:
+    """Build the backtest grid the scanner reads, and show one."""
+
+
+@grid_group.command("build")
+@ticker_option
+@click.option("--days", type=int, default=None, help="Entries over the last N sessions (yahoo default: 90).")
+@click.option("--start", "start", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="First entry session.")
+@click.option("--end", "end", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="Last entry session.")
+@click.option("--source", default="yahoo", show_default=True, metavar="yahoo|csv:FILE",
+              help="Daily history: the yahoo provider, or a CSV in the replay format.")
+@click.option("--chains", "chains_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory of option chain CSVs (timestamp,type,strike,bid,ask,expiration): credits from "
+                   "quotes instead of the model.")
+@click.option("--dte", "dtes", default="0,1,3,5,10", show_default=True, callback=_csv_list(int, "--dte"),
+              help="DTEs (trading sessions) to test.")
+@click.option("--bands", default="P95,P97,P98,P99,P100", show_default=True, callback=_csv_list(str, "--bands"),
+              help="Percentile bands to test.")
+@click.option("--widths", default="10,25,50", show_default=True, callback=_csv_list(float, "--widths"),
+              help="Spread widths (index points).")
+@click.option("--out", default="grid.csv", show_default=True, type=click.Path(dir_okay=False),
+              help="Canonical grid CSV to write.")
+@click.option("--report", default=None, type=click.Path(dir_okay=False), help="Also write a PNG report here.")
+@pass_ctx
+@handle_errors
+def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, end: Any, source: str,
+               chains_dir: str | None, dtes: tuple[int, ...], bands: tuple[str, ...], widths: tuple[float, ...],
+               out: str, report: str | None) -> None:
+    """Backtest every config (DTE x band x spread x flow x width) and write the canonical grid."""
+    from spreadwatch.gridbuild import BuildRequest, build, summary_lines
+
+    config = ctx.config
+    request = BuildRequest(
+        ticker=ticker or config.watch[0], source=source, days=days, start=start, end=end, chains_dir=chains_dir,
+        dtes=dtes, bands=bands, widths=widths, out=out, report=report)
+    result = build(config, request)
+    click.echo("\n".join(summary_lines(result, request)))
+
+
+@grid_group.command("show")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--top", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
+@click.option("--all-rows", "include_impossible", is_flag=True, help="Keep impossible rows (credit > width...).")
+@json_option
+@handle_errors
+def grid_show(file: str, top: int, include_impossible: bool, as_json: bool) -> None:
+    """The best rows of a grid (any supported format) by trade score."""
+    from spreadwatch.grid import load_grid
+
+    grid = load_grid(file, skip_impossible=not include_impossible)
+    frame = grid.frame.sort_values("trade_score", ascending=False, kind="stable").head(top)
+    columns = ["ticker", "dte", "band", "spread_type", "flow_mode", "spread_width", "entry_time_et", "regime",
+               "trend", "n_trades", "win_rate", "roi", "avg_credit", "avg_max_risk", "sharpe", "trade_score"]
+    if as_json:
+        echo_json({"file": str(grid.path), "format": grid.format, "rows": grid.total_rows,
+                   "skipped_rows": grid.skipped_rows,
+                   "top": [{c: _plain(row[c]) for c in columns} for _, row in frame.iterrows()]})
+        return
+    click.echo(f"{grid.path} ({grid.format}): {grid.total_rows} rows, {grid.skipped_rows} impossible skipped; "
+               f"top {len(frame)} by trade score")
+    click.echo(f"{'dte':>3} {'band':<5} {'spread':<12} {'flow':<12} {'width':>5} {'ET':<5} {'regime':<8} "
+               f"{'trend':<8} {'n':>5} {'win':>6} {'roi':>6} {'credit':>8} {'risk':>8} {'sharpe':>6} {'score':>7}")
+    for _, r in frame.iterrows():
+        click.echo(f"{int(r.dte):>3} {r.band:<5} {r.spread_type:<12} {r.flow_mode:<12} {r.spread_width:>5g} "
+                   f"{r.entry_time_et:<5} {r.regime:<8} {r.trend:<8} {int(r.n_trades):>5} {r.win_rate:>6.1%} "
+                   f"{r.roi:>6.1%} {r.avg_credit:>8.2f} {r.avg_max_risk:>8.2f} {r.sharpe:>6.2f} "
+                   f"{r.trade_score:>7.1f}")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to plain JSON values."""
+    return value.item() if hasattr(value, "item") else value
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
