@@ -486,6 +486,8 @@ def build_grid(hist: History, sessions: np.ndarray, spec: BuildSpec, chains: Cha
                     for r_name in NO_TRADE_REASONS:
                         no_trade[r_name] += int(np.count_nonzero(reason == r_name))
                     trade_rows = rows_dte[ok]
+                    if trade_rows.size == 0:
+                        continue
                     credit_ok = credit[ok]
                     risk_ok = pricing.max_risk(credit_ok, width)
                     pnl = pricing.spread_pnl_at_expiry(credit_ok, payoff[ok])
