@@ -74,7 +74,7 @@ def read_replay_csv(path: Path) -> pd.DataFrame:
     for col in ("open", "high", "low", "close"):
         text = raw[col].str.strip()
         values = pd.to_numeric(text, errors="coerce")
-        bad = values.isna() & (text != "")
+        bad = values.isna() & (text != "") & (text.str.lower() != "nan")  # blank or NaN: no value, not an error
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(f"{path}: row {i + 1}: column {col}: bad value {text.iloc[i]!r}")
@@ -238,13 +238,17 @@ def load_history(config: Config, request: BuildRequest, max_dte: int) -> History
 
 
 def entry_range(history: History, request: BuildRequest) -> tuple[date | None, date | None]:
-    if request.days is not None and (request.start or request.end):
-        raise InputError("give --days or --start/--end, not both")
+    if request.days is not None and request.start is not None:
+        raise InputError("give --days (optionally with --end) or --start/--end, not both")
     if request.days is not None:
         if request.days < 1:
             raise InputError("--days must be >= 1")
         dates = history.dates
-        return dates[max(0, len(dates) - request.days)].item(), None
+        if request.end is not None:
+            dates = dates[dates <= np.datetime64(request.end, "D")]
+        if dates.size == 0:
+            raise DataError(f"no history on or before --end {request.end}")
+        return dates[max(0, len(dates) - request.days)].item(), request.end
     if request.start is None and request.end is None and request.source.strip() == "yahoo":
         dates = history.dates
         return dates[max(0, len(dates) - DEFAULT_DAYS_LIVE)].item(), None
