@@ -59,6 +59,12 @@ def test_grid_build_from_csv_writes_a_canonical_grid_and_a_report(history: Path,
     assert "(canonical)" in output and "0 impossible skipped" in output
     assert len([line for line in output.splitlines() if "09:30" in line]) == 5
 
+    code, output = invoke("grid", "show", str(out), "--top", "500", "--min-trades", "40", "--json")
+    assert code == 0, output
+    shown = json.loads(output)["top"]
+    assert shown and all(row["n_trades"] >= 40 for row in shown)
+    assert len(shown) == int((grid.frame["n_trades"] >= 40).sum()) or len(shown) == 500
+
 
 def test_grid_show_reads_the_originals_format_and_skips_impossible_rows() -> None:
     code, output = invoke("grid", "show", str(bundled_path("grid_trading_ready.csv")), "--json", "--top", "3")

@@ -444,23 +444,29 @@ def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, e
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
 @click.option("--all-rows", "include_impossible", is_flag=True, help="Keep impossible rows (credit > width...).")
+@click.option("--min-trades", type=click.IntRange(min=0), default=None,
+              help="Hide rows with fewer trades (default: scan.min_trades; 0 shows all).")
 @json_option
+@pass_ctx
 @handle_errors
-def grid_show(file: str, top: int, include_impossible: bool, as_json: bool) -> None:
+def grid_show(ctx: Context, file: str, top: int, include_impossible: bool, min_trades: int | None,
+              as_json: bool) -> None:
     """The best rows of a grid (any supported format) by trade score."""
     from spreadwatch.grid import load_grid
 
     grid = load_grid(file, skip_impossible=not include_impossible)
-    frame = grid.frame.sort_values("trade_score", ascending=False, kind="stable").head(top)
+    floor = ctx.config.scan.min_trades if min_trades is None else min_trades
+    frame = grid.frame[grid.frame["n_trades"] >= floor]
+    frame = frame.sort_values("trade_score", ascending=False, kind="stable").head(top)
     columns = ["ticker", "dte", "band", "spread_type", "flow_mode", "spread_width", "entry_time_et", "regime",
                "trend", "n_trades", "win_rate", "roi", "avg_credit", "avg_max_risk", "sharpe", "trade_score"]
     if as_json:
         echo_json({"file": str(grid.path), "format": grid.format, "rows": grid.total_rows,
-                   "skipped_rows": grid.skipped_rows,
+                   "skipped_rows": grid.skipped_rows, "min_trades": floor,
                    "top": [{c: _plain(row[c]) for c in columns} for _, row in frame.iterrows()]})
         return
     click.echo(f"{grid.path} ({grid.format}): {grid.total_rows} rows, {grid.skipped_rows} impossible skipped; "
-               f"top {len(frame)} by trade score")
+               f"top {len(frame)} by trade score with at least {floor} trades")
     click.echo(f"{'dte':>3} {'band':<5} {'spread':<12} {'flow':<12} {'width':>5} {'ET':<5} {'regime':<8} "
                f"{'trend':<8} {'n':>5} {'win':>6} {'roi':>6} {'credit':>8} {'risk':>8} {'sharpe':>6} {'score':>7}")
     for _, r in frame.iterrows():
