@@ -18,7 +18,8 @@ from spreadwatch.domain import BANDS, REGIMES
 
 
 def cell_table(frame: pd.DataFrame, regime: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray]:
-    """(dtes, bands, win rate [dte x band], return on risk [dte x band]) for one regime; NaN where no trades."""
+    """(dtes, bands, win rate [dte x band], return on risk [dte x band]) for one regime; NaN where no trades.
+    Weighted over the neutral-flow rows only would hide the flow filters; all flows are pooled, as labelled."""
     rows = frame[(frame["regime"] == regime) & (frame["trend"] == "all")]
     dtes = sorted(int(d) for d in frame["dte"].unique())
     bands = [b for b in BANDS if b in set(frame["band"])]
@@ -59,7 +60,7 @@ def write_report(frame: pd.DataFrame, path: Path, title: str = "grid") -> None:
     credit_source = str(frame["credit_source"].iloc[0]) if len(frame) else "?"
     span = f"{frame['data_start'].iloc[0]} .. {frame['data_end'].iloc[0]}" if len(frame) else ""
     fig.suptitle(f"{title}: {span}; credits {credit_source}; trend all, all spreads, flows and widths")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
