@@ -19,7 +19,7 @@ from spreadwatch.domain import BANDS, REGIMES
 
 def cell_table(frame: pd.DataFrame, regime: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray]:
     """(dtes, bands, win rate [dte x band], return on risk [dte x band]) for one regime; NaN where no trades.
-    Weighted over the neutral-flow rows only would hide the flow filters; all flows are pooled, as labelled."""
+    Every flow mode's rows are pooled (an entry in a with_flow row also sits in the neutral row), as the title says."""
     rows = frame[(frame["regime"] == regime) & (frame["trend"] == "all")]
     dtes = sorted(int(d) for d in frame["dte"].unique())
     bands = [b for b in BANDS if b in set(frame["band"])]
