@@ -333,14 +333,16 @@ def run_command(ctx: Context, tickers: tuple[str, ...], trend: str | None, scan_
     grid = grid_path(config.paths.grid, grid_file)
     if not grid.exists():
         raise InputError(f"{grid}: grid file not found")
-    if not db.exists():
-        from spreadwatch.store import PositionBook
-
-        db.parent.mkdir(parents=True, exist_ok=True)
-        PositionBook(db).close()
-
     setup_logging(config)
     log = logging.getLogger("spreadwatch")
+    if not db.exists():
+        try:
+            from spreadwatch.store import PositionBook
+        except ImportError as exc:  # no position book module: the positions task reports it, the rest runs
+            log.error("cannot create the position book %s: %s", db, exc)
+        else:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            PositionBook(db).close()
     if provider.label == "replay":
         log.warning("REPLAY, not live data: %s; clock starts %s at %gx", provider.description,
                     clock.now().isoformat(), speed)
