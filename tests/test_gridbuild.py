@@ -219,3 +219,30 @@ def test_report_is_a_png_with_one_cell_per_dte_and_band(built, tmp_path: Path) -
     write_report(result.frame, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 10_000
+
+
+def test_scanner_finds_opportunities_in_the_built_grid_with_its_band_moves(built) -> None:
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.scanner import scan
+
+    out, result = built
+    # Honest model credits at these bands give ROI of a few percent, under the default 20 % floor (calibrated on
+    # the original's impossible grid): relax the quality floors to check the pipeline, not the thresholds.
+    defaults = Config()
+    config = defaults.with_overrides(scan=dataclasses.replace(
+        defaults.scan, min_roi=0.0, min_sharpe=-10.0, min_composite_score=0.0, min_win_rate=0.0))
+    grid = load_grid(out)
+    res = scan(grid, ticker="SPX", now=datetime(2019, 1, 2, 15, 0, tzinfo=UTC), calendar=MarketCalendar(),
+               config=config, regime="high", trend="sideways", flow="down", flow_0dte="down", price=2500.0,
+               include_all=True)
+    assert res.matching_count > 0 and res.skipped_rows == 0
+    opp = res.opportunities[0]
+    assert opp.ticker == "SPX" and opp.credit < opp.spread_width * 100
+    row = grid.frame[(grid.frame["dte"] == opp.dte) & (grid.frame["band"] == opp.band)].iloc[0]
+    # The suggested short put comes from the grid's band moves (as of the data's end), snapped down.
+    assert opp.spread_type == "put_spread"  # the high regime's only spread type
+    assert opp.strikes is not None and opp.strikes.short_put is not None
+    assert opp.strikes.short_put == np.floor(2500.0 * (1 + row["band_lower_move"]) / 5.0 + 1e-9) * 5.0
