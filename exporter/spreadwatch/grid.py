@@ -132,8 +132,10 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
     frame = _to_canonical(raw, fmt, path)
     if raw.empty:
         raise DataError(f"{path}: grid has no rows")
-    impossible = impossible_mask(frame)
+    reasons = impossible_reasons(frame)
+    impossible = reasons != ""
     frame["impossible"] = impossible
+    frame["impossible_reason"] = reasons
     skipped = int(impossible.sum()) if skip_impossible else 0
     if skip_impossible:
         frame = frame.loc[~impossible]
@@ -142,11 +144,41 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
                 mtime=stat.st_mtime)
 
 
+# Rounding slack for the ROI bound: the original files give ROI in percent with two decimals (5e-5 as a fraction).
+ROI_SLACK_ABS = 5e-5
+ROI_SLACK_REL = 1e-3
+IMPOSSIBLE_REASONS: tuple[str, ...] = (
+    "credit <= 0", "credit > width x 100", "win rate outside [0, 1]", "ROI above credit / (width x 100 - credit)",
+)
+
+
+def impossible_reasons(frame: pd.DataFrame) -> pd.Series:
+    """Why each row is impossible ("" when it is not), the first reason that applies, in IMPOSSIBLE_REASONS order.
+
+    The ROI bound: a credit spread of width w (dollars per contract: w x 100) collecting credit c risks at least
+    w x 100 - c on every trade (an iron condor's two wings share one credit), so ROI = credit / max risk can
+    never exceed c / (w x 100 - c). ROI over 100 % alone is no defect: it is what a credit above half the width
+    gives. The original's rows with ROI up to 393 % all fail the credit bound first.
+    """
+    credit = frame["avg_credit"].to_numpy(dtype=float)
+    width = frame["spread_width"].to_numpy(dtype=float) * 100
+    win = frame["win_rate"].to_numpy(dtype=float)
+    roi = frame["roi"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        roi_max = credit / (width - credit)
+    conditions = [
+        credit <= 0,
+        credit > width,
+        (win < 0) | (win > 1),
+        roi > roi_max * (1 + ROI_SLACK_REL) + ROI_SLACK_ABS,
+    ]
+    return pd.Series(np.select(conditions, list(IMPOSSIBLE_REASONS), default=""), index=frame.index)
+
+
 def impossible_mask(frame: pd.DataFrame) -> pd.Series:
     """Rows whose numbers cannot be true of a credit spread: credit <= 0, credit > width x 100, win rate
-    outside [0, 1]."""
-    credit = frame["avg_credit"]
-    return (credit <= 0) | (credit > frame["spread_width"] * 100) | (frame["win_rate"] < 0) | (frame["win_rate"] > 1)
+    outside [0, 1], or ROI above the spread's arithmetic maximum (see `impossible_reasons`)."""
+    return impossible_reasons(frame) != ""
 
 
 def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:

@@ -94,7 +94,7 @@ class Opportunity:
         line = (
             f"#{self.rank}: {self.dte}DTE {self.band} {self.spread_type.upper()} @ {self.entry_time_local} | "
             f"Win:{self.win_rate * 100:.1f}% ROI:{self.roi * 100:.1f}% | "
-            f"Credit:${self.credit:,.0f} Risk:${self.max_risk:,.0f}"
+            f"Credit:${self.credit:.0f} Risk:${self.max_risk:.0f}"
         )
         if self.strikes is not None:
             line += f" | Short {self.strikes.label()}"
