@@ -172,6 +172,9 @@ def status(ctx: Context, ticker: str | None, source: str | None, speed: float, s
     # Sections are built as data first, then rendered: later sections (opportunities, portfolio) add a key here.
     report: dict[str, Any] = {**context.to_json(), "source_description": provider.description}
     lines = render_text(context, provider.description, config.display_timezone)
+    scan_keys, scan_lines = status_opportunities(config, context)  # scan section
+    report.update(scan_keys)
+    lines += scan_lines
     if as_json:
         echo_json(report)
         return
@@ -191,7 +194,10 @@ def book_state(config: Any, db_path: str | None) -> Any:
     path = Path(db_path or config.paths.database)
     if not path.exists():
         return None
-    from spreadwatch.store import read_positions
+    try:
+        from spreadwatch.store import read_positions
+    except ImportError:  # no position book module yet: the book is unknown, nothing is marked blocked
+        return None
 
     open_positions = [p for p in read_positions(path, include_closed=False) if p.status == "open"]
     return BookState(open_count=len(open_positions), open_risk=sum(p.risk for p in open_positions))
@@ -206,9 +212,8 @@ def run_scan(config: Any, *, ticker: str | None, source: str | None, start_at: s
     from spreadwatch import regime as regime_rules
     from spreadwatch.grid import grid_path, load_grid
     from spreadwatch.market import market_context
-    from spreadwatch.market_calendar import MarketCalendar
-    from spreadwatch.scanner import scan
 
+    # Loaded first: a bad grid fails before any market data is fetched.
     grid = load_grid(grid_path(config.paths.grid, grid_file), skip_impossible=config.scan.skip_impossible)
     context, provider = market_context(config, ticker=ticker, source=source, at=at, start=start_at, trend=trend)
     overrides: dict[str, Any] = {}
@@ -221,13 +226,38 @@ def run_scan(config: Any, *, ticker: str | None, source: str | None, start_at: s
         overrides["flow"] = overrides["flow_0dte"] = flow
     if overrides:
         context = dataclasses.replace(context, **overrides)
-    result = scan(
+    result = scan_context(config, context, grid=grid, db_path=db_path, include_all=include_all)
+    return result, context, provider
+
+
+def scan_context(config: Any, context: Any, *, grid: Any = None, db_path: str | None = None,
+                 include_all: bool = False) -> Any:
+    """Scan a loaded grid (default: paths.grid, else the bundled one) for one MarketContext (market.py): the
+    mapping of its fields onto scanner.scan."""
+    from spreadwatch.grid import grid_path, load_grid
+    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.scanner import scan
+
+    if grid is None:
+        grid = load_grid(grid_path(config.paths.grid), skip_impossible=config.scan.skip_impossible)
+    return scan(
         grid, ticker=context.ticker, now=context.time, calendar=MarketCalendar(config.display_timezone),
         config=config, regime=context.regime, trend=context.trend, flow=context.flow, flow_0dte=context.flow_0dte,
         price=context.price, daily_closes=context.daily_closes, daily_opens=context.daily_opens,
         book=book_state(config, db_path), include_all=include_all,
     )
-    return result, context, provider
+
+
+def status_opportunities(config: Any, context: Any) -> tuple[dict[str, Any], list[str]]:
+    """The scan section of `status`: JSON keys and text lines. A broken grid is reported here, not fatal."""
+    try:
+        result = scan_context(config, context)
+    except SpreadwatchError as exc:
+        return ({"opportunities": None, "matching_count": None, "skipped_rows": None, "scan_error": str(exc)},
+                [f"Opportunities: unavailable: {exc}"])
+    data = result.to_json()
+    return ({"opportunities": data["opportunities"], "matching_count": data["matching_count"],
+             "skipped_rows": data["skipped_rows"], "scan_error": None}, render_opportunities(result))
 
 
 def render_opportunities(result: Any) -> list[str]:
@@ -243,7 +273,7 @@ def render_opportunities(result: Any) -> list[str]:
             flags.append("BLOCKED BY RISK")
         suffix = f"  [{', '.join(flags)}]" if flags else ""
         expiry = f"  exp {opp.expiry}" if opp.expiry else ""
-        lines.append(f"  {opp.alert_line()}{expiry}{suffix}")
+        lines.append(f"  {opp.alert_line()}  width {opp.spread_width:g}{expiry}{suffix}")
     return lines
 
 
