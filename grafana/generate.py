@@ -1,0 +1,418 @@
+"""Dashboards as code: builds spreadwatch's Grafana dashboards with grafana-foundation-sdk and writes them as JSON.
+
+    python grafana/generate.py           # (re)write grafana/dashboards/*.json
+    python grafana/generate.py --check   # regenerate in memory; exit 1 and name the files that differ
+
+The SDK release is pinned (pyproject: grafana-foundation-sdk==1769699998!10.1.0) to the Grafana the compose file
+runs (grafana/grafana:10.1.x): its models are that version's dashboard schema. Every query uses only the metrics in
+docs/metrics.md (plus Prometheus's own `up` and `ALERTS`); tests/test_grafana.py checks that, and runs every panel's
+query against a real Prometheus scraping the exporter on replay data.
+
+This module owns the dashboards' content; it does no I/O except writing (or comparing) the files in
+grafana/dashboards/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import alertgroups, common, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus as prom
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+
+# Fixed datasource uids: provisioning (grafana/provisioning/datasources/) creates them with these uids.
+PROMETHEUS = dm.DataSourceRef(type_val="prometheus", uid="prometheus")
+ALERTMANAGER = dm.DataSourceRef(type_val="alertmanager", uid="alertmanager")
+ALERTMANAGER_NAME = "Alertmanager"  # the alert groups panel picks its Alertmanager by datasource name
+
+TICKER = 'ticker=~"$ticker"'
+
+# VIX regime colours (DESIGN.md: very_low < 12 <= low < 16 <= medium < 20 <= high < 30 <= extreme).
+REGIMES = ("very_low", "low", "medium", "high", "extreme")
+REGIME_COLOURS = ("blue", "green", "yellow", "orange", "red")
+VIX_BOUNDARIES = (12.0, 16.0, 20.0, 30.0)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def q(expr: str, legend: str = "", ref: str = "A", instant: bool = False, table_format: bool = False) -> prom.Dataquery:
+    query = prom.Dataquery().expr(expr).ref_id(ref).datasource(PROMETHEUS)
+    if legend:
+        query = query.legend_format(legend)
+    query = query.instant() if instant else query.range()
+    if table_format:
+        query = query.format(PromQueryFormat.TABLE)
+    return query
+
+
+def steps(*pairs: tuple[float | None, str]) -> dash.ThresholdsConfig:
+    return dash.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
+        [dm.Threshold(value=value, color=colour) for value, colour in pairs])
+
+
+def value_map(options: dict[str, tuple[str, str]]) -> dm.ValueMap:
+    return dm.ValueMap(options={key: dm.ValueMappingResult(text=text, color=colour, index=i)
+                                for i, (key, (text, colour)) in enumerate(options.items())})
+
+
+VIX_STEPS = steps((None, REGIME_COLOURS[0]), *zip(VIX_BOUNDARIES, REGIME_COLOURS[1:], strict=True))
+REGIME_LEVEL_STEPS = steps((None, REGIME_COLOURS[0]), *((float(i), c) for i, c in enumerate(REGIME_COLOURS) if i))
+REGIME_MAP = value_map({str(i): (name, colour) for i, (name, colour) in enumerate(zip(REGIMES, REGIME_COLOURS,
+                                                                                          strict=True))})
+PNL_STEPS = steps((None, "red"), (0.0, "green"))
+
+
+def last_value() -> common.ReduceDataOptions:
+    return common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+
+
+def stat_panel(title: str, description: str, *targets: prom.Dataquery, unit: str = "none", w: int = 3,
+               h: int = 4, decimals: float | None = None) -> stat.Panel:
+    panel = (stat.Panel().title(title).description(description).datasource(PROMETHEUS).unit(unit).span(w).height(h)
+             .reduce_options(last_value()).graph_mode(cm.BigValueGraphMode.NONE)
+             .color_mode(cm.BigValueColorMode.VALUE))
+    for target in targets:
+        panel = panel.with_target(target)
+    if decimals is not None:
+        panel = panel.decimals(decimals)
+    return panel
+
+
+def override(name: str, **props: object) -> tuple[dm.MatcherConfig, list[dm.DynamicConfigValue]]:
+    return (dm.MatcherConfig(id_val="byName", options=name),
+            [dm.DynamicConfigValue(id_val=key.replace("__", "."), value=value) for key, value in props.items()])
+
+
+def organize(rename: dict[str, str], exclude: tuple[str, ...] = ("Time",)) -> dm.DataTransformerConfig:
+    return dm.DataTransformerConfig(id_val="organize", options={
+        "excludeByName": {name: True for name in exclude},
+        "indexByName": {name: i for i, name in enumerate(rename)},
+        "renameByName": rename,
+    })
+
+
+MERGE = dm.DataTransformerConfig(id_val="merge", options={})
+
+
+# ----------------------------------------------------------------------------------------- market context
+
+
+def market_row() -> list:
+    return [
+        stat_panel("Price", "Underlying level (index points) of the selected ticker; blank when unknown or stale.",
+                   q(f"spreadwatch_price{{{TICKER}}}", "{{ticker}}"), decimals=2).color_mode(
+            cm.BigValueColorMode.NONE),
+        stat_panel("Change", "Change vs the previous session's close.",
+                   q(f"spreadwatch_change_ratio{{{TICKER}}}", "{{ticker}}"), unit="percentunit", decimals=2)
+        .thresholds(PNL_STEPS),
+        stat_panel("VIX", "The VIX level, coloured by regime: blue < 12 (very low), green < 16 (low), yellow < 20 "
+                   "(medium), orange < 30 (high), red extreme.", q("spreadwatch_vix", "VIX"), decimals=2)
+        .thresholds(VIX_STEPS),
+        stat_panel("Regime", "Current VIX regime (with hysteresis); blank when the VIX is unknown.",
+                   q("spreadwatch_regime_level", "regime")).thresholds(REGIME_LEVEL_STEPS).mappings([REGIME_MAP])
+        .color_mode(cm.BigValueColorMode.BACKGROUND),
+        stat_panel("IV rank / percentile", "IV rank and IV percentile of the ticker's vol index over 252 sessions.",
+                   q(f"spreadwatch_iv_rank_ratio{{{TICKER}}}", "rank {{ticker}}"),
+                   q(f"spreadwatch_iv_percentile_ratio{{{TICKER}}}", "pct {{ticker}}", ref="B"),
+                   unit="percentunit", decimals=0).color_mode(cm.BigValueColorMode.NONE),
+        stat_panel("Volume ratio", "Cumulative volume so far vs the 20-session mean at this time of day.",
+                   q(f"spreadwatch_volume_ratio{{{TICKER}}}", "{{ticker}}"), decimals=2)
+        .thresholds(steps((None, "text"), (1.5, "orange"))),
+        stat_panel("Market", "Current market phase (XNYS calendar) and whether the preferred entry hours are open.",
+                   q("spreadwatch_market_session == 1", "{{session}}"),
+                   q("spreadwatch_entry_window_open", "entry window", ref="B"))
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .mappings([value_map({"0": ("closed", "text"), "1": ("open", "green")})]).color_mode(
+            cm.BigValueColorMode.VALUE),
+        stat_panel("To close", "Minutes to the session close; blank when the market is closed.",
+                   q("spreadwatch_market_seconds_to_close / 60", "minutes"), unit="m", decimals=0)
+        .no_value("closed").color_mode(cm.BigValueColorMode.NONE),
+    ]
+
+
+# ----------------------------------------------------------------------------------------- opportunities
+
+OPP_VALUES = (  # (metric suffix, column title)
+    ("rank", "Rank"), ("in_window", "In window"), ("blocked_by_risk", "Blocked by risk"), ("score", "Score"),
+    ("win_ratio", "Win rate"), ("roi_ratio", "ROI"), ("credit_dollars", "Credit / contract"),
+)
+LEGS = ("short_put", "long_put", "short_call", "long_call")
+
+
+def opportunities_table() -> table.Panel:
+    refs = iter("ABCDEFGHIJKLMNOP")
+    panel = (table.Panel().title("Top opportunities").description(
+        "Regime-filtered grid configs passing every filter, best first (in-window ones first). In window: inside "
+        "the entry tolerance of its entry time, in the preferred hours, on an open session. Blocked: taking it "
+        "would break a risk limit. Strikes: suggested from the current price and the band's percentile move.")
+        .datasource(PROMETHEUS).span(24).height(10))
+    rename = {"ticker": "Ticker", "dte": "DTE", "spread_type": "Spread", "band": "Band", "flow_mode": "Flow",
+              "width": "Width", "entry_time_et": "Entry (ET)"}
+    for suffix, title in OPP_VALUES:
+        ref = next(refs)
+        panel = panel.with_target(q(f"spreadwatch_opportunity_{suffix}{{{TICKER}}}", ref=ref, instant=True,
+                                    table_format=True))
+        rename[f"Value #{ref}"] = title
+    for leg in LEGS:
+        ref = next(refs)
+        panel = panel.with_target(q(f'max without (leg) (spreadwatch_opportunity_strike{{{TICKER}, leg="{leg}"}})',
+                                    ref=ref, instant=True, table_format=True))
+        rename[f"Value #{ref}"] = leg.replace("_", " ")
+    panel = (panel.with_transformation(MERGE).with_transformation(organize(rename, ("Time", "id")))
+             .sort_by([common.TableSortByFieldState().display_name("Rank").desc(False)]))
+    yes_no = {"0": ("", "transparent"), "1": ("yes", "green")}
+    for field, props in (
+        ("In window", {"mappings": [value_map(yes_no)], "custom__cellOptions": {"type": "color-background"}}),
+        ("Blocked by risk", {"mappings": [value_map({"0": ("", "transparent"), "1": ("blocked", "red")})],
+                             "custom__cellOptions": {"type": "color-background"}}),
+        ("Win rate", {"unit": "percentunit", "decimals": 1}),
+        ("ROI", {"unit": "percentunit", "decimals": 1}),
+        ("Credit / contract", {"unit": "currencyUSD"}),
+        ("Score", {"decimals": 1}),
+    ):
+        panel = panel.with_override(*override(field, **props))
+    return panel
+
+
+# -------------------------------------------------------------------------------------------- portfolio
+
+
+def portfolio_row() -> list:
+    return [
+        stat_panel("Open positions", "Open positions against risk.max_positions.",
+                   q('spreadwatch_portfolio_positions{status="open"}', "open"),
+                   q("spreadwatch_portfolio_max_positions", "limit", ref="B"), w=4)
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME).color_mode(cm.BigValueColorMode.NONE),
+        stat_panel("Capital at risk", "Max risk of the open positions against risk.max_total_risk.",
+                   q("spreadwatch_portfolio_risk_dollars", "at risk"),
+                   q("spreadwatch_portfolio_max_risk_dollars", "limit", ref="B"), unit="currencyUSD", w=5)
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME).color_mode(cm.BigValueColorMode.NONE),
+        stat_panel("Risk used", "Capital at risk / its limit: orange from 80 %, red at or over the limit.",
+                   q("spreadwatch_portfolio_risk_dollars / spreadwatch_portfolio_max_risk_dollars", "used"),
+                   unit="percentunit", decimals=0, w=5)
+        .thresholds(steps((None, "green"), (0.8, "orange"), (1.0, "red"))),
+        stat_panel("Unrealized P&L", "Sum of the last P&L logged on open positions.",
+                   q("spreadwatch_portfolio_unrealized_pnl_dollars", "unrealized"), unit="currencyUSD", w=5)
+        .thresholds(PNL_STEPS),
+        stat_panel("Realized P&L", "Sum of the P&L of closed positions.",
+                   q("spreadwatch_portfolio_realized_pnl_dollars", "realized"), unit="currencyUSD", w=5)
+        .thresholds(PNL_STEPS),
+    ]
+
+
+POS_VALUES = (
+    ("pnl_dollars", "P&L"), ("profit_target_dollars", "Target"), ("stop_loss_dollars", "Stop"),
+    ("pnl_to_credit_ratio", "P&L / credit"), ("credit_dollars", "Credit"), ("risk_dollars", "Max risk"),
+    ("sessions_to_expiry", "Sessions to expiry"), ("time_exit_sessions", "Time exit at"),
+    ("pnl_age_seconds", "P&L age"),
+)
+
+
+def positions_table() -> table.Panel:
+    panel = (table.Panel().title("Open positions").description(
+        "Open positions with their last logged P&L against the profit target and the stop (dollars, whole "
+        "position), and trading sessions to expiry against the time exit. Update P&L with "
+        "`spreadwatch positions update ID --pnl N`.").datasource(PROMETHEUS).span(24).height(7))
+    rename = {"position_id": "ID", "ticker": "Ticker", "spread_type": "Spread", "band": "Band"}
+    for ref, (suffix, title) in zip("ABCDEFGHIJ", POS_VALUES, strict=False):
+        panel = panel.with_target(q(f"spreadwatch_position_{suffix}{{{TICKER}}}", ref=ref, instant=True,
+                                    table_format=True))
+        rename[f"Value #{ref}"] = title
+    panel = panel.with_transformation(MERGE).with_transformation(organize(rename))
+    for field, props in (
+        ("P&L", {"unit": "currencyUSD", "custom__cellOptions": {"type": "color-text"},
+                 "thresholds": steps((None, "red"), (0.0, "green")).build()}),
+        ("Target", {"unit": "currencyUSD"}), ("Stop", {"unit": "currencyUSD"}),
+        ("Credit", {"unit": "currencyUSD"}), ("Max risk", {"unit": "currencyUSD"}),
+        ("P&L / credit", {"unit": "percentunit"}), ("P&L age", {"unit": "s"}),
+    ):
+        panel = panel.with_override(*override(field, **props))
+    return panel
+
+
+def pnl_timeseries() -> timeseries.Panel:
+    dashed = [dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})]
+    return (timeseries.Panel().title("Position P&L vs target and stop").description(
+        "Each open position's logged P&L with its profit target and stop lines (dashed).")
+        .datasource(PROMETHEUS).unit("currencyUSD").span(12).height(8)
+        .with_target(q(f"spreadwatch_position_pnl_dollars{{{TICKER}}}", "{{position_id}} P&L"))
+        .with_target(q(f"spreadwatch_position_profit_target_dollars{{{TICKER}}}", "{{position_id}} target", ref="B"))
+        .with_target(q(f"spreadwatch_position_stop_loss_dollars{{{TICKER}}}", "{{position_id}} stop", ref="C"))
+        .override_by_regexp(".* (target|stop)$", dashed))
+
+
+def portfolio_pnl_timeseries() -> timeseries.Panel:
+    return (timeseries.Panel().title("P&L over time").description(
+        "Unrealized (open positions) and realized (closed) P&L of the book.")
+        .datasource(PROMETHEUS).unit("currencyUSD").span(12).height(8)
+        .with_target(q("spreadwatch_portfolio_unrealized_pnl_dollars", "unrealized"))
+        .with_target(q("spreadwatch_portfolio_realized_pnl_dollars", "realized", ref="B"))
+        .with_target(q("spreadwatch_portfolio_unrealized_pnl_dollars + spreadwatch_portfolio_realized_pnl_dollars",
+                       "total", ref="C")))
+
+
+# --------------------------------------------------------------------------------------------- alerts
+
+
+def alert_groups() -> alertgroups.Panel:
+    return (alertgroups.Panel().title("Firing alerts (Alertmanager)").description(
+        "Alert groups Alertmanager holds now, as routed (the always-firing SpreadwatchWatchdog proves the "
+        "pipeline works). Reads the Alertmanager datasource directly: no query.")
+        .datasource(ALERTMANAGER).alertmanager(ALERTMANAGER_NAME).labels("").expand_all(True).span(10).height(9))
+
+
+def recent_alerts() -> statetimeline.Panel:
+    return (statetimeline.Panel().title("Recent alerts").description(
+        "Prometheus's ALERTS series for the spreadwatch rules over the time range, one row per alert and state "
+        "(pending, then firing).")
+        .datasource(PROMETHEUS).span(14).height(9)
+        .with_target(q('ALERTS{alertname=~"Spreadwatch.*"}',
+                       "{{alertname}} {{alertstate}} {{ticker}} {{id}}{{position_id}}"))
+        .show_value(cm.VisibilityMode.NEVER).merge_values(True)
+        .mappings([value_map({"1": ("active", "red")})]))
+
+
+# ------------------------------------------------------------------------------------------- health
+
+
+def health_row() -> list:
+    up_map = value_map({"0": ("down", "red"), "1": ("up", "green")})
+    return [
+        stat_panel("Exporter", "Prometheus's scrape of the exporter (up).", q('up{job="spreadwatch"}', "{{instance}}"),
+                   w=4).mappings([up_map]).color_mode(cm.BigValueColorMode.BACKGROUND),
+        stat_panel("Data sources", "Whether the last fetch of each symbol gave a valid value.",
+                   q("spreadwatch_source_up", "{{source}}"), w=8).mappings([up_map])
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME).color_mode(cm.BigValueColorMode.BACKGROUND),
+        stat_panel("Grid", "Rows loaded from the grid file (impossible rows skipped) and the file's age.",
+                   q("spreadwatch_grid_rows", "rows"), q("spreadwatch_grid_skipped_rows", "skipped", ref="B"),
+                   w=6).text_mode(cm.BigValueTextMode.VALUE_AND_NAME).color_mode(cm.BigValueColorMode.NONE),
+        stat_panel("Grid age", "Age of the grid file on the exporter's clock.",
+                   q("spreadwatch_grid_age_seconds", "age"), unit="s", w=6).color_mode(cm.BigValueColorMode.NONE),
+        (timeseries.Panel().title("Data age").description(
+            "Age of the newest valid value of each symbol; the red line is the staleness bound "
+            "(market.stale_after_seconds): above it the value is unknown and SpreadwatchMarketDataStale fires.")
+         .datasource(PROMETHEUS).unit("s").span(8).height(7)
+         .with_target(q("spreadwatch_source_age_seconds", "{{source}}"))
+         .with_target(q("spreadwatch_stale_after_seconds", "stale after", ref="B"))
+         .override_by_name("stale after", [dm.DynamicConfigValue(id_val="color",
+                                                                 value={"mode": "fixed", "fixedColor": "red"})])),
+        (timeseries.Panel().title("Fetch errors").description("Failed fetches per symbol and kind.")
+         .datasource(PROMETHEUS).unit("short").span(8).height(7)
+         .with_target(q("sum by (source, kind) (increase(spreadwatch_source_errors_total[$__rate_interval]))",
+                        "{{source}} {{kind}}"))
+         .with_target(q("sum by (task) (increase(spreadwatch_task_errors_total[$__rate_interval]))",
+                        "task {{task}}", ref="B"))),
+        (timeseries.Panel().title("Task age").description(
+            "Seconds since each loop task (market, scan, positions) last succeeded.")
+         .datasource(PROMETHEUS).unit("s").span(8).height(7)
+         .with_target(q("spreadwatch_task_age_seconds", "{{task}}"))),
+    ]
+
+
+# ------------------------------------------------------------------------------------------- history
+
+
+def regime_history() -> list:
+    return [
+        (statetimeline.Panel().title("Regime history").description("The VIX regime over the time range.")
+         .datasource(PROMETHEUS).span(12).height(6)
+         .with_target(q("spreadwatch_regime_level", "regime"))
+         .thresholds(REGIME_LEVEL_STEPS).mappings([REGIME_MAP])
+         .color_scheme(dash.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))),
+        (timeseries.Panel().title("VIX and regime boundaries").description(
+            "The VIX with the regime boundaries 12 / 16 / 20 / 30 as coloured threshold lines.")
+         .datasource(PROMETHEUS).span(12).height(6)
+         .with_target(q("spreadwatch_vix", "VIX"))
+         .thresholds(VIX_STEPS)
+         .thresholds_style(common.GraphThresholdsStyleConfig().mode(cm.GraphTresholdsStyleMode.LINE))),
+    ]
+
+
+# ------------------------------------------------------------------------------------------- dashboard
+
+
+def ticker_variable() -> dash.QueryVariable:
+    return (dash.QueryVariable("ticker").label("Ticker").datasource(PROMETHEUS)
+            .query({"query": "label_values(spreadwatch_price, ticker)", "refId": "PrometheusVariableQueryEditor-VariableQuery"})
+            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
+            .multi(True).include_all(True).all_value(".*"))
+
+
+def main_dashboard() -> dash.Dashboard:
+    board = (dash.Dashboard("spreadwatch").uid("spreadwatch").description(
+        "Index credit spreads: market context, opportunities in their entry window, the position book and its "
+        "exits, alerts and data health. Alert-only: nothing here trades. Generated by grafana/generate.py.")
+        .tags(["spreadwatch"]).refresh("30s").time("now-6h", "now").timezone("browser")
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR).editable()
+        .with_variable(ticker_variable())
+        .link(dash.DashboardLink("Runbook").type(dm.DashboardLinkType.LINK)
+              .url("https://github.com/spreadwatch/spreadwatch/blob/main/RUNBOOK.md").target_blank(True)))
+    board = board.with_row(dash.Row("Market context"))
+    for panel in market_row():
+        board = board.with_panel(panel)
+    board = board.with_row(dash.Row("Opportunities"))
+    board = board.with_panel(opportunities_table())
+    board = board.with_row(dash.Row("Portfolio"))
+    for panel in portfolio_row():
+        board = board.with_panel(panel)
+    board = board.with_panel(positions_table())
+    board = board.with_panel(pnl_timeseries()).with_panel(portfolio_pnl_timeseries())
+    board = board.with_row(dash.Row("Alerts"))
+    board = board.with_panel(alert_groups()).with_panel(recent_alerts())
+    board = board.with_row(dash.Row("History"))
+    for panel in regime_history():
+        board = board.with_panel(panel)
+    board = board.with_row(dash.Row("Data health"))
+    for panel in health_row():
+        board = board.with_panel(panel)
+    return board
+
+
+DASHBOARDS = {"spreadwatch.json": main_dashboard}
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text of every dashboard (stable: sorted keys, 2-space indent, trailing newline)."""
+    out = {}
+    for name, build in DASHBOARDS.items():
+        model = build().build()
+        text = json.dumps(model, cls=JSONEncoder, sort_keys=True, indent=2)
+        out[name] = json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="regenerate in memory and exit 1 when a committed file differs")
+    args = parser.parse_args(argv)
+    rendered = render()
+    if args.check:
+        stale = [name for name, text in rendered.items()
+                 if not (OUT_DIR / name).exists() or (OUT_DIR / name).read_text(encoding="utf-8") != text]
+        extra = sorted(p.name for p in OUT_DIR.glob("*.json") if p.name not in rendered) if OUT_DIR.exists() else []
+        for name in stale:
+            print(f"grafana/dashboards/{name} differs from the generator: run python grafana/generate.py",
+                  file=sys.stderr)
+        for name in extra:
+            print(f"grafana/dashboards/{name} is not produced by the generator", file=sys.stderr)
+        return 1 if stale or extra else 0
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        (OUT_DIR / name).write_text(text, encoding="utf-8")
+        print(f"wrote grafana/dashboards/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
