@@ -125,3 +125,58 @@ def test_cache_rereads_only_when_the_file_changes(tmp_path):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     second = cache.get()
     assert cache.loads == 2 and second.total_rows == 10
+
+
+CANONICAL_HEADER = (GRIDS / "canonical_sample.csv").read_text().splitlines()[0]
+
+
+def canonical_row(**cells):
+    """One canonical row: the first sample row with some cells replaced."""
+    header = CANONICAL_HEADER.split(",")
+    row = dict(zip(header, (GRIDS / "canonical_sample.csv").read_text().splitlines()[1].split(","), strict=True))
+    row.update({k: str(v) for k, v in cells.items()})
+    return ",".join(row[h] for h in header)
+
+
+def test_roi_above_the_spreads_arithmetic_maximum_is_impossible(tmp_path):
+    # Width 10 (1,000 $ per contract), credit 400: risk is at least 600, so ROI can be at most 0.667.
+    rows = [
+        canonical_row(spread_width=10, avg_credit=400, avg_max_risk=600, roi=0.6667),  # at the bound: fine
+        canonical_row(spread_width=10, avg_credit=400, avg_max_risk=400, roi=1.0),     # above it
+        canonical_row(spread_width=10, avg_credit=1200, avg_max_risk=600, roi=2.0),    # credit > width x 100
+        canonical_row(win_rate=1.2),
+        canonical_row(spread_width=10, avg_credit=800, avg_max_risk=200, roi=4.0),     # ROI 400 % is possible
+    ]
+    path = write(tmp_path, "\n".join([CANONICAL_HEADER, *rows]) + "\n")
+    kept = load_grid(path, skip_impossible=False).frame
+    assert list(kept["impossible"]) == [False, True, True, True, False]
+    assert list(kept["impossible_reason"]) == ["", "ROI above credit / (width x 100 - credit)",
+                                               "credit > width x 100", "win rate outside [0, 1]", ""]
+    skipped = load_grid(path)
+    assert skipped.skipped_rows == 3 and skipped.rows == 2 and list(skipped.frame["line"]) == [2, 6]
+
+
+def test_original_formats_map_percent_and_pacific_times(tmp_path):
+    analysis = load_grid(GRIDS / "grid_analysis_sample.csv", skip_impossible=False).frame
+    raw = (GRIDS / "grid_analysis_sample.csv").read_text().splitlines()
+    header, first = raw[0].split(","), raw[1].split(",")
+    cell = dict(zip(header, first, strict=False))
+    assert analysis.iloc[0].win_rate == pytest.approx(float(cell["win_rate_pct"]) / 100)
+    assert analysis.iloc[0].roi == pytest.approx(float(cell["roi_pct"]) / 100)
+    assert analysis.iloc[0].entry_time_et == cell["time_et"]  # ET kept; time_pst is only the display copy
+    assert set(analysis["ticker"]) == {"all"} and set(analysis["regime"]) == {"all"}
+    summary = load_grid(GRIDS / "grid_dte1_sample.csv", skip_impossible=False).frame
+    # No ROI column in the summary format: avg credit / avg max risk, as the original computed it.
+    assert summary["roi"].to_numpy() == pytest.approx((summary["avg_credit"] / summary["avg_max_risk"]).to_numpy())
+
+
+def test_grid_records_mtime_and_cache_keeps_the_last_good_grid_on_a_bad_reload(tmp_path):
+    path = tmp_path / "grid.csv"
+    shutil.copy(GRIDS / "trading_ready_sample.csv", path)
+    cache = GridCache(path)
+    good = cache.get()
+    assert good.mtime == pytest.approx(path.stat().st_mtime)
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a known grid format"):
+        cache.get()
+    assert cache.last is good
