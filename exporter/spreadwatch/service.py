@@ -67,7 +67,8 @@ class Service:
         self._events = EventTracker(config, calendar)
         self.cycles = 0
         self.snapshot: Snapshot = Snapshot(
-            version=__version__, source=provider.label, source_description=provider.description, config=config)
+            version=__version__, source=provider.label, source_description=provider.description, config=config,
+            tasks=dict(self._tasks))  # every task known from the start: /healthz is 503 until each has run
 
     # ---- tasks --------------------------------------------------------------------------------------------
     def _run_task(self, name: str, func: Any, now: datetime) -> None:
