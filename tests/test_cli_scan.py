@@ -61,3 +61,54 @@ def test_bad_grid_is_a_one_line_error(tmp_path):
     assert "not a known grid format" in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def scan_json(tmp_path, *args):
+    result = invoke("--at", "2026-11-24T15:30:00Z", "--json", "--all", "--db", str(tmp_path / "x"), *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_flow_override_changes_which_sides_qualify(tmp_path):
+    down = {o["spread_type"] for o in scan_json(tmp_path, "--vix", "18.5", "--flow", "down")["opportunities"]}
+    up = {o["spread_type"] for o in scan_json(tmp_path, "--vix", "18.5", "--flow", "up")["opportunities"]}
+    flat = scan_json(tmp_path, "--vix", "18.5", "--flow", "flat")
+    assert "put_spread" in down and "put_spread" not in up  # medium regime: with_flow rows only
+    assert flat["opportunities"] == []  # flat flow admits only neutral rows, and medium recommends none
+
+
+def test_trend_up_scan_offers_no_put_spreads(tmp_path):
+    data = scan_json(tmp_path, "--vix", "13", "--trend", "up", "--flow", "up")
+    assert data["regime"] == "low"
+    types = {o["spread_type"] for o in data["opportunities"]}
+    assert types and "put_spread" not in types
+
+
+def test_custom_grid_in_an_original_format(tmp_path):
+    from pathlib import Path
+
+    grid = Path(__file__).parent / "data" / "grids" / "grid_dte1_sample.csv"
+    data = scan_json(tmp_path, "--grid", str(grid), "--vix", "18.5", "--flow", "down")
+    assert all(o["dte"] == 1 for o in data["opportunities"])
+    assert isinstance(data["skipped_rows"], int)
+
+
+def test_status_shows_the_opportunities(tmp_path):
+    result = CliRunner().invoke(cli, ["status", "--at", "2026-11-24T15:30:00Z", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["scan_error"] is None and data["skipped_rows"] == 1727
+    assert data["opportunities"] and set(data["opportunities"][0]) >= KEYS
+    text = CliRunner().invoke(cli, ["status", "--at", "2026-11-24T15:30:00Z"]).output
+    assert "Opportunities (NDX" in text and "#1: " in text
+
+
+def test_status_reports_a_broken_grid_without_failing(tmp_path):
+    bad = tmp_path / "grid.csv"
+    bad.write_text("a,b\n1,2\n")
+    cfg = tmp_path / "cfg.yml"
+    cfg.write_text(f"paths:\n  grid: {bad}\n")
+    result = CliRunner().invoke(cli, ["--config", str(cfg), "status", "--at", "2026-11-24T15:30:00Z", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["opportunities"] is None and "not a known grid format" in data["scan_error"]
