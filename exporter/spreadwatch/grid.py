@@ -190,7 +190,9 @@ def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
     out = pd.DataFrame(index=raw.index)
     for src, (dst, scale) in mapping.items():
         if dst in NUMERIC:
-            out[dst] = _numeric(raw, src, path, required=True) * scale
+            values = _numeric(raw, src, path, required=True)
+            # Percent to fraction, rounded to 10 places so 95.5 % reads 0.955 in JSON, not 0.9550000000000001.
+            out[dst] = (values / 100).round(10) if scale == 0.01 else values * scale
         else:
             out[dst] = raw[src].str.strip()
     for src, dst in OPTIONAL_NUMERIC.items():
