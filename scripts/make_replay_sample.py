@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+
 from spreadwatch.market_calendar import MarketCalendar
 
 SEED = 20261124

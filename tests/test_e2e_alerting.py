@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from realstack import (
     ManagedProcess,
     SmtpSink,

@@ -157,13 +157,14 @@ class SnapshotCollector(Collector):
                 if symbol in seen:
                     continue
                 seen.add(symbol)
-                up.add_metric([symbol], 1 if (st.up and fresh) else 0)
+                up.add_metric([symbol], 1 if (st.up and fresh and symbol not in s.hung_sources) else 0)
                 if st.age_seconds is not None:
                     age.add_metric([symbol], max(0.0, st.age_seconds + ctx_age))
                 if st.last_success is not None:
                     last.add_metric([symbol], st.last_success.timestamp())
                 for kind in FAILURE_KINDS:
-                    errors.add_metric([symbol, kind], float(st.errors.get(kind, 0)))
+                    extra = s.fetch_timeouts.get(symbol, 0) if kind == "timeout" else 0
+                    errors.add_metric([symbol, kind], float(st.errors.get(kind, 0) + extra))
         stale = _g("spreadwatch_stale_after_seconds", "The staleness bound for market values (config).")
         stale.add_metric([], stale_after)
 

@@ -12,7 +12,6 @@ If your task lists this file as yours, extend it in place with small edits; do n
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import threading
@@ -30,6 +29,26 @@ events = logging.getLogger("spreadwatch.events")
 # Wall seconds a market fetch may take before the cycle gives up on it (the fetch keeps its thread; the next
 # cycle will not start another one for that ticker until it returns).
 FETCH_DEADLINE_SECONDS = 20.0
+
+
+class _Fetch:
+    """One `MarketWatcher.update` in a daemon thread: a provider call that never returns can neither block the
+    loop (it waits with a deadline) nor keep the process alive at SIGTERM (daemon threads do not block exit)."""
+
+    def __init__(self, func: Any, now: datetime, name: str) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(func, now), name=f"fetch-{name}", daemon=True)
+        self.thread.start()
+
+    def _run(self, func: Any, now: datetime) -> None:
+        try:
+            self.result = func(now)
+        except BaseException as exc:  # handed to the loop, which counts it
+            self.error = exc
+        finally:
+            self.done.set()
 
 
 class Service:
@@ -55,9 +74,9 @@ class Service:
         }
         self.watchers = {t: MarketWatcher(config, provider, calendar, t, trend=trend) for t in tickers}
         self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(tickers)),
-                                                           thread_name_prefix="fetch")
-        self._pending: dict[str, concurrent.futures.Future[Any]] = {}
+        self._pending: dict[str, _Fetch] = {}
+        self._timeouts: dict[str, int] = {}  # symbol -> fetches that missed the deadline
+        self._hung: frozenset[str] = frozenset()  # symbols whose ticker's fetch is past its deadline now
         self._contexts: dict[str, Any] = {}
         self._scans: dict[str, Any] = {}
         self._grid_info: GridInfo | None = None
@@ -87,21 +106,37 @@ class Service:
             previous, last_run=now, last_success=now, duration_seconds=wall.perf_counter() - started, ok=True,
             error=None)
 
+    def _symbols(self, ticker: str) -> tuple[str, ...]:
+        ctx = self._contexts.get(ticker)
+        if ctx is not None and ctx.sources:
+            return tuple(ctx.sources)
+        t = self.config.ticker(ticker)
+        return tuple(dict.fromkeys((t.price_symbol, "^VIX", t.vol_index, t.volume_symbol)))
+
     def market_task(self, now: datetime) -> None:
+        """Every ticker's fetch runs at once in its own thread; all share one wall-clock deadline."""
         failures = []
+        started: dict[str, _Fetch] = {}
+        hung: set[str] = set()
         for ticker, watcher in self.watchers.items():
             pending = self._pending.get(ticker)
-            if pending is not None and not pending.done():
+            if pending is not None and not pending.done.is_set():
                 failures.append(f"{ticker}: previous fetch still running")
+                hung.update(self._symbols(ticker))
                 continue
-            future = self._pool.submit(watcher.update, now)
-            self._pending[ticker] = future
-            try:
-                self._contexts[ticker] = future.result(timeout=self.fetch_deadline)
-            except concurrent.futures.TimeoutError:
+            started[ticker] = self._pending[ticker] = _Fetch(watcher.update, now, ticker)
+        deadline = wall.monotonic() + self.fetch_deadline
+        for ticker, fetch in started.items():
+            if not fetch.done.wait(max(0.0, deadline - wall.monotonic())):
                 failures.append(f"{ticker}: fetch exceeded {self.fetch_deadline:g} s")
-            except Exception as exc:
-                failures.append(f"{ticker}: {exc}")
+                for symbol in self._symbols(ticker):
+                    self._timeouts[symbol] = self._timeouts.get(symbol, 0) + 1
+                    hung.add(symbol)
+            elif fetch.error is not None:
+                failures.append(f"{ticker}: {fetch.error}")
+            else:
+                self._contexts[ticker] = fetch.result
+        self._hung = frozenset(hung)
         if failures:
             raise RuntimeError("; ".join(failures))
 
@@ -170,7 +205,7 @@ class Service:
         snapshot = dataclasses.replace(
             self.snapshot, time=now, calendar=facts, contexts=dict(self._contexts), scans=dict(self._scans),
             grid=self._grid_info, positions=self._open, portfolio=self._portfolio, tasks=dict(self._tasks),
-            today=cal.et_date(now))
+            today=cal.et_date(now), fetch_timeouts=dict(self._timeouts), hung_sources=self._hung)
         self.snapshot = snapshot  # the atomic swap: one reference assignment
         try:
             self._events.observe(snapshot)
@@ -196,7 +231,8 @@ class Service:
         self.stop_event.set()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Nothing to join: fetch threads are daemons, and a hung one must not hold the exit.
+        self._pending.clear()
 
     # ---- health -------------------------------------------------------------------------------------------
     def health(self) -> tuple[bool, list[str]]:

@@ -84,3 +84,7 @@ class Snapshot:
     portfolio: Portfolio | None = None
     tasks: dict[str, TaskStatus] = field(default_factory=dict)
     today: date | None = None
+    # Market fetches that missed the loop's deadline (a hung provider), counted by the loop per data symbol, and
+    # the symbols whose fetch is still stuck now: errors of kind "timeout", and down.
+    fetch_timeouts: dict[str, int] = field(default_factory=dict)
+    hung_sources: frozenset[str] = frozenset()
