@@ -99,7 +99,32 @@ def echo_json(data: Any) -> None:
 # Root
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """click's usage errors print the usage block and a blank line before the message; here every expected error
+    is one line on stderr (the message and where to look), with click's exit codes (2 for usage, 1 otherwise)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except BrokenPipeError:  # `spreadwatch positions list | head`
+            sys.stderr.close()
+            sys.exit(1)
+        sys.exit(0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spreadwatch")
 @click.option(
     "--config",
@@ -194,10 +219,7 @@ def book_state(config: Any, db_path: str | None) -> Any:
     path = Path(db_path or config.paths.database)
     if not path.exists():
         return None
-    try:
-        from spreadwatch.store import read_positions
-    except ImportError:  # no position book module yet: the book is unknown, nothing is marked blocked
-        return None
+    from spreadwatch.store import read_positions
 
     open_positions = [p for p in read_positions(path, include_closed=False) if p.status == "open"]
     return BookState(open_count=len(open_positions), open_risk=sum(p.risk for p in open_positions))
@@ -365,14 +387,9 @@ def run_command(ctx: Context, tickers: tuple[str, ...], trend: str | None, scan_
         raise InputError(f"{grid}: grid file not found")
     setup_logging(config)
     log = logging.getLogger("spreadwatch")
-    if not db.exists():
-        try:
-            from spreadwatch.store import PositionBook
-        except ImportError as exc:  # no position book module: the positions task reports it, the rest runs
-            log.error("cannot create the position book %s: %s", db, exc)
-        else:
-            db.parent.mkdir(parents=True, exist_ok=True)
-            PositionBook(db).close()
+    from spreadwatch.store import PositionBook
+
+    PositionBook(db).close()  # creates or migrates the book; a corrupt or foreign file stops here, one line
     if provider.label == "replay":
         log.warning("REPLAY, not live data: %s; clock starts %s at %gx", provider.description,
                     clock.now().isoformat(), speed)
@@ -511,6 +528,323 @@ def grid_show(ctx: Context, file: str, top: int, include_impossible: bool, min_t
 def _plain(value: Any) -> Any:
     """numpy scalars to plain JSON values."""
     return value.item() if hasattr(value, "item") else value
+
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# positions
+#
+# `list`, `summary` and `history` stay light: no pandas, exchange_calendars or sqlite-utils import (the read path
+# is the standard library's sqlite3), so they start as fast as `sqlite-utils rows` (benchmarks/bench_positions.py).
+
+
+def _book_path(ctx: Context, db_path: str | None) -> Any:
+    from pathlib import Path
+
+    return Path(db_path or ctx.config.paths.database)
+
+
+def _open_book(ctx: Context, db_path: str | None) -> Any:
+    from spreadwatch.store import PositionBook
+
+    return PositionBook(_book_path(ctx, db_path))
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _exit_lines(config: Any, position: Any, now: Any) -> list[str]:
+    """The exit rules an open position meets now, in the words of the loop's event log and the alerts."""
+    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.positions import exit_signals
+
+    calendar = MarketCalendar(config.display_timezone)
+    try:
+        sessions = calendar.sessions_to_expiry(calendar.et_date(now), position.expiry)
+    except ValueError:  # expiry beyond the calendar's range: the time rule cannot be judged
+        sessions = None
+    return [f"EXIT SIGNAL - Position {position.id} | Reason: {s.detail}"
+            for s in exit_signals(position, sessions, config.exits)]
+
+
+def _position_line(p: Any) -> str:
+    from spreadwatch.positions import money, strikes_text
+
+    return (f"{p.id}: {p.ticker} {p.dte}DTE {p.band} {p.spread.upper()} x{p.contracts} | "
+            f"Credit:{money(p.credit, sign=False)} Risk:{money(p.risk, sign=False)} | {strikes_text(p)} | "
+            f"expires {p.expiry.isoformat()}")
+
+
+@cli.group("positions")
+def positions_group() -> None:
+    """Log trades by hand and follow their P&L (the position book, a SQLite file)."""
+
+
+@positions_group.command("add")
+@click.option("--dte", type=int, required=True, help="Trading sessions to expiry at entry (0 = expires today).")
+@click.option("--band", required=True, help="Percentile band: P95, P97, P98, P99 or P100.")
+@click.option("--spread", required=True, help="iron_condor, put_spread or call_spread.")
+@click.option("--flow-mode", default="neutral", show_default=True, help="neutral, with_flow or against_flow.")
+@click.option("--contracts", type=int, required=True, help="Number of spreads (>= 1).")
+@click.option("--credit", type=float, required=True, help="Credit received, dollars for the whole position.")
+@click.option("--risk", type=float, default=None,
+              help="Max loss, dollars for the whole position (default: width x 100 x contracts - credit).")
+@click.option("--short-put", type=float, default=None, help="Short put strike.")
+@click.option("--long-put", type=float, default=None, help="Long put strike.")
+@click.option("--short-call", type=float, default=None, help="Short call strike.")
+@click.option("--long-call", type=float, default=None, help="Long call strike.")
+@ticker_option
+@click.option("--expiry", default=None, metavar="YYYY-MM-DD",
+              help="Expiration date (default: --dte sessions after the entry session, XNYS calendar).")
+@click.option("--entry-time", default=None, metavar="ISO", help="When the trade was entered (default: now).")
+@click.option("--note", default="", help="Free text, kept in the history.")
+@db_option
+@json_option
+@pass_ctx
+@handle_errors
+def positions_add(ctx: Context, dte: int, band: str, spread: str, flow_mode: str, contracts: int, credit: float,
+                  risk: float | None, short_put: float | None, long_put: float | None, short_call: float | None,
+                  long_call: float | None, ticker: str | None, expiry: str | None, entry_time: str | None,
+                  note: str, db_path: str | None, as_json: bool) -> None:
+    """Log a trade you executed at your broker (warns when the book would break a risk limit)."""
+    from datetime import date
+
+    from spreadwatch.clock import parse_instant
+    from spreadwatch.errors import InputError
+    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.positions import PositionInput, limit_warnings, validate
+
+    config = ctx.config
+    entry, warnings = validate(PositionInput(
+        ticker=ticker or config.watch[0], spread=spread, band=band, flow_mode=flow_mode, dte=dte,
+        contracts=contracts, credit=credit, risk=risk, short_put=short_put, long_put=long_put,
+        short_call=short_call, long_call=long_call, note=note), tickers=config.tickers)
+    now = _now()
+    entered = parse_instant(entry_time) if entry_time else now
+    if entered > now:
+        raise InputError(f"--entry-time: {entry_time} is in the future")
+    calendar = MarketCalendar(config.display_timezone)
+    try:
+        session = calendar.entry_session(entered)
+        if expiry is None:
+            expires = calendar.expiry_for(session, dte)
+        else:
+            try:
+                expires = date.fromisoformat(expiry)
+            except ValueError:
+                raise InputError(f"--expiry: {expiry!r} is not a date (YYYY-MM-DD)") from None
+            if not calendar.is_session(expires):
+                raise InputError(f"--expiry: {expires} is not a trading session (weekend or holiday)")
+            if expires < session:
+                raise InputError(f"--expiry: {expires} is before the entry session {session}")
+            computed = calendar.sessions_to_expiry(session, expires)
+            if computed != dte:
+                warnings.append(f"warning: --expiry {expires} is {computed} session(s) after the entry session "
+                                f"{session}, not --dte {dte}; both stored as given")
+    except ValueError as exc:  # outside the calendar's known range
+        raise InputError(f"--expiry: {exc}") from None
+    if calendar.et_date(now) > expires:
+        raise InputError(f"--expiry: {expires} is in the past")
+    with _open_book(ctx, db_path) as book:
+        warnings += limit_warnings(book.positions(include_closed=False), entry.risk, config.risk)
+        position = book.add(entry, entry_time=entered, expiry=expires, now=now)
+    for line in warnings:
+        click.echo(line, err=True)
+    if as_json:
+        echo_json(position.to_json())
+        return
+    click.echo(f"Added {_position_line(position)}")
+
+
+def _set_pnl(ctx: Context, ref: str, pnl: float, note: str, db_path: str | None, as_json: bool, close: bool) -> None:
+    from spreadwatch.positions import money, validate_pnl
+
+    value = validate_pnl(pnl)
+    now = _now()
+    with _open_book(ctx, db_path) as book:
+        before, after = book.set_pnl(ref, value, now=now, note=note or None, close=close)
+    signals = _exit_lines(ctx.config, after, now)
+    if as_json:
+        echo_json({**after.to_json(), "previous_pnl": before.pnl, "exit_signals": signals})
+        return
+    verb = "Closed" if close else "Updated"
+    click.echo(f"{verb} {after.id}: P&L {money(before.pnl)} -> {money(after.pnl)}"
+               + (" (realized)" if close else ""))
+    for line in signals:
+        click.echo(line)
+
+
+@positions_group.command("update")
+@click.argument("position_id")
+@click.option("--pnl", type=float, required=True, help="Current P&L from your broker, dollars (loss negative).")
+@click.option("--note", default="", help="Free text, kept in the history.")
+@db_option
+@json_option
+@pass_ctx
+@handle_errors
+def positions_update(ctx: Context, position_id: str, pnl: float, note: str, db_path: str | None,
+                     as_json: bool) -> None:
+    """Log the current P&L of POSITION_ID (a unique prefix is enough); says when an exit rule is met."""
+    _set_pnl(ctx, position_id, pnl, note, db_path, as_json, close=False)
+
+
+@positions_group.command("close")
+@click.argument("position_id")
+@click.option("--pnl", type=float, required=True, help="Final P&L, dollars (loss negative).")
+@click.option("--note", default="", help="Free text, kept in the history.")
+@db_option
+@json_option
+@pass_ctx
+@handle_errors
+def positions_close(ctx: Context, position_id: str, pnl: float, note: str, db_path: str | None,
+                    as_json: bool) -> None:
+    """Close POSITION_ID with its final P&L (it leaves the open book and the metrics)."""
+    _set_pnl(ctx, position_id, pnl, note, db_path, as_json, close=True)
+
+
+def _read_book(ctx: Context, db_path: str | None, include_closed: bool) -> list[Any]:
+    """Positions for list/summary; a book that does not exist yet is empty (a corrupt one is an error)."""
+    from spreadwatch.store import read_positions
+
+    path = _book_path(ctx, db_path)
+    if not path.exists():
+        click.echo(f"(no position book at {path} yet: `spreadwatch positions add` creates it)", err=True)
+        return []
+    return read_positions(path, include_closed=include_closed)
+
+
+@positions_group.command("list")
+@click.option("--include-closed", is_flag=True, help="Also show closed positions.")
+@db_option
+@json_option
+@pass_ctx
+@handle_errors
+def positions_list(ctx: Context, include_closed: bool, db_path: str | None, as_json: bool) -> None:
+    """Open positions (and closed ones with --include-closed), oldest entry first."""
+    from spreadwatch.positions import money, strikes_text
+
+    positions = _read_book(ctx, db_path, include_closed)
+    if as_json:
+        echo_json([p.to_json() for p in positions])
+        return
+    if not positions:
+        click.echo("No open positions." if not include_closed else "No positions.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name, justify in (("ID", "left"), ("Ticker", "left"), ("Spread", "left"), ("Band", "left"),
+                          ("DTE", "right"), ("Qty", "right"), ("Strikes", "left"), ("Credit", "right"),
+                          ("Risk", "right"), ("P&L", "right"), ("Expiry", "left"), ("Status", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for p in positions:
+        table.add_row(p.id, p.ticker, p.spread, p.band, str(p.dte), str(p.contracts), strikes_text(p),
+                      money(p.credit, sign=False), money(p.risk, sign=False), money(p.pnl), p.expiry.isoformat(),
+                      p.status)
+    Console(width=200, highlight=False).print(table)
+
+
+@positions_group.command("summary")
+@db_option
+@json_option
+@pass_ctx
+@handle_errors
+def positions_summary(ctx: Context, db_path: str | None, as_json: bool) -> None:
+    """Counts, capital at risk and P&L of the whole book, as the original's PORTFOLIO SUMMARY."""
+    from spreadwatch.positions import money, summarize
+
+    summary = summarize(_read_book(ctx, db_path, include_closed=True))
+    if as_json:
+        echo_json(summary.to_json())
+        return
+    click.echo("\n".join([
+        "PORTFOLIO SUMMARY", "===================", "Positions:", f"  Total: {summary.total_count}",
+        f"  Open: {summary.open_count}", f"  Closed: {summary.closed_count}", "", "Capital:",
+        f"  Total Risk: {money(summary.total_risk, sign=False)}", "", "P&L:",
+        f"  Unrealized: {money(summary.unrealized_pnl)}", f"  Realized: {money(summary.realized_pnl)}",
+        f"  Total: {money(summary.total_pnl)}",
+    ]))
+
+
+@positions_group.command("history")
+@click.argument("position_id")
+@db_option
+@json_option
+@pass_ctx
+@handle_errors
+def positions_history(ctx: Context, position_id: str, db_path: str | None, as_json: bool) -> None:
+    """Every add/update/close of POSITION_ID: time, old and new P&L, note (append-only)."""
+    from spreadwatch.positions import money
+
+    path = _book_path(ctx, db_path)
+    from spreadwatch.store import PositionBook, read_positions
+
+    read_positions(path, include_closed=False)  # a missing or foreign file fails here, before anything is created
+    with PositionBook(path) as book:
+        position = book.get(position_id)
+        entries = book.history(position.id)
+    if as_json:
+        echo_json([{"seq": e.seq, "position_id": e.position_id, "time": e.time.isoformat(), "action": e.action,
+                    "old_pnl": e.old_pnl, "new_pnl": e.new_pnl, "note": e.note} for e in entries])
+        return
+    click.echo(_position_line(position) + f" | {position.status}")
+    for e in entries:
+        old = money(e.old_pnl) if e.old_pnl is not None else "-"
+        note = f"  {e.note}" if e.note else ""
+        click.echo(f"  {e.time.strftime('%Y-%m-%d %H:%M:%S')} UTC  {e.action:<6}  {old:>12} -> {money(e.new_pnl):>12}{note}")
+
+
+@positions_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@db_option
+@pass_ctx
+@handle_errors
+def positions_import(ctx: Context, file: str, db_path: str | None) -> None:
+    """Import the original system's positions.json: every record validated, all or nothing."""
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from spreadwatch.errors import InputError
+    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.positions import parse_original
+
+    config = ctx.config
+    source = Path(file)
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{file}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{file}: cannot read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    calendar = MarketCalendar(config.display_timezone)
+
+    def expiry_for(entered: Any, dte: int) -> Any:
+        try:
+            return calendar.expiry_for(calendar.entry_session(entered), dte)
+        except ValueError as exc:
+            raise InputError(f"expiry: cannot compute from dte ({exc})") from None
+
+    def is_session(day: Any) -> bool:
+        try:
+            return calendar.is_session(day)
+        except ValueError:
+            return False
+
+    try:
+        records = parse_original(data, tickers=config.tickers, local_tz=ZoneInfo(config.display_timezone),
+                                 expiry_for=expiry_for, is_session=is_session)
+    except InputError as exc:
+        raise InputError(f"{file}: {exc}; nothing imported") from None
+    with _open_book(ctx, db_path) as book:
+        ids = book.import_positions(records, now=_now())
+    opened = sum(1 for _, _, state in records if state["status"] == "open")
+    click.echo(f"Imported {len(ids)} position(s) from {file} ({opened} open, {len(ids) - opened} closed)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,413 @@
+"""Positions the trader logged by hand: what one is, what makes one valid, and the exit and risk rules.
+
+Pure domain code: values in, values out. No database, clock, calendar or printing here; `store.py` persists
+positions, `cli.py` talks to people, the exporter's loop and the CLI both call `exit_signals` so an alert and an
+`update` say the same thing. Definitions (DESIGN.md, "Position"): credit and risk are dollars for the whole
+position; profit target when P&L >= profit_target_pct x credit; stop when P&L <= -stop_loss_mult x credit; time
+exit when sessions to expiry <= time_exit_dte, except positions opened at or under that DTE, which get an
+expiry-day reminder instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any
+
+from spreadwatch.domain import BANDS, FLOW_MODES, LEGS, SPREAD_TYPES, legs_for
+from spreadwatch.errors import InputError
+
+STATUSES: tuple[str, ...] = ("open", "closed")
+
+# The JSON keys of `positions list --json`, in order (DESIGN.md, "Positions"); extra keys go after these.
+JSON_KEYS: tuple[str, ...] = (
+    "id", "ticker", "spread", "band", "flow_mode", "dte", "contracts", "entry_time", "expiry", "credit", "risk",
+    "pnl", "status", "short_put", "long_put", "short_call", "long_call", "note", "pnl_updated_at", "closed_at",
+)
+SUMMARY_KEYS: tuple[str, ...] = (
+    "total_count", "open_count", "closed_count", "total_risk", "unrealized_pnl", "realized_pnl", "total_pnl",
+)
+
+
+@dataclass(frozen=True)
+class Position:
+    id: str
+    ticker: str
+    spread: str
+    band: str
+    flow_mode: str
+    dte: int
+    contracts: int
+    entry_time: datetime
+    expiry: date
+    credit: float
+    risk: float
+    pnl: float
+    pnl_updated_at: datetime | None
+    status: str
+    short_put: float | None
+    long_put: float | None
+    short_call: float | None
+    long_call: float | None
+    note: str
+    closed_at: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    def legs(self) -> dict[str, float | None]:
+        return {leg: getattr(self, leg) for leg in LEGS}
+
+    def to_json(self) -> dict[str, Any]:
+        plain = asdict(self)
+        for key in ("entry_time", "pnl_updated_at", "closed_at", "expiry"):
+            value = plain[key]
+            plain[key] = value.isoformat() if value is not None else None
+        return {key: plain[key] for key in JSON_KEYS}
+
+
+@dataclass(frozen=True)
+class PositionInput:
+    """What a trader types for `positions add` (or one record of an imported file), before validation."""
+
+    ticker: str
+    spread: str
+    band: str
+    flow_mode: str
+    dte: int
+    contracts: int
+    credit: float
+    risk: float | None
+    short_put: float | None = None
+    long_put: float | None = None
+    short_call: float | None = None
+    long_call: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ExitSignal:
+    reason: str  # profit_target | stop_loss | time_exit | expiry_day
+    detail: str  # the sentence an alert and the CLI print
+
+    @property
+    def label(self) -> str:
+        return self.reason.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Summary:
+    total_count: int
+    open_count: int
+    closed_count: int
+    total_risk: float
+    unrealized_pnl: float
+    realized_pnl: float
+
+    @property
+    def total_pnl(self) -> float:
+        return self.unrealized_pnl + self.realized_pnl
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in SUMMARY_KEYS}
+
+
+# ---- validation ---------------------------------------------------------------------------------------------
+def _flag(leg: str) -> str:
+    return "--" + leg.replace("_", "-")
+
+
+def _finite(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise InputError(f"{name}: {value!r} is not a finite number")
+    return number
+
+
+def spread_width(spread: str, legs: dict[str, float | None]) -> float:
+    """Strike distance that bounds the loss: the wider side of an iron condor (only one side can lose)."""
+    widths = []
+    if spread in ("put_spread", "iron_condor"):
+        widths.append(float(legs["short_put"]) - float(legs["long_put"]))  # type: ignore[arg-type]
+    if spread in ("call_spread", "iron_condor"):
+        widths.append(float(legs["long_call"]) - float(legs["short_call"]))  # type: ignore[arg-type]
+    return max(widths)
+
+
+def computed_risk(spread: str, legs: dict[str, float | None], contracts: int, credit: float) -> float:
+    """Max loss of the whole position: width x 100 x contracts - credit."""
+    return spread_width(spread, legs) * 100 * contracts - credit
+
+
+def validate(entry: PositionInput, *, tickers: Iterable[str]) -> tuple[PositionInput, list[str]]:
+    """Check every rule of a new position. Returns the input with risk filled in (computed when omitted) and the
+    warnings to show (a given risk that differs from the strikes). Raises InputError naming the first problem."""
+    known = tuple(tickers)
+    if entry.ticker not in known:
+        raise InputError(f"--ticker: unknown ticker {entry.ticker!r} (configured: {', '.join(known)})")
+    if entry.spread not in SPREAD_TYPES:
+        raise InputError(f"--spread: unknown spread {entry.spread!r} (one of {', '.join(SPREAD_TYPES)})")
+    if entry.band not in BANDS:
+        raise InputError(f"--band: unknown band {entry.band!r} (one of {', '.join(BANDS)})")
+    if entry.flow_mode not in FLOW_MODES:
+        raise InputError(f"--flow-mode: unknown flow mode {entry.flow_mode!r} (one of {', '.join(FLOW_MODES)})")
+    if isinstance(entry.dte, bool) or not isinstance(entry.dte, int) or entry.dte < 0:
+        raise InputError(f"--dte: must be a whole number >= 0, got {entry.dte!r}")
+    if isinstance(entry.contracts, bool) or not isinstance(entry.contracts, int) or entry.contracts < 1:
+        raise InputError(f"--contracts: must be a whole number >= 1, got {entry.contracts!r}")
+    credit = _finite("--credit", entry.credit)
+    if credit <= 0:
+        raise InputError(f"--credit: must be > 0 (dollars received for the whole position), got {entry.credit:g}")
+
+    needed = legs_for(entry.spread)
+    legs: dict[str, float | None] = {}
+    for leg in LEGS:
+        value = getattr(entry, leg)
+        if leg in needed:
+            if value is None:
+                raise InputError(f"{_flag(leg)}: required for a {entry.spread}")
+            strike = _finite(_flag(leg), value)
+            if strike <= 0:
+                raise InputError(f"{_flag(leg)}: must be > 0, got {value:g}")
+            legs[leg] = strike
+        else:
+            if value is not None:
+                raise InputError(f"{_flag(leg)}: does not apply to a {entry.spread} (it has {', '.join(_flag(n) for n in needed)})")
+            legs[leg] = None
+    order = [leg for leg in ("long_put", "short_put", "short_call", "long_call") if legs[leg] is not None]
+    for lower, upper in zip(order, order[1:], strict=False):
+        if not legs[lower] < legs[upper]:  # type: ignore[operator]
+            raise InputError(f"strikes out of order: {_flag(lower)} {legs[lower]:g} must be below "
+                             f"{_flag(upper)} {legs[upper]:g} (long put < short put < short call < long call)")
+
+    max_credit = spread_width(entry.spread, legs) * 100 * entry.contracts
+    if credit >= max_credit:
+        raise InputError(f"--credit: {credit:,.2f} must be below the spread's width x 100 x contracts "
+                         f"({max_credit:,.2f}); credit and risk are dollars for the whole position")
+    expected = max_credit - credit
+    warnings = []
+    if entry.risk is None:
+        risk = expected
+    else:
+        risk = _finite("--risk", entry.risk)
+        if risk <= 0:
+            raise InputError(f"--risk: must be > 0 (max loss in dollars for the whole position), got {entry.risk:g}")
+        if abs(risk - expected) > 0.005:
+            warnings.append(f"warning: --risk {money(risk, sign=False)} differs from width x 100 x contracts - credit "
+                            f"= {money(expected, sign=False)}; stored as given")
+    return PositionInput(
+        ticker=entry.ticker, spread=entry.spread, band=entry.band, flow_mode=entry.flow_mode, dte=entry.dte,
+        contracts=entry.contracts, credit=credit, risk=risk, note=entry.note or "", **legs,
+    ), warnings
+
+
+def validate_pnl(value: Any) -> float:
+    return _finite("--pnl", value)
+
+
+# ---- rules --------------------------------------------------------------------------------------------------
+def exit_signals(position: Position, sessions_to_expiry: int | None, exits: Any) -> list[ExitSignal]:
+    """Each exit rule an open position meets, with the threshold: the same rules for alerts, the loop's event log
+    and `positions update/close`. `sessions_to_expiry` is None when the calendar cannot say."""
+    p = position
+    out = []
+    target = exits.profit_target_pct * p.credit
+    stop = -exits.stop_loss_mult * p.credit
+    pct = p.pnl / p.credit * 100 if p.credit else 0.0
+    if p.pnl >= target:
+        out.append(ExitSignal("profit_target", f"Profit target hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) >= "
+                                               f"${target:,.2f} ({exits.profit_target_pct:.0%} of credit)"))
+    if p.pnl <= stop:
+        out.append(ExitSignal("stop_loss", f"Stop loss hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) <= ${stop:,.2f} "
+                                           f"({exits.stop_loss_mult:g}x credit)"))
+    if sessions_to_expiry is not None:
+        if p.dte > exits.time_exit_dte and sessions_to_expiry <= exits.time_exit_dte:
+            out.append(ExitSignal("time_exit", f"Time exit: {sessions_to_expiry} session(s) to expiry <= "
+                                               f"{exits.time_exit_dte}"))
+        elif p.dte <= exits.time_exit_dte and sessions_to_expiry == 0:
+            out.append(ExitSignal("expiry_day", "Expiry day: the position expires today"))
+    return out
+
+
+def limit_warnings(open_positions: Iterable[Position], new_risk: float, risk_limits: Any) -> list[str]:
+    """What adding a position of `new_risk` would break (max_positions, max_total_risk)."""
+    held = list(open_positions)
+    count = len(held) + 1
+    total = sum(p.risk for p in held) + new_risk
+    out = []
+    if count > risk_limits.max_positions:
+        out.append(f"warning: {count} open positions would exceed risk.max_positions {risk_limits.max_positions}")
+    if total > risk_limits.max_total_risk:
+        out.append(f"warning: capital at risk {money(total, sign=False)} would exceed risk.max_total_risk "
+                   f"{money(risk_limits.max_total_risk, sign=False)}")
+    return out
+
+
+def summarize(positions: Iterable[Position]) -> Summary:
+    total = open_count = 0
+    risk = unrealized = realized = 0.0
+    for p in positions:
+        total += 1
+        if p.is_open:
+            open_count += 1
+            risk += p.risk
+            unrealized += p.pnl
+        else:
+            realized += p.pnl
+    return Summary(total, open_count, total - open_count, risk, unrealized, realized)
+
+
+# ---- presentation helpers (no I/O) ----------------------------------------------------------------------------
+def money(value: float, *, sign: bool = True) -> str:
+    """Dollars as the original shows them: `+$2,055.00`, `-$600.00`; `$5,145.00` without sign."""
+    text = f"${abs(value):,.2f}"
+    if not sign:
+        return f"-{text}" if value < 0 else text
+    return f"-{text}" if value < 0 else f"+{text}"
+
+
+def strikes_text(position: Position) -> str:
+    parts = []
+    if position.short_put is not None:
+        parts.append(f"{position.long_put:g}/{position.short_put:g}P")
+    if position.short_call is not None:
+        parts.append(f"{position.short_call:g}/{position.long_call:g}C")
+    return " ".join(parts)
+
+
+# ---- the original system's positions.json ----------------------------------------------------------------------
+# Keys of one record in the original file, and the names this system uses for them. Anything else is an error
+# (a typo must not silently drop a field).
+IMPORT_ALIASES: dict[str, str] = {
+    "id": "id", "position_id": "id",
+    "ticker": "ticker", "symbol": "ticker",
+    "spread": "spread", "spread_type": "spread",
+    "band": "band", "flow_mode": "flow_mode", "dte": "dte", "contracts": "contracts",
+    "credit": "credit", "entry_credit": "credit",
+    "risk": "risk", "max_risk": "risk",
+    "short_put": "short_put", "long_put": "long_put", "short_call": "short_call", "long_call": "long_call",
+    "entry_time": "entry_time", "entry_date": "entry_time", "timestamp": "entry_time",
+    "expiry": "expiry", "expiration": "expiry", "expiration_date": "expiry", "expiry_date": "expiry",
+    "status": "status",
+    "pnl": "pnl", "current_pnl": "pnl", "exit_pnl": "pnl", "realized_pnl": "pnl",
+    "note": "note", "notes": "note",
+    "closed_at": "closed_at", "exit_time": "closed_at", "close_time": "closed_at",
+    "pnl_updated_at": "pnl_updated_at", "last_update": "pnl_updated_at", "last_updated": "pnl_updated_at",
+    "updated_at": "pnl_updated_at",
+}
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def parse_original(data: Any, *, tickers: Iterable[str], local_tz: Any, expiry_for: Any,
+                   is_session: Any) -> list[tuple[str | None, PositionInput, dict[str, Any]]]:
+    """The records of the original system's positions.json (a list, `{"positions": [...]}` or `{id: record}`),
+    each validated as `positions add` would be. Naive times are in `local_tz` (the original wrote local time).
+    `expiry_for(entry_time, dte)` computes a missing expiry on the calendar. Raises InputError naming the
+    record and the field; returns nothing half-checked."""
+    if isinstance(data, dict) and "positions" in data and len(data) <= 2:
+        data = data["positions"]
+    if isinstance(data, dict):
+        data = [{"id": key, **value} if isinstance(value, dict) else value for key, value in data.items()]
+    if not isinstance(data, list):
+        raise InputError("expected a list of positions (or {\"positions\": [...]})")
+    known = tuple(tickers)
+    out: list[tuple[str | None, PositionInput, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(data):
+        where = f"positions[{index}]"
+        if not isinstance(raw, dict):
+            raise InputError(f"{where}: expected an object, got {type(raw).__name__}")
+        record: dict[str, Any] = {}
+        for key, value in raw.items():
+            name = IMPORT_ALIASES.get(str(key))
+            if name is None:
+                raise InputError(f"{where}.{key}: unknown key")
+            if name in record and record[name] is not None and value is not None and record[name] != value:
+                raise InputError(f"{where}.{key}: conflicts with another key for {name}")
+            if value is not None or name not in record:
+                record[name] = value
+        try:
+            out.append(_parse_record(record, known, local_tz, expiry_for, is_session, seen))
+        except InputError as exc:
+            ident = f" (id {record.get('id')})" if record.get("id") is not None else ""
+            raise InputError(f"{where}{ident}: {str(exc).removeprefix('--')}") from None
+    return out
+
+
+def _parse_record(record: dict[str, Any], tickers: tuple[str, ...], local_tz: Any, expiry_for: Any,
+                  is_session: Any, seen: set[str]) -> tuple[str | None, PositionInput, dict[str, Any]]:
+    for key in ("spread", "band", "dte", "contracts", "credit", "entry_time"):
+        if record.get(key) is None:
+            raise InputError(f"{key}: missing")
+
+    def whole(key: str) -> int:
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise InputError(f"{key}: {value!r} is not a whole number")
+        return int(value)
+
+    def number(key: str) -> float | None:
+        value = record.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise InputError(f"{key}: {value!r} is not a number")
+        return _finite(key, value)
+
+    def stamp(key: str) -> datetime | None:
+        value = record.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InputError(f"{key}: {value!r} is not an ISO 8601 time")
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(f"{key}: {value!r} is not an ISO 8601 time") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=local_tz)
+
+    spread = str(record["spread"]).lower()
+    entry = PositionInput(
+        ticker=str(record.get("ticker") or tickers[0]), spread=spread, band=str(record["band"]).upper(),
+        flow_mode=str(record.get("flow_mode") or "neutral"), dte=whole("dte"), contracts=whole("contracts"),
+        credit=number("credit"), risk=number("risk"),  # type: ignore[arg-type]
+        note=str(record.get("note") or ""),
+        **{leg: number(leg) for leg in LEGS},
+    )
+    entry, _ = validate(entry, tickers=tickers)
+    status = str(record.get("status") or "open").lower()
+    if status not in STATUSES:
+        raise InputError(f"status: {record.get('status')!r} is not open or closed")
+    entry_time = stamp("entry_time")
+    assert entry_time is not None
+    if record.get("expiry") is not None:
+        try:
+            expiry = date.fromisoformat(str(record["expiry"])[:10])
+        except ValueError:
+            raise InputError(f"expiry: {record['expiry']!r} is not a date (YYYY-MM-DD)") from None
+        if not is_session(expiry):
+            raise InputError(f"expiry: {expiry} is not a trading session")
+    else:
+        expiry = expiry_for(entry_time, entry.dte)
+    pnl = number("pnl") or 0.0
+    closed_at = stamp("closed_at")
+    if status == "closed" and closed_at is None:
+        closed_at = stamp("pnl_updated_at") or entry_time
+    wanted = record.get("id")
+    if wanted is not None:
+        wanted = str(wanted)
+        if not wanted or len(wanted) > 64 or not set(wanted) <= _ID_CHARS:
+            raise InputError(f"id: {wanted!r} is not a usable id (letters, digits, _ - . only)")
+        if wanted in seen:
+            raise InputError(f"id: {wanted!r} appears twice")
+        seen.add(wanted)
+    state = {"entry_time": entry_time, "expiry": expiry, "pnl": pnl, "status": status,
+             "pnl_updated_at": stamp("pnl_updated_at") or closed_at or entry_time,
+             "closed_at": closed_at if status == "closed" else None}
+    return wanted, entry, state

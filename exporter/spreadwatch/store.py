@@ -1,0 +1,337 @@
+"""The position book on disk: one SQLite file, written through sqlite-utils, read by the CLI and the exporter.
+
+Owns the schema and its migrations, transactions, ids and the append-only history. It never decides whether a
+position is valid (positions.py does) and never prints. Guarantees:
+- every write is one `BEGIN IMMEDIATE` transaction (a position and its history row land together or not at all),
+  in WAL mode with a busy timeout, so concurrent CLI writers queue instead of failing and a reader never blocks;
+- `synchronous=FULL`: a write the CLI acknowledged survives a killed process (and a power cut);
+- history rows cannot be updated or deleted (triggers), so a P&L is never overwritten without a trace;
+- a file that is not a SQLite database, or a SQLite database that is not a spreadwatch book, is a DataError, never
+  an empty book; nothing is written to it.
+
+The read path (`read_positions`) uses the standard library's sqlite3 only: sqlite-utils imports pandas when it is
+installed, which would triple the start-up time of `positions list`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from spreadwatch.errors import DataError, InputError
+from spreadwatch.positions import Position, PositionInput
+
+APPLICATION_ID = 0x53505754  # "SPWT" in the SQLite header: this file is a spreadwatch position book
+BUSY_TIMEOUT_SECONDS = 30.0
+_HEADER = b"SQLite format 3\x00"
+
+COLUMNS = (
+    "id", "ticker", "spread", "band", "flow_mode", "dte", "contracts", "entry_time", "expiry", "credit", "risk",
+    "pnl", "pnl_updated_at", "status", "short_put", "long_put", "short_call", "long_call", "note", "closed_at",
+)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    seq: int
+    position_id: str
+    time: datetime
+    action: str  # add | update | close | import
+    old_pnl: float | None
+    new_pnl: float
+    note: str
+
+
+# ---- schema -------------------------------------------------------------------------------------------------
+def _v1(db: Any) -> None:
+    db["positions"].create(
+        {"id": str, "ticker": str, "spread": str, "band": str, "flow_mode": str, "dte": int, "contracts": int,
+         "entry_time": str, "expiry": str, "credit": float, "risk": float, "pnl": float, "pnl_updated_at": str,
+         "status": str, "short_put": float, "long_put": float, "short_call": float, "long_call": float,
+         "note": str, "closed_at": str},
+        pk="id", not_null={"ticker", "spread", "band", "flow_mode", "dte", "contracts", "entry_time", "expiry",
+                           "credit", "risk", "pnl", "status"},
+    )
+    db["positions"].create_index(["status"])
+    db["history"].create(
+        {"seq": int, "position_id": str, "time": str, "action": str, "old_pnl": float, "new_pnl": float,
+         "note": str},
+        pk="seq", not_null={"position_id", "time", "action", "new_pnl"}, foreign_keys=[("position_id", "positions", "id")],
+    )
+    db["history"].create_index(["position_id"])
+    for event in ("UPDATE", "DELETE"):
+        db.execute(f"CREATE TRIGGER history_no_{event.lower()} BEFORE {event} ON history "
+                   f"BEGIN SELECT RAISE(ABORT, 'history is append-only'); END")
+
+
+MIGRATIONS = (_v1,)  # index i upgrades user_version i to i + 1; append, never edit
+
+
+# ---- opening ------------------------------------------------------------------------------------------------
+def _check_header(path: Path) -> None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_HEADER))
+    except OSError as exc:
+        raise DataError(f"position book {path}: cannot read ({exc.strerror})") from None
+    if head and head != _HEADER[: len(head)] or 0 < len(head) < len(_HEADER):
+        raise DataError(f"position book {path}: not a SQLite database (corrupt or another kind of file)")
+
+
+def _identify(conn: sqlite3.Connection, path: Path) -> int:
+    """user_version of a spreadwatch book; 0 for a brand-new empty file. Raises DataError for anything else."""
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise DataError(f"position book {path}: unreadable ({exc})") from None
+    if app_id == 0 and tables == 0 and version == 0:
+        return 0
+    if app_id != APPLICATION_ID:
+        raise DataError(f"position book {path}: a SQLite database but not a spreadwatch position book")
+    if version > len(MIGRATIONS):
+        raise DataError(f"position book {path}: schema version {version} is newer than this spreadwatch "
+                        f"understands ({len(MIGRATIONS)}); upgrade spreadwatch")
+    return int(version)
+
+
+def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    if path.exists():
+        if path.is_dir():
+            raise DataError(f"position book {path}: is a directory")
+        _check_header(path)
+    elif not create:
+        raise DataError(f"position book {path}: no such file")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "rwc" if create else "rw"
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=BUSY_TIMEOUT_SECONDS,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    except sqlite3.Error as exc:
+        raise DataError(f"position book {path}: cannot open ({exc})") from None
+    return conn
+
+
+def _position(row: sqlite3.Row | tuple[Any, ...]) -> Position:
+    values = dict(zip(COLUMNS, row, strict=True))
+
+    def stamp(key: str) -> datetime | None:
+        value = values[key]
+        if value is None:
+            return None
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    return Position(
+        id=values["id"], ticker=values["ticker"], spread=values["spread"], band=values["band"],
+        flow_mode=values["flow_mode"], dte=int(values["dte"]), contracts=int(values["contracts"]),
+        entry_time=stamp("entry_time"), expiry=date.fromisoformat(values["expiry"]),  # type: ignore[arg-type]
+        credit=float(values["credit"]), risk=float(values["risk"]), pnl=float(values["pnl"]),
+        pnl_updated_at=stamp("pnl_updated_at"), status=values["status"],
+        short_put=values["short_put"], long_put=values["long_put"], short_call=values["short_call"],
+        long_call=values["long_call"], note=values["note"] or "", closed_at=stamp("closed_at"),
+    )
+
+
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM positions"
+_ORDER = " ORDER BY entry_time, id"
+
+
+def read_positions(path: Path | str, *, include_closed: bool = True) -> list[Position]:
+    """Every position (or the open ones) of the book at `path`, oldest entry first. Read-only; a missing, corrupt,
+    foreign or locked-for-too-long file raises DataError (never an empty list)."""
+    path = Path(path)
+    conn = _connect(path, create=False)
+    try:
+        version = _identify(conn, path)
+        if version == 0:
+            raise DataError(f"position book {path}: empty file, not initialised")
+        sql = _SELECT + ("" if include_closed else " WHERE status = 'open'") + _ORDER
+        try:
+            rows = conn.execute(sql).fetchall()
+            return [_position(row) for row in rows]
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"position book {path}: unreadable ({exc})") from None
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"position book {path}: a row is malformed ({exc})") from None
+    finally:
+        conn.close()
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(UTC).isoformat()
+
+
+class PositionBook:
+    """The writable book. Opening creates the file when missing and migrates its schema."""
+
+    def __init__(self, path: Path | str) -> None:
+        import sqlite_utils
+
+        self.path = Path(path)
+        self.conn = _connect(self.path, create=True)
+        try:
+            self.db = sqlite_utils.Database(self.conn)
+            _identify(self.conn, self.path)  # refuse foreign files before touching them
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = FULL")
+                self.conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.DatabaseError as exc:
+                raise DataError(f"position book {self.path}: cannot open for writing ({exc})") from None
+            with self._write():
+                version = _identify(self.conn, self.path)  # again, under the write lock: another process may have migrated
+                if version == 0:
+                    self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+                    step(self.db)
+                    self.conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            self.conn.close()
+            raise
+
+    # ---- plumbing ----------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> PositionBook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction, taken immediately so two writers queue on the busy timeout instead of deadlocking."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise DataError(f"position book {self.path}: busy for {BUSY_TIMEOUT_SECONDS:g} s ({exc})") from None
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise DataError(f"position book {self.path}: write failed ({exc})") from None
+
+    def _row(self, position_id: str) -> Position:
+        row = self.conn.execute(_SELECT + " WHERE id = ?", [position_id]).fetchone()
+        if row is None:
+            raise InputError(f"unknown position id {position_id!r}")
+        return _position(row)
+
+    def _new_id(self) -> str:
+        while True:
+            candidate = secrets.token_hex(3)
+            if self.conn.execute("SELECT 1 FROM positions WHERE id = ?", [candidate]).fetchone() is None:
+                return candidate
+
+    def _history(self, position_id: str, when: datetime, action: str, old: float | None, new: float,
+                  note: str) -> None:
+        self.db["history"].insert({"position_id": position_id, "time": _iso(when), "action": action,
+                                   "old_pnl": old, "new_pnl": new, "note": note})
+
+    # ---- reads -------------------------------------------------------------------------------------------------
+    def resolve(self, ref: str) -> str:
+        """A full id, or a unique prefix of one (like git)."""
+        ref = ref.strip()
+        if not ref:
+            raise InputError("position id: empty")
+        if self.conn.execute("SELECT 1 FROM positions WHERE id = ?", [ref]).fetchone():
+            return ref
+        matches = [r[0] for r in self.conn.execute(
+            "SELECT id FROM positions WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 6", [len(ref), ref])]
+        if not matches:
+            raise InputError(f"unknown position id {ref!r}")
+        if len(matches) > 1:
+            raise InputError(f"ambiguous position id {ref!r}: matches {', '.join(matches[:5])}"
+                             f"{' and more' if len(matches) > 5 else ''}; type more characters")
+        return matches[0]
+
+    def get(self, ref: str) -> Position:
+        return self._row(self.resolve(ref))
+
+    def positions(self, *, include_closed: bool = True) -> list[Position]:
+        sql = _SELECT + ("" if include_closed else " WHERE status = 'open'") + _ORDER
+        return [_position(r) for r in self.conn.execute(sql).fetchall()]
+
+    def history(self, ref: str) -> list[HistoryEntry]:
+        position_id = self.resolve(ref)
+        rows = self.conn.execute("SELECT seq, position_id, time, action, old_pnl, new_pnl, note FROM history "
+                                 "WHERE position_id = ? ORDER BY seq", [position_id]).fetchall()
+        return [HistoryEntry(r[0], r[1], datetime.fromisoformat(r[2]), r[3], r[4], r[5], r[6] or "") for r in rows]
+
+    # ---- writes ------------------------------------------------------------------------------------------------
+    def add(self, entry: PositionInput, *, entry_time: datetime, expiry: date, now: datetime) -> Position:
+        """Store a validated position (positions.validate) and its first history row."""
+        with self._write():
+            position_id = self._new_id()
+            self._insert(position_id, entry, entry_time=entry_time, expiry=expiry, pnl=0.0, status="open",
+                         pnl_updated_at=now, closed_at=None)
+            self._history(position_id, now, "add", None, 0.0, entry.note)
+            return self._row(position_id)
+
+    def _insert(self, position_id: str, entry: PositionInput, *, entry_time: datetime, expiry: date, pnl: float,
+                status: str, pnl_updated_at: datetime | None, closed_at: datetime | None) -> None:
+        self.db["positions"].insert({
+            "id": position_id, "ticker": entry.ticker, "spread": entry.spread, "band": entry.band,
+            "flow_mode": entry.flow_mode, "dte": entry.dte, "contracts": entry.contracts,
+            "entry_time": _iso(entry_time), "expiry": expiry.isoformat(), "credit": entry.credit, "risk": entry.risk,
+            "pnl": pnl, "pnl_updated_at": _iso(pnl_updated_at), "status": status, "short_put": entry.short_put,
+            "long_put": entry.long_put, "short_call": entry.short_call, "long_call": entry.long_call,
+            "note": entry.note, "closed_at": _iso(closed_at),
+        })
+
+    def set_pnl(self, ref: str, pnl: float, *, now: datetime, note: str | None = None,
+                close: bool = False) -> tuple[Position, Position]:
+        """Log a P&L (update) or the final P&L (close). Returns (before, after). A closed position is final."""
+        with self._write():
+            before = self._row(self.resolve(ref))
+            if not before.is_open:
+                verb = "close" if close else "update"
+                raise InputError(f"position {before.id} is already closed; cannot {verb} it")
+            changes: dict[str, Any] = {"pnl": pnl, "pnl_updated_at": _iso(now)}
+            if note:
+                changes["note"] = f"{before.note}\n{note}" if before.note else note
+            if close:
+                changes.update(status="closed", closed_at=_iso(now))
+            self.db["positions"].update(before.id, changes)
+            self._history(before.id, now, "close" if close else "update", before.pnl, pnl, note or "")
+            return before, self._row(before.id)
+
+    def import_positions(self, records: list[tuple[str | None, PositionInput, dict[str, Any]]], *,
+                         now: datetime) -> list[str]:
+        """All or nothing: each record is (wanted id or None, validated input, state with entry_time, expiry,
+        pnl, status, pnl_updated_at, closed_at). Kept ids must be new; the others get fresh ids."""
+        ids = []
+        with self._write():
+            for wanted, entry, state in records:
+                if wanted is not None:
+                    if self.conn.execute("SELECT 1 FROM positions WHERE id = ?", [wanted]).fetchone():
+                        raise InputError(f"position id {wanted!r} is already in the book; nothing imported")
+                    position_id = wanted
+                else:
+                    position_id = self._new_id()
+                self._insert(position_id, entry, **state)
+                self._history(position_id, now, "import", None, state["pnl"], entry.note)
+                ids.append(position_id)
+        return ids
