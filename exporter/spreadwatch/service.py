@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from spreadwatch import __version__
+from spreadwatch.positions import exit_signals
 from spreadwatch.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class _Fetch:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+        self.consumed = False  # its result has been taken by the loop
         self.thread = threading.Thread(target=self._run, args=(func, now), name=f"fetch-{name}", daemon=True)
         self.thread.start()
 
@@ -124,6 +126,11 @@ class Service:
                 failures.append(f"{ticker}: previous fetch still running")
                 hung.update(self._symbols(ticker))
                 continue
+            if pending is not None and not pending.consumed and pending.error is None:
+                # A fetch that finished after its deadline still brought data (each value carries its own time,
+                # staleness judges it): keep it, or a provider slower than the deadline would never be seen.
+                self._contexts[ticker] = pending.result
+                pending.consumed = True
             started[ticker] = self._pending[ticker] = _Fetch(watcher.update, now, ticker)
         deadline = wall.monotonic() + self.fetch_deadline
         for ticker, fetch in started.items():
@@ -133,8 +140,10 @@ class Service:
                     self._timeouts[symbol] = self._timeouts.get(symbol, 0) + 1
                     hung.add(symbol)
             elif fetch.error is not None:
+                fetch.consumed = True
                 failures.append(f"{ticker}: {fetch.error}")
             else:
+                fetch.consumed = True
                 self._contexts[ticker] = fetch.result
         self._hung = frozenset(hung)
         if failures:
@@ -143,7 +152,8 @@ class Service:
     def positions_task(self, now: datetime) -> None:
         from spreadwatch.store import read_positions
 
-        positions = read_positions(self.db_path, include_closed=True)
+        # A short busy timeout: a book locked by someone else is this cycle's error, not a stalled loop.
+        positions = read_positions(self.db_path, include_closed=True, timeout=2.0)
         today = self.calendar.et_date(now)
         open_items = []
         for p in positions:
@@ -301,11 +311,11 @@ class EventTracker:
 
         exits_now: set[tuple[str, str]] = set()
         for item in s.positions:
-            for reason, detail in position_exits(item, self.config.exits):
-                key = (item.position.id, reason)
+            for signal in exit_signals(item.position, item.sessions_to_expiry, self.config.exits):
+                key = (item.position.id, signal.reason)
                 exits_now.add(key)
                 if key not in self._exits:
-                    self._emit(now, "EXIT", f"EXIT SIGNAL - Position {item.position.id} | Reason: {detail}")
+                    self._emit(now, "EXIT", f"EXIT SIGNAL - Position {item.position.id} | Reason: {signal.detail}")
         self._exits = exits_now
 
         risk_now = set()
@@ -336,26 +346,6 @@ class EventTracker:
                 self._emit(now, "INFO", f"Market data source {symbol} is back up")
         self._down = down_now
         self._first = False
-
-
-def position_exits(item: OpenPosition, exits: Any) -> list[tuple[str, str]]:
-    """(reason, description) for each exit rule an open position meets; the same rules as the CLI and alerts."""
-    p = item.position
-    out = []
-    target = exits.profit_target_pct * p.credit
-    stop = -exits.stop_loss_mult * p.credit
-    pct = p.pnl / p.credit * 100 if p.credit else 0.0
-    if p.pnl >= target:
-        out.append(("profit_target", f"Profit target hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) >= ${target:,.2f}"))
-    if p.pnl <= stop:
-        out.append(("stop_loss", f"Stop loss hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) <= ${stop:,.2f}"))
-    sessions = item.sessions_to_expiry
-    if sessions is not None:
-        if p.dte > exits.time_exit_dte and sessions <= exits.time_exit_dte:
-            out.append(("time_exit", f"Time exit: {sessions} session(s) to expiry <= {exits.time_exit_dte}"))
-        elif p.dte <= exits.time_exit_dte and sessions == 0:
-            out.append(("expiry_day", "Expiry day: the position expires today"))
-    return out
 
 
 def setup_logging(config: Any) -> None:

@@ -102,7 +102,7 @@ def _identify(conn: sqlite3.Connection, path: Path) -> int:
     return int(version)
 
 
-def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
+def _connect(path: Path, *, create: bool, timeout: float = BUSY_TIMEOUT_SECONDS) -> sqlite3.Connection:
     if path.exists():
         if path.is_dir():
             raise DataError(f"position book {path}: is a directory")
@@ -113,9 +113,9 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     mode = "rwc" if create else "rw"
     try:
-        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=BUSY_TIMEOUT_SECONDS,
-                               isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     except sqlite3.Error as exc:
         raise DataError(f"position book {path}: cannot open ({exc})") from None
     return conn
@@ -146,11 +146,12 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM positions"
 _ORDER = " ORDER BY entry_time, id"
 
 
-def read_positions(path: Path | str, *, include_closed: bool = True) -> list[Position]:
+def read_positions(path: Path | str, *, include_closed: bool = True,
+                   timeout: float = BUSY_TIMEOUT_SECONDS) -> list[Position]:
     """Every position (or the open ones) of the book at `path`, oldest entry first. Read-only; a missing, corrupt,
-    foreign or locked-for-too-long file raises DataError (never an empty list)."""
+    foreign or locked-for-longer-than-`timeout` file raises DataError (never an empty list)."""
     path = Path(path)
-    conn = _connect(path, create=False)
+    conn = _connect(path, create=False, timeout=timeout)
     try:
         version = _identify(conn, path)
         if version == 0:
