@@ -11,7 +11,7 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import psutil
@@ -19,6 +19,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from exporter_support import START, make_service  # noqa: E402
 from spreadwatch.collector import SnapshotCollector, build_registry, render  # noqa: E402
+from spreadwatch.positions import PositionInput, validate  # noqa: E402
+from spreadwatch.store import PositionBook  # noqa: E402
 
 
 def main() -> None:
@@ -29,6 +31,12 @@ def main() -> None:
     process = psutil.Process()
     with tempfile.TemporaryDirectory() as tmp:
         service = make_service(Path(tmp), speed=1.0)
+        with PositionBook(service.db_path) as book:  # a realistic book: read and exported every cycle
+            for i in range(5):
+                entry, _ = validate(PositionInput("NDX", "put_spread", "P98", "with_flow", 3, 1, 200.0 + i, None,
+                                                  short_put=19500.0 - 50 * i, long_put=19450.0 - 50 * i),
+                                    tickers=service.config.tickers)
+                book.add(entry, entry_time=START, expiry=date(2026, 11, 27), now=START)
         registry = build_registry(SnapshotCollector(lambda: service.snapshot, lambda: service.snapshot.time))
         now = START
         rss_checkpoint = None
@@ -48,6 +56,8 @@ def main() -> None:
     print(f"RSS at cycle {args.checkpoint:,}: {rss_checkpoint / 2**20:.1f} MiB")
     print(f"RSS at cycle {args.cycles:,}: {rss_end / 2**20:.1f} MiB")
     print(f"growth: {growth:+.2f} % (target < 5 %)")
+    if growth >= 5:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -124,3 +124,33 @@ def test_live_source_without_network_reports_sources_down(monkeypatch):
     assert all(s["up"] is False for s in data["sources"].values())
     code, out = status("--source", "yahoo", "--at", "2026-11-24T16:00:00Z")
     assert "^VIX DOWN" in out and "price: unknown" in out
+
+
+def test_status_shows_the_portfolio_and_its_exit_signals(tmp_path: Path):
+    db = str(tmp_path / "book.db")
+    runner = CliRunner()
+    add = runner.invoke(cli, ["positions", "add", "--db", db, "--dte", "3", "--band", "P98", "--spread", "put_spread",
+                              "--contracts", "1", "--credit", "200", "--short-put", "19500", "--long-put", "19450",
+                              "--json"])
+    assert add.exit_code == 0, add.output
+    position_id = json.loads(add.stdout)["id"]
+    assert runner.invoke(cli, ["positions", "update", position_id, "--db", db, "--pnl", "120"]).exit_code == 0
+    code, out = status("--at", "2026-11-24T15:30:00Z", "--db", db)
+    assert code == 0, out
+    assert "Portfolio: 1 open (max 5), 0 closed | risk $4,800.00 of $50,000.00 | unrealized +$120.00" in out
+    assert f"EXIT SIGNAL - Position {position_id} | Reason: Profit target hit" in out
+    code, out = status("--at", "2026-11-24T15:30:00Z", "--db", db, "--json")
+    portfolio = json.loads(out)["portfolio"]
+    assert portfolio["open_count"] == 1 and portfolio["total_risk"] == 4800.0 and portfolio["unrealized_pnl"] == 120
+    assert portfolio["max_total_risk"] == 50000 and len(portfolio["exit_signals"]) == 1
+
+
+def test_status_reports_a_corrupt_book_without_failing(tmp_path: Path):
+    db = tmp_path / "book.db"
+    db.write_bytes(b"not a database at all")
+    code, out = status("--at", "2026-11-24T15:30:00Z", "--db", str(db), "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["portfolio"] is None and "not a SQLite database" in report["portfolio_error"]
+    assert report["price"] is not None  # the market part is still answered
+    assert db.read_bytes() == b"not a database at all"

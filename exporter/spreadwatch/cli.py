@@ -184,11 +184,12 @@ def config_check(ctx: Context, file: str | None, as_json: bool) -> None:
               help="Answer as of this instant (e.g. 2026-11-27T15:10:00Z): last bar at or before it, calendar at it.")
 @click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
               help="Override market.trend for this answer.")
+@db_option
 @json_option
 @pass_ctx
 @handle_errors
 def status(ctx: Context, ticker: str | None, source: str | None, speed: float, start_at: str | None,
-           at: str | None, trend: str | None, as_json: bool) -> None:
+           at: str | None, trend: str | None, db_path: str | None, as_json: bool) -> None:
     """The market context the loop would see now (or --at an instant): price, VIX regime, IV rank, flow."""
     from spreadwatch.market import market_context, render_text
 
@@ -200,10 +201,44 @@ def status(ctx: Context, ticker: str | None, source: str | None, speed: float, s
     scan_keys, scan_lines = status_opportunities(config, context)  # scan section
     report.update(scan_keys)
     lines += scan_lines
+    portfolio_keys, portfolio_lines = status_portfolio(ctx, db_path, context.time)  # portfolio section
+    report.update(portfolio_keys)
+    lines += portfolio_lines
     if as_json:
         echo_json(report)
         return
     click.echo("\n".join(lines))
+
+
+def status_portfolio(ctx: Context, db_path: str | None, now: Any) -> tuple[dict[str, Any], list[str]]:
+    """The book as `status` shows it: summary, limits and the exit rules met at `now`. A missing book is an empty
+    portfolio; a corrupt one is reported in `portfolio_error`, not fatal (the market part is still worth seeing)."""
+    from spreadwatch.errors import DataError
+    from spreadwatch.positions import money, summarize
+
+    config = ctx.config
+    path = _book_path(ctx, db_path)
+    try:
+        positions = read_positions_if_any(path)
+    except DataError as exc:
+        return {"portfolio": None, "portfolio_error": str(exc)}, ["", f"Portfolio: unavailable ({exc})"]
+    summary = summarize(positions)
+    signals = [line for p in positions if p.is_open for line in _exit_lines(config, p, now)]
+    keys = {"portfolio": {**summary.to_json(), "max_positions": config.risk.max_positions,
+                          "max_total_risk": config.risk.max_total_risk, "exit_signals": signals},
+            "portfolio_error": None}
+    lines = ["", f"Portfolio: {summary.open_count} open (max {config.risk.max_positions}), "
+                 f"{summary.closed_count} closed | risk {money(summary.total_risk, sign=False)} of "
+                 f"{money(config.risk.max_total_risk, sign=False)} | unrealized {money(summary.unrealized_pnl)} "
+                 f"realized {money(summary.realized_pnl)}"]
+    lines += [f"  {line}" for line in signals]
+    return keys, lines
+
+
+def read_positions_if_any(path: Any) -> list[Any]:
+    from spreadwatch.store import read_positions
+
+    return read_positions(path) if path.exists() else []
 
 
 # ----------------------------------------------------------------------------------------------------------------
