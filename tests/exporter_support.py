@@ -64,7 +64,7 @@ class FaultyProvider:
 
 def make_service(tmp_path: Path, provider: Any | None = None, *, speed: float = 600.0,
                  start: datetime = START, config: Config | None = None, db: Path | None = None,
-                 fetch_deadline: float = 0.2) -> Service:
+                 fetch_deadline: float = 0.2, tickers: tuple[str, ...] = ("NDX",)) -> Service:
     from spreadwatch.store import PositionBook
 
     config = config or Config()
@@ -73,7 +73,7 @@ def make_service(tmp_path: Path, provider: Any | None = None, *, speed: float = 
     db = db or tmp_path / "book.db"
     if not db.exists():
         PositionBook(db).close()
-    return Service(config, provider, ReplayClock(start, speed), calendar, tickers=("NDX",), db_path=db,
+    return Service(config, provider, ReplayClock(start, speed), calendar, tickers=tickers, db_path=db,
                    grid_path=bundled_path("grid_trading_ready.csv"), fetch_deadline=fetch_deadline)
 
 

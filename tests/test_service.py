@@ -106,3 +106,30 @@ def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path):
     assert proc.returncode == 0, out
     assert "REPLAY, not live data" in out
     assert "[OPPORTUNITY]" in (tmp_path / "events.log").read_text()
+
+
+def test_several_tickers_are_labels_in_one_process_and_a_ticker_without_data_is_down(tmp_path):
+    from datetime import datetime
+
+    service = make_service(tmp_path, tickers=("NDX", "SPX"), fetch_deadline=30.0)
+    service.step(datetime.fromisoformat("2026-11-24T15:30:00+00:00"), {"market", "positions", "scan"})
+    # The bundled replay day has NDX's symbols only: SPX is reported down and unknown, never filled in.
+    assert value(service, "spreadwatch_price", {"ticker": "NDX"}) is not None
+    assert value(service, "spreadwatch_price", {"ticker": "SPX"}) is None
+    assert value(service, "spreadwatch_source_up", {"source": "^NDX"}) == 1
+    assert value(service, "spreadwatch_source_up", {"source": "^GSPC"}) == 0
+    assert value(service, "spreadwatch_opportunities", {"ticker": "NDX"}) is not None
+
+
+def test_event_log_reads_like_the_original_alerts_log(tmp_path, caplog):
+    from datetime import datetime
+
+    service = make_service(tmp_path, fetch_deadline=30.0)
+    with caplog.at_level("INFO", logger="spreadwatch.events"):
+        for at in ("2026-11-24T15:30:00+00:00", "2026-11-24T15:45:00+00:00"):  # 10:30 and 10:45 ET
+            service.step(datetime.fromisoformat(at), {"market", "positions", "scan"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "spreadwatch.events"]
+    # The bundled day's VIX crosses 16 at 10:39 ET: one change, stamped in the display zone (PST).
+    changes = [line for line in lines if "Regime change" in line]
+    assert len(changes) == 1, lines
+    assert changes[0].startswith("[2026-11-24 07:45:00] [WARNING] Regime change: LOW → MEDIUM (VIX 16.")
