@@ -695,9 +695,13 @@ def positions_add(ctx: Context, dte: int, band: str, spread: str, flow_mode: str
 
 
 def _set_pnl(ctx: Context, ref: str, pnl: float, note: str, db_path: str | None, as_json: bool, close: bool) -> None:
+    from spreadwatch.errors import DataError
     from spreadwatch.positions import money, validate_pnl
 
     value = validate_pnl(pnl)
+    path = _book_path(ctx, db_path)
+    if not path.exists():  # a mistyped --db must not create an empty book
+        raise DataError(f"position book {path}: no such file")
     now = _now()
     with _open_book(ctx, db_path) as book:
         before, after = book.set_pnl(ref, value, now=now, note=note or None, close=close)
