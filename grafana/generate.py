@@ -2,6 +2,7 @@
 
     python grafana/generate.py           # (re)write grafana/dashboards/*.json
     python grafana/generate.py --check   # regenerate in memory; exit 1 and name the files that differ
+    python grafana/generate.py --out DIR # write them into DIR instead (tests/test_grafana.py diffs that)
 
 The SDK release is pinned (pyproject: grafana-foundation-sdk==1769699998!10.1.0) to the Grafana the compose file
 runs (grafana/grafana:10.1.x): its models are that version's dashboard schema. Every query uses only the metrics in
@@ -9,7 +10,11 @@ docs/metrics.md (plus Prometheus's own `up` and `ALERTS`); tests/test_grafana.py
 query against a real Prometheus scraping the exporter on replay data.
 
 This module owns the dashboards' content; it does no I/O except writing (or comparing) the files in
-grafana/dashboards/.
+grafana/dashboards/ (or the --out directory).
+
+Table panels query `max by (<the metric's own labels>) (...)`: that drops `__name__`, `instance` and `job`, so the
+`merge` transformation joins the per-metric frames into one row per opportunity/position and no scrape label
+turns into a column.
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ ALERTMANAGER = dm.DataSourceRef(type_val="alertmanager", uid="alertmanager")
 ALERTMANAGER_NAME = "Alertmanager"  # the alert groups panel picks its Alertmanager by datasource name
 
 TICKER = 'ticker=~"$ticker"'
+OPP_LABELS = "ticker, id, dte, band, spread_type, flow_mode, width, entry_time_et"  # collector.OPPORTUNITY_LABELS
+POS_LABELS = "position_id, ticker, spread_type, band"  # collector.POSITION_LABELS
+
+# spreadwatch_market_session is a state set (1 for the current phase): as one number for the Market stat.
+SESSION_CODES = {"closed": 0, "pre": 1, "open": 2, "after": 3}
+SESSION_EXPR = " + ".join(f'{code} * sum(spreadwatch_market_session{{session="{name}"}})'
+                          for name, code in SESSION_CODES.items())
+SESSION_DISPLAY = {"closed": ("closed", "text"), "pre": ("pre-market", "blue"), "open": ("open", "green"),
+                   "after": ("after hours", "purple")}
 
 # VIX regime colours (DESIGN.md: very_low < 12 <= low < 16 <= medium < 20 <= high < 30 <= extreme).
 REGIMES = ("very_low", "low", "medium", "high", "extreme")
@@ -128,12 +142,14 @@ def market_row() -> list:
         stat_panel("Volume ratio", "Cumulative volume so far vs the 20-session mean at this time of day.",
                    q(f"spreadwatch_volume_ratio{{{TICKER}}}", "{{ticker}}"), decimals=2)
         .thresholds(steps((None, "text"), (1.5, "orange"))),
-        stat_panel("Market", "Current market phase (XNYS calendar) and whether the preferred entry hours are open.",
-                   q("spreadwatch_market_session == 1", "{{session}}"),
-                   q("spreadwatch_entry_window_open", "entry window", ref="B"))
+        stat_panel("Market", "Current market phase (XNYS calendar: closed, pre-market, open, after hours) and "
+                   "whether the preferred entry hours are open.",
+                   q(SESSION_EXPR, "market"), q("spreadwatch_entry_window_open", "entry window", ref="B"))
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
-        .mappings([value_map({"0": ("closed", "text"), "1": ("open", "green")})]).color_mode(
-            cm.BigValueColorMode.VALUE),
+        .mappings([value_map({str(SESSION_CODES[name]): SESSION_DISPLAY[name] for name in SESSION_CODES})])
+        .override_by_name("entry window", [dm.DynamicConfigValue(id_val="mappings", value=[
+            value_map({"0": ("closed", "text"), "1": ("open", "green")})])])
+        .color_mode(cm.BigValueColorMode.VALUE),
         stat_panel("To close", "Minutes to the session close; blank when the market is closed.",
                    q("spreadwatch_market_seconds_to_close / 60", "minutes"), unit="m", decimals=0)
         .no_value("closed").color_mode(cm.BigValueColorMode.NONE),
@@ -145,6 +161,7 @@ def market_row() -> list:
 OPP_VALUES = (  # (metric suffix, column title)
     ("rank", "Rank"), ("in_window", "In window"), ("blocked_by_risk", "Blocked by risk"), ("score", "Score"),
     ("win_ratio", "Win rate"), ("roi_ratio", "ROI"), ("credit_dollars", "Credit / contract"),
+    ("risk_dollars", "Risk / contract"),
 )
 LEGS = ("short_put", "long_put", "short_call", "long_call")
 
@@ -160,16 +177,16 @@ def opportunities_table() -> table.Panel:
               "width": "Width", "entry_time_et": "Entry (ET)"}
     for suffix, title in OPP_VALUES:
         ref = next(refs)
-        panel = panel.with_target(q(f"spreadwatch_opportunity_{suffix}{{{TICKER}}}", ref=ref, instant=True,
-                                    table_format=True))
+        panel = panel.with_target(q(f"max by ({OPP_LABELS}) (spreadwatch_opportunity_{suffix}{{{TICKER}}})", ref=ref,
+                                    instant=True, table_format=True))
         rename[f"Value #{ref}"] = title
     for leg in LEGS:
         ref = next(refs)
-        panel = panel.with_target(q(f'max without (leg) (spreadwatch_opportunity_strike{{{TICKER}, leg="{leg}"}})',
+        panel = panel.with_target(q(f'max by ({OPP_LABELS}) (spreadwatch_opportunity_strike{{{TICKER}, leg="{leg}"}})',
                                     ref=ref, instant=True, table_format=True))
         rename[f"Value #{ref}"] = leg.replace("_", " ")
     panel = (panel.with_transformation(MERGE).with_transformation(organize(rename, ("Time", "id")))
-             .sort_by([common.TableSortByFieldState().display_name("Rank").desc(False)]))
+             .show_header(True).sort_by([common.TableSortByFieldState().display_name("Rank").desc(False)]))
     yes_no = {"0": ("", "transparent"), "1": ("yes", "green")}
     for field, props in (
         ("In window", {"mappings": [value_map(yes_no)], "custom__cellOptions": {"type": "color-background"}}),
@@ -178,6 +195,7 @@ def opportunities_table() -> table.Panel:
         ("Win rate", {"unit": "percentunit", "decimals": 1}),
         ("ROI", {"unit": "percentunit", "decimals": 1}),
         ("Credit / contract", {"unit": "currencyUSD"}),
+        ("Risk / contract", {"unit": "currencyUSD"}),
         ("Score", {"decimals": 1}),
     ):
         panel = panel.with_override(*override(field, **props))
@@ -189,7 +207,7 @@ def opportunities_table() -> table.Panel:
 
 def portfolio_row() -> list:
     return [
-        stat_panel("Open positions", "Open positions against risk.max_positions.",
+        stat_panel("Open count", "Open positions against risk.max_positions.",
                    q('spreadwatch_portfolio_positions{status="open"}', "open"),
                    q("spreadwatch_portfolio_max_positions", "limit", ref="B"), w=4)
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME).color_mode(cm.BigValueColorMode.NONE),
@@ -225,10 +243,11 @@ def positions_table() -> table.Panel:
         "`spreadwatch positions update ID --pnl N`.").datasource(PROMETHEUS).span(24).height(7))
     rename = {"position_id": "ID", "ticker": "Ticker", "spread_type": "Spread", "band": "Band"}
     for ref, (suffix, title) in zip("ABCDEFGHIJ", POS_VALUES, strict=False):
-        panel = panel.with_target(q(f"spreadwatch_position_{suffix}{{{TICKER}}}", ref=ref, instant=True,
-                                    table_format=True))
+        panel = panel.with_target(q(f"max by ({POS_LABELS}) (spreadwatch_position_{suffix}{{{TICKER}}})", ref=ref,
+                                    instant=True, table_format=True))
         rename[f"Value #{ref}"] = title
-    panel = panel.with_transformation(MERGE).with_transformation(organize(rename))
+    panel = (panel.with_transformation(MERGE).with_transformation(organize(rename)).show_header(True)
+             .sort_by([common.TableSortByFieldState().display_name("Sessions to expiry").desc(False)]))
     for field, props in (
         ("P&L", {"unit": "currencyUSD", "custom__cellOptions": {"type": "color-text"},
                  "thresholds": steps((None, "red"), (0.0, "green")).build()}),
@@ -341,9 +360,14 @@ def regime_history() -> list:
 # ------------------------------------------------------------------------------------------- dashboard
 
 
+# The watched tickers: spreadwatch_opportunities has one series per scanned ticker even while its price is
+# unknown or stale (spreadwatch_price is then absent), so the variable does not empty when a source goes down.
+TICKER_VALUES = 'label_values({__name__=~"spreadwatch_(price|opportunities)"}, ticker)'
+
+
 def ticker_variable() -> dash.QueryVariable:
     return (dash.QueryVariable("ticker").label("Ticker").datasource(PROMETHEUS)
-            .query({"query": "label_values(spreadwatch_price, ticker)", "refId": "PrometheusVariableQueryEditor-VariableQuery"})
+            .query({"query": TICKER_VALUES, "refId": "PrometheusVariableQueryEditor-VariableQuery"})
             .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC)
             .multi(True).include_all(True).all_value(".*"))
 
@@ -395,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="regenerate in memory and exit 1 when a committed file differs")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="write the dashboards into DIR instead of grafana/dashboards/")
     args = parser.parse_args(argv)
     rendered = render()
     if args.check:
@@ -407,10 +433,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in extra:
             print(f"grafana/dashboards/{name} is not produced by the generator", file=sys.stderr)
         return 1 if stale or extra else 0
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    out_dir = args.out or OUT_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.items():
-        (OUT_DIR / name).write_text(text, encoding="utf-8")
-        print(f"wrote grafana/dashboards/{name}")
+        (out_dir / name).write_bytes(text.encode("utf-8"))  # bytes: no newline translation on any platform
+        print(f"wrote {out_dir / name}")
     return 0
 
 
