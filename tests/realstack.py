@@ -155,6 +155,12 @@ class Prometheus(ManagedProcess):
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
         return self._api("query_range", query=expr, start=start, end=end, step=step)["result"]
 
+    def label_values(self, label: str, match: str | None = None) -> list[str]:
+        """Values of ``label`` (over series matching the selector ``match`` when given), as Grafana's
+        ``label_values(match, label)`` variable query asks for them."""
+        params: dict[str, Any] = {"match[]": match} if match else {}
+        return self._api(f"label/{label}/values", **params)
+
     def alerts(self) -> list[dict]:
         """Active alerts (pending and firing) as Prometheus sees them."""
         return self._api("alerts")["alerts"]
