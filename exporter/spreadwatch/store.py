@@ -149,13 +149,14 @@ _ORDER = " ORDER BY entry_time, id"
 def read_positions(path: Path | str, *, include_closed: bool = True,
                    timeout: float = BUSY_TIMEOUT_SECONDS) -> list[Position]:
     """Every position (or the open ones) of the book at `path`, oldest entry first. Read-only; a missing, corrupt,
-    foreign or locked-for-longer-than-`timeout` file raises DataError (never an empty list)."""
+    foreign or locked-for-longer-than-`timeout` file raises DataError (never an empty list). A file with nothing
+    committed yet (another process is creating the book right now) is an empty book, as `PositionBook` sees it."""
     path = Path(path)
     conn = _connect(path, create=False, timeout=timeout)
     try:
         version = _identify(conn, path)
         if version == 0:
-            raise DataError(f"position book {path}: empty file, not initialised")
+            return []
         sql = _SELECT + ("" if include_closed else " WHERE status = 'open'") + _ORDER
         try:
             rows = conn.execute(sql).fetchall()
