@@ -344,3 +344,31 @@ def test_read_positions_does_not_import_sqlite_utils():
             "print(sorted(m for m in ('sqlite_utils', 'pandas', 'exchange_calendars') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_reader_never_sees_a_book_half_created(tmp_path: Path):
+    # The identity check reads application_id, user_version and the schema: from one snapshot, or a reader racing
+    # the creator could see the header before the commit and the tables after it ("not a spreadwatch book").
+    import threading
+
+    errors: list[str] = []
+    for i in range(60):
+        path = tmp_path / f"b{i}.db"
+        done = threading.Event()
+
+        def read(path: Path = path, done: threading.Event = done) -> None:
+            while not done.is_set():
+                if path.exists():
+                    try:
+                        read_positions(path)
+                    except DataError as exc:
+                        errors.append(str(exc))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(0.002)
+        PositionBook(path).close()
+        time.sleep(0.002)
+        done.set()
+        reader.join()
+    assert errors == []

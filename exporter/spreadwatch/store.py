@@ -86,12 +86,18 @@ def _check_header(path: Path) -> None:
 
 def _identify(conn: sqlite3.Connection, path: Path) -> int:
     """user_version of a spreadwatch book; 0 for a brand-new empty file. Raises DataError for anything else."""
+    own = not conn.in_transaction  # one snapshot for the three reads: a book being created is never seen half-made
     try:
+        if own:
+            conn.execute("BEGIN")
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise DataError(f"position book {path}: unreadable ({exc})") from None
+    finally:
+        if own and conn.in_transaction:
+            conn.execute("ROLLBACK")
     if app_id == 0 and tables == 0 and version == 0:
         return 0
     if app_id != APPLICATION_ID:
@@ -154,6 +160,7 @@ def read_positions(path: Path | str, *, include_closed: bool = True,
     path = Path(path)
     conn = _connect(path, create=False, timeout=timeout)
     try:
+        conn.execute("BEGIN")  # the identity check and the rows from one snapshot
         version = _identify(conn, path)
         if version == 0:
             return []
