@@ -569,8 +569,9 @@ def _plain(value: Any) -> Any:
 # ----------------------------------------------------------------------------------------------------------------
 # positions
 #
-# `list`, `summary` and `history` stay light: no pandas, exchange_calendars or sqlite-utils import (the read path
-# is the standard library's sqlite3), so they start as fast as `sqlite-utils rows` (benchmarks/bench_positions.py).
+# `list` and `summary` stay light: no pandas, exchange_calendars or sqlite-utils import (the read path is the
+# standard library's sqlite3), so they start faster than `sqlite-utils rows` (benchmarks/bench_positions.py).
+# `history` opens the book through sqlite-utils (store.PositionBook).
 
 
 def _book_path(ctx: Context, db_path: str | None) -> Any:
