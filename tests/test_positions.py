@@ -151,8 +151,8 @@ def test_credit_at_or_above_the_maximum_is_refused():
 
 
 @pytest.mark.parametrize("entry,flag", [
-    (condor(long_put=None), "--long-put: required for a iron_condor"),
-    (condor(short_call=None), "--short-call: required for a iron_condor"),
+    (condor(long_put=None), "--long-put: required for an iron_condor"),
+    (condor(short_call=None), "--short-call: required for an iron_condor"),
     (put_spread(long_put=None), "--long-put: required for a put_spread"),
     (call_spread(short_call=None), "--short-call: required for a call_spread"),
 ])

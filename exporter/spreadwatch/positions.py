@@ -120,6 +120,10 @@ def _flag(leg: str) -> str:
     return "--" + leg.replace("_", "-")
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _finite(name: str, value: Any) -> float:
     try:
         number = float(value)
@@ -171,14 +175,14 @@ def validate(entry: PositionInput, *, tickers: Iterable[str]) -> tuple[PositionI
         value = getattr(entry, leg)
         if leg in needed:
             if value is None:
-                raise InputError(f"{_flag(leg)}: required for a {entry.spread}")
+                raise InputError(f"{_flag(leg)}: required for {_article(entry.spread)} {entry.spread}")
             strike = _finite(_flag(leg), value)
             if strike <= 0:
                 raise InputError(f"{_flag(leg)}: must be > 0, got {value:g}")
             legs[leg] = strike
         else:
             if value is not None:
-                raise InputError(f"{_flag(leg)}: does not apply to a {entry.spread} (it has {', '.join(_flag(n) for n in needed)})")
+                raise InputError(f"{_flag(leg)}: does not apply to {_article(entry.spread)} {entry.spread} (it has {', '.join(_flag(n) for n in needed)})")
             legs[leg] = None
     order = [leg for leg in ("long_put", "short_put", "short_call", "long_call") if legs[leg] is not None]
     for lower, upper in zip(order, order[1:], strict=False):
