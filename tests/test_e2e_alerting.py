@@ -96,7 +96,9 @@ class Stack:
         return out
 
     def emails(self) -> list[tuple[float, str]]:
-        return [(m.monotonic, m.body["Subject"] + "\n" + SmtpSink.text_of(m.body)) for m in self.smtp.snapshot()]
+        """Subject, newline, the plain-text part (line endings as "\\n": a quoted-printable part comes with CRLF)."""
+        return [(m.monotonic, m.body["Subject"] + "\n" + SmtpSink.text_of(m.body).replace("\r\n", "\n"))
+                for m in self.smtp.snapshot()]
 
     def wait_slack(self, *needles: str, after: float, timeout: float = NOTIFY_TIMEOUT) -> tuple[float, str]:
         return wait_until(lambda: next(((t, s) for t, s in self.slack_messages()
@@ -272,11 +274,19 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
 # ------------------------------------------------------------------------- the real exporter on a replayed day
 
 # The scenario: the bundled SYNTHETIC replay day (2026-11-24; the VIX climbs through 16.5 and the regime turns
-# low -> medium at 10:39 ET) cut at 11:30 ET, so the data goes stale after that; a one-row grid whose setup
-# (NDX 1DTE P98 put spread, with flow, entry 10:45 ET) passes in both regimes and is in window 10:30-11:00 ET.
-# Replayed at 60x from 10:25 ET: one replayed minute per wall second.
+# low -> medium at 10:39 ET) cut at 11:30 ET, so the data goes stale at 11:33 ET (stale_after 180 s); a one-row grid
+# whose setup (NDX 1DTE P98 put spread, with flow, entry 10:45 ET) passes in both regimes and is in window
+# 10:30-11:00 ET. Replayed at 60x from 10:25 ET: one replayed minute per wall second. The stack is up before the
+# exporter starts, so the whole replayed morning reaches Prometheus; the exit alerts must start before 11:33 ET
+# (about 68 s of wall time after the exporter starts), which the CLI steps take a few seconds of.
+#
+# Clocks: the CLI stamps entry and P&L times with the wall clock, the exporter runs on the replay clock. Positions
+# are added without --expiry, so their expiry is --dte sessions after today's (wall) session: never in the past for
+# the CLI, and at least 4 sessions after the replayed day for the exporter, so no time-exit or expiry-day alert
+# (asserted below, so a change in that arithmetic fails here rather than as a mysterious extra notification).
 REPLAY_START = "2026-11-24T15:25:00Z"
 REPLAY_CUT = "2026-11-24T16:30:00Z"
+STALE_FROM = "2026-11-24T16:33:00Z"  # the last bar + stale_after_seconds (180)
 SPEED = 60
 GRID = """\
 ticker,dte,band,spread_type,flow_mode,spread_width,entry_time_et,regime,trend,n_trades,n_wins,win_rate,avg_credit,avg_max_risk,roi,avg_pnl,sharpe,max_drawdown,trade_score,exit_win_rate,exit_avg_pnl,band_lower_move,band_upper_move,credit_source,low_sample,data_start,data_end
@@ -303,13 +313,13 @@ def write_replay_scenario(path: Path) -> None:
 
 
 class MetricsWatcher:
-    """Polls the exporter's /metrics every 0.2 s and remembers when each sample line was first seen, so latency
-    can be measured from the moment the exporter showed a condition."""
+    """Polls the exporter's /metrics every 0.2 s and keeps every successful poll (time, sample lines), so a test can
+    ask when the exporter first showed a condition, when it stopped showing it, and which values it showed."""
 
     def __init__(self, url: str):
         self.url = url
-        self.first_seen: dict[str, float] = {}
-        self.latest = ""
+        self._polls: list[tuple[float, frozenset[str]]] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -319,24 +329,66 @@ class MetricsWatcher:
 
         while not self._stop.is_set():
             try:
-                text = requests.get(self.url, timeout=2).text
-            except Exception:  # noqa: BLE001 - not up yet
-                text = ""
+                response = requests.get(self.url, timeout=2)
+            except requests.RequestException:  # not up yet
+                response = None
             now = time.monotonic()
-            self.latest = text
-            for line in text.splitlines():
-                if line and not line.startswith("#"):
-                    self.first_seen.setdefault(line, now)
+            if response is not None and response.status_code == 200:
+                lines = frozenset(sys.intern(line) for line in response.text.splitlines()
+                                  if line and not line.startswith("#"))
+                with self._lock:
+                    self._polls.append((now, lines))
             self._stop.wait(0.2)
 
-    def when(self, pattern: str, timeout: float = 60) -> float:
-        """Monotonic time the first sample line matching ``pattern`` (a regex) was seen (waits for it)."""
+    def polls(self, after: float = 0.0) -> list[tuple[float, frozenset[str]]]:
+        with self._lock:
+            return [p for p in self._polls if p[0] >= after]
+
+    def when(self, pattern: str, after: float = 0.0, timeout: float = 60) -> float:
+        """Monotonic time of the first poll at or after ``after`` with a sample line matching ``pattern`` (a regex;
+        waits for one)."""
         regex = re.compile(pattern)
-        return wait_until(lambda: min((t for line, t in list(self.first_seen.items()) if regex.search(line)),
-                                      default=None), timeout, f"exporter sample {pattern}")
+        return wait_until(lambda: next((t for t, lines in self.polls(after) if any(map(regex.search, lines))), None),
+                          timeout, f"exporter sample {pattern}")
+
+    def gone(self, pattern: str, after: float, timeout: float = 60) -> float:
+        """Monotonic time of the first poll at or after ``after`` without any sample line matching ``pattern``."""
+        regex = re.compile(pattern)
+        return wait_until(lambda: next((t for t, lines in self.polls(after)
+                                        if not any(map(regex.search, lines))), None),
+                          timeout, f"exporter sample {pattern} gone")
+
+    def values(self, pattern: str) -> set[float]:
+        """Every value the exporter showed for the sample lines matching ``pattern``."""
+        regex = re.compile(pattern)
+        return {float(line.rsplit(" ", 1)[1]) for _, lines in self.polls() for line in lines if regex.search(line)}
+
+    def latest(self, pattern: str) -> float | None:
+        regex = re.compile(pattern)
+        polls = self.polls()
+        if not polls:
+            return None
+        return next((float(line.rsplit(" ", 1)[1]) for line in polls[-1][1] if regex.search(line)), None)
 
     def stop(self) -> None:
         self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _et(seconds: float | None) -> str:
+    """An epoch time as HH:MM:SS ET (the replayed day's clock)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, ZoneInfo("America/New_York")).strftime("%H:%M:%S ET")
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def test_replayed_day_end_to_end(tmp_path, capsys):
@@ -348,112 +400,202 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
     grid.write_text(GRID, encoding="utf-8")
     cfg.write_text(CONFIG, encoding="utf-8")
     port = free_port()
-    exporter = ManagedProcess("exporter", [
-        sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--source", f"replay:{replay}",
-        "--speed", str(SPEED), "--start", REPLAY_START, "--listen", f"127.0.0.1:{port}", "--db", str(db),
-        "--grid", str(grid)], tmp_path)
-    watcher = MetricsWatcher(f"http://127.0.0.1:{port}/metrics")
-    stack = None
-    latencies: dict[str, tuple[float, float]] = {}  # what -> (from the exporter showing it, from the CLI command)
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+    stack = exporter = watcher = None
+    # what -> (seconds from the exporter showing it, seconds from running the CLI command or None)
+    latencies: dict[str, tuple[float, float | None]] = {}
+    arrived_on_replay_clock: dict[str, str] = {}  # what -> the exporter's clock (ET) when it arrived
 
     def cli(*args: str) -> tuple[float, str]:
+        """Runs ``spreadwatch ... --db BOOK``; returns when it was started (monotonic) and its stdout."""
+        started = time.monotonic()
         result = subprocess.run([sys.executable, "-m", "spreadwatch", "--config", str(cfg), *args, "--db", str(db)],
                                 capture_output=True, text=True, timeout=60, cwd=tmp_path)
         assert result.returncode == 0, f"spreadwatch {' '.join(args)}: {result.stdout}{result.stderr}"
-        return time.monotonic(), result.stdout
-
-    def position_ids() -> list[str]:
-        _, out = cli("positions", "list", "--json")
-        return [p["id"] for p in json.loads(out)]
+        return started, result.stdout
 
     def add_position(credit: float, risk: float) -> tuple[float, str]:
-        before = set(position_ids())
-        t, _ = cli("positions", "add", "--ticker", "NDX", "--dte", "3", "--band", "P98", "--spread", "put_spread",
-                   "--flow-mode", "with_flow", "--contracts", "1", "--credit", str(credit), "--risk", str(risk),
-                   "--short-put", "19900", "--long-put", "19850")
-        (new,) = set(position_ids()) - before
-        return t, new
+        before = {p["id"] for p in json.loads(cli("positions", "list", "--json")[1])}
+        started, out = cli("positions", "add", "--ticker", "NDX", "--dte", "3", "--band", "P98", "--spread",
+                           "put_spread", "--flow-mode", "with_flow", "--contracts", "1", "--credit", str(credit),
+                           "--risk", str(risk), "--short-put", "19900", "--long-put", "19850", "--json")
+        new = json.loads(out)["id"]
+        assert new not in before
+        return started, new
+
+    def position(pid: str, metric: str = "pnl_dollars") -> str:
+        return rf'^spreadwatch_position_{metric}\{{[^}}]*position_id="{pid}"[^}}]*\}} '
 
     def record(what: str, received: float, shown: float, commanded: float | None = None) -> None:
-        latencies[what] = (received - shown, received - commanded if commanded else float("nan"))
+        latencies[what] = (received - shown, None if commanded is None else received - commanded)
+        arrived_on_replay_clock[what] = _et(replay_now())
+
+    def replay_now() -> float | None:
+        return watcher.latest(r"^spreadwatch_clock_timestamp_seconds ")
 
     try:
-        exporter.wait_ready(f"http://127.0.0.1:{port}/metrics", 60)
+        # The pipeline first, so the replayed morning is not spent waiting for Prometheus's target discovery.
         stack = Stack(tmp_path, f"127.0.0.1:{port}")
+        exporter = ManagedProcess("exporter", [
+            sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--source", f"replay:{replay}",
+            "--speed", str(SPEED), "--start", REPLAY_START, "--listen", f"127.0.0.1:{port}", "--db", str(db),
+            "--grid", str(grid)], tmp_path)
+        watcher = MetricsWatcher(metrics_url)
+        exporter.wait_ready(metrics_url, 60)
         stack.prom.wait_for_up("spreadwatch")
 
-        # An opportunity enters its window (10:30 ET), the regime turns medium (10:39 ET).
+        # 1. An opportunity enters its window (10:30 ET): one Slack message, with the strikes the exporter suggested.
         shown = watcher.when(r'^spreadwatch_opportunity_in_window\{.*\} 1\.0$')
         got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=0, timeout=60)
         record("opportunity in window -> Slack", got, shown)
-        assert re.search(r"NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% ROI:31\.6% \| Credit:\$1200 Risk:\$3800 "
-                         r"\| Strikes: SP \d+ LP \d+", text), text
-        shown = watcher.when(r'^spreadwatch_regime_info\{.*previous="low".*regime="medium".*\}|'
-                             r'^spreadwatch_regime_info\{.*regime="medium".*previous="low".*\}')
-        got, text = stack.wait_slack("Regime change: LOW → MEDIUM (VIX 16.", after=0, timeout=60)
-        record("regime change -> Slack", got, shown)
+        title, body = text.split("\n", 1)
+        assert title == "[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", text
+        line = re.search(r"\] \[OPPORTUNITY\] (NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% ROI:31\.6% \| "
+                         r"Credit:\$1200 Risk:\$3800 \| Strikes: SP (\d+) LP (\d+))\n", body)
+        assert line, body
+        strikes = {leg: watcher.values(rf'^spreadwatch_opportunity_strike\{{[^}}]*leg="{leg}"')
+                   for leg in ("short_put", "long_put")}
+        assert float(line[2]) in strikes["short_put"] and float(line[3]) in strikes["long_put"], (line[0], strikes)
+        assert float(line[2]) - float(line[3]) == 50  # the grid's width
+        assert "<http://localhost:3000/d/spreadwatch?var-ticker=NDX|Open the spreadwatch dashboard>" in body
 
-        # Positions logged with the CLI: one to its profit target, one to its stop.
+        # 2. The regime turns medium (10:39 ET): Slack, with the VIX the exporter showed past the boundary + buffer.
+        shown = watcher.when(r'^spreadwatch_regime_info\{(?=.*previous="low")(?=.*regime="medium").*\} 1\.0$')
+        got, text = stack.wait_slack("Regime change: LOW → MEDIUM", after=0, timeout=60)
+        record("regime change -> Slack", got, shown)
+        vix = re.fullmatch(r"\[WARNING\] Regime change: LOW → MEDIUM \(VIX (\d+\.\d)\)", text.split("\n", 1)[0])
+        assert vix, text
+        shown_vix = {round(v, 1) for v in watcher.values(r"^spreadwatch_vix ") if v >= 16.5}
+        assert float(vix[1]) in shown_vix, (vix[0], sorted(shown_vix))
+
+        # 3. Positions logged with the CLI: A updated to its profit target, B to its stop. Exact texts on both
+        #    channels; the data is fresh (the exits are not gated off) and the expiry is not near.
         _, a = add_position(285, 1715)
         _, b = add_position(285, 1715)
-        t_a, _ = cli("positions", "update", a, "--pnl", "150")
-        t_b, _ = cli("positions", "update", b, "--pnl", "-600")
-        shown = watcher.when(rf'^spreadwatch_position_pnl_dollars\{{.*position_id="{a}".*\}} 150\.0$')
-        got, _ = stack.wait_slack(f"EXIT SIGNAL - Position {a} | Reason: Profit target hit | P&L: $150.00 (+52.6%)", after=0)
+        subject_a = f"EXIT SIGNAL - Position {a} | Reason: Profit target hit | P&L: $150.00 (+52.6%)"
+        subject_b = f"EXIT SIGNAL - Position {b} | Reason: Stop loss hit | P&L: $-600.00 (-210.5%)"
+        t_a, out = cli("positions", "update", a, "--pnl", "150")
+        assert subject_a in out, out  # the CLI and the alert say the same
+        t_b, out = cli("positions", "update", b, "--pnl", "-600")
+        assert subject_b in out, out
+        assert replay_now() < _epoch(STALE_FROM) - 5 * 60, f"too late in the replayed day: {_et(replay_now())}"
+        for pid in (a, b):
+            sessions = watcher.values(position(pid, "sessions_to_expiry"))
+            assert sessions and min(sessions) > 1, (pid, sessions)  # above time_exit_dte (1): no time exit
+
+        shown = watcher.when(position(a) + r"150\.0$")
+        got, text = stack.wait_slack(subject_a, after=0)
         record("profit target -> Slack", got, shown, t_a)
-        got, _ = stack.wait_email(f"EXIT SIGNAL - Position {a} | Reason: Profit target hit", after=0)
+        assert text.startswith(f"[EXIT] {subject_a}\n"), text
+        assert (f"NDX put_spread P98 (position {a}) has P&L $150.00; its profit target is $142.50 (credit $285.00)."
+                in text), text
+        assert "RUNBOOK.md#spreadwatchprofittarget|Runbook: SpreadwatchProfitTarget>" in text
+        got, text = stack.wait_email(subject_a, after=0)
         record("profit target -> email", got, shown, t_a)
-        shown = watcher.when(rf'^spreadwatch_position_pnl_dollars\{{.*position_id="{b}".*\}} -600\.0$')
-        got, _ = stack.wait_slack(f"EXIT SIGNAL - Position {b} | Reason: Stop loss hit | P&L: $-600.00", after=0)
+        assert text.startswith(f"[spreadwatch] [EXIT] {subject_a}\n"), text
+        assert f"Close it in your broker, then `spreadwatch positions close {a} --pnl <P&L>" in text
+
+        shown = watcher.when(position(b) + r"-600\.0$")
+        got, text = stack.wait_slack(subject_b, after=0)
         record("stop loss -> Slack", got, shown, t_b)
-        got, _ = stack.wait_email(f"EXIT SIGNAL - Position {b} | Reason: Stop loss hit", after=0)
+        assert text.startswith(f"[EXIT] {subject_b}\n"), text
+        assert f"(position {b}) has P&L $-600.00; its stop is $-570.00 (credit $285.00)." in text, text
+        got, text = stack.wait_email(subject_b, after=0)
         record("stop loss -> email", got, shown, t_b)
+        assert text.startswith(f"[spreadwatch] [EXIT] {subject_b}\n"), text
 
-        # Closing A resolves its alert on both channels.
+        # 4. Closing A: its series vanish and its alert resolves on both channels.
         t, _ = cli("positions", "close", a, "--pnl", "150", "--note", "Profit target")
-        got, _ = stack.wait_slack("[RESOLVED]", f"Position {a}", after=t)
-        record("position closed -> resolved on Slack", got, t, t)
-        stack.wait_email("[RESOLVED]", f"Position {a}", after=t)
+        shown = watcher.gone(position(a), after=t)
+        got, text = stack.wait_slack("[RESOLVED]", f"Position {a}", after=t)
+        record("position closed -> resolved on Slack", got, shown, t)
+        assert text.startswith(f"[RESOLVED] [EXIT] {subject_a}\n"), text
+        got, text = stack.wait_email("[RESOLVED]", f"Position {a}", after=t)
+        record("position closed -> resolved by email", got, shown, t)
+        assert text.startswith(f"[spreadwatch] [RESOLVED] [EXIT] {subject_a}\n"), text
 
-        # A third position pushes the capital at risk over the $5,000 limit (B $1,715 + C $4,000).
+        # 5. A third position pushes the capital at risk over the $5,000 limit (B $1,715 + C $4,000); closing it
+        #    brings the book back under.
         t, c = add_position(400, 4000)
-        shown = watcher.when(r"^spreadwatch_portfolio_risk_dollars(\{\})? 5715\.0$")
-        got, _ = stack.wait_slack("RISK LIMIT BREACH - Total Capital at Risk: $5715 exceeds $5000", after=t)
+        shown = watcher.when(r"^spreadwatch_portfolio_risk_dollars 5715\.0$", after=t)
+        subject_risk = "RISK LIMIT BREACH - Total Capital at Risk: $5715 exceeds $5000"
+        got, text = stack.wait_slack(subject_risk, after=t)
         record("risk breach -> Slack", got, shown, t)
-        got, _ = stack.wait_email("RISK LIMIT BREACH", after=t)
+        assert text.startswith(f"[ERROR] {subject_risk}\n"), text
+        got, text = stack.wait_email(subject_risk, after=t)
         record("risk breach -> email", got, shown, t)
+        assert text.startswith(f"[spreadwatch] [ERROR] {subject_risk}\n"), text
         t, _ = cli("positions", "close", c, "--pnl", "0")
-        got, _ = stack.wait_slack("[RESOLVED]", "RISK LIMIT BREACH", after=t)
-        record("risk back under -> resolved on Slack", got, t, t)
+        shown = watcher.when(r"^spreadwatch_portfolio_risk_dollars 1715\.0$", after=t)
+        got, text = stack.wait_slack("[RESOLVED]", subject_risk, after=t)
+        record("risk back under -> resolved on Slack", got, shown, t)
+        assert text.startswith(f"[RESOLVED] [ERROR] {subject_risk}\n"), text
+        got, _ = stack.wait_email("[RESOLVED]", subject_risk, after=t)
+        record("risk back under -> resolved by email", got, shown, t)
 
-        # The replay file ends at 11:30 ET: the sources go stale 180 replayed seconds later.
-        shown = watcher.when(r'^spreadwatch_source_age_seconds\{.*\} (1[89]\d|[2-9]\d\d|\d{4,})(\.\d+)?$', timeout=90)
-        got, text = stack.wait_email("Market data stale", after=0, timeout=90)
+        # 6. The replay file ends at 11:30 ET: every source is stale from 11:33 ET (replay clock). One email for
+        #    the outage, listing every source, after the rule's 30 s for:.
+        stale = r'^spreadwatch_source_age_seconds\{.*\} (18[1-9]|19\d|[2-9]\d\d|\d{4,})(\.\d+)?$'
+        shown = watcher.when(stale, timeout=90)
+        sources = sorted(re.search(r'source="([^"]+)"', line)[1] for line in watcher.polls()[-1][1]
+                         if line.startswith("spreadwatch_source_up{"))
+        assert len(sources) == 4, sources  # the replay's NDX, VIX, VXN and QQQ
+        got, text = stack.wait_email("SpreadwatchMarketDataStale", after=0, timeout=90)
         record("data stale -> email (for: 30s)", got, shown)
-        # A stop reached now does not notify (stale data), and B's stop is held, not resolved.
-        _, d = add_position(285, 500)
+        assert text.startswith(f"[spreadwatch] [CRITICAL] SpreadwatchMarketDataStale: {len(sources)} firing, "
+                               "0 resolved\n"), text
+        for source in sources:
+            assert re.search(rf"\] \[CRITICAL\] Market data stale: {re.escape(source)} last valid value "
+                             rf"(\d+m )?\d+s ago\n", text), (source, text)
+        assert text.count("Opportunity and exit alerts are held back until it is fresh again.") == len(sources)
+
+        # A stop reached now does not start (stale data gates the rule): D is exported at -900 (stop -570) and
+        # never becomes an alert, while B's stop is held firing (not resolved) and inhibited in Alertmanager.
+        t, d = add_position(285, 500)
         cli("positions", "update", d, "--pnl", "-900")
-        time.sleep(5)
+        watcher.when(position(d) + r"-900\.0$", after=t)
+        watch_until = time.monotonic() + 6  # six evaluations, three group intervals
+        while time.monotonic() < watch_until:
+            held = [x for x in stack.prom.alerts() if x["labels"].get("position_id") in (b, d)]
+            assert [(x["labels"]["alertname"], x["labels"]["position_id"], x["state"]) for x in held] == [
+                ("SpreadwatchStopLoss", b, "firing")], held
+            time.sleep(0.5)
+        in_am = [x for x in stack.am.alerts() if x["labels"].get("position_id") == b]
+        assert in_am and in_am[0]["status"]["state"] == "suppressed" and in_am[0]["status"]["inhibitedBy"], in_am
         assert stack.count_slack(f"Position {d}") == 0 and stack.count_email(f"Position {d}") == 0
         assert stack.count_slack("[RESOLVED]", f"Position {b}") == 0
+        assert stack.count_email("[RESOLVED]", f"Position {b}") == 0
 
-        # Once each.
+        # Everything arrived once, where it belongs; nothing else arrived.
         assert stack.count_slack("[OPPORTUNITY]") == 1
         assert stack.count_slack("Regime change: LOW → MEDIUM") == 1
         assert stack.count_slack(f"Position {a}") == 2 and stack.count_email(f"Position {a}") == 2
         assert stack.count_slack(f"Position {b}") == 1 and stack.count_email(f"Position {b}") == 1
-        assert stack.count_slack("RISK LIMIT BREACH") == 2
+        assert stack.count_slack("RISK LIMIT BREACH") == 2 and stack.count_email("RISK LIMIT BREACH") == 2
+        assert stack.count_email("SpreadwatchMarketDataStale") == 1 and stack.count_slack("Market data stale") == 0
         assert stack.count_email("Regime change") == 0 and stack.count_email("OPPORTUNITY") == 0
+        assert len(stack.slack_messages()) == 1 + 1 + 2 + 1 + 2, stack.slack_messages()
+        assert len(stack.emails()) == 2 + 1 + 2 + 1, stack.emails()
     finally:
-        watcher.stop()
+        if stack is not None:
+            notifications = [{"channel": "slack", "t": t, "text": s} for t, s in stack.slack_messages()]
+            notifications += [{"channel": "email", "t": t, "text": s} for t, s in stack.emails()]
+            (tmp_path / "notifications.json").write_text(json.dumps(sorted(notifications, key=lambda n: n["t"]),
+                                                                    indent=1, ensure_ascii=False), encoding="utf-8")
+        if watcher is not None:
+            watcher.stop()
+        if exporter is not None:
+            exporter.stop()
         if stack is not None:
             stack.stop()
-        exporter.stop()
 
     with capsys.disabled():
-        print("\nreplayed day at 60x, scrape/evaluation 1 s, group_wait 1 s: latency to notification")
-        print(f"  {'':42s} {'from exporter':>14s} {'from CLI':>10s}")
+        print(f"\nreplayed day at {SPEED}x, scrape/evaluation 1 s, group_wait 1 s: latency to notification")
+        print(f"  {'':42s} {'from exporter':>14s} {'from CLI':>10s}   {'arrived (replay clock)'}")
         for what, (from_shown, from_cli) in latencies.items():
-            print(f"  {what:42s} {from_shown:12.1f} s {from_cli:8.1f} s")
-    for what, (from_shown, _) in latencies.items():
-        assert from_shown < (45 if "stale" in what else 10), (what, from_shown)
+            cli_text = "-" if from_cli is None else f"{from_cli:.1f} s"
+            print(f"  {what:42s} {from_shown:12.1f} s {cli_text:>10s}   {arrived_on_replay_clock[what]}")
+    for what, (from_shown, from_cli) in latencies.items():
+        bound = 45 if "stale" in what else 10
+        assert from_shown < bound and (from_cli is None or from_cli < bound), (what, from_shown, from_cli)
+    (tmp_path / "latencies.json").write_text(json.dumps(latencies, indent=1), encoding="utf-8")
