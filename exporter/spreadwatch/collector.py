@@ -3,7 +3,7 @@
 The only module that imports prometheus_client's collector types. `collect()` reads the snapshot it is handed
 and the exporter's clock (for ages: on replay that is the replay clock, so a replayed day alerts like a live one);
 it does no I/O and never raises: a failure is logged and the families built so far are still yielded.
-Unknown values are absent series. docs/metrics.md is the contract for every name and label here.
+Unknown values are absent series. The README metrics table is the contract for every name and label here.
 
 COORDINATION NOTE (lead engineer): this module has landed and other modules and tests depend on its names.
 If your task lists this file as yours, extend it in place with small edits; do not rewrite or replace it.
