@@ -3,7 +3,7 @@ notifications, once, to an SMTP sink (email) and an HTTP sink (Slack's webhook),
 clears, and suppress what must be suppressed. Latency from condition to notification is measured and printed.
 
 Two drivers of the same pipeline:
-- ``test_alert_pipeline_with_scripted_metrics``: the exporter's metric contract (docs/metrics.md) served by a
+- ``test_alert_pipeline_with_scripted_metrics``: the exporter's metric contract (the README metrics table) served by a
   stub whose exposition the test changes step by step; exact, fast, independent of market data.
 - ``test_replayed_day_end_to_end``: the real exporter (``spreadwatch run``) on a replay scenario, positions driven
   with the CLI.
@@ -126,7 +126,7 @@ def _series(name: str, value: float, **labels: str) -> str:
 
 
 def exposition(state: dict) -> str:
-    """Exposition text of the exporter's contract (docs/metrics.md) for a compact state."""
+    """Exposition text of the exporter's contract (the README metrics table) for a compact state."""
     lines = [
         _series("spreadwatch_build_info", 1, version="test", source="replay"),
         _series("spreadwatch_market_open", state["market_open"]),
@@ -510,9 +510,14 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         got, text = stack.wait_slack("[RESOLVED]", f"Position {a}", after=t)
         record("position closed -> resolved on Slack", got, shown, t)
         assert text.startswith(f"[RESOLVED] [EXIT] {subject_a}\n"), text
+        # A resolved exit never claims the position was closed: the session's end or an exporter restart also
+        # resolve it.
+        assert "UTC: the position was closed or its P&L moved back, or the session ended or the exporter stopped " \
+               "reporting it; check `spreadwatch positions list`)" in text, text
         got, text = stack.wait_email("[RESOLVED]", f"Position {a}", after=t)
         record("position closed -> resolved by email", got, shown, t)
         assert text.startswith(f"[spreadwatch] [RESOLVED] [EXIT] {subject_a}\n"), text
+        assert "(no longer signalled since " in text, text
 
         # 5. A third position pushes the capital at risk over the $5,000 limit (B $1,715 + C $4,000); closing it
         #    brings the book back under.
@@ -530,6 +535,7 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         got, text = stack.wait_slack("[RESOLVED]", subject_risk, after=t)
         record("risk back under -> resolved on Slack", got, shown, t)
         assert text.startswith(f"[RESOLVED] [ERROR] {subject_risk}\n"), text
+        assert " UTC (cleared 20" in text and "no longer signalled" not in text, text
         got, _ = stack.wait_email("[RESOLVED]", subject_risk, after=t)
         record("risk back under -> resolved by email", got, shown, t)
 
