@@ -11,6 +11,7 @@ gives exactly the defaults below.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -30,7 +31,7 @@ FOREIGN_SETTINGS: dict[str, str] = {
     "dashboard_port": "the dashboard is Grafana now: its port is set in docker-compose.yml (3000)",
     "dashboard_refresh_seconds": "the dashboard is Grafana now: refresh is set in the generated dashboard (grafana/)",
     "alert_to_console": "the exporter always logs events to the console (logging.console)",
-    "alert_to_file": "the exporter's event log file is logging.file",
+    "alert_to_file": "the exporter's event log file is paths.log_file",
     "alert_to_email": "notifications are Alertmanager's job: alertmanager/alertmanager.yml",
     "alert_to_slack": "notifications are Alertmanager's job: alertmanager/alertmanager.yml",
     "trading_start_hour": "hours.trading_start (HH:MM in display_timezone)",
@@ -221,7 +222,7 @@ def load_config_file(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -234,6 +235,33 @@ def load_config_file(path: Path) -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return dataclasses.replace(config, source=path)
+
+
+def _yaml_loader() -> type:
+    """PyYAML's safe loader with YAML 1.2 numbers. YAML 1.1 reads an unquoted `07:30` as the base-60 integer 450,
+    `0630` as the octal 408 and `1_000` as 1000; here the first two stay strings (a time is parsed, or rejected,
+    as written) and a number is what it looks like."""
+    import re
+
+    import yaml
+
+    int_tag, float_tag = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (int_tag, float_tag)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(int_tag, re.compile(r"^[-+]?(0|[1-9][0-9]*)$"), list("-+0123456789"))
+    Loader.add_implicit_resolver(
+        float_tag,
+        re.compile(r"^[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$"
+                   r"|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$"),
+        list("-+0123456789."),
+    )
+    return Loader
 
 
 def parse_config(raw: Any) -> Config:
@@ -258,10 +286,12 @@ def _build(cls: type, raw: Any, path: str) -> Any:
                 raise ConfigError(f"{key_path}: not a spreadwatch setting; {hint}")
             raise ConfigError(f"{key_path}: unknown key (known: {', '.join(fields)})")
         values[key] = _convert(hints[key], value, key_path, str(key))
-    try:
-        return cls(**values)
-    except TypeError as exc:  # a required field of a nested record is missing
-        raise ConfigError(f"{path}: {exc}") from None
+    missing = [name for name, f in fields.items() if name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(missing)} (an entry here gives all of "
+                          f"{', '.join(fields)})")
+    return cls(**values)
 
 
 def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
@@ -297,6 +327,8 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: must be a finite number, got {value!r}")
         if key in RATIO_KEYS and value > 1:
             raise ConfigError(f"{path}: must be a fraction; {value} looks like a percent, write {value / 100:g}")
         return float(value)
@@ -310,11 +342,7 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
 
 
 def _parse_hhmm(value: Any, path: str) -> time:
-    # YAML 1.1 reads an unquoted 07:30 as the sexagesimal integer 450; accept that too.
-    if isinstance(value, int) and not isinstance(value, bool):
-        hours, minutes = divmod(value, 60)
-        if 0 <= hours < 24:
-            return time(hours, minutes)
+    # A number is never a time: 630 or 0630 might mean 06:30 or 10:30 (minutes), so it is refused, not guessed.
     if isinstance(value, str):
         parts = value.split(":")
         if len(parts) == 2 and all(p.isdigit() for p in parts):
@@ -424,6 +452,10 @@ def check_consistency(config: Config) -> None:
     for name, ticker in config.tickers.items():
         if ticker.strike_increment <= 0:
             raise ConfigError(f"tickers.{name}.strike_increment: must be > 0")
+    if config.logging.file_max_bytes <= 0:
+        raise ConfigError("logging.file_max_bytes: must be > 0")
+    if config.logging.file_backups < 0:
+        raise ConfigError("logging.file_backups: must be >= 0")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("logging.level: must be DEBUG, INFO, WARNING or ERROR")
 

@@ -1,0 +1,271 @@
+"""Configuration: the commented example file, where the config comes from, what is refused (with the key path),
+`config check`, and that every setting is read by the code that should obey it."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import re
+from datetime import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from spreadwatch import config as config_module
+from spreadwatch.cli import cli
+from spreadwatch.config import Config, load_config, load_config_file, parse_config, to_plain
+from spreadwatch.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "spreadwatch.example.yml"
+PACKAGE = ROOT / "exporter" / "spreadwatch"
+
+
+@pytest.fixture(autouse=True)
+def no_env_config(monkeypatch):
+    monkeypatch.delenv("SPREADWATCH_CONFIG", raising=False)
+
+
+def write(tmp_path: Path, text: str, name: str = "c.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refused(text: str, tmp_path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config_file(write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def leaf_paths(value: object, prefix: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in leaf_paths(v, f"{prefix}.{k}" if prefix else str(k))]
+    return [prefix]
+
+
+# ---- the example file ----------------------------------------------------------------------------------------
+
+
+def test_example_file_loads_and_equals_the_embedded_defaults():
+    config = load_config_file(EXAMPLE)
+    assert config == Config()
+    assert config.source == EXAMPLE
+
+
+def test_example_file_names_every_setting_and_comments_every_section():
+    text = EXAMPLE.read_text(encoding="utf-8")
+    keys_in_file = set(re.findall(r"(?:^\s*|[{,]\s*)([a-z0-9_]+):", text, flags=re.M))  # block or flow style
+    for path in leaf_paths(to_plain(Config())):
+        # tickers.NDX.strike_increment -> strike_increment; regime.recommendations.low.bands -> bands
+        assert path.split(".")[-1] in keys_in_file, f"{path} is not in spreadwatch.example.yml"
+    for section in [f.name for f in dataclasses.fields(Config) if f.name != "source"]:
+        before = text.split(f"\n{section}:", 1)[0]
+        assert before.rstrip().splitlines()[-1].lstrip().startswith("#"), f"section {section} has no comment"
+
+
+def test_original_settings_have_their_values_here():
+    config = Config()
+    assert (config.intervals.market_data_seconds, config.intervals.scan_seconds) == (60, 300)
+    assert (config.exits.profit_target_pct, config.exits.stop_loss_mult, config.exits.time_exit_dte) == (0.5, 2.0, 1)
+    assert (config.risk.max_positions, config.risk.max_total_risk) == (5, 50000.0)
+    assert config.display_timezone == "America/Los_Angeles"
+    assert config.tickers["NDX"].vol_index == "^VXN" and config.tickers["NDX"].volume_symbol == "QQQ"
+
+
+# ---- where it comes from -------------------------------------------------------------------------------------
+
+
+def test_explicit_file_beats_the_environment_which_beats_the_defaults(tmp_path, monkeypatch):
+    explicit = write(tmp_path, "risk: {max_positions: 3}\n", "explicit.yml")
+    from_env = write(tmp_path, "risk: {max_positions: 7}\n", "env.yml")
+    assert load_config(None).risk.max_positions == 5
+    monkeypatch.setenv("SPREADWATCH_CONFIG", str(from_env))
+    assert load_config(None).risk.max_positions == 7
+    assert load_config(explicit).risk.max_positions == 3
+
+
+def test_cli_config_option_and_environment(tmp_path, monkeypatch):
+    explicit = write(tmp_path, "risk: {max_positions: 3}\n", "explicit.yml")
+    from_env = write(tmp_path, "risk: {max_positions: 7}\n", "env.yml")
+    runner = CliRunner()
+    monkeypatch.setenv("SPREADWATCH_CONFIG", str(from_env))
+    out = runner.invoke(cli, ["config", "check", "--json"]).output
+    assert json.loads(out)["risk"]["max_positions"] == 7
+    out = runner.invoke(cli, ["--config", str(explicit), "config", "check", "--json"]).output
+    assert json.loads(out)["risk"]["max_positions"] == 3
+
+
+def test_a_partial_file_keeps_the_defaults_of_everything_else(tmp_path):
+    config = load_config_file(write(tmp_path, "exits:\n  profit_target_pct: 0.6\n"))
+    assert config.exits.profit_target_pct == 0.6
+    assert config.exits.stop_loss_mult == 2.0 and config.scan == Config().scan
+
+
+def test_empty_file_is_the_defaults(tmp_path):
+    assert load_config_file(write(tmp_path, "# nothing set\n")) == Config()
+
+
+# ---- refused, with the key path --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("scna: {top_n: 5}\n", "scna: unknown key"),
+        ("scan: {top: 5}\n", "scan.top: unknown key"),
+        ("scan: {top_n: five}\n", "scan.top_n: must be a whole number, got 'five'"),
+        ("scan: {top_n: 5.5}\n", "scan.top_n: must be a whole number, got 5.5"),
+        ("scan: {top_n: true}\n", "scan.top_n: must be a whole number, got True"),
+        ("scan: {min_win_rate: 90}\n", "scan.min_win_rate: must be a fraction; 90 looks like a percent, write 0.9"),
+        ("exits: {profit_target_pct: 50}\n", "exits.profit_target_pct: must be a fraction; 50 looks like a percent"),
+        ("logging: {console: 'yes please'}\n", "logging.console: must be true or false"),
+        ("risk: {max_total_risk: .nan}\n", "risk.max_total_risk: must be a finite number, got nan"),
+        ("risk: {max_total_risk: .inf}\n", "risk.max_total_risk: must be a finite number, got inf"),
+        ("risk: {max_total_risk: 50_000}\n", "risk.max_total_risk: must be a number, got '50_000'"),
+        ("risk: 5\n", "risk: must be a mapping, got 5"),
+        ("watch: {NDX: 1}\n", "watch: must be a list, got a mapping"),
+        ("tickers: {NDX: {price_symbol: '^NDX'}}\n",
+         "tickers.NDX: missing vol_index, volume_symbol, strike_increment"),
+        ("regime: {recommendations: {low: {bands: [P98]}}}\n",
+         "regime.recommendations.low: missing spread_types, dtes, flow_modes"),
+        ("dashboard_port: 5000\n", "dashboard_port: not a spreadwatch setting; the dashboard is Grafana now"),
+        ("alert_to_file: true\n", "alert_to_file: not a spreadwatch setting; the exporter's event log file is "
+                                  "paths.log_file"),
+        ("trading_start_hour: 6\n", "trading_start_hour: not a spreadwatch setting; hours.trading_start"),
+        ("- a\n- b\n", "top level must be a mapping"),
+    ],
+)
+def test_wrong_keys_and_types_name_the_key_path(tmp_path, text, expected):
+    message = refused(text, tmp_path)
+    assert message.startswith(f"{tmp_path / 'c.yml'}: {expected}"), message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("display_timezone: Mars/Olympus\n", "display_timezone: unknown time zone 'Mars/Olympus'"),
+        ("intervals: {scan_seconds: 0}\n", "intervals.scan_seconds: must be > 0"),
+        ("market: {calendar: XLON}\n", "market.calendar: only XNYS is supported"),
+        ("market: {trend: diagonal}\n", "market.trend: must be one of"),
+        ("hours: {trading_start: '13:30', trading_end: '13:00'}\n", "hours.trading_start: must be before"),
+        ("hours: {entry_start: '09:00', entry_end: '08:00'}\n", "hours.entry_start: must not be after"),
+        ("scan: {top_n: 0}\n", "scan.top_n: must be >= 1"),
+        ("exits: {stop_loss_mult: 0}\n", "exits.stop_loss_mult: must be > 0"),
+        ("exits: {time_exit_dte: -1}\n", "exits.time_exit_dte: must be >= 0"),
+        ("risk: {max_positions: 0}\n", "risk.max_positions: must be >= 1"),
+        ("regime: {boundaries: {low: 12, medium: 11, high: 20, extreme: 30}}\n", "regime.boundaries: must be "
+                                                                                 "positive and increasing"),
+        ("regime: {boundaries: {low: 12, medium: 16}}\n", "regime.boundaries: must give exactly"),
+        ("regime: {hysteresis: 3}\n", "regime.hysteresis: must be >= 0 and less than half the narrowest regime"),
+        ("regime: {trend_spreads: {up: [butterfly]}}\n", "regime.trend_spreads.up: unknown value 'butterfly'"),
+        ("watch: [RUT]\n", "watch[0]: ticker 'RUT' is not in tickers"),
+        ("logging: {file_backups: -1}\n", "logging.file_backups: must be >= 0"),
+        ("logging: {level: LOUD}\n", "logging.level: must be DEBUG, INFO, WARNING or ERROR"),
+    ],
+)
+def test_values_that_make_no_sense_are_refused(tmp_path, text, expected):
+    assert expected in refused(text, tmp_path)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    message = refused("scan:\n  top_n: 5\n bad: [\n", tmp_path)
+    assert re.search(r"c\.yml: line \d", message), message
+
+
+def test_missing_file_is_an_error():
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("/nonexistent/spreadwatch.yml")
+
+
+# ---- times -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", ['"06:30"', "06:30", "'6:30'", "6:30"])
+def test_times_quoted_or_not_are_hh_mm(tmp_path, written):
+    config = load_config_file(write(tmp_path, f"hours:\n  trading_start: {written}\n"))
+    assert config.hours.trading_start == time(6, 30)
+
+
+@pytest.mark.parametrize("written", ["0630", "630", "390", "'25:00'", "'06:75'", "6.5"])
+def test_a_number_or_an_impossible_time_is_refused_not_guessed(tmp_path, written):
+    # YAML 1.1 would read 0630 as octal 408 (06:48) and 06:30 as 390 minutes; neither is guessed here.
+    assert "hours.trading_start: must be a time HH:MM" in refused(f"hours:\n  trading_start: {written}\n", tmp_path)
+
+
+def test_numbers_are_what_they_look_like(tmp_path):
+    config = load_config_file(write(tmp_path, "risk:\n  max_total_risk: 1e5\n"))
+    assert config.risk.max_total_risk == 100000.0
+    assert "scan.top_n: must be a whole number, got '012'" in refused("scan:\n  top_n: 012\n", tmp_path)
+
+
+# ---- config check ------------------------------------------------------------------------------------------------
+
+
+def test_config_check_prints_the_effective_settings(tmp_path):
+    path = write(tmp_path, "risk:\n  max_positions: 3\nhours:\n  entry_start: '07:15'\n")
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"# effective configuration ({path}): OK\n")
+    assert "max_positions: 3" in result.output and "entry_start: '07:15'" in result.output
+    assert "stop_loss_mult: 2.0" in result.output  # defaults shown too
+
+
+def test_config_check_json_round_trips(tmp_path):
+    result = CliRunner().invoke(cli, ["config", "check", str(EXAMPLE), "--json"])
+    assert result.exit_code == 0, result.output
+    assert parse_config(json.loads(result.output)) == Config()
+
+
+def test_config_check_error_is_one_line_and_non_zero(tmp_path):
+    path = write(tmp_path, "scan:\n  min_roi: 35\n")
+    result = CliRunner().invoke(cli, ["config", "check", str(path)])  # output holds stderr too
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"Error: {path}: scan.min_roi: must be a fraction; 35 looks like a percent, write 0.35"]
+
+
+# ---- every setting is used ------------------------------------------------------------------------------------
+
+
+def attributes_read_outside_config() -> set[str]:
+    names: set[str] = set()
+    for module in PACKAGE.rglob("*.py"):
+        if module.name == "config.py":
+            continue
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute):
+                names.add(node.attr)
+    return names
+
+
+def test_every_setting_is_read_by_the_code_that_obeys_it():
+    """The original silently ignored several of its settings. Here every field of every config record is read as
+    an attribute somewhere outside config.py (the loop, the scanner, the calendar, the book...)."""
+    read = attributes_read_outside_config()
+    records = [c for c in vars(config_module).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]
+    assert len(records) >= 12  # Config and every section record
+    unused = [f"{record.__name__}.{f.name}" for record in records for f in dataclasses.fields(record)
+              if f.name != "source" and f.name not in read]
+    assert not unused, f"settings nothing reads: {unused}"
+
+
+def test_config_option_after_the_subcommand_too(tmp_path):
+    first = write(tmp_path, "risk: {max_positions: 3}\n", "first.yml")
+    second = write(tmp_path, "risk: {max_positions: 4}\n", "second.yml")
+    runner = CliRunner()
+    out = runner.invoke(cli, ["config", "check", "--config", str(first), "--json"]).output
+    assert json.loads(out)["risk"]["max_positions"] == 3
+    out = runner.invoke(cli, ["--config", str(first), "config", "check", "--config", str(second), "--json"]).output
+    assert json.loads(out)["risk"]["max_positions"] == 4  # the one after the subcommand wins
+    # The issue's `spreadwatch run --config FILE ...`: the file is read before anything starts.
+    result = runner.invoke(cli, ["run", "--config", str(tmp_path / "missing.yml")])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path / 'missing.yml'}: config file not found\n"
+    result = runner.invoke(cli, ["positions", "summary", "--json", "--config", str(first),
+                                 "--db", str(tmp_path / "book.db")])
+    assert result.exit_code == 0, result.output
