@@ -380,6 +380,17 @@ def test_update_close_and_history_on_a_missing_book_do_not_create_it(tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_update_close_and_history_on_an_empty_file_leave_it_empty(tmp_path: Path):
+    path = tmp_path / "empty.db"
+    path.write_bytes(b"")
+    for args in (["update", "aa11", "--pnl", "1"], ["close", "aa11", "--pnl", "1"], ["history", "aa11"]):
+        result = run("positions", *args, "--db", str(path))
+        assert result.exit_code == 1
+        assert result.stderr == f"Error: position book {path}: empty, no position has been added to it\n"
+    assert path.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+
+
 # ---- where the book lives ----------------------------------------------------------------------------------------
 def test_db_flag_beats_the_environment_which_beats_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     config = tmp_path / "c.yml"

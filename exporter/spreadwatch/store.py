@@ -185,16 +185,20 @@ def _iso(value: datetime | None) -> str | None:
 
 
 class PositionBook:
-    """The writable book. Opening creates the file when missing and migrates its schema."""
+    """The writable book. Opening creates the file when missing and migrates its schema; with `create=False`
+    (update, close, history: commands that need an existing position) a missing or never-initialised file is an
+    error and is left as it is."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
         import sqlite_utils
 
         self.path = Path(path)
-        self.conn = _connect(self.path, create=True)
+        self.conn = _connect(self.path, create=create)
         try:
             self.db = sqlite_utils.Database(self.conn)
-            _identify(self.conn, self.path)  # refuse foreign files before touching them
+            # refuse foreign files before touching them
+            if _identify(self.conn, self.path) == 0 and not create:
+                raise DataError(f"position book {self.path}: empty, no position has been added to it")
             try:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = FULL")
