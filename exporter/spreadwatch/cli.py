@@ -75,12 +75,9 @@ def ticker_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--source, --speed, --start: where market data comes from (see DESIGN.md, replay clock)."""
+    """--source, --start: where market data comes from (see DESIGN.md, replay clock). `run` adds --speed."""
     func = click.option(
         "--start", "start_at", default=None, metavar="ISO", help="Replay: clock start (default: first bar's open)."
-    )(func)
-    func = click.option(
-        "--speed", type=float, default=1.0, show_default=True, help="Replay: replay seconds per wall second."
     )(func)
     func = click.option(
         "--source",
@@ -188,7 +185,7 @@ def config_check(ctx: Context, file: str | None, as_json: bool) -> None:
 @json_option
 @pass_ctx
 @handle_errors
-def status(ctx: Context, ticker: str | None, source: str | None, speed: float, start_at: str | None,
+def status(ctx: Context, ticker: str | None, source: str | None, start_at: str | None,
            at: str | None, trend: str | None, db_path: str | None, as_json: bool) -> None:
     """The market context the loop would see now (or --at an instant): price, VIX regime, IV rank, flow."""
     from spreadwatch.market import market_context, render_text
@@ -351,7 +348,7 @@ def render_opportunities(result: Any) -> list[str]:
 @pass_ctx
 @handle_errors
 def scan_command(ctx: Context, grid_file: str | None, ticker: str | None, trend: str | None, source: str | None,
-                 speed: float, start_at: str | None, vix: float | None, price: float | None, flow: str | None,
+                 start_at: str | None, vix: float | None, price: float | None, flow: str | None,
                  at: str | None, include_all: bool, db_path: str | None, as_json: bool) -> None:
     """The opportunities at one instant: regime-filtered grid configs, in-window first, with suggested strikes."""
     result, context, provider = run_scan(
@@ -374,6 +371,8 @@ def scan_command(ctx: Context, grid_file: str | None, ticker: str | None, trend:
               help="Override market.trend.")
 @click.option("--scan-interval", type=float, default=None, help="Seconds between scans (default: intervals.scan_seconds).")
 @source_options
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Replay: replay seconds per wall second (60: a 60 s cycle per wall second).")
 @click.option("--listen", default="127.0.0.1:9877", show_default=True, metavar="HOST:PORT",
               help="Address of /, /metrics and /healthz (loopback by default).")
 @db_option
@@ -580,10 +579,12 @@ def _book_path(ctx: Context, db_path: str | None) -> Any:
     return Path(db_path or ctx.config.paths.database)
 
 
-def _open_book(ctx: Context, db_path: str | None) -> Any:
+def _open_book(ctx: Context, db_path: str | None, *, create: bool = True) -> Any:
+    """The writable book; `create=False` for commands about an existing position (a mistyped --db must not
+    create an empty book)."""
     from spreadwatch.store import PositionBook
 
-    return PositionBook(_book_path(ctx, db_path))
+    return PositionBook(_book_path(ctx, db_path), create=create)
 
 
 def _now() -> Any:
@@ -696,15 +697,11 @@ def positions_add(ctx: Context, dte: int, band: str, spread: str, flow_mode: str
 
 
 def _set_pnl(ctx: Context, ref: str, pnl: float, note: str, db_path: str | None, as_json: bool, close: bool) -> None:
-    from spreadwatch.errors import DataError
     from spreadwatch.positions import money, validate_pnl
 
     value = validate_pnl(pnl)
-    path = _book_path(ctx, db_path)
-    if not path.exists():  # a mistyped --db must not create an empty book
-        raise DataError(f"position book {path}: no such file")
     now = _now()
-    with _open_book(ctx, db_path) as book:
+    with _open_book(ctx, db_path, create=False) as book:
         before, after = book.set_pnl(ref, value, now=now, note=note or None, close=close)
     signals = _exit_lines(ctx.config, after, now)
     if as_json:
@@ -821,11 +818,7 @@ def positions_history(ctx: Context, position_id: str, db_path: str | None, as_js
     """Every add/update/close of POSITION_ID: time, old and new P&L, note (append-only)."""
     from spreadwatch.positions import money
 
-    path = _book_path(ctx, db_path)
-    from spreadwatch.store import PositionBook, read_positions
-
-    read_positions(path, include_closed=False)  # a missing or foreign file fails here, before anything is created
-    with PositionBook(path) as book:
+    with _open_book(ctx, db_path, create=False) as book:
         position = book.get(position_id)
         entries = book.history(position.id)
     if as_json:
@@ -886,6 +879,32 @@ def positions_import(ctx: Context, file: str, db_path: str | None) -> None:
         ids = book.import_positions(records, now=_now())
     opened = sum(1 for _, _, state in records if state["status"] == "open")
     click.echo(f"Imported {len(ids)} position(s) from {file} ({opened} open, {len(ids) - opened} closed)")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# --config after the subcommand too
+
+
+def _set_config_path(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        obj = ctx.find_object(Context)
+        obj.config_path = value
+        obj._config = None
+
+
+def _accept_config_on_every_command(group: click.Group) -> None:
+    """`spreadwatch run --config FILE` works like `spreadwatch --config FILE run` (the issue's and the original's
+    habit); given in both places, the one after the subcommand wins."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_config_on_every_command(command)
+        else:
+            command.params.insert(0, click.Option(
+                ["--config", "config_path"], type=click.Path(dir_okay=False), expose_value=False, is_eager=True,
+                callback=_set_config_path, help="YAML config file (also before the subcommand; env SPREADWATCH_CONFIG)."))
+
+
+_accept_config_on_every_command(cli)
 
 
 if __name__ == "__main__":  # pragma: no cover
