@@ -322,3 +322,21 @@ def test_missing_bar_between_entry_and_expiry_is_not_bridged_by_row_offsets() ->
     idx = calendar_steps(dates, all_sessions(date(2025, 11, 1)), 1)
     assert idx[0, 1] == -1  # 1 DTE from the 24th expires the 25th, which has no bar: no trade
     assert idx[1, 1] == 2
+
+
+def test_data_window_is_the_entry_sessions_tested_per_dte_not_the_history() -> None:
+    hist = make_history(np.full(80, 1000.0) + np.tile([0.0, 5.0], 40))
+    d = [h.item() for h in hist.dates]
+    spec = BuildSpec("T", dtes=(1, 3), bands=("P95",), spread_types=("put_spread",), flow_modes=("neutral",),
+                     widths=(10.0,), strike_increment=1.0, window=20, first_entry=d[30], last_entry=d[77])
+    res = build_grid(hist, all_sessions(d[0]), spec)
+    window = {dte: (set(rows["data_start"]), set(rows["data_end"])) for dte, rows in res.frame.groupby("dte")}
+    # 1 DTE: entries d[30] .. d[77] as asked (expiry d[78]); 3 DTE: the expiry bars end the entries at d[76]
+    # (the data's last session d[79] is the 3rd after it). The history read is d[0] .. d[79].
+    assert window[1] == ({str(d[30])}, {str(d[77])})
+    assert window[3] == ({str(d[30])}, {str(d[76])})
+    assert (res.history_start, res.history_end) == (str(d[0]), str(d[79]))
+    # Without an entry range the window starts once 20 trailing moves exist (row 20 + DTE) and ends at the data.
+    res = build_grid(hist, all_sessions(d[0]), BuildSpec(**{**spec.__dict__, "first_entry": None, "last_entry": None}))
+    row = res.frame[res.frame["dte"] == 3].iloc[0]
+    assert (row["data_start"], row["data_end"]) == (str(d[23]), str(d[76]))

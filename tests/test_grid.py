@@ -180,3 +180,72 @@ def test_grid_records_mtime_and_cache_keeps_the_last_good_grid_on_a_bad_reload(t
     with pytest.raises(DataError, match="not a known grid format"):
         cache.get()
     assert cache.last is good
+
+
+# ---- messages quote cells as written; provenance columns (credit_source, low_sample, window) ----------------
+
+
+def canonical_with(tmp_path, **cells):
+    """The canonical sample's first row with some cells replaced (a name absent from the header is ignored)."""
+    lines = (GRIDS / "canonical_sample.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    for name, value in cells.items():
+        row[header.index(name)] = value
+    return write(tmp_path, "\n".join([lines[0], ",".join(row)]) + "\n")
+
+
+@pytest.mark.parametrize(("column", "cell"), [
+    ("dte", "-3"), ("dte", "1.5"), ("n_trades", "-1"), ("n_trades", "2.5"), ("spread_width", "0"),
+    ("avg_max_risk", "-5.0"),
+])
+def test_out_of_range_value_is_quoted_as_written_not_as_a_numpy_repr(tmp_path, column, cell):
+    with pytest.raises(DataError) as err:
+        load_grid(canonical_with(tmp_path, **{column: cell}))
+    message = str(err.value)
+    assert f"line 2: column {column}: bad value '{cell}' (out of range: expected" in message
+    assert "np." not in message and "float64" not in message
+
+
+def test_out_of_range_in_an_original_format_names_its_own_column(tmp_path):
+    lines = (GRIDS / "trading_ready_sample.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("max_risk_per_contract")] = " -12.50"
+    path = write(tmp_path, "\n".join([lines[0], ",".join(cells)]) + "\n")
+    with pytest.raises(DataError, match=r"line 2: column max_risk_per_contract: bad value '-12.50' \(out of range"):
+        load_grid(path)
+
+
+def test_counts_load_as_integers():
+    for name in ("canonical_sample.csv", "trading_ready_sample.csv"):
+        frame = load_grid(GRIDS / name, skip_impossible=False).frame
+        assert frame["n_trades"].dtype.kind == "i" and frame["dte"].dtype.kind == "i"
+
+
+def test_provenance_columns_are_read_from_a_canonical_grid():
+    frame = load_grid(GRIDS / "canonical_sample.csv").frame
+    assert list(frame["credit_source"]) == ["model", "model"]
+    assert list(frame["low_sample"]) == [False, False]  # written "False": read case-insensitively
+    assert list(frame["data_start"]) == ["2024-01-02"] * 2 and list(frame["data_end"]) == ["2025-12-31"] * 2
+
+
+def test_original_formats_record_no_credit_source_and_none_is_invented():
+    frame = load_grid(GRIDS / "trading_ready_sample.csv", skip_impossible=False).frame
+    for column in ("credit_source", "low_sample", "data_start", "data_end"):
+        assert frame[column].map(lambda v: v is None).all(), column
+
+
+def test_blank_provenance_cells_are_unknown(tmp_path):
+    frame = load_grid(canonical_with(tmp_path, credit_source="", low_sample="", data_start="", data_end="")).frame
+    assert frame.loc[0, ["credit_source", "low_sample", "data_start", "data_end"]].tolist() == [None] * 4
+    frame = load_grid(canonical_with(tmp_path, credit_source="chains", low_sample="true")).frame
+    assert frame.loc[0, "credit_source"] == "chains" and frame.loc[0, "low_sample"] is True
+
+
+@pytest.mark.parametrize(("column", "cell"), [
+    ("credit_source", "guess"), ("low_sample", "maybe"), ("data_start", "2024-13-01"), ("data_end", "soon"),
+])
+def test_bad_provenance_cell_is_named(tmp_path, column, cell):
+    with pytest.raises(DataError, match=rf"line 2: column {column}: bad value '{cell}'"):
+        load_grid(canonical_with(tmp_path, **{column: cell}))

@@ -93,7 +93,7 @@ def test_bad_history_cell_names_the_row_and_column(tmp_path: Path) -> None:
         gridbuild.read_replay_csv(path)
 
 
-def test_output_has_exactly_the_canonical_columns_and_loads_in_the_scanner_unchanged(built) -> None:
+def test_output_has_exactly_the_canonical_columns_and_loads_in_the_scanner_unchanged(built, replay_csv: Path) -> None:
     out, result = built
     header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
     assert tuple(header) == CANONICAL_COLUMNS
@@ -104,7 +104,14 @@ def test_output_has_exactly_the_canonical_columns_and_loads_in_the_scanner_uncha
     raw = pd.read_csv(out)
     assert set(raw["low_sample"].astype(str).str.lower()) <= {"true", "false"}
     assert set(raw["credit_source"]) == {"model"}
-    assert raw["data_start"].iloc[0] == "2016-01-04" and raw["data_end"].iloc[0] == "2018-12-31"
+    # The window is the entry sessions tested for the row's DTE (100 trailing moves before, the expiry bar after),
+    # not the history read (2016-01-04 .. 2018-12-31).
+    dates = [str(d) for d in gridbuild.history_from_csv(replay_csv, ("^GSPC",), "^VIX", "^VIX").dates]
+    for dte in (0, 1, 5):
+        rows = raw[raw["dte"] == dte]
+        assert set(rows["data_start"]) == {dates[100 + dte]}, dte
+        assert set(rows["data_end"]) == {dates[-1 - dte]}, dte
+    assert (result.history_start, result.history_end) == ("2016-01-04", "2018-12-31")
     np.testing.assert_allclose(grid.frame["trade_score"], raw["trade_score"], rtol=1e-9)
 
 
@@ -202,7 +209,8 @@ def test_yahoo_source_goes_through_make_provider(monkeypatch, tmp_path: Path) ->
     request = gridbuild.BuildRequest(ticker="SPX", source="yahoo", end=date(2018, 12, 31), days=30, dtes=(1,),
                                      bands=("P95",), widths=(25.0,), out=str(tmp_path / "g.csv"), progress=False)
     result = gridbuild.build(Config(), request)
-    assert provider.calls and provider.calls[0][1] == date(2019, 1, 1)
+    # Read through the 1-DTE expiry of an entry on --end (2019-01-02), so that entry has its expiry bar.
+    assert provider.calls and provider.calls[0][1] == date(2019, 1, 3)
     assert load_grid(tmp_path / "g.csv").rows == len(result.frame) > 0
 
 
@@ -246,3 +254,58 @@ def test_scanner_finds_opportunities_in_the_built_grid_with_its_band_moves(built
     assert opp.spread_type == "put_spread"  # the high regime's only spread type
     assert opp.strikes is not None and opp.strikes.short_put is not None
     assert opp.strikes.short_put == np.floor(2500.0 * (1 + row["band_lower_move"]) / 5.0 + 1e-9) * 5.0
+
+
+def test_start_end_window_is_the_entry_sessions_tested_not_the_history_read(replay_csv: Path, tmp_path: Path) -> None:
+    request = gridbuild.BuildRequest(ticker="SPX", source=f"csv:{replay_csv}", start=date(2018, 6, 1),
+                                     end=date(2018, 8, 31), dtes=(1, 5), bands=("P95",), widths=(25.0,),
+                                     out=str(tmp_path / "g.csv"), progress=False)
+    result = gridbuild.build(Config(), request)
+    raw = pd.read_csv(tmp_path / "g.csv")
+    # History after --end supplies the expiries, so every DTE's entries run through --end itself.
+    assert set(raw["data_start"]) == {"2018-06-01"} and set(raw["data_end"]) == {"2018-08-31"}
+    assert (result.history_start, result.history_end) == ("2016-01-04", "2018-12-31")
+    lines = gridbuild.summary_lines(result, request)
+    assert any("entry sessions backtested 2018-06-01 .. 2018-08-31" in line
+               and "history read 2016-01-04 .. 2018-12-31" in line for line in lines)
+    neutral = raw[(raw["regime"] == "all") & (raw["trend"] == "all") & (raw["flow_mode"] == "neutral")
+                  & (raw["spread_type"] == "put_spread")]
+    from spreadwatch.market_calendar import MarketCalendar
+
+    sessions = MarketCalendar().sessions_in_range(date(2018, 6, 1), date(2018, 8, 31))
+    assert set(neutral["n_trades"]) == {len(sessions)}  # an entry on every session of the window, each DTE
+
+
+def test_yahoo_end_reads_past_end_for_the_expiries_and_the_window_ends_on_end(monkeypatch, tmp_path: Path) -> None:
+    px = sp500.load().loc["2018-01-01":"2018-12-31"]
+    v = vix.load()["vix"].loc["2018-01-01":"2018-12-31"]
+    provider = FakeProvider({
+        "^GSPC": [DailyBar(d.date(), r.Open, r.High, r.Low, r.Close) for d, r in px.iterrows()],
+        "^VIX": [DailyBar(d.date(), x, x, x, x) for d, x in v.items()],
+    })
+    import spreadwatch.providers as providers
+
+    monkeypatch.setattr(providers, "make_provider", lambda spec, config: provider)
+    request = gridbuild.BuildRequest(ticker="SPX", source="yahoo", start=date(2018, 10, 1), end=date(2018, 11, 30),
+                                     dtes=(5,), bands=("P95",), widths=(25.0,), out=str(tmp_path / "g.csv"),
+                                     progress=False)
+    gridbuild.build(Config(), request)
+    # The 5th session after 2018-11-30 is 2018-12-10 (2018-12-05 closed, President Bush's funeral): read to it.
+    assert {call[1] for call in provider.calls} == {date(2018, 12, 11)}
+    raw = pd.read_csv(tmp_path / "g.csv")
+    assert set(raw["data_start"]) == {"2018-10-01"} and set(raw["data_end"]) == {"2018-11-30"}
+
+
+def test_library_deprecation_warnings_during_a_fetch_are_dropped_others_kept() -> None:
+    import warnings
+
+    site = "/usr/lib/python3/site-packages/yfinance/multi.py"
+    own = str(Path(gridbuild.__file__))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with gridbuild.quiet_third_party_warnings():
+            warnings.warn_explicit("deprecated inplace", FutureWarning, site, 1, module="yfinance.multi")
+            warnings.warn_explicit("deprecated values", DeprecationWarning, site, 2, module="yfinance.multi")
+            warnings.warn_explicit("something real", UserWarning, site, 3, module="yfinance.multi")
+            warnings.warn_explicit("our own deprecation", FutureWarning, own, 4, module="spreadwatch.gridbuild")
+    assert sorted(str(w.message) for w in caught) == ["our own deprecation", "something real"]

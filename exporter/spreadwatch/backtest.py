@@ -32,6 +32,9 @@ says the same for people):
   fewer than 2 trades or no dispersion); max drawdown = the largest peak-to-trough fall of the cumulative P&L of
   one contract per trade in entry order (trades overlap in time for DTE > 0), a positive number of dollars;
   ROI = avg credit / avg max risk; low_sample = n_trades < `min_sample` (30).
+- Window: `data_start`/`data_end` are the first and last entry session tested for the row's DTE (inside
+  first_entry..last_entry, with a full trailing window and an expiry bar), not the history read: earlier history
+  only feeds the bands, later history only the expiries. `BuildResult.history_start/_end` keep the history's span.
 
 COORDINATION NOTE (lead engineer): this module has landed and other modules and tests depend on its names.
 If your task lists this file as yours, extend it in place with small edits; do not rewrite or replace it.
@@ -122,6 +125,8 @@ class BuildResult:
     no_trade: dict[str, int]
     entries: int
     configs: int
+    history_start: str = ""  # the history read (bands look back, expiries forward): not the backtest window
+    history_end: str = ""
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -376,8 +381,9 @@ def build_grid(hist: History, sessions: np.ndarray, spec: BuildSpec, chains: Cha
     pct_list: list[float] = []
     for band in spec.bands:
         pct_list.extend(band_percentiles(band))
-    data_start = str(dates[0]) if n else ""
-    data_end = str(dates[-1]) if n else ""
+    history_start = str(dates[0]) if n else ""
+    history_end = str(dates[-1]) if n else ""
+    window_by_dte: dict[int, tuple[str, str]] = {}  # first and last entry session tested, per DTE
 
     rows: list[dict[str, object]] = []
     no_trade = dict.fromkeys(NO_TRADE_REASONS, 0)
@@ -398,6 +404,8 @@ def build_grid(hist: History, sessions: np.ndarray, spec: BuildSpec, chains: Cha
         base = entry_ok & np.all(np.isfinite(edges_all), axis=1) & (expiry_rows >= 0) & (idx[:, 0] >= 0)
         rows_dte = np.flatnonzero(base)
         entries_total = max(entries_total, rows_dte.size)
+        if rows_dte.size:
+            window_by_dte[dte] = (str(dates[rows_dte[0]]), str(dates[rows_dte[-1]]))
         spot = hist.open[rows_dte]
         iv = iv_at[rows_dte]
         have_vol = np.isfinite(iv) & (iv > 0)
@@ -524,8 +532,9 @@ def build_grid(hist: History, sessions: np.ndarray, spec: BuildSpec, chains: Cha
                                                     frame["avg_max_risk"])
         frame["credit_source"] = "chains" if chains is not None else "model"
         frame["low_sample"] = frame["n_trades"] < spec.min_sample
-        frame["data_start"] = data_start
-        frame["data_end"] = data_end
+        frame["data_start"] = frame["dte"].map(lambda d: window_by_dte[d][0])
+        frame["data_end"] = frame["dte"].map(lambda d: window_by_dte[d][1])
         frame = frame[list(CANONICAL_COLUMNS)]
     configs = len(spec.dtes) * len(spec.bands) * len(spec.spread_types) * len(spec.flow_modes) * len(spec.widths)
-    return BuildResult(frame=frame, no_trade=no_trade, entries=entries_total, configs=configs)
+    return BuildResult(frame=frame, no_trade=no_trade, entries=entries_total, configs=configs,
+                       history_start=history_start, history_end=history_end)

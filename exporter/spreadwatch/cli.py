@@ -534,34 +534,16 @@ def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, e
 @handle_errors
 def grid_show(ctx: Context, file: str, top: int, include_impossible: bool, min_trades: int | None,
               as_json: bool) -> None:
-    """The best rows of a grid (any supported format) by trade score."""
-    from spreadwatch.grid import load_grid
+    """The best rows of a grid (any supported format) by trade score, with each row's credit source (modelled,
+    from option chains, or not recorded) and low-sample flag."""
+    from spreadwatch.grid import load_grid, show_json, show_lines
 
     grid = load_grid(file, skip_impossible=not include_impossible)
     floor = ctx.config.scan.min_trades if min_trades is None else min_trades
-    frame = grid.frame[grid.frame["n_trades"] >= floor]
-    frame = frame.sort_values("trade_score", ascending=False, kind="stable").head(top)
-    columns = ["ticker", "dte", "band", "spread_type", "flow_mode", "spread_width", "entry_time_et", "regime",
-               "trend", "n_trades", "win_rate", "roi", "avg_credit", "avg_max_risk", "sharpe", "trade_score"]
     if as_json:
-        echo_json({"file": str(grid.path), "format": grid.format, "rows": grid.total_rows,
-                   "skipped_rows": grid.skipped_rows, "min_trades": floor,
-                   "top": [{c: _plain(row[c]) for c in columns} for _, row in frame.iterrows()]})
+        echo_json(show_json(grid, top=top, min_trades=floor))
         return
-    click.echo(f"{grid.path} ({grid.format}): {grid.total_rows} rows, {grid.skipped_rows} impossible skipped; "
-               f"top {len(frame)} by trade score with at least {floor} trades")
-    click.echo(f"{'dte':>3} {'band':<5} {'spread':<12} {'flow':<12} {'width':>5} {'ET':<5} {'regime':<8} "
-               f"{'trend':<8} {'n':>5} {'win':>6} {'roi':>6} {'credit':>8} {'risk':>8} {'sharpe':>6} {'score':>7}")
-    for _, r in frame.iterrows():
-        click.echo(f"{int(r.dte):>3} {r.band:<5} {r.spread_type:<12} {r.flow_mode:<12} {r.spread_width:>5g} "
-                   f"{r.entry_time_et:<5} {r.regime:<8} {r.trend:<8} {int(r.n_trades):>5} {r.win_rate:>6.1%} "
-                   f"{r.roi:>6.1%} {r.avg_credit:>8.2f} {r.avg_max_risk:>8.2f} {r.sharpe:>6.2f} "
-                   f"{r.trade_score:>7.1f}")
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars to plain JSON values."""
-    return value.item() if hasattr(value, "item") else value
+    click.echo("\n".join(show_lines(grid, top=top, min_trades=floor)))
 
 
 

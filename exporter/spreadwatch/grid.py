@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,11 @@ OPTIONAL_NUMERIC: dict[str, str] = {
     "band_upper_move": "band_upper_move",
 }
 NUMERIC = ("dte", "spread_width", "n_trades", "win_rate", "avg_credit", "avg_max_risk", "roi", "sharpe")
+# Optional text columns of the canonical format (the builder writes them), read when present. A blank cell, or a
+# file without the column (every original format), is unknown: None in the frame, null in JSON, never invented.
+CREDIT_SOURCES: tuple[str, ...] = ("chains", "model")
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ENUMS: dict[str, tuple[str, ...]] = {
     "band": tuple(BANDS),
     "spread_type": SPREAD_TYPES,
@@ -200,6 +206,7 @@ def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
             out[dst] = _numeric(raw, src, path, required=False)
         elif dst not in out:
             out[dst] = np.nan
+    _read_provenance(raw, out, path)
     if fmt != "canonical":
         out["ticker"] = "all"
         out["regime"] = "all"
@@ -210,8 +217,9 @@ def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
     for column, allowed in ENUMS.items():
         _check_enum(out, column, allowed, path, raw_name=_source_name(mapping, column))
     _check_times(out, path, _source_name(mapping, "entry_time_et"))
-    _check_ranges(out, path, mapping)
+    _check_ranges(out, path, mapping, raw)
     out["dte"] = out["dte"].astype(int)
+    out["n_trades"] = out["n_trades"].astype(int)
     out["line"] = raw.index.to_numpy() + 2
     out["entry_minutes"] = out["entry_time_et"].map(lambda s: int(s[:2]) * 60 + int(s[3:]))
     score = original_trade_score(out["roi"], out["sharpe"], out["win_rate"], out["avg_max_risk"])
@@ -267,20 +275,62 @@ def _check_times(out: pd.DataFrame, path: Path, raw_name: str) -> None:
         )
 
 
-def _check_ranges(out: pd.DataFrame, path: Path, mapping: dict[str, tuple[str, float]]) -> None:
+def _check_ranges(out: pd.DataFrame, path: Path, mapping: dict[str, tuple[str, float]], raw: pd.DataFrame) -> None:
+    """Range checks; the message quotes the cell as the file wrote it (not a numpy repr, not a rescaled value)."""
     checks = {
-        "dte": (out["dte"] < 0) | (out["dte"] != out["dte"].round()),
-        "spread_width": out["spread_width"] <= 0,
-        "n_trades": out["n_trades"] < 0,
-        "avg_max_risk": out["avg_max_risk"] <= 0,
+        "dte": ((out["dte"] < 0) | (out["dte"] != out["dte"].round()), "expected a whole number >= 0"),
+        "spread_width": (out["spread_width"] <= 0, "expected a number > 0"),
+        "n_trades": ((out["n_trades"] < 0) | (out["n_trades"] != out["n_trades"].round()),
+                     "expected a whole number >= 0"),
+        "avg_max_risk": (out["avg_max_risk"] <= 0, "expected a number > 0"),
     }
-    for column, bad in checks.items():
+    for column, (bad, expected) in checks.items():
         if bad.any():
             index = int(np.flatnonzero(bad.to_numpy())[0])
+            source = _source_name(mapping, column)
             raise DataError(
-                f"{path}: line {index + 2}: column {_source_name(mapping, column)}: "
-                f"bad value {out[column].iloc[index]!r} (out of range)"
+                f"{path}: line {index + 2}: column {source}: "
+                f"bad value {str(raw[source].iloc[index]).strip()!r} (out of range: {expected})"
             )
+
+
+def _read_provenance(raw: pd.DataFrame, out: pd.DataFrame, path: Path) -> None:
+    """`credit_source` (chains|model), `low_sample` (true|false), `data_start`/`data_end` (YYYY-MM-DD): where a
+    row's numbers come from. Absent column or blank cell: None (unknown). A bad non-blank value fails like any
+    other cell. (Each distinct cell is checked once: these columns repeat a handful of values.)"""
+    for column, parse, expected in (
+        ("credit_source", lambda v: v if v in CREDIT_SOURCES else _BAD,
+         f"allowed: {', '.join(CREDIT_SOURCES)}, or blank"),
+        ("low_sample", lambda v: _BOOL_TEXT.get(v.lower(), _BAD), "expected true or false, or blank"),
+        ("data_start", _iso_date_or_bad, "expected a date YYYY-MM-DD, or blank"),
+        ("data_end", _iso_date_or_bad, "expected a date YYYY-MM-DD, or blank"),
+    ):
+        if column not in raw.columns:
+            out[column] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+            continue
+        text = raw[column].str.strip()
+        codes, uniques = pd.factorize(text)
+        parsed = np.empty(len(uniques), dtype=object)
+        parsed[:] = [None if v == "" else parse(str(v)) for v in uniques]
+        bad = np.array([v is _BAD for v in parsed], dtype=bool)[codes]
+        if bad.any():
+            index = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{path}: line {index + 2}: column {column}: bad value {text.iloc[index]!r} ({expected})")
+        out[column] = pd.Series(parsed[codes], index=raw.index, dtype=object)
+
+
+_BAD = object()  # a cell that does not parse
+
+
+def _iso_date_or_bad(text: str) -> object:
+    if not _ISO_DATE.match(text):
+        return _BAD
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return _BAD
+    return text
 
 
 class GridCache:
@@ -311,6 +361,113 @@ class GridCache:
     @property
     def last(self) -> Grid | None:
         return self._grid
+
+
+# ------------------------------------------------------------------------------------------------------------
+# `spreadwatch grid show`: the best rows, with where their credits come from (model, chains or not recorded)
+
+SHOW_COLUMNS: tuple[str, ...] = (
+    "ticker", "dte", "band", "spread_type", "flow_mode", "spread_width", "entry_time_et", "regime", "trend",
+    "n_trades", "win_rate", "roi", "avg_credit", "avg_max_risk", "sharpe", "trade_score", "credit_source",
+    "low_sample", "data_start", "data_end",
+)
+_INT_COLUMNS = frozenset({"dte", "n_trades", "n_wins"})
+
+
+def _json_value(column: str, value: Any) -> Any:
+    """One cell as a plain JSON value: counts as int, numbers as float, NaN/None as null."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        number = float(value)
+        if not np.isfinite(number):
+            return None
+        return int(number) if column in _INT_COLUMNS else number
+    return str(value)
+
+
+def credit_source_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """Rows whose credits are modelled, from option chains, and unknown (not recorded, e.g. the original's files)."""
+    sources = frame["credit_source"] if "credit_source" in frame else pd.Series([None] * len(frame), dtype=object)
+    model = int((sources == "model").sum())
+    chains = int((sources == "chains").sum())
+    return {"model": model, "chains": chains, "unknown": len(frame) - model - chains}
+
+
+def low_sample_count(frame: pd.DataFrame) -> int | None:
+    """Rows marked low_sample; None when no row records the flag (the original's files have no such column)."""
+    flags = frame["low_sample"] if "low_sample" in frame else pd.Series([None] * len(frame), dtype=object)
+    known = flags.map(lambda v: v is not None)
+    if not known.any():
+        return None
+    return int(flags.map(lambda v: v is True).sum())
+
+
+def show_rows(grid: Grid, *, top: int, min_trades: int) -> pd.DataFrame:
+    """The rows `grid show` lists: at least `min_trades` trades, best trade score first, `top` of them."""
+    frame = grid.frame[grid.frame["n_trades"] >= min_trades]
+    return frame.sort_values("trade_score", ascending=False, kind="stable").head(top)
+
+
+def show_json(grid: Grid, *, top: int, min_trades: int) -> dict[str, Any]:
+    """`grid show --json`: counts are ints; `credit_source`/`low_sample` null where the file does not record them."""
+    frame = show_rows(grid, top=top, min_trades=min_trades)
+    return {
+        "file": str(grid.path), "format": grid.format, "rows": grid.total_rows, "skipped_rows": grid.skipped_rows,
+        "min_trades": min_trades, "credit_sources": credit_source_counts(grid.frame),
+        "low_sample_rows": low_sample_count(grid.frame),
+        "top": [{c: _json_value(c, row.get(c)) for c in SHOW_COLUMNS} for _, row in frame.iterrows()],
+    }
+
+
+def _provenance_lines(grid: Grid) -> list[str]:
+    frame = grid.frame
+    counts = credit_source_counts(frame)
+    loaded = len(frame)
+    if counts["unknown"] == loaded:
+        why = (f"the original system's {grid.format} format has no credit_source column"
+               if grid.format != "canonical" else "this file has no credit_source values")
+        credit = f"credit source: not recorded ({why}); shown as '?' under credits"
+    else:
+        credit = (f"credit source of the {loaded} rows loaded: {counts['model']} modelled (Black-Scholes on the "
+                  f"vol index, not market quotes), {counts['chains']} from option chains")
+        if counts["unknown"]:
+            credit += f", {counts['unknown']} not recorded ('?')"
+    low = low_sample_count(frame)
+    if low is None:
+        sample = "low sample: not recorded (no low_sample values); shown as '?' under sample"
+    else:
+        sample = (f"low sample: {low} of the {loaded} rows loaded are marked low_sample (too few trades to trust), "
+                  "shown as 'low' under sample")
+    lines = [credit, sample]
+    starts = [d for d in frame["data_start"] if d] if "data_start" in frame else []
+    ends = [d for d in frame["data_end"] if d] if "data_end" in frame else []
+    if starts and ends:
+        lines.append(f"entry sessions backtested: {min(starts)} .. {max(ends)} (data_start .. data_end)")
+    return lines
+
+
+def show_lines(grid: Grid, *, top: int, min_trades: int) -> list[str]:
+    """`grid show` as text: a header (file, credit source and low-sample counts, window), then one line per row
+    with its credit source (`model`, `chains`, `?` not recorded) and `low` on low-sample rows."""
+    frame = show_rows(grid, top=top, min_trades=min_trades)
+    lines = [f"{grid.path} ({grid.format}): {grid.total_rows} rows, {grid.skipped_rows} impossible skipped; "
+             f"top {len(frame)} by trade score with at least {min_trades} trades",
+             *_provenance_lines(grid),
+             f"{'dte':>3} {'band':<5} {'spread':<12} {'flow':<12} {'width':>5} {'ET':<5} {'regime':<8} "
+             f"{'trend':<8} {'n':>5} {'win':>6} {'roi':>6} {'credit':>8} {'risk':>8} {'sharpe':>6} {'score':>7} "
+             f"{'credits':<7} sample"]
+    for _, r in frame.iterrows():
+        source = r.get("credit_source") or "?"
+        flag = r.get("low_sample")
+        sample = "?" if flag is None else ("low" if flag is True else "")
+        lines.append(f"{int(r.dte):>3} {r.band:<5} {r.spread_type:<12} {r.flow_mode:<12} {r.spread_width:>5g} "
+                     f"{r.entry_time_et:<5} {r.regime:<8} {r.trend:<8} {int(r.n_trades):>5} {r.win_rate:>6.1%} "
+                     f"{r.roi:>6.1%} {r.avg_credit:>8.2f} {r.avg_max_risk:>8.2f} {r.sharpe:>6.2f} "
+                     f"{r.trade_score:>7.1f} {source:<7} {sample}".rstrip())
+    return lines
 
 
 def grid_path(config_grid: str, override: str | None = None) -> Path:

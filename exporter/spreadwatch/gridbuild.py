@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -124,6 +126,36 @@ def history_from_csv(path: Path, price_symbols: Sequence[str], vol_symbol: str, 
     return history_from_frames(price, vol, vix)
 
 
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@contextmanager
+def quiet_third_party_warnings() -> Iterator[None]:
+    """Drop deprecation noise (FutureWarning, DeprecationWarning such as pandas' Pandas4Warning) that libraries
+    under the provider (yfinance calling pandas) emit while fetching: a user of `grid build` cannot act on it, and
+    with Yahoo unreachable it printed before the one-line error. Other warnings, and any raised from spreadwatch's
+    own files, are shown as usual once the block ends.
+
+    Warnings are recorded rather than filtered because yfinance installs its own filter when first imported,
+    which may happen inside this block (ahead of any filter set here)."""
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            yield
+        finally:
+            kept = [w for w in caught if not _third_party_deprecation(w)]
+    for w in kept:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _third_party_deprecation(w: warnings.WarningMessage) -> bool:
+    if not issubclass(w.category, FutureWarning | DeprecationWarning):
+        return False
+    try:
+        return not Path(w.filename).resolve().is_relative_to(_PACKAGE_DIR)
+    except (OSError, ValueError):
+        return True
+
+
 def history_from_provider(provider: Any, price_symbol: str, vol_symbol: str, vix_symbol: str, before: date,
                           count: int) -> History:
     """Daily bars through the provider interface (providers/__init__.py)."""
@@ -131,7 +163,8 @@ def history_from_provider(provider: Any, price_symbol: str, vol_symbol: str, vix
 
     def frame(symbol: str, required: bool) -> pd.DataFrame:
         try:
-            bars = provider.daily(symbol, before, count)
+            with quiet_third_party_warnings():
+                bars = provider.daily(symbol, before, count)
         except ProviderError as exc:
             if required:
                 raise DataError(f"history: {exc}") from None
@@ -226,15 +259,33 @@ def load_history(config: Config, request: BuildRequest, max_dte: int) -> History
         from spreadwatch.providers import make_provider
 
         calendar = MarketCalendar(config.display_timezone)
-        before = (request.end + timedelta(days=1)) if request.end else date.today() + timedelta(days=1)
+        before = _read_before(calendar, request.end, max_dte)
         if request.start is not None:
             entries = len(calendar.sessions_in_range(request.start, before))
         else:
             entries = request.days or DEFAULT_DAYS_LIVE
-        count = entries + config.market.band_window_sessions + max_dte + 30
-        return history_from_provider(make_provider("yahoo", config), ticker.price_symbol, ticker.vol_index,
-                                     config.market.vix_symbol, before, count)
+        # Bars: the entries, the trailing window and the DTE horizon before them, the expiries after --end.
+        count = entries + config.market.band_window_sessions + 2 * max_dte + 30
+        with quiet_third_party_warnings():
+            provider = make_provider("yahoo", config)
+        return history_from_provider(provider, ticker.price_symbol, ticker.vol_index, config.market.vix_symbol,
+                                     before, count)
     raise InputError(f"unknown --source {source!r}; use yahoo or csv:FILE")
+
+
+def _read_before(calendar: MarketCalendar, end: date | None, max_dte: int) -> date:
+    """The day before which the provider's history is read: past --end by `max_dte` sessions, so the entries of
+    the last sessions up to --end have their expiry bars (entries still stop at --end); never past tomorrow."""
+    tomorrow = date.today() + timedelta(days=1)
+    if end is None:
+        return tomorrow
+    last = end
+    if max_dte > 0:
+        horizon = min(end + timedelta(days=2 * max_dte + 10), calendar.last_known_session)
+        ahead = calendar.sessions_in_range(end + timedelta(days=1), horizon)
+        if ahead:
+            last = ahead[min(max_dte, len(ahead)) - 1]
+    return min(last + timedelta(days=1), tomorrow)
 
 
 def entry_range(history: History, request: BuildRequest) -> tuple[date | None, date | None]:
@@ -320,7 +371,9 @@ def summary_lines(result: BuildResult, request: BuildRequest) -> list[str]:
     lines = [
         f"wrote {request.out}: {len(frame)} rows ({result.configs} configs x regime x trend with trades), "
         f"credits from the {frame['credit_source'].iloc[0]}",
-        f"data {frame['data_start'].iloc[0]} .. {frame['data_end'].iloc[0]}; up to {result.entries} entries per DTE",
+        f"entry sessions backtested {frame['data_start'].min()} .. {frame['data_end'].max()} (data_start .. "
+        f"data_end, per DTE in the grid); up to {result.entries} entries per DTE; history read "
+        f"{result.history_start} .. {result.history_end} (trailing bands before, expiries after)",
         f"no trade (entry x config): {_reasons(result.no_trade)}",
         f"low-sample rows: {int(frame['low_sample'].sum())}",
     ]

@@ -58,7 +58,7 @@ def write_report(frame: pd.DataFrame, path: Path, title: str = "grid") -> None:
                     text = "-" if not np.isfinite(values[i, j]) else fmt.format(values[i, j])
                     ax.text(j, i, text, ha="center", va="center", fontsize=8)
     credit_source = str(frame["credit_source"].iloc[0]) if len(frame) else "?"
-    span = f"{frame['data_start'].iloc[0]} .. {frame['data_end'].iloc[0]}" if len(frame) else ""
+    span = f"entries {frame['data_start'].min()} .. {frame['data_end'].max()}" if len(frame) else ""
     fig.suptitle(f"{title}: {span}; credits {credit_source}; trend all, all spreads, flows and widths")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
