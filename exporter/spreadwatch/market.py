@@ -53,6 +53,7 @@ class SourceStatus:
     age_seconds: float | None
     last_success: datetime | None
     errors: dict[str, int] = field(default_factory=dict)
+    current: bool = False  # its newest valid value is current at the context's time (the staleness rule, `_fresh`)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,11 @@ class MarketWatcher:
         self._last_success: dict[str, datetime] = {}
         self._up: dict[str, bool] = {s: False for s in self.symbols}
         self._round_ok: dict[str, bool] = {}
+        # Fetch warnings on transitions only: the kinds a failing symbol reported in its last round (a new kind is
+        # a warning, a repeat is DEBUG), the kinds seen this round, and failed fetches since it started failing.
+        self._failing: dict[str, set[str]] = {}
+        self._round_kinds: dict[str, set[str]] = {}
+        self._streak: dict[str, int] = {}
         self._daily: dict[tuple[str, date, int], list[DailyBar]] = {}
         self._closed_intraday: dict[tuple[str, date], list[Bar]] = {}
 
@@ -210,9 +216,28 @@ class MarketWatcher:
 
     # ---- fetching -------------------------------------------------------------------------------------------
     def _fail(self, symbol: str, kind: str, detail: str = "") -> None:
+        """Count a failed fetch. Logged as a warning when the symbol starts failing or fails with a kind it did not
+        report in its last round; a repeat is DEBUG (the counters keep every one), the recovery INFO."""
         self._errors.setdefault(symbol, Counter())[kind] += 1
         self._round_ok[symbol] = False
-        log.warning("market data %s: %s%s", symbol, kind, f" ({detail})" if detail else "")
+        self._streak[symbol] = self._streak.get(symbol, 0) + 1
+        kinds = self._round_kinds.setdefault(symbol, set())
+        repeat = kind in kinds or kind in self._failing.get(symbol, ())
+        kinds.add(kind)
+        log.log(logging.DEBUG if repeat else logging.WARNING, "market data %s: %s%s", symbol, kind,
+                f" ({detail})" if detail else "")
+
+    def _end_round(self) -> None:
+        """After a round's fetches: a failing symbol whose fetches all succeeded this round has recovered."""
+        for symbol in self.symbols:
+            kinds = self._round_kinds.get(symbol)
+            if kinds:
+                self._failing[symbol] = kinds
+            elif symbol in self._failing:
+                was = ", ".join(sorted(self._failing.pop(symbol)))
+                count = self._streak.pop(symbol, 0)
+                log.info("market data %s: recovered after %d failed fetch%s (%s)", symbol, count,
+                         "" if count == 1 else "es", was)
 
     def _fetch(self, symbol: str, method: str, *args: Any) -> Any:
         """Call a provider method; a failure is counted by kind and gives None."""
@@ -362,6 +387,7 @@ class MarketWatcher:
         cal = self.calendar
         m = self.config.market
         self._round_ok = {s: True for s in self.symbols}
+        self._round_kinds = {}
 
         phase = cal.session_phase(now)
         session = cal.current_or_last_session(now)
@@ -407,6 +433,7 @@ class MarketWatcher:
 
         volume_ratio = self._volume_ratio(now, session)
 
+        self._end_round()
         for symbol in self.symbols:
             self._up[symbol] = self._round_ok.get(symbol, False) and symbol in self._last_success
         sources = {}
@@ -418,6 +445,7 @@ class MarketWatcher:
                 age_seconds=(now - quote.time).total_seconds() if quote is not None else None,
                 last_success=self._last_success.get(symbol),
                 errors=dict(self._errors[symbol]),
+                current=self._fresh(symbol, now) is not None,
             )
 
         hours = self.config.hours

@@ -99,11 +99,15 @@ class Service:
             func(now)
         except Exception as exc:  # contained: counted, logged, last good values kept
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.warning("%s task failed: %s", name, reason)
+            # Said when the task starts failing or fails differently; the same failure again is DEBUG (counted).
+            repeat = previous.last_run is not None and not previous.ok and previous.error == reason
+            log.log(logging.DEBUG if repeat else logging.WARNING, "%s task failed: %s", name, reason)
             self._tasks[name] = dataclasses.replace(
                 previous, last_run=now, duration_seconds=wall.perf_counter() - started, ok=False, error=reason,
                 errors_total=previous.errors_total + 1)
             return
+        if previous.last_run is not None and not previous.ok:
+            log.info("%s task recovered (was: %s)", name, previous.error)
         self._tasks[name] = dataclasses.replace(
             previous, last_run=now, last_success=now, duration_seconds=wall.perf_counter() - started, ok=True,
             error=None)
@@ -266,14 +270,32 @@ def _seconds(value: float):  # type: ignore[no-untyped-def]
     return timedelta(seconds=value)
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _age_text(age: float | None) -> str:
+    return "no value" if age is None else f"{_duration(age)} old"
+
+
+OPENING_GRACE_SECONDS = 180  # no "stale" event in a session's first 3 minutes (the alert rule waits as long)
+
+
 class EventTracker:
     """Writes the event log (`[2026-02-21 09:15:00] [WARNING] Regime change: LOW → MEDIUM (VIX 18.5)`) on changes
-    only: regime changes, opportunities entering their window, exits met, risk breaches, sources down and up."""
+    only: a ticker's market data going stale and fresh again, the regime becoming unknown and known again, regime
+    changes, opportunities entering their window, exits met, risk breaches, sources down and up."""
 
     def __init__(self, config: Any, calendar: Any) -> None:
         self.config = config
         self.calendar = calendar
-        self._regime: str | None = None
+        self._regime: str | None = None  # the last known regime
+        self._regime_known: bool | None = None  # None until the first snapshot with market data
+        self._stale: dict[str, frozenset[str]] = {}  # ticker -> its symbols without a current value
         self._in_window: set[str] = set()
         self._exits: set[tuple[str, str]] = set()
         self._risk: set[str] = set()
@@ -285,16 +307,83 @@ class EventTracker:
         events.log(getattr(logging, level if level != "OPPORTUNITY" and level != "EXIT" else "WARNING"),
                    "[%s] [%s] %s", stamp, level, message)
 
+    # ---- market data and regime: known or not (DESIGN "Clock, replay and staleness") ---------------------------
+    def _ages(self, now: datetime, ctx: Any) -> dict[str, float | None]:
+        """Each source's age at `now`: the newest valid value's age when the context was built plus the context's
+        own age (a fetch that hangs keeps an old context); None when the source never gave a value."""
+        lag = (now - ctx.time).total_seconds()
+        return {symbol: None if st.age_seconds is None else st.age_seconds + lag
+                for symbol, st in ctx.sources.items()}
+
+    def _current(self, now: datetime, ctx: Any, symbol: str) -> bool:
+        """Whether `symbol` had a current value, as the metrics say: current at the context's time (the watcher's
+        staleness rule) and, as the collector has it, from a context no older than the bound."""
+        bound = float(self.config.market.stale_after_seconds)
+        return ctx.sources[symbol].current and (now - ctx.time).total_seconds() <= bound
+
+    def _opening(self, now: datetime) -> bool:
+        """The first minutes of a session, before the first bar of the day can be expected: every source still holds
+        the previous close. Not news (as in SpreadwatchMarketDataStale's rule)."""
+        if not self.calendar.is_open(now):
+            return False
+        session_open, _ = self.calendar.open_close(self.calendar.current_or_last_session(now))
+        return (now - session_open).total_seconds() < OPENING_GRACE_SECONDS
+
+    def _freshness(self, now: datetime, s: Snapshot) -> None:
+        """A ticker's sources without a current value: a warning when some become stale (which, how old), INFO when
+        they are fresh again. At the first snapshot only what is stale is reported; in the opening minutes only a
+        source with no value at all."""
+        bound = _duration(float(self.config.market.stale_after_seconds))
+        opening = self._opening(now)
+        for ticker, ctx in sorted(s.contexts.items()):
+            ages = self._ages(now, ctx)
+            before = self._stale.get(ticker, frozenset())
+            stale = frozenset(symbol for symbol in ctx.sources if not self._current(now, ctx, symbol)
+                              and (not opening or symbol in before or ages[symbol] is None))
+            if stale - before:
+                listed = ", ".join(f"{symbol} {_age_text(ages[symbol])}" for symbol in ctx.sources
+                                   if symbol in stale - before)
+                self._emit(now, "WARNING", f"Market data stale: {ticker} ({listed}; bound {bound})")
+            if before - stale:
+                back = ", ".join(symbol for symbol in ctx.sources if symbol in before - stale)
+                still = ", ".join(f"{symbol} {_age_text(ages[symbol])}" for symbol in ctx.sources
+                                  if symbol in stale)
+                self._emit(now, "INFO", f"Market data fresh again: {ticker} ({back})"
+                                        + (f"; still stale: {still}" if still else ""))
+            self._stale[ticker] = stale
+
+    def _regime_events(self, now: datetime, ctx: Any) -> None:
+        """Unknown VIX is an unknown regime (said once); when the VIX returns the rule has resumed from the last
+        known regime, so only a different regime is a change."""
+        fresh = (now - ctx.time).total_seconds() <= float(self.config.market.stale_after_seconds)
+        regime = ctx.regime if fresh else None
+        vix = f" (VIX {ctx.vix:.1f})" if ctx.vix is not None else ""
+        if regime is None and self._opening(now) and self._regime_known is not False:
+            return  # the previous close's VIX until the first bar of the day: not news
+        if regime is None:
+            if self._regime_known is not False:
+                symbol = self.config.market.vix_symbol
+                why = f"{symbol} {_age_text(self._ages(now, ctx).get(symbol))}"
+                last = f"; last known {self._regime.upper()}" if self._regime is not None else ""
+                self._emit(now, "WARNING", f"Regime unknown: VIX unavailable ({why}{last})")
+            self._regime_known = False
+            return
+        if self._regime_known is False:
+            again = " again" if self._regime is not None else ""
+            self._emit(now, "INFO", f"Regime known{again}: {regime.upper()}{vix}")
+        if self._regime is not None and regime != self._regime:
+            self._emit(now, "WARNING", f"Regime change: {self._regime.upper()} → {regime.upper()}{vix}")
+        self._regime = regime
+        self._regime_known = True
+
     def observe(self, s: Snapshot) -> None:
         now = s.time
         if now is None:
             return
+        self._freshness(now, s)
         ctx = next(iter(sorted(s.contexts.items())), (None, None))[1]
-        if ctx is not None and ctx.regime is not None:
-            if self._regime is not None and ctx.regime != self._regime:
-                vix = f" (VIX {ctx.vix:.1f})" if ctx.vix is not None else ""
-                self._emit(now, "WARNING", f"Regime change: {self._regime.upper()} → {ctx.regime.upper()}{vix}")
-            self._regime = ctx.regime
+        if ctx is not None:
+            self._regime_events(now, ctx)
 
         entered = []
         current: set[str] = set()
