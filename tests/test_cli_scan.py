@@ -26,6 +26,7 @@ def test_json_has_the_contract_keys_and_fractions(tmp_path):
     for o in data["opportunities"]:
         assert set(o) >= KEYS
         assert 0 <= o["win_rate"] <= 1
+        assert o["credit_source"] is None  # the bundled grid is the original's: its credit source is not recorded
     assert [o["rank"] for o in data["opportunities"]] == list(range(1, len(data["opportunities"]) + 1))
 
 

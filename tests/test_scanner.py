@@ -180,6 +180,15 @@ def scan_small(grid, **kw):
     return scan(grid, **args)
 
 
+def test_credit_source_is_carried_when_the_grid_records_it(tmp_path):
+    built = scan_small(small_grid(tmp_path, {}))
+    assert [o.to_json()["credit_source"] for o in built.opportunities] == ["model"]
+    chains = scan_small(small_grid(tmp_path, {"credit_source": "chains"}))
+    assert chains.opportunities[0].credit_source == "chains"
+    unknown = scan_small(small_grid(tmp_path, {"credit_source": ""}))
+    assert unknown.opportunities[0].to_json()["credit_source"] is None
+
+
 def test_alert_line_renders_exactly_like_the_original():
     from spreadwatch.scanner import Opportunity
     from spreadwatch.strikes import Strikes

@@ -63,6 +63,7 @@ class Opportunity:
     blocked_by_risk: bool
     strikes: Strikes | None
     expiry: str | None
+    credit_source: str | None = None  # model|chains from a built grid; None when the grid does not record it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +88,7 @@ class Opportunity:
             "blocked_by_risk": self.blocked_by_risk,
             "strikes": self.strikes.as_dict() if self.strikes else None,
             "expiry": self.expiry,
+            "credit_source": self.credit_source,
         }
 
     def alert_line(self) -> str:
@@ -241,9 +243,14 @@ def scan(
             blocked_by_risk=bool(blocked),
             strikes=strikes,
             expiry=expiry_cache[dte],
+            credit_source=_text_or_none(getattr(row, "credit_source", None)),
         ))
     return ScanResult(ticker=ticker, regime=regime, skipped_rows=grid.skipped_rows, matching_count=matching,
                       opportunities=tuple(opportunities))
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _entry_session(calendar: MarketCalendar, now: datetime):  # type: ignore[no-untyped-def]
