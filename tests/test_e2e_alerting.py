@@ -535,7 +535,7 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         got, text = stack.wait_slack("[RESOLVED]", subject_risk, after=t)
         record("risk back under -> resolved on Slack", got, shown, t)
         assert text.startswith(f"[RESOLVED] [ERROR] {subject_risk}\n"), text
-        assert " UTC (cleared 20" in text and "no longer signalled" not in text, text
+        assert " (cleared 20" in text and "no longer signalled" not in text, text
         got, _ = stack.wait_email("[RESOLVED]", subject_risk, after=t)
         record("risk back under -> resolved by email", got, shown, t)
 
