@@ -548,14 +548,15 @@ def render_text(context: MarketContext, description: str, display_tz: str) -> li
     lines.append(f"volume ratio: {_fmt(c.volume_ratio, '{:.2f}')}  trend: {c.trend or 'unknown'}")
     parts = []
     for name, s in c.sources.items():
-        age = "no value" if s.age_seconds is None else f"age {_age(s.age_seconds)}"
+        age = "no value" if s.age_seconds is None else f"age {duration_text(s.age_seconds)}"
         errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items()))
         parts.append(f"{name} {'up' if s.up else 'DOWN'} ({age}{'; errors: ' + errors if errors else ''})")
     lines.append("sources: " + "; ".join(parts))
     return lines
 
 
-def _age(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """`45 s`, `17 min`, `17.6 h`: how ages are shown to people (status, the event log)."""
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from spreadwatch import __version__
+from spreadwatch.market import duration_text
 from spreadwatch.positions import exit_signals
 from spreadwatch.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
 
@@ -270,16 +271,8 @@ def _seconds(value: float):  # type: ignore[no-untyped-def]
     return timedelta(seconds=value)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _age_text(age: float | None) -> str:
-    return "no value" if age is None else f"{_duration(age)} old"
+    return "no value" if age is None else f"{duration_text(age)} old"
 
 
 OPENING_GRACE_SECONDS = 180  # no "stale" event in a session's first 3 minutes (the alert rule waits as long)
@@ -333,7 +326,7 @@ class EventTracker:
         """A ticker's sources without a current value: a warning when some become stale (which, how old), INFO when
         they are fresh again. At the first snapshot only what is stale is reported; in the opening minutes only a
         source with no value at all."""
-        bound = _duration(float(self.config.market.stale_after_seconds))
+        bound = duration_text(float(self.config.market.stale_after_seconds))
         opening = self._opening(now)
         for ticker, ctx in sorted(s.contexts.items()):
             ages = self._ages(now, ctx)
