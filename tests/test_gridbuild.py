@@ -196,13 +196,18 @@ def test_history_through_the_provider_interface() -> None:
                                         date(2018, 7, 1), 50)
 
 
-def test_yahoo_source_goes_through_make_provider(monkeypatch, tmp_path: Path) -> None:
+def spx_2018_provider() -> FakeProvider:
+    """The provider interface answering with the arch package's real 2018 S&P 500 and VIX daily bars."""
     px = sp500.load().loc["2018-01-01":"2018-12-31"]
     v = vix.load()["vix"].loc["2018-01-01":"2018-12-31"]
-    provider = FakeProvider({
+    return FakeProvider({
         "^GSPC": [DailyBar(d.date(), r.Open, r.High, r.Low, r.Close) for d, r in px.iterrows()],
         "^VIX": [DailyBar(d.date(), x, x, x, x) for d, x in v.items()],
     })
+
+
+def test_yahoo_source_goes_through_make_provider(monkeypatch, tmp_path: Path) -> None:
+    provider = spx_2018_provider()
     import spreadwatch.providers as providers
 
     monkeypatch.setattr(providers, "make_provider", lambda spec, config: provider)
@@ -277,12 +282,7 @@ def test_start_end_window_is_the_entry_sessions_tested_not_the_history_read(repl
 
 
 def test_yahoo_end_reads_past_end_for_the_expiries_and_the_window_ends_on_end(monkeypatch, tmp_path: Path) -> None:
-    px = sp500.load().loc["2018-01-01":"2018-12-31"]
-    v = vix.load()["vix"].loc["2018-01-01":"2018-12-31"]
-    provider = FakeProvider({
-        "^GSPC": [DailyBar(d.date(), r.Open, r.High, r.Low, r.Close) for d, r in px.iterrows()],
-        "^VIX": [DailyBar(d.date(), x, x, x, x) for d, x in v.items()],
-    })
+    provider = spx_2018_provider()
     import spreadwatch.providers as providers
 
     monkeypatch.setattr(providers, "make_provider", lambda spec, config: provider)
