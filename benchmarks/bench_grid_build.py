@@ -22,11 +22,11 @@ import time
 import numpy as np
 from arch.data import sp500
 
-from spreadwatch import pricing
-from spreadwatch.backtest import TICK_DOLLARS, BuildSpec, History, build_grid, calendar_steps
-from spreadwatch.bands import band_edges
-from spreadwatch.market_calendar import MarketCalendar
-from spreadwatch.strikes import place_strikes
+from spreadwatch.domain import pricing
+from spreadwatch.domain.backtest import TICK_DOLLARS, BuildSpec, History, build_grid, calendar_steps
+from spreadwatch.domain.bands import band_edges
+from spreadwatch.domain.strikes import place_strikes
+from spreadwatch.edges.calendar import MarketCalendar
 
 SESSIONS = 5000
 SUBSET_ENTRIES = 400

@@ -18,9 +18,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from exporter_support import START, make_service  # noqa: E402
-from spreadwatch.collector import SnapshotCollector, build_registry, render  # noqa: E402
-from spreadwatch.positions import PositionInput, validate  # noqa: E402
-from spreadwatch.store import PositionBook  # noqa: E402
+from spreadwatch.domain.positions import PositionInput, validate  # noqa: E402
+from spreadwatch.edges.collector import SnapshotCollector, build_registry, render  # noqa: E402
+from spreadwatch.edges.store import PositionBook  # noqa: E402
 
 
 def main() -> None:

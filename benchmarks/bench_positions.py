@@ -22,8 +22,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from spreadwatch.positions import PositionInput, validate
-from spreadwatch.store import PositionBook
+from spreadwatch.domain.positions import PositionInput, validate
+from spreadwatch.edges.store import PositionBook
 
 TARGET = 1.5
 BIN = Path(sys.executable).parent

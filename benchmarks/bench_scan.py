@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from spreadwatch.config import Config, bundled_path
-from spreadwatch.domain import flow_qualifies
-from spreadwatch.grid import Grid, load_grid
-from spreadwatch.market_calendar import ET, MarketCalendar
-from spreadwatch.scanner import filter_grid, scan
+from spreadwatch.domain.scanner import filter_grid, scan
+from spreadwatch.domain.vocabulary import flow_qualifies
+from spreadwatch.edges.calendar import ET, MarketCalendar
+from spreadwatch.edges.gridfile import Grid, load_grid
 
 NOW = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
 CONTEXT = dict(ticker="NDX", regime="low", trend="sideways", flow="down", flow_0dte="down")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spreadwatch.market_calendar import MarketCalendar
+from spreadwatch.edges.calendar import MarketCalendar
 
 SEED = 20261124
 DAY = date(2026, 11, 24)

@@ -15,7 +15,7 @@ import argparse
 import math
 
 from spreadwatch.config import Config
-from spreadwatch.regime import run
+from spreadwatch.domain.regime import run
 
 
 def changes(regimes: list[str | None]) -> int:

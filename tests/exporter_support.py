@@ -11,12 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from spreadwatch.clock import ReplayClock
+from spreadwatch.app.clock import ReplayClock
+from spreadwatch.app.service import Service
 from spreadwatch.config import Config, bundled_path
-from spreadwatch.market_calendar import MarketCalendar
-from spreadwatch.providers import DailyBar, ProviderError, Quote
-from spreadwatch.providers.replay import ReplayProvider
-from spreadwatch.service import Service
+from spreadwatch.edges.calendar import MarketCalendar
+from spreadwatch.edges.providers import DailyBar, ProviderError, Quote
+from spreadwatch.edges.providers.replay import ReplayProvider
 
 START = datetime.fromisoformat("2026-11-24T15:20:00+00:00")
 
@@ -65,7 +65,7 @@ class FaultyProvider:
 def make_service(tmp_path: Path, provider: Any | None = None, *, speed: float = 600.0,
                  start: datetime = START, config: Config | None = None, db: Path | None = None,
                  fetch_deadline: float = 0.2, tickers: tuple[str, ...] = ("NDX",)) -> Service:
-    from spreadwatch.store import PositionBook
+    from spreadwatch.edges.store import PositionBook
 
     config = config or Config()
     provider = provider or FaultyProvider()
@@ -81,8 +81,8 @@ class Running:
     """The real loop in a thread, with the real HTTP server on a free loopback port."""
 
     def __init__(self, service: Service) -> None:
-        from spreadwatch.collector import SnapshotCollector, build_registry
-        from spreadwatch.server import ExporterServer
+        from spreadwatch.edges.collector import SnapshotCollector, build_registry
+        from spreadwatch.edges.server import ExporterServer
 
         self.service = service
         self.registry = build_registry(SnapshotCollector(lambda: service.snapshot, service.clock.now))

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from arch.data import nasdaq, sp500, vix
 
-from spreadwatch import pricing
-from spreadwatch.backtest import (
+from spreadwatch.app.watcher import auto_trend
+from spreadwatch.domain import pricing
+from spreadwatch.domain.backtest import (
     BuildSpec,
     ChainBook,
     History,
@@ -20,9 +21,8 @@ from spreadwatch.backtest import (
     gap_flows,
     trailing_edges,
 )
-from spreadwatch.domain import BANDS
-from spreadwatch.market import auto_trend
-from spreadwatch.market_calendar import MarketCalendar
+from spreadwatch.domain.vocabulary import BANDS
+from spreadwatch.edges.calendar import MarketCalendar
 
 CAL = MarketCalendar()
 

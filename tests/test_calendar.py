@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from spreadwatch.market_calendar import MarketCalendar
+from spreadwatch.edges.calendar import MarketCalendar
 
 
 def utc(text: str) -> datetime:

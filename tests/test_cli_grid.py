@@ -11,9 +11,9 @@ import pytest
 from arch.data import sp500, vix
 from click.testing import CliRunner
 
-from spreadwatch.cli import cli
 from spreadwatch.config import bundled_path
-from spreadwatch.grid import CANONICAL_COLUMNS, load_grid
+from spreadwatch.edges.cli import cli
+from spreadwatch.edges.gridfile import CANONICAL_COLUMNS, load_grid
 
 
 @pytest.fixture(autouse=True)
@@ -201,8 +201,8 @@ def test_grid_build_with_yahoo_unreachable_is_one_line_without_library_warnings(
 
     from pandas.errors import Pandas4Warning
 
-    import spreadwatch.providers as providers
-    from spreadwatch.providers import ProviderError
+    import spreadwatch.edges.providers as providers
+    from spreadwatch.edges.providers import ProviderError
 
     class Unreachable:
         label = "live"

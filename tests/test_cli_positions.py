@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import spreadwatch.cli as cli_module
-from spreadwatch.cli import cli
-from spreadwatch.market_calendar import MarketCalendar
-from spreadwatch.positions import PositionInput, validate
-from spreadwatch.store import PositionBook
+import spreadwatch.edges.cli as cli_module
+from spreadwatch.domain.positions import PositionInput, validate
+from spreadwatch.edges.calendar import MarketCalendar
+from spreadwatch.edges.cli import cli
+from spreadwatch.edges.store import PositionBook
 
 DATA = Path(__file__).parent / "data"
 # DESIGN.md, "Positions (CLI and JSON)", in this order; the book adds pnl_updated_at and closed_at after them.
@@ -559,7 +559,7 @@ def test_a_real_process_round_trip_with_one_line_errors(tmp_path: Path):
 HEAVY = ("pandas", "numpy", "exchange_calendars", "sqlite_utils", "yfinance", "scipy", "matplotlib")
 PROBE = """
 import sys
-from spreadwatch.cli import cli
+from spreadwatch.edges.cli import cli
 cli.main(sys.argv[2:], prog_name="spreadwatch", standalone_mode=False)
 heavy = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1].split(",")))
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)

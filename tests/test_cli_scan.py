@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from spreadwatch.cli import cli
+from spreadwatch.edges.cli import cli
 
 KEYS = {"id", "rank", "dte", "band", "spread_type", "flow_mode", "spread_width", "entry_time_et", "win_rate", "roi",
         "sharpe", "trade_score", "credit", "max_risk", "in_window", "blocked_by_risk", "strikes", "expiry"}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from spreadwatch.cli import cli
-from spreadwatch.providers import ProviderError
+from spreadwatch.edges.cli import cli
+from spreadwatch.edges.providers import ProviderError
 
 JSON_KEYS = {"ticker", "time", "session", "market_open", "price", "change_ratio", "vix", "regime", "iv_rank",
              "iv_percentile", "volume_ratio", "trend", "flow", "sources"}
@@ -101,7 +101,7 @@ def test_bad_input_is_one_line_and_exit_1(args, message):
 
 
 def test_live_source_without_network_reports_sources_down(monkeypatch):
-    import spreadwatch.providers.yahoo as yahoo
+    import spreadwatch.edges.providers.yahoo as yahoo
 
     class Offline:
         label = "live"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from spreadwatch.clock import FixedClock, ReplayClock, WallClock, parse_instant
+from spreadwatch.app.clock import FixedClock, ReplayClock, WallClock, parse_instant
 from spreadwatch.errors import InputError
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from spreadwatch.collector import SnapshotCollector
+from spreadwatch.app.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
+from spreadwatch.app.watcher import MarketContext, SourceStatus
 from spreadwatch.config import Config
-from spreadwatch.market import MarketContext, SourceStatus
-from spreadwatch.positions import Position
-from spreadwatch.scanner import Opportunity, ScanResult
-from spreadwatch.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
-from spreadwatch.strikes import Strikes
+from spreadwatch.domain.positions import Position
+from spreadwatch.domain.scanner import Opportunity, ScanResult
+from spreadwatch.domain.strikes import Strikes
+from spreadwatch.edges.collector import SnapshotCollector
 
 NOW = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
 GOLDEN = Path(__file__).parent / "data" / "golden_metrics.txt"

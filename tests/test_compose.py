@@ -176,7 +176,7 @@ def console_script() -> str:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
     (entrypoint,) = exec_form("ENTRYPOINT")[:1]
     assert entrypoint in scripts, f"ENTRYPOINT {entrypoint} is not a console script of the distribution"
-    assert scripts[entrypoint] == "spreadwatch.cli:main"
+    assert scripts[entrypoint] == "spreadwatch.edges.cli:main"
     return entrypoint
 
 
@@ -197,7 +197,7 @@ def command_lines() -> dict[str, list[str]]:
 def resolve(args: list[str]) -> click.Context:
     """Parse argv through the real CLI the way click's invoke would, without running the command: unknown
     commands/options and values of the wrong type raise click.UsageError/BadParameter."""
-    from spreadwatch.cli import cli
+    from spreadwatch.edges.cli import cli
 
     ctx = cli.make_context("spreadwatch", list(args))
     command: click.Command = cli
@@ -210,7 +210,7 @@ def resolve(args: list[str]) -> click.Context:
 
 @pytest.mark.parametrize("where", list(command_lines()))
 def test_the_image_command_parses_through_the_cli(where):
-    from spreadwatch.server import parse_listen
+    from spreadwatch.edges.server import parse_listen
 
     args = command_lines()[where]
     ctx = resolve(args)
@@ -249,7 +249,7 @@ def test_a_typo_in_the_command_fails_the_same_check(bad, name_error):
 
 
 def test_the_environment_compose_sets_is_read_by_the_cli_and_the_config_parses():
-    from spreadwatch.cli import cli
+    from spreadwatch.edges.cli import cli
 
     def envvars(command: click.Command):
         for param in command.params:

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from spreadwatch import config as config_module
-from spreadwatch.cli import cli
 from spreadwatch.config import Config, load_config, load_config_file, parse_config, to_plain
+from spreadwatch.edges.cli import cli
 from spreadwatch.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import click
 import pytest
 import yaml
 
-from spreadwatch.cli import cli
+from spreadwatch.edges.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_every_command_and_option_is_documented(path, command):
 
 
 def emitted_metric_names() -> set[str]:
-    source = (ROOT / "exporter" / "spreadwatch" / "collector.py").read_text(encoding="utf-8")
+    source = (ROOT / "exporter" / "spreadwatch" / "edges" / "collector.py").read_text(encoding="utf-8")
     return set(re.findall(r"\"(spreadwatch_[a-z0-9_]+)\"", source))
 
 

@@ -12,11 +12,11 @@ import time
 from datetime import datetime
 
 from exporter_support import FaultyProvider, make_service
-from spreadwatch.clock import ReplayClock
-from spreadwatch.collector import SnapshotCollector, build_registry
+from spreadwatch.app.clock import ReplayClock
+from spreadwatch.edges.collector import SnapshotCollector, build_registry
 
 EVENTS = "spreadwatch.events"
-FETCH = "spreadwatch.market"
+FETCH = "spreadwatch.app.watcher"
 
 
 def at(text: str) -> datetime:
@@ -239,13 +239,13 @@ def test_a_hung_fetch_is_warned_once_and_its_recovery_said(tmp_path, caplog):
     with caplog.at_level("DEBUG"):
         run_replay(service, at("2026-11-24T15:58:00Z"), at("2026-11-24T16:10:00Z"), on_cycle)
     said = [(r.levelname, r.getMessage()) for r in caplog.records
-            if r.name == "spreadwatch.service" and r.levelname != "DEBUG"]
+            if r.name == "spreadwatch.app.service" and r.levelname != "DEBUG"]
     assert said == [
         ("WARNING", "market task failed: NDX: fetch exceeded 1 s"),
         ("WARNING", "market task failed: NDX: previous fetch still running"),
         ("INFO", "market task recovered (was: NDX: previous fetch still running)"),
     ]
-    repeats = lines(caplog, "spreadwatch.service", "DEBUG")
+    repeats = lines(caplog, "spreadwatch.app.service", "DEBUG")
     assert repeats.count("market task failed: NDX: previous fetch still running") >= 4
     assert value(service, "spreadwatch_task_errors_total", {"task": "market"}) >= 6  # still counted
     # No update for longer than the bound: the data is stale (the context's age counts), said once.

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from exporter_support import FaultyProvider, Running, make_service
-from spreadwatch.collector import SnapshotCollector, build_registry
 from spreadwatch.config import Config, Intervals
+from spreadwatch.edges.collector import SnapshotCollector, build_registry
 
 
 def sample(service, name, labels=None):

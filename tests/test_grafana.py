@@ -238,7 +238,7 @@ def documented_metrics() -> set[str]:
 
 def emitted_metrics() -> set[str]:
     """Names the collector builds (counters get their `_total` sample suffix)."""
-    source = (ROOT / "exporter" / "spreadwatch" / "collector.py").read_text(encoding="utf-8")
+    source = (ROOT / "exporter" / "spreadwatch" / "edges" / "collector.py").read_text(encoding="utf-8")
     names = set(re.findall(r"\"(spreadwatch_[a-z0-9_]+)\"", source))
     names |= {n + "_total" for n in re.findall(r"CounterMetricFamily\(\"(spreadwatch_[a-z0-9_]+)\"", source)}
     # f"spreadwatch_opportunity_{k}" / f"spreadwatch_position_{k}": the keys of their dicts

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from spreadwatch.config import bundled_path
+from spreadwatch.edges.gridfile import GridCache, load_grid
 from spreadwatch.errors import DataError
-from spreadwatch.grid import GridCache, load_grid
 
 GRIDS = Path(__file__).parent / "data" / "grids"
 

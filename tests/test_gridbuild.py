@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from arch.data import sp500, vix
 
-from spreadwatch import gridbuild
+from spreadwatch.app import gridbuild
 from spreadwatch.config import Config
+from spreadwatch.edges.gridfile import CANONICAL_COLUMNS, load_grid
+from spreadwatch.edges.providers import DailyBar, ProviderError
+from spreadwatch.edges.report import cell_table, write_report
 from spreadwatch.errors import DataError, InputError
-from spreadwatch.grid import CANONICAL_COLUMNS, load_grid
-from spreadwatch.providers import DailyBar, ProviderError
-from spreadwatch.report import cell_table, write_report
 
 
 @pytest.fixture(autouse=True)
@@ -208,7 +208,7 @@ def spx_2018_provider() -> FakeProvider:
 
 def test_yahoo_source_goes_through_make_provider(monkeypatch, tmp_path: Path) -> None:
     provider = spx_2018_provider()
-    import spreadwatch.providers as providers
+    import spreadwatch.edges.providers as providers
 
     monkeypatch.setattr(providers, "make_provider", lambda spec, config: provider)
     request = gridbuild.BuildRequest(ticker="SPX", source="yahoo", end=date(2018, 12, 31), days=30, dtes=(1,),
@@ -238,8 +238,8 @@ def test_scanner_finds_opportunities_in_the_built_grid_with_its_band_moves(built
     import dataclasses
     from datetime import UTC, datetime
 
-    from spreadwatch.market_calendar import MarketCalendar
-    from spreadwatch.scanner import scan
+    from spreadwatch.domain.scanner import scan
+    from spreadwatch.edges.calendar import MarketCalendar
 
     out, result = built
     # Honest model credits at these bands give ROI of a few percent, under the default 20 % floor (calibrated on
@@ -275,7 +275,7 @@ def test_start_end_window_is_the_entry_sessions_tested_not_the_history_read(repl
                and "history read 2016-01-04 .. 2018-12-31" in line for line in lines)
     neutral = raw[(raw["regime"] == "all") & (raw["trend"] == "all") & (raw["flow_mode"] == "neutral")
                   & (raw["spread_type"] == "put_spread")]
-    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.edges.calendar import MarketCalendar
 
     sessions = MarketCalendar().sessions_in_range(date(2018, 6, 1), date(2018, 8, 31))
     assert set(neutral["n_trades"]) == {len(sessions)}  # an entry on every session of the window, each DTE
@@ -283,7 +283,7 @@ def test_start_end_window_is_the_entry_sessions_tested_not_the_history_read(repl
 
 def test_yahoo_end_reads_past_end_for_the_expiries_and_the_window_ends_on_end(monkeypatch, tmp_path: Path) -> None:
     provider = spx_2018_provider()
-    import spreadwatch.providers as providers
+    import spreadwatch.edges.providers as providers
 
     monkeypatch.setattr(providers, "make_provider", lambda spec, config: provider)
     request = gridbuild.BuildRequest(ticker="SPX", source="yahoo", start=date(2018, 10, 1), end=date(2018, 11, 30),
@@ -307,5 +307,5 @@ def test_library_deprecation_warnings_during_a_fetch_are_dropped_others_kept() -
             warnings.warn_explicit("deprecated inplace", FutureWarning, site, 1, module="yfinance.multi")
             warnings.warn_explicit("deprecated values", DeprecationWarning, site, 2, module="yfinance.multi")
             warnings.warn_explicit("something real", UserWarning, site, 3, module="yfinance.multi")
-            warnings.warn_explicit("our own deprecation", FutureWarning, own, 4, module="spreadwatch.gridbuild")
+            warnings.warn_explicit("our own deprecation", FutureWarning, own, 4, module="spreadwatch.app.gridbuild")
     assert sorted(str(w.message) for w in caught) == ["our own deprecation", "something real"]

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from spreadwatch.app.watcher import MarketWatcher, auto_trend, flow_of, iv_rank_percentile
 from spreadwatch.config import Config
-from spreadwatch.market import MarketWatcher, auto_trend, flow_of, iv_rank_percentile
-from spreadwatch.market_calendar import MarketCalendar
-from spreadwatch.providers import Bar, DailyBar, ProviderError, Quote
+from spreadwatch.edges.calendar import MarketCalendar
+from spreadwatch.edges.providers import Bar, DailyBar, ProviderError, Quote
 
 ET = ZoneInfo("America/New_York")
 DAY = date(2026, 11, 24)
@@ -374,7 +374,7 @@ def test_loop_with_a_slow_cycle_still_steps_every_vix_bar():
 @pytest.fixture(scope="module")
 def bundled():
     from spreadwatch.config import bundled_path
-    from spreadwatch.providers.replay import ReplayProvider
+    from spreadwatch.edges.providers.replay import ReplayProvider
 
     return ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
 

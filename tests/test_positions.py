@@ -9,8 +9,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from spreadwatch.config import Exits, Risk
-from spreadwatch.errors import InputError
-from spreadwatch.positions import (
+from spreadwatch.domain.positions import (
     IMPORT_ALIASES,
     JSON_KEYS,
     SUMMARY_KEYS,
@@ -27,6 +26,7 @@ from spreadwatch.positions import (
     validate,
     validate_pnl,
 )
+from spreadwatch.errors import InputError
 
 TICKERS = ("NDX", "SPX")
 PACIFIC = timezone(timedelta(hours=-8))

@@ -9,7 +9,7 @@ import pytest
 from blackscholes import BlackScholesCall, BlackScholesPut
 from vollib.black_scholes_merton import black_scholes_merton
 
-from spreadwatch import pricing
+from spreadwatch.domain import pricing
 
 CASES = list(itertools.product(
     (4800.0, 21000.0),            # spot

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from spreadwatch.config import Config, bundled_path
+from spreadwatch.edges.calendar import MarketCalendar
+from spreadwatch.edges.providers import ProviderError, make_provider
+from spreadwatch.edges.providers.replay import ReplayProvider
+from spreadwatch.edges.providers.yahoo import YahooProvider
 from spreadwatch.errors import DataError, InputError
-from spreadwatch.market_calendar import MarketCalendar
-from spreadwatch.providers import ProviderError, make_provider
-from spreadwatch.providers.replay import ReplayProvider
-from spreadwatch.providers.yahoo import YahooProvider
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "timestamp,symbol,open,high,low,close,volume\n"

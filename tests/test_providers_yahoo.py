@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spreadwatch.providers import ProviderError
-from spreadwatch.providers.yahoo import YahooProvider, frame_to_daily, frame_to_rows
+from spreadwatch.edges.providers import ProviderError
+from spreadwatch.edges.providers.yahoo import YahooProvider, frame_to_daily, frame_to_rows
 
 DATA = Path(__file__).parent / "data" / "yahoo"
 PAYLOADS = {"^NDX": "ndx_1m.json", "^VIX": "vix_1d.json", "^VXN": "vxn_empty_1d.json"}

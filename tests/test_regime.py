@@ -7,7 +7,7 @@ import math
 import pytest
 
 from spreadwatch.config import Config
-from spreadwatch.regime import classify, run, step
+from spreadwatch.domain.regime import classify, run, step
 
 BOUNDS = Config().regime.boundaries
 BUFFER = Config().regime.hysteresis

@@ -25,7 +25,7 @@ ADD = ["positions", "add", "--dte", "3", "--band", "P97", "--spread", "put_sprea
 # start-ups). Each add is followed by two updates of that position. A line per invocation: what was acknowledged.
 WRITER = r"""
 import contextlib, io, json, sys
-from spreadwatch.cli import cli
+from spreadwatch.edges.cli import cli
 
 db, runs, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 mine = []
@@ -53,7 +53,7 @@ for i in range(runs):
 # The reader: `positions list --json` over and over until told to stop; one line per read.
 READER = r"""
 import contextlib, io, json, os, sys
-from spreadwatch.cli import cli
+from spreadwatch.edges.cli import cli
 
 db, stop = sys.argv[1], sys.argv[2]
 while not os.path.exists(stop):
@@ -176,8 +176,8 @@ def test_concurrent_console_script_processes_lose_no_acknowledged_write(tmp_path
 ADDER = r"""
 import sys
 from datetime import UTC, date, datetime
-from spreadwatch.positions import PositionInput, validate
-from spreadwatch.store import PositionBook
+from spreadwatch.domain.positions import PositionInput, validate
+from spreadwatch.edges.store import PositionBook
 
 entry, _ = validate(PositionInput(ticker="NDX", spread="iron_condor", band="P98", flow_mode="with_flow", dte=3,
                                   contracts=2, credit=285.0, risk=None, short_put=19500.0, long_put=19400.0,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from spreadwatch.config import Config, bundled_path
-from spreadwatch.grid import load_grid
-from spreadwatch.market_calendar import MarketCalendar
-from spreadwatch.scanner import BookState, filter_grid, opportunity_id, scan
+from spreadwatch.domain.scanner import BookState, filter_grid, opportunity_id, scan
+from spreadwatch.edges.calendar import MarketCalendar
+from spreadwatch.edges.gridfile import load_grid
 
 CAL = MarketCalendar()
 CONFIG = Config()
@@ -190,8 +190,8 @@ def test_credit_source_is_carried_when_the_grid_records_it(tmp_path):
 
 
 def test_alert_line_renders_exactly_like_the_original():
-    from spreadwatch.scanner import Opportunity
-    from spreadwatch.strikes import Strikes
+    from spreadwatch.domain.scanner import Opportunity
+    from spreadwatch.domain.strikes import Strikes
 
     o = Opportunity(id="x", rank=1, ticker="NDX", dte=3, band="P98", spread_type="iron_condor",
                     flow_mode="neutral", spread_width=25.0, entry_time_et="10:30", entry_time_local="07:30",
@@ -256,7 +256,7 @@ def test_strikes_come_from_the_grid_band_columns_snapped_away_from_the_money(tmp
 
 def test_strikes_from_trailing_closes_when_the_grid_has_no_band_columns(tmp_path):
     grid = small_grid(tmp_path, {"band_lower_move": "", "band_upper_move": ""})
-    from spreadwatch.bands import trailing_band_edges
+    from spreadwatch.domain.bands import trailing_band_edges
 
     lower, _ = trailing_band_edges(np.asarray(CLOSES), 1, "P98")
     o = scan_small(grid, daily_closes=CLOSES).opportunities[0]

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from exporter_support import Running, make_service
+from spreadwatch.edges.server import parse_listen
 from spreadwatch.errors import InputError
-from spreadwatch.server import parse_listen
 
 
 def get(url):

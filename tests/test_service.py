@@ -13,8 +13,8 @@ import urllib.request
 from click.testing import CliRunner
 
 from exporter_support import Running, make_service
-from spreadwatch.cli import cli
-from spreadwatch.collector import SnapshotCollector, build_registry
+from spreadwatch.edges.cli import cli
+from spreadwatch.edges.collector import SnapshotCollector, build_registry
 
 
 def value(service, name, labels=None):

@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from spreadwatch.domain.positions import PositionInput, validate
+from spreadwatch.edges.store import (
+    APPLICATION_ID,
+    BUSY_TIMEOUT_SECONDS,
+    MIGRATIONS,
+    PositionBook,
+    read_positions,
+)
 from spreadwatch.errors import DataError, InputError
-from spreadwatch.positions import PositionInput, validate
-from spreadwatch.store import APPLICATION_ID, BUSY_TIMEOUT_SECONDS, MIGRATIONS, PositionBook, read_positions
 
 NOW = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
 ENTRY = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
@@ -210,7 +216,7 @@ def test_new_ids_are_short_and_unique(book: PositionBook):
 
 
 def test_new_ids_skip_ones_already_taken(book: PositionBook, monkeypatch: pytest.MonkeyPatch):
-    import spreadwatch.store as store
+    import spreadwatch.edges.store as store
 
     first = book.add(entry(), entry_time=ENTRY, expiry=EXPIRY, now=NOW).id
     tokens = iter([first, first, "0a0a0a"])
@@ -340,7 +346,7 @@ def test_read_positions_does_not_import_sqlite_utils():
     import subprocess
     import sys
 
-    code = ("import sys; from spreadwatch.store import read_positions; "
+    code = ("import sys; from spreadwatch.edges.store import read_positions; "
             "print(sorted(m for m in ('sqlite_utils', 'pandas', 'exchange_calendars') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

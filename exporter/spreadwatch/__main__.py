@@ -1,3 +1,3 @@
-from spreadwatch.cli import main
+from spreadwatch.edges.cli import main
 
 main()

@@ -20,7 +20,7 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
-from spreadwatch.domain import BANDS, FLOW_MODES, REGIMES, SPREAD_TYPES, TREND_CHOICES, TRENDS
+from spreadwatch.domain.vocabulary import BANDS, FLOW_MODES, REGIMES, SPREAD_TYPES, TREND_CHOICES, TRENDS
 from spreadwatch.errors import ConfigError
 
 ENV_CONFIG = "SPREADWATCH_CONFIG"

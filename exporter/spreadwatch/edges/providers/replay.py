@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from spreadwatch.edges.providers import Bar, DailyBar, ProviderError, Quote
 from spreadwatch.errors import DataError
-from spreadwatch.providers import Bar, DailyBar, ProviderError, Quote
 
 if TYPE_CHECKING:
-    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.edges.calendar import MarketCalendar
 
 COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 ET = ZoneInfo("America/New_York")

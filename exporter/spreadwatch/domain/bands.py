@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spreadwatch.domain import BANDS
+from spreadwatch.domain.vocabulary import BANDS
 
 
 def band_percentiles(band: str) -> tuple[float, float]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spreadwatch.domain import BANDS, FLOW_MODES, REGIMES, SPREAD_TYPES, TRENDS
+from spreadwatch.domain.vocabulary import BANDS, FLOW_MODES, REGIMES, SPREAD_TYPES, TRENDS
 from spreadwatch.errors import DataError
 
 CANONICAL_COLUMNS: tuple[str, ...] = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from spreadwatch.domain import legs_for
+from spreadwatch.domain.vocabulary import legs_for
 
 
 @dataclass(frozen=True)

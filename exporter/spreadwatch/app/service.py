@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from spreadwatch import __version__
-from spreadwatch.market import duration_text
-from spreadwatch.positions import exit_signals
-from spreadwatch.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
+from spreadwatch.app.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
+from spreadwatch.app.watcher import duration_text
+from spreadwatch.domain.positions import exit_signals
 
 log = logging.getLogger(__name__)
 events = logging.getLogger("spreadwatch.events")
@@ -58,8 +58,8 @@ class Service:
     def __init__(self, config: Any, provider: Any, clock: Any, calendar: Any, *, tickers: tuple[str, ...],
                  db_path: Path, grid_path: Path, trend: str | None = None, scan_interval: float | None = None,
                  fetch_deadline: float = FETCH_DEADLINE_SECONDS) -> None:
-        from spreadwatch.grid import GridCache
-        from spreadwatch.market import MarketWatcher
+        from spreadwatch.app.watcher import MarketWatcher
+        from spreadwatch.edges.gridfile import GridCache
 
         self.config = config
         self.provider = provider
@@ -155,7 +155,7 @@ class Service:
             raise RuntimeError("; ".join(failures))
 
     def positions_task(self, now: datetime) -> None:
-        from spreadwatch.store import read_positions
+        from spreadwatch.edges.store import read_positions
 
         # A short busy timeout: a book locked by someone else is this cycle's error, not a stalled loop.
         positions = read_positions(self.db_path, include_closed=True, timeout=2.0)
@@ -182,7 +182,7 @@ class Service:
         )
 
     def scan_task(self, now: datetime) -> None:
-        from spreadwatch.scanner import BookState, scan
+        from spreadwatch.domain.scanner import BookState, scan
 
         grid = self.grid_cache.get()
         self._grid_info = GridInfo(str(grid.path), grid.rows, grid.skipped_rows, grid.mtime)

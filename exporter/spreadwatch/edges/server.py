@@ -103,7 +103,7 @@ def _make_handler(server: ExporterServer) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             try:
                 if path == "/metrics":
-                    from spreadwatch.collector import render
+                    from spreadwatch.edges.collector import render
 
                     self._send(200, render(server.registry), CONTENT_TYPE_METRICS)
                 elif path in ("/healthz", "/health"):

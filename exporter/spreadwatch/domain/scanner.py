@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from spreadwatch.bands import band_edges, intraday_moves, signed_moves
-from spreadwatch.market_calendar import ET
-from spreadwatch.strikes import Strikes, place_strikes
+from spreadwatch.domain.bands import band_edges, intraday_moves, signed_moves
+from spreadwatch.domain.strikes import Strikes, place_strikes
+from spreadwatch.edges.calendar import ET
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
-    from spreadwatch.grid import Grid
-    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.gridfile import Grid
 
 
 @dataclass(frozen=True)

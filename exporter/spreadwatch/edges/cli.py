@@ -188,7 +188,7 @@ def config_check(ctx: Context, file: str | None, as_json: bool) -> None:
 def status(ctx: Context, ticker: str | None, source: str | None, start_at: str | None,
            at: str | None, trend: str | None, db_path: str | None, as_json: bool) -> None:
     """The market context the loop would see now (or --at an instant): price, VIX regime, IV rank, flow."""
-    from spreadwatch.market import market_context, render_text
+    from spreadwatch.app.watcher import market_context, render_text
 
     config = ctx.config
     context, provider = market_context(config, ticker=ticker, source=source, at=at, start=start_at, trend=trend)
@@ -210,8 +210,8 @@ def status(ctx: Context, ticker: str | None, source: str | None, start_at: str |
 def status_portfolio(ctx: Context, db_path: str | None, now: Any) -> tuple[dict[str, Any], list[str]]:
     """The book as `status` shows it: summary, limits and the exit rules met at `now`. A missing book is an empty
     portfolio; a corrupt one is reported in `portfolio_error`, not fatal (the market part is still worth seeing)."""
+    from spreadwatch.domain.positions import money, summarize
     from spreadwatch.errors import DataError
-    from spreadwatch.positions import money, summarize
 
     config = ctx.config
     path = _book_path(ctx, db_path)
@@ -233,7 +233,7 @@ def status_portfolio(ctx: Context, db_path: str | None, now: Any) -> tuple[dict[
 
 
 def read_positions_if_any(path: Any) -> list[Any]:
-    from spreadwatch.store import read_positions
+    from spreadwatch.edges.store import read_positions
 
     return read_positions(path) if path.exists() else []
 
@@ -246,12 +246,12 @@ def book_state(config: Any, db_path: str | None) -> Any:
     """Open count and open risk of the position book for the scanner's risk check; None when there is no book."""
     from pathlib import Path
 
-    from spreadwatch.scanner import BookState
+    from spreadwatch.domain.scanner import BookState
 
     path = Path(db_path or config.paths.database)
     if not path.exists():
         return None
-    from spreadwatch.store import read_positions
+    from spreadwatch.edges.store import read_positions
 
     open_positions = [p for p in read_positions(path, include_closed=False) if p.status == "open"]
     return BookState(open_count=len(open_positions), open_risk=sum(p.risk for p in open_positions))
@@ -263,9 +263,9 @@ def run_scan(config: Any, *, ticker: str | None, source: str | None, start_at: s
     """The scan the loop would run at one instant; --vix/--price/--flow override the market context."""
     import dataclasses
 
-    from spreadwatch import regime as regime_rules
-    from spreadwatch.grid import grid_path, load_grid
-    from spreadwatch.market import market_context
+    from spreadwatch.app.watcher import market_context
+    from spreadwatch.domain import regime as regime_rules
+    from spreadwatch.edges.gridfile import grid_path, load_grid
 
     # Loaded first: a bad grid fails before any market data is fetched.
     grid = load_grid(grid_path(config.paths.grid, grid_file), skip_impossible=config.scan.skip_impossible)
@@ -288,9 +288,9 @@ def scan_context(config: Any, context: Any, *, grid: Any = None, db_path: str | 
                  include_all: bool = False) -> Any:
     """Scan a loaded grid (default: paths.grid, else the bundled one) for one MarketContext (market.py): the
     mapping of its fields onto scanner.scan."""
-    from spreadwatch.grid import grid_path, load_grid
-    from spreadwatch.market_calendar import MarketCalendar
-    from spreadwatch.scanner import scan
+    from spreadwatch.domain.scanner import scan
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.gridfile import grid_path, load_grid
 
     if grid is None:
         grid = load_grid(grid_path(config.paths.grid), skip_impossible=config.scan.skip_impossible)
@@ -388,14 +388,14 @@ def run_command(ctx: Context, tickers: tuple[str, ...], trend: str | None, scan_
     import signal
     from pathlib import Path
 
-    from spreadwatch.clock import ReplayClock, WallClock, parse_instant
-    from spreadwatch.collector import SnapshotCollector, build_registry
+    from spreadwatch.app.clock import ReplayClock, WallClock, parse_instant
+    from spreadwatch.app.service import Service, setup_logging
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.collector import SnapshotCollector, build_registry
+    from spreadwatch.edges.gridfile import grid_path
+    from spreadwatch.edges.providers import make_provider
+    from spreadwatch.edges.server import ExporterServer, parse_listen
     from spreadwatch.errors import InputError
-    from spreadwatch.grid import grid_path
-    from spreadwatch.market_calendar import MarketCalendar
-    from spreadwatch.providers import make_provider
-    from spreadwatch.server import ExporterServer, parse_listen
-    from spreadwatch.service import Service, setup_logging
 
     config = ctx.config
     watch = tickers or config.watch
@@ -421,7 +421,7 @@ def run_command(ctx: Context, tickers: tuple[str, ...], trend: str | None, scan_
         raise InputError(f"{grid}: grid file not found")
     setup_logging(config)
     log = logging.getLogger("spreadwatch")
-    from spreadwatch.store import PositionBook
+    from spreadwatch.edges.store import PositionBook
 
     PositionBook(db).close()  # creates or migrates the book; a corrupt or foreign file stops here, one line
     if provider.label == "replay":
@@ -513,7 +513,7 @@ def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, e
                chains_dir: str | None, dtes: tuple[int, ...], bands: tuple[str, ...], widths: tuple[float, ...],
                out: str, report: str | None) -> None:
     """Backtest every config (DTE x band x spread x flow x width) and write the canonical grid."""
-    from spreadwatch.gridbuild import BuildRequest, build, summary_lines
+    from spreadwatch.app.gridbuild import BuildRequest, build, summary_lines
 
     config = ctx.config
     request = BuildRequest(
@@ -536,7 +536,7 @@ def grid_show(ctx: Context, file: str, top: int, include_impossible: bool, min_t
               as_json: bool) -> None:
     """The best rows of a grid (any supported format) by trade score, with each row's credit source (modelled,
     from option chains, or not recorded) and low-sample flag."""
-    from spreadwatch.grid import load_grid, show_json, show_lines
+    from spreadwatch.edges.gridfile import load_grid, show_json, show_lines
 
     grid = load_grid(file, skip_impossible=not include_impossible)
     floor = ctx.config.scan.min_trades if min_trades is None else min_trades
@@ -564,7 +564,7 @@ def _book_path(ctx: Context, db_path: str | None) -> Any:
 def _open_book(ctx: Context, db_path: str | None, *, create: bool = True) -> Any:
     """The writable book; `create=False` for commands about an existing position (a mistyped --db must not
     create an empty book)."""
-    from spreadwatch.store import PositionBook
+    from spreadwatch.edges.store import PositionBook
 
     return PositionBook(_book_path(ctx, db_path), create=create)
 
@@ -577,8 +577,8 @@ def _now() -> Any:
 
 def _exit_lines(config: Any, position: Any, now: Any) -> list[str]:
     """The exit rules an open position meets now, in the words of the loop's event log and the alerts."""
-    from spreadwatch.market_calendar import MarketCalendar
-    from spreadwatch.positions import exit_signals
+    from spreadwatch.domain.positions import exit_signals
+    from spreadwatch.edges.calendar import MarketCalendar
 
     calendar = MarketCalendar(config.display_timezone)
     try:
@@ -590,7 +590,7 @@ def _exit_lines(config: Any, position: Any, now: Any) -> list[str]:
 
 
 def _position_line(p: Any) -> str:
-    from spreadwatch.positions import money, strikes_text
+    from spreadwatch.domain.positions import money, strikes_text
 
     return (f"{p.id}: {p.ticker} {p.dte}DTE {p.band} {p.spread.upper()} x{p.contracts} | "
             f"Credit:{money(p.credit, sign=False)} Risk:{money(p.risk, sign=False)} | {strikes_text(p)} | "
@@ -631,10 +631,10 @@ def positions_add(ctx: Context, dte: int, band: str, spread: str, flow_mode: str
     """Log a trade you executed at your broker (warns when the book would break a risk limit)."""
     from datetime import date
 
-    from spreadwatch.clock import parse_instant
+    from spreadwatch.app.clock import parse_instant
+    from spreadwatch.domain.positions import PositionInput, limit_warnings, validate
+    from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.errors import InputError
-    from spreadwatch.market_calendar import MarketCalendar
-    from spreadwatch.positions import PositionInput, limit_warnings, validate
 
     config = ctx.config
     entry, warnings = validate(PositionInput(
@@ -679,7 +679,7 @@ def positions_add(ctx: Context, dte: int, band: str, spread: str, flow_mode: str
 
 
 def _set_pnl(ctx: Context, ref: str, pnl: float, note: str, db_path: str | None, as_json: bool, close: bool) -> None:
-    from spreadwatch.positions import money, validate_pnl
+    from spreadwatch.domain.positions import money, validate_pnl
 
     value = validate_pnl(pnl)
     now = _now()
@@ -726,7 +726,7 @@ def positions_close(ctx: Context, position_id: str, pnl: float, note: str, db_pa
 
 def _read_book(ctx: Context, db_path: str | None, include_closed: bool) -> list[Any]:
     """Positions for list/summary; a book that does not exist yet is empty (a corrupt one is an error)."""
-    from spreadwatch.store import read_positions
+    from spreadwatch.edges.store import read_positions
 
     path = _book_path(ctx, db_path)
     if not path.exists():
@@ -743,7 +743,7 @@ def _read_book(ctx: Context, db_path: str | None, include_closed: bool) -> list[
 @handle_errors
 def positions_list(ctx: Context, include_closed: bool, db_path: str | None, as_json: bool) -> None:
     """Open positions (and closed ones with --include-closed), oldest entry first."""
-    from spreadwatch.positions import money, strikes_text
+    from spreadwatch.domain.positions import money, strikes_text
 
     positions = _read_book(ctx, db_path, include_closed)
     if as_json:
@@ -775,7 +775,7 @@ def positions_list(ctx: Context, include_closed: bool, db_path: str | None, as_j
 @handle_errors
 def positions_summary(ctx: Context, db_path: str | None, as_json: bool) -> None:
     """Counts, capital at risk and P&L of the whole book, as the original's PORTFOLIO SUMMARY."""
-    from spreadwatch.positions import money, summarize
+    from spreadwatch.domain.positions import money, summarize
 
     summary = summarize(_read_book(ctx, db_path, include_closed=True))
     if as_json:
@@ -798,7 +798,7 @@ def positions_summary(ctx: Context, db_path: str | None, as_json: bool) -> None:
 @handle_errors
 def positions_history(ctx: Context, position_id: str, db_path: str | None, as_json: bool) -> None:
     """Every add/update/close of POSITION_ID: time, old and new P&L, note (append-only)."""
-    from spreadwatch.positions import money
+    from spreadwatch.domain.positions import money
 
     with _open_book(ctx, db_path, create=False) as book:
         position = book.get(position_id)
@@ -824,9 +824,9 @@ def positions_import(ctx: Context, file: str, db_path: str | None) -> None:
     from pathlib import Path
     from zoneinfo import ZoneInfo
 
+    from spreadwatch.domain.positions import parse_original
+    from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.errors import InputError
-    from spreadwatch.market_calendar import MarketCalendar
-    from spreadwatch.positions import parse_original
 
     config = ctx.config
     source = Path(file)

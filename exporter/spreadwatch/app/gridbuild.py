@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from spreadwatch.backtest import BuildResult, BuildSpec, ChainBook, History, build_grid
+from spreadwatch.domain.backtest import BuildResult, BuildSpec, ChainBook, History, build_grid
+from spreadwatch.edges.calendar import ET, MarketCalendar
 from spreadwatch.errors import DataError, InputError
-from spreadwatch.market_calendar import ET, MarketCalendar
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
@@ -126,7 +126,7 @@ def history_from_csv(path: Path, price_symbols: Sequence[str], vol_symbol: str, 
     return history_from_frames(price, vol, vix)
 
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
@@ -159,7 +159,7 @@ def _third_party_deprecation(w: warnings.WarningMessage) -> bool:
 def history_from_provider(provider: Any, price_symbol: str, vol_symbol: str, vix_symbol: str, before: date,
                           count: int) -> History:
     """Daily bars through the provider interface (providers/__init__.py)."""
-    from spreadwatch.providers import ProviderError
+    from spreadwatch.edges.providers import ProviderError
 
     def frame(symbol: str, required: bool) -> pd.DataFrame:
         try:
@@ -256,7 +256,7 @@ def load_history(config: Config, request: BuildRequest, max_dte: int) -> History
         return history_from_csv(path, (ticker.price_symbol, request.ticker), ticker.vol_index,
                                 config.market.vix_symbol)
     if source == "yahoo":
-        from spreadwatch.providers import make_provider
+        from spreadwatch.edges.providers import make_provider
 
         calendar = MarketCalendar(config.display_timezone)
         before = _read_before(calendar, request.end, max_dte)
@@ -308,7 +308,7 @@ def entry_range(history: History, request: BuildRequest) -> tuple[date | None, d
 
 def build(config: Config, request: BuildRequest) -> BuildResult:
     """Read history (and chains), run the backtest, write the grid (and the report)."""
-    from spreadwatch.domain import BANDS
+    from spreadwatch.domain.vocabulary import BANDS
 
     for band in request.bands:
         if band not in BANDS:
@@ -339,7 +339,7 @@ def build(config: Config, request: BuildRequest) -> BuildResult:
             f"an expiry bar and a credit (no trade: {_reasons(result.no_trade)})")
     write_grid(result.frame, Path(request.out))
     if request.report:
-        from spreadwatch.report import write_report
+        from spreadwatch.edges.report import write_report
 
         write_report(result.frame, Path(request.report), title=f"{request.ticker} grid ({result.frame['credit_source'].iloc[0]})")
     return result

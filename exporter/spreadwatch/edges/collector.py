@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from spreadwatch.domain import FLOWS, REGIME_LEVEL, REGIMES, SESSION_PHASES, TRENDS
-from spreadwatch.providers import FAILURE_KINDS
+from spreadwatch.domain.vocabulary import FLOWS, REGIME_LEVEL, REGIMES, SESSION_PHASES, TRENDS
+from spreadwatch.edges.providers import FAILURE_KINDS
 
 if TYPE_CHECKING:
-    from spreadwatch.snapshot import Snapshot
+    from spreadwatch.app.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -49,11 +49,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from spreadwatch import pricing
-from spreadwatch import regime as regime_rules
-from spreadwatch.bands import band_edges, band_percentiles
-from spreadwatch.domain import FLOW_MODES, REGIMES, SPREAD_TYPES, TRENDS
-from spreadwatch.grid import CANONICAL_COLUMNS, original_trade_score
+from spreadwatch.domain import pricing
+from spreadwatch.domain import regime as regime_rules
+from spreadwatch.domain.bands import band_edges, band_percentiles
+from spreadwatch.domain.vocabulary import FLOW_MODES, REGIMES, SPREAD_TYPES, TRENDS
+from spreadwatch.edges.gridfile import CANONICAL_COLUMNS, original_trade_score
 
 ENTRY_TIME_ET = "09:30"
 TICK_DOLLARS = 5.0  # 0.05 per unit of the index x 100

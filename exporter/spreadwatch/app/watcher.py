@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from spreadwatch import regime as regime_rules
+from spreadwatch.domain import regime as regime_rules
+from spreadwatch.edges.providers import FAILURE_KINDS, Bar, DailyBar, ProviderError, Quote
 from spreadwatch.errors import InputError
-from spreadwatch.providers import FAILURE_KINDS, Bar, DailyBar, ProviderError, Quote
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
-    from spreadwatch.market_calendar import MarketCalendar
-    from spreadwatch.providers import Provider
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.providers import Provider
 
 log = logging.getLogger(__name__)
 
@@ -485,7 +485,7 @@ class MarketWatcher:
 def one_shot_now(provider: Provider, calendar: MarketCalendar, at: str | None, start: str | None) -> datetime:
     """The instant a one-shot command answers for: --at; else on replay the replay clock's start (--start, or the
     open of the replayed day); else the wall clock (read here, at the edge, never in the rules)."""
-    from spreadwatch.clock import WallClock, parse_instant
+    from spreadwatch.app.clock import WallClock, parse_instant
 
     if at:
         return parse_instant(at)
@@ -501,8 +501,8 @@ def market_context(config: Config, ticker: str | None = None, source: str | None
                    provider: Provider | None = None) -> tuple[MarketContext, Provider]:
     """What the loop would see at one instant: a fresh watcher (regime rebuilt over the previous and the current
     session) updated once. Returns the context and the provider it came from (for its description)."""
-    from spreadwatch.market_calendar import MarketCalendar
-    from spreadwatch.providers import make_provider
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.providers import make_provider
 
     name = ticker or config.watch[0]
     config.ticker(name)  # unknown ticker: ConfigError naming the configured ones

@@ -14,9 +14,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from spreadwatch.app.watcher import MarketContext
     from spreadwatch.config import Config
-    from spreadwatch.market import MarketContext
-    from spreadwatch.scanner import ScanResult
+    from spreadwatch.domain.scanner import ScanResult
 
 TASKS: tuple[str, ...] = ("market", "scan", "positions")
 

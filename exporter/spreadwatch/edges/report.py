@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spreadwatch.domain import BANDS, REGIMES
+from spreadwatch.domain.vocabulary import BANDS, REGIMES
 
 
 def cell_table(frame: pd.DataFrame, regime: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray]:

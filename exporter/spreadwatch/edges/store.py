@@ -24,8 +24,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from spreadwatch.domain.positions import Position, PositionInput
 from spreadwatch.errors import DataError, InputError
-from spreadwatch.positions import Position, PositionInput
 
 APPLICATION_ID = 0x53505754  # "SPWT" in the SQLite header: this file is a spreadwatch position book
 BUSY_TIMEOUT_SECONDS = 30.0

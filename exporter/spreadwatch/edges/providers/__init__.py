@@ -103,15 +103,15 @@ def make_provider(spec: str | None, config: Config) -> Provider:
 
     text = (spec or "replay").strip()
     if text == "yahoo":
-        from spreadwatch.providers.yahoo import YahooProvider
+        from spreadwatch.edges.providers.yahoo import YahooProvider
 
         return YahooProvider()
     if text == "replay":
-        from spreadwatch.providers.replay import ReplayProvider
+        from spreadwatch.edges.providers.replay import ReplayProvider
 
         return ReplayProvider(bundled_path(BUNDLED_REPLAY), bundled=True)
     if text.startswith("replay:"):
-        from spreadwatch.providers.replay import ReplayProvider
+        from spreadwatch.edges.providers.replay import ReplayProvider
 
         path = text[len("replay:"):]
         if not path:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from spreadwatch.providers import Bar, DailyBar, ProviderError, Quote
+from spreadwatch.edges.providers import Bar, DailyBar, ProviderError, Quote
 
 log = logging.getLogger(__name__)
 ET = ZoneInfo("America/New_York")

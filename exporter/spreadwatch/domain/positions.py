@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from spreadwatch.domain import BANDS, FLOW_MODES, LEGS, SPREAD_TYPES, legs_for
+from spreadwatch.domain.vocabulary import BANDS, FLOW_MODES, LEGS, SPREAD_TYPES, legs_for
 from spreadwatch.errors import InputError
 
 STATUSES: tuple[str, ...] = ("open", "closed")

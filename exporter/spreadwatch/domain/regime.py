@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from spreadwatch.domain import REGIME_LEVEL, REGIMES
+from spreadwatch.domain.vocabulary import REGIME_LEVEL, REGIMES
 
 
 def _is_number(value: float | None) -> bool:

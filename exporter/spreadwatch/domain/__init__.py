@@ -1,0 +1,1 @@
+"""The domain: pure rules of the product (values in, values out; no I/O, clock or logging)."""

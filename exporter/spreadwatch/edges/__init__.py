@@ -1,0 +1,1 @@
+"""The edges: one module per outside library, file format or protocol."""
