@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from arch.data import nasdaq, sp500, vix
 
-from spreadwatch.app.watcher import auto_trend
 from spreadwatch.domain import pricing
 from spreadwatch.domain.backtest import (
     BuildSpec,
@@ -21,6 +20,7 @@ from spreadwatch.domain.backtest import (
     gap_flows,
     trailing_edges,
 )
+from spreadwatch.domain.market_rules import auto_trend
 from spreadwatch.domain.vocabulary import BANDS
 from spreadwatch.edges.calendar import MarketCalendar
 

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from spreadwatch.app.watcher import MarketWatcher, auto_trend, flow_of, iv_rank_percentile
+from spreadwatch.app.watcher import MarketWatcher
 from spreadwatch.config import Config
+from spreadwatch.domain.market_rules import auto_trend, flow_of, iv_rank_percentile
 from spreadwatch.edges.calendar import MarketCalendar
 from spreadwatch.edges.providers import Bar, DailyBar, ProviderError, Quote
 

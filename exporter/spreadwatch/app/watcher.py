@@ -11,16 +11,21 @@ Semantics are DESIGN.md's "Clock, replay and staleness"; docs/market.md explains
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from spreadwatch.domain import regime as regime_rules
+from spreadwatch.domain.market_rules import (
+    TREND_SMA_SESSIONS,
+    _finite,
+    auto_trend,
+    cumulative_volume,
+    flow_of,
+    iv_rank_percentile,
+)
 from spreadwatch.edges.providers import FAILURE_KINDS, Bar, DailyBar, ProviderError, Quote
-from spreadwatch.errors import InputError
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
@@ -29,9 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Trend `auto`: last close vs its 20-session simple moving average, with a +-1 % dead band.
-TREND_SMA_SESSIONS = 20
-TREND_DEAD_BAND = 0.01
 # Volume ratio: fewest prior sessions to average over, and how far before the time of day a prior session's
 # newest bar may be and still count as "has bars at that time of day" (5-minute bars pass).
 VOLUME_MIN_SESSIONS = 5
@@ -121,55 +123,6 @@ class MarketContext:
 
 def iso_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Pure rules
-
-
-def _finite(value: float | None) -> bool:
-    return value is not None and isinstance(value, int | float) and math.isfinite(value)
-
-
-def iv_rank_percentile(current: float | None, closes: Sequence[float], window: int = 252
-                       ) -> tuple[float | None, float | None]:
-    """IV rank = (current - low) / (high - low) over the last `window` closes, clipped to [0, 1]; IV percentile =
-    share of those closes strictly below current. Unknown (None, None) without a current value or a full window."""
-    values = [c for c in closes if _finite(c)][-window:]
-    if not _finite(current) or len(values) < window:
-        return None, None
-    assert current is not None
-    low, high = min(values), max(values)
-    rank = None if high == low else min(1.0, max(0.0, (current - low) / (high - low)))
-    percentile = sum(1 for v in values if v < current) / len(values)
-    return rank, percentile
-
-
-def flow_of(change: float | None, dead_band: float) -> str | None:
-    """up | down | flat from a relative move and a dead band; None when the move is unknown."""
-    if not _finite(change):
-        return None
-    assert change is not None
-    if change > dead_band:
-        return "up"
-    if change < -dead_band:
-        return "down"
-    return "flat"
-
-
-def auto_trend(closes: Sequence[float]) -> str | None:
-    """Trend `auto`: up when the last close is more than 1 % above the mean of the last 20 closes (itself
-    included), down when more than 1 % below, else sideways; None with fewer than 20 closes."""
-    values = [c for c in closes if _finite(c)]
-    if len(values) < TREND_SMA_SESSIONS:
-        return None
-    sma = sum(values[-TREND_SMA_SESSIONS:]) / TREND_SMA_SESSIONS
-    return flow_of(values[-1] / sma - 1.0, TREND_DEAD_BAND).replace("flat", "sideways")  # type: ignore[union-attr]
-
-
-def cumulative_volume(bars: Sequence[Bar], until: datetime) -> float | None:
-    volumes = [b.volume for b in bars if b.time <= until and _finite(b.volume)]
-    return float(sum(volumes)) if volumes else None  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -476,89 +429,3 @@ class MarketWatcher:
             source=getattr(self.provider, "label", "live"),
             session_date=session,
         )
-
-
-# ------------------------------------------------------------------------------------------------------------
-# One-shot answers (`spreadwatch status`, `scan --at`)
-
-
-def one_shot_now(provider: Provider, calendar: MarketCalendar, at: str | None, start: str | None) -> datetime:
-    """The instant a one-shot command answers for: --at; else on replay the replay clock's start (--start, or the
-    open of the replayed day); else the wall clock (read here, at the edge, never in the rules)."""
-    from spreadwatch.app.clock import WallClock, parse_instant
-
-    if at:
-        return parse_instant(at)
-    if getattr(provider, "label", "live") == "replay":
-        if start:
-            return parse_instant(start)
-        return provider.default_start(calendar)  # type: ignore[attr-defined]
-    return WallClock().now()
-
-
-def market_context(config: Config, ticker: str | None = None, source: str | None = None, at: str | None = None,
-                   start: str | None = None, trend: str | None = None,
-                   provider: Provider | None = None) -> tuple[MarketContext, Provider]:
-    """What the loop would see at one instant: a fresh watcher (regime rebuilt over the previous and the current
-    session) updated once. Returns the context and the provider it came from (for its description)."""
-    from spreadwatch.edges.calendar import MarketCalendar
-    from spreadwatch.edges.providers import make_provider
-
-    name = ticker or config.watch[0]
-    config.ticker(name)  # unknown ticker: ConfigError naming the configured ones
-    provider = provider or make_provider(source, config)
-    calendar = MarketCalendar(config.display_timezone)
-    now = one_shot_now(provider, calendar, at, start)
-    # A week of margin: the answer also needs the previous and the next session.
-    first = calendar.first_known_session + timedelta(days=7)
-    last = calendar.last_known_session - timedelta(days=7)
-    if not first <= now.date() <= last:
-        raise InputError(f"{iso_utc(now)} is outside the exchange calendar's range ({first} to {last})")
-    watcher = MarketWatcher(config, provider, calendar, name, trend=trend)
-    return watcher.update(now), provider
-
-
-def _fmt(value: float | None, pattern: str = "{:,.2f}") -> str:
-    return "unknown" if value is None else pattern.format(value)
-
-
-def render_text(context: MarketContext, description: str, display_tz: str) -> list[str]:
-    """Human lines for `spreadwatch status` (unknown values say so)."""
-    from zoneinfo import ZoneInfo
-
-    c = context
-    local = c.time.astimezone(ZoneInfo(display_tz))
-    lines = [f"{c.ticker} at {local:%Y-%m-%d %H:%M %Z} ({iso_utc(c.time)})", f"source: {description}"]
-    market = f"market: {c.session}"
-    if c.seconds_to_close is not None:
-        hours, rest = divmod(int(c.seconds_to_close), 3600)
-        market += f", closes in {hours}h{rest // 60:02d}m"
-    market += f"; trading hours {'open' if c.market_open else 'closed'}"
-    market += f"; entry window {'open' if c.entry_window_open else 'closed'}"
-    lines.append(market)
-    change = _fmt(c.change_ratio, "{:+.2%}")
-    lines.append(f"price: {_fmt(c.price)}  change: {change} vs previous close {_fmt(c.prev_close)}  "
-                 f"flow: {c.flow or 'unknown'} (0 DTE: {c.flow_0dte or 'unknown'})")
-    regime = c.regime or "unknown"
-    if c.regime_changed_at is not None and c.previous_regime is not None:
-        regime += f" (from {c.previous_regime} at {c.regime_changed_at.astimezone(ZoneInfo(display_tz)):%H:%M %Z})"
-    lines.append(f"VIX: {_fmt(c.vix)}  regime: {regime}")
-    lines.append(f"vol index: {_fmt(c.vol_index)}  IV rank: {_fmt(c.iv_rank, '{:.2f}')}  "
-                 f"IV percentile: {_fmt(c.iv_percentile, '{:.2f}')}")
-    lines.append(f"volume ratio: {_fmt(c.volume_ratio, '{:.2f}')}  trend: {c.trend or 'unknown'}")
-    parts = []
-    for name, s in c.sources.items():
-        age = "no value" if s.age_seconds is None else f"age {duration_text(s.age_seconds)}"
-        errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items()))
-        parts.append(f"{name} {'up' if s.up else 'DOWN'} ({age}{'; errors: ' + errors if errors else ''})")
-    lines.append("sources: " + "; ".join(parts))
-    return lines
-
-
-def duration_text(seconds: float) -> str:
-    """`45 s`, `17 min`, `17.6 h`: how ages are shown to people (status, the event log)."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -188,7 +188,7 @@ def config_check(ctx: Context, file: str | None, as_json: bool) -> None:
 def status(ctx: Context, ticker: str | None, source: str | None, start_at: str | None,
            at: str | None, trend: str | None, db_path: str | None, as_json: bool) -> None:
     """The market context the loop would see now (or --at an instant): price, VIX regime, IV rank, flow."""
-    from spreadwatch.app.watcher import market_context, render_text
+    from spreadwatch.app.status import market_context, render_text
 
     config = ctx.config
     context, provider = market_context(config, ticker=ticker, source=source, at=at, start=start_at, trend=trend)
@@ -263,7 +263,7 @@ def run_scan(config: Any, *, ticker: str | None, source: str | None, start_at: s
     """The scan the loop would run at one instant; --vix/--price/--flow override the market context."""
     import dataclasses
 
-    from spreadwatch.app.watcher import market_context
+    from spreadwatch.app.status import market_context
     from spreadwatch.domain import regime as regime_rules
     from spreadwatch.edges.gridfile import grid_path, load_grid
 

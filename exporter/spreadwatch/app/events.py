@@ -1,0 +1,173 @@
+"""The event log: changes only, in the words of the original's alerts.log.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from spreadwatch.app.snapshot import Snapshot
+from spreadwatch.app.status import duration_text
+from spreadwatch.domain.positions import exit_signals
+
+events = logging.getLogger("spreadwatch.events")
+
+
+def _age_text(age: float | None) -> str:
+    return "no value" if age is None else f"{duration_text(age)} old"
+
+
+OPENING_GRACE_SECONDS = 180  # no "stale" event in a session's first 3 minutes (the alert rule waits as long)
+
+
+class EventTracker:
+    """Writes the event log (`[2026-02-21 09:15:00] [WARNING] Regime change: LOW → MEDIUM (VIX 18.5)`) on changes
+    only: a ticker's market data going stale and fresh again, the regime becoming unknown and known again, regime
+    changes, opportunities entering their window, exits met, risk breaches, sources down and up."""
+
+    def __init__(self, config: Any, calendar: Any) -> None:
+        self.config = config
+        self.calendar = calendar
+        self._regime: str | None = None  # the last known regime
+        self._regime_known: bool | None = None  # None until the first snapshot with market data
+        self._stale: dict[str, frozenset[str]] = {}  # ticker -> its symbols without a current value
+        self._in_window: set[str] = set()
+        self._exits: set[tuple[str, str]] = set()
+        self._risk: set[str] = set()
+        self._down: set[str] = set()
+        self._first = True
+
+    def _emit(self, now: datetime, level: str, message: str) -> None:
+        stamp = self.calendar.local(now).strftime("%Y-%m-%d %H:%M:%S")
+        events.log(getattr(logging, level if level != "OPPORTUNITY" and level != "EXIT" else "WARNING"),
+                   "[%s] [%s] %s", stamp, level, message)
+
+    # ---- market data and regime: known or not (DESIGN "Clock, replay and staleness") ---------------------------
+    def _ages(self, now: datetime, ctx: Any) -> dict[str, float | None]:
+        """Each source's age at `now`: the newest valid value's age when the context was built plus the context's
+        own age (a fetch that hangs keeps an old context); None when the source never gave a value."""
+        lag = (now - ctx.time).total_seconds()
+        return {symbol: None if st.age_seconds is None else st.age_seconds + lag
+                for symbol, st in ctx.sources.items()}
+
+    def _current(self, now: datetime, ctx: Any, symbol: str) -> bool:
+        """Whether `symbol` had a current value, as the metrics say: current at the context's time (the watcher's
+        staleness rule) and, as the collector has it, from a context no older than the bound."""
+        bound = float(self.config.market.stale_after_seconds)
+        return ctx.sources[symbol].current and (now - ctx.time).total_seconds() <= bound
+
+    def _opening(self, now: datetime) -> bool:
+        """The first minutes of a session, before the first bar of the day can be expected: every source still holds
+        the previous close. Not news (as in SpreadwatchMarketDataStale's rule)."""
+        if not self.calendar.is_open(now):
+            return False
+        session_open, _ = self.calendar.open_close(self.calendar.current_or_last_session(now))
+        return (now - session_open).total_seconds() < OPENING_GRACE_SECONDS
+
+    def _freshness(self, now: datetime, s: Snapshot) -> None:
+        """A ticker's sources without a current value: a warning when some become stale (which, how old), INFO when
+        they are fresh again. At the first snapshot only what is stale is reported; in the opening minutes only a
+        source with no value at all."""
+        bound = duration_text(float(self.config.market.stale_after_seconds))
+        opening = self._opening(now)
+        for ticker, ctx in sorted(s.contexts.items()):
+            ages = self._ages(now, ctx)
+            before = self._stale.get(ticker, frozenset())
+            stale = frozenset(symbol for symbol in ctx.sources if not self._current(now, ctx, symbol)
+                              and (not opening or symbol in before or ages[symbol] is None))
+            if stale - before:
+                listed = ", ".join(f"{symbol} {_age_text(ages[symbol])}" for symbol in ctx.sources
+                                   if symbol in stale - before)
+                self._emit(now, "WARNING", f"Market data stale: {ticker} ({listed}; bound {bound})")
+            if before - stale:
+                back = ", ".join(symbol for symbol in ctx.sources if symbol in before - stale)
+                still = ", ".join(f"{symbol} {_age_text(ages[symbol])}" for symbol in ctx.sources
+                                  if symbol in stale)
+                self._emit(now, "INFO", f"Market data fresh again: {ticker} ({back})"
+                                        + (f"; still stale: {still}" if still else ""))
+            self._stale[ticker] = stale
+
+    def _regime_events(self, now: datetime, ctx: Any) -> None:
+        """Unknown VIX is an unknown regime (said once); when the VIX returns the rule has resumed from the last
+        known regime, so only a different regime is a change."""
+        fresh = (now - ctx.time).total_seconds() <= float(self.config.market.stale_after_seconds)
+        regime = ctx.regime if fresh else None
+        vix = f" (VIX {ctx.vix:.1f})" if ctx.vix is not None else ""
+        if regime is None and self._opening(now) and self._regime_known is not False:
+            return  # the previous close's VIX until the first bar of the day: not news
+        if regime is None:
+            if self._regime_known is not False:
+                symbol = self.config.market.vix_symbol
+                why = f"{symbol} {_age_text(self._ages(now, ctx).get(symbol))}"
+                last = f"; last known {self._regime.upper()}" if self._regime is not None else ""
+                self._emit(now, "WARNING", f"Regime unknown: VIX unavailable ({why}{last})")
+            self._regime_known = False
+            return
+        if self._regime_known is False:
+            again = " again" if self._regime is not None else ""
+            self._emit(now, "INFO", f"Regime known{again}: {regime.upper()}{vix}")
+        if self._regime is not None and regime != self._regime:
+            self._emit(now, "WARNING", f"Regime change: {self._regime.upper()} → {regime.upper()}{vix}")
+        self._regime = regime
+        self._regime_known = True
+
+    def observe(self, s: Snapshot) -> None:
+        now = s.time
+        if now is None:
+            return
+        self._freshness(now, s)
+        ctx = next(iter(sorted(s.contexts.items())), (None, None))[1]
+        if ctx is not None:
+            self._regime_events(now, ctx)
+
+        entered = []
+        current: set[str] = set()
+        for result in s.scans.values():
+            for o in result.opportunities:
+                if o.in_window and not o.blocked_by_risk:
+                    current.add(o.id)
+                    if o.id not in self._in_window:
+                        entered.append(o)
+        if entered:
+            lines = "\n".join(f"  {o.alert_line()}" for o in entered)
+            self._emit(now, "OPPORTUNITY", f"Found {len(entered)} trade opportunity(ies)\n{lines}")
+        self._in_window = current
+
+        exits_now: set[tuple[str, str]] = set()
+        for item in s.positions:
+            for signal in exit_signals(item.position, item.sessions_to_expiry, self.config.exits):
+                key = (item.position.id, signal.reason)
+                exits_now.add(key)
+                if key not in self._exits:
+                    self._emit(now, "EXIT", f"EXIT SIGNAL - Position {item.position.id} | Reason: {signal.detail}")
+        self._exits = exits_now
+
+        risk_now = set()
+        pf = s.portfolio
+        if pf is not None:
+            limits = self.config.risk
+            if pf.open_risk > limits.max_total_risk:
+                risk_now.add("risk")
+                if "risk" not in self._risk:
+                    self._emit(now, "ERROR", f"RISK LIMIT BREACH - Total Capital at Risk: ${pf.open_risk:,.0f} "
+                                             f"exceeds ${limits.max_total_risk:,.0f}")
+            if pf.open_count > limits.max_positions:
+                risk_now.add("count")
+                if "count" not in self._risk:
+                    self._emit(now, "ERROR", f"POSITION LIMIT BREACH - {pf.open_count} open positions exceed "
+                                             f"{limits.max_positions}")
+        self._risk = risk_now
+
+        down_now = set()
+        for context in s.contexts.values():
+            for symbol, st in context.sources.items():
+                if not st.up:
+                    down_now.add(symbol)
+        for symbol in sorted(down_now - self._down):
+            self._emit(now, "WARNING", f"Market data source {symbol} is down")
+        if not self._first:
+            for symbol in sorted(self._down - down_now):
+                self._emit(now, "INFO", f"Market data source {symbol} is back up")
+        self._down = down_now
+        self._first = False

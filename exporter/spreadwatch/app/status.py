@@ -1,0 +1,101 @@
+"""One-shot answers (`spreadwatch status`, `scan --at`): the market context at one instant, and its text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from spreadwatch.app.watcher import MarketContext, MarketWatcher, iso_utc
+from spreadwatch.errors import InputError
+
+if TYPE_CHECKING:
+    from spreadwatch.config import Config
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.providers import Provider
+
+
+# ------------------------------------------------------------------------------------------------------------
+# One-shot answers (`spreadwatch status`, `scan --at`)
+
+
+def one_shot_now(provider: Provider, calendar: MarketCalendar, at: str | None, start: str | None) -> datetime:
+    """The instant a one-shot command answers for: --at; else on replay the replay clock's start (--start, or the
+    open of the replayed day); else the wall clock (read here, at the edge, never in the rules)."""
+    from spreadwatch.app.clock import WallClock, parse_instant
+
+    if at:
+        return parse_instant(at)
+    if getattr(provider, "label", "live") == "replay":
+        if start:
+            return parse_instant(start)
+        return provider.default_start(calendar)  # type: ignore[attr-defined]
+    return WallClock().now()
+
+
+def market_context(config: Config, ticker: str | None = None, source: str | None = None, at: str | None = None,
+                   start: str | None = None, trend: str | None = None,
+                   provider: Provider | None = None) -> tuple[MarketContext, Provider]:
+    """What the loop would see at one instant: a fresh watcher (regime rebuilt over the previous and the current
+    session) updated once. Returns the context and the provider it came from (for its description)."""
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.providers import make_provider
+
+    name = ticker or config.watch[0]
+    config.ticker(name)  # unknown ticker: ConfigError naming the configured ones
+    provider = provider or make_provider(source, config)
+    calendar = MarketCalendar(config.display_timezone)
+    now = one_shot_now(provider, calendar, at, start)
+    # A week of margin: the answer also needs the previous and the next session.
+    first = calendar.first_known_session + timedelta(days=7)
+    last = calendar.last_known_session - timedelta(days=7)
+    if not first <= now.date() <= last:
+        raise InputError(f"{iso_utc(now)} is outside the exchange calendar's range ({first} to {last})")
+    watcher = MarketWatcher(config, provider, calendar, name, trend=trend)
+    return watcher.update(now), provider
+
+
+def _fmt(value: float | None, pattern: str = "{:,.2f}") -> str:
+    return "unknown" if value is None else pattern.format(value)
+
+
+def render_text(context: MarketContext, description: str, display_tz: str) -> list[str]:
+    """Human lines for `spreadwatch status` (unknown values say so)."""
+    from zoneinfo import ZoneInfo
+
+    c = context
+    local = c.time.astimezone(ZoneInfo(display_tz))
+    lines = [f"{c.ticker} at {local:%Y-%m-%d %H:%M %Z} ({iso_utc(c.time)})", f"source: {description}"]
+    market = f"market: {c.session}"
+    if c.seconds_to_close is not None:
+        hours, rest = divmod(int(c.seconds_to_close), 3600)
+        market += f", closes in {hours}h{rest // 60:02d}m"
+    market += f"; trading hours {'open' if c.market_open else 'closed'}"
+    market += f"; entry window {'open' if c.entry_window_open else 'closed'}"
+    lines.append(market)
+    change = _fmt(c.change_ratio, "{:+.2%}")
+    lines.append(f"price: {_fmt(c.price)}  change: {change} vs previous close {_fmt(c.prev_close)}  "
+                 f"flow: {c.flow or 'unknown'} (0 DTE: {c.flow_0dte or 'unknown'})")
+    regime = c.regime or "unknown"
+    if c.regime_changed_at is not None and c.previous_regime is not None:
+        regime += f" (from {c.previous_regime} at {c.regime_changed_at.astimezone(ZoneInfo(display_tz)):%H:%M %Z})"
+    lines.append(f"VIX: {_fmt(c.vix)}  regime: {regime}")
+    lines.append(f"vol index: {_fmt(c.vol_index)}  IV rank: {_fmt(c.iv_rank, '{:.2f}')}  "
+                 f"IV percentile: {_fmt(c.iv_percentile, '{:.2f}')}")
+    lines.append(f"volume ratio: {_fmt(c.volume_ratio, '{:.2f}')}  trend: {c.trend or 'unknown'}")
+    parts = []
+    for name, s in c.sources.items():
+        age = "no value" if s.age_seconds is None else f"age {duration_text(s.age_seconds)}"
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items()))
+        parts.append(f"{name} {'up' if s.up else 'DOWN'} ({age}{'; errors: ' + errors if errors else ''})")
+    lines.append("sources: " + "; ".join(parts))
+    return lines
+
+
+def duration_text(seconds: float) -> str:
+    """`45 s`, `17 min`, `17.6 h`: how ages are shown to people (status, the event log)."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

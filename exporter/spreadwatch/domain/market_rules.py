@@ -1,0 +1,67 @@
+"""The market context's pure rules: IV rank/percentile, flow, trend `auto`, cumulative volume.
+
+Values in, values out: no provider, clock or logging.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spreadwatch.edges.providers import Bar
+
+# Trend `auto`: last close vs its 20-session simple moving average, with a +-1 % dead band.
+TREND_SMA_SESSIONS = 20
+TREND_DEAD_BAND = 0.01
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pure rules
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and isinstance(value, int | float) and math.isfinite(value)
+
+
+def iv_rank_percentile(current: float | None, closes: Sequence[float], window: int = 252
+                       ) -> tuple[float | None, float | None]:
+    """IV rank = (current - low) / (high - low) over the last `window` closes, clipped to [0, 1]; IV percentile =
+    share of those closes strictly below current. Unknown (None, None) without a current value or a full window."""
+    values = [c for c in closes if _finite(c)][-window:]
+    if not _finite(current) or len(values) < window:
+        return None, None
+    assert current is not None
+    low, high = min(values), max(values)
+    rank = None if high == low else min(1.0, max(0.0, (current - low) / (high - low)))
+    percentile = sum(1 for v in values if v < current) / len(values)
+    return rank, percentile
+
+
+def flow_of(change: float | None, dead_band: float) -> str | None:
+    """up | down | flat from a relative move and a dead band; None when the move is unknown."""
+    if not _finite(change):
+        return None
+    assert change is not None
+    if change > dead_band:
+        return "up"
+    if change < -dead_band:
+        return "down"
+    return "flat"
+
+
+def auto_trend(closes: Sequence[float]) -> str | None:
+    """Trend `auto`: up when the last close is more than 1 % above the mean of the last 20 closes (itself
+    included), down when more than 1 % below, else sideways; None with fewer than 20 closes."""
+    values = [c for c in closes if _finite(c)]
+    if len(values) < TREND_SMA_SESSIONS:
+        return None
+    sma = sum(values[-TREND_SMA_SESSIONS:]) / TREND_SMA_SESSIONS
+    return flow_of(values[-1] / sma - 1.0, TREND_DEAD_BAND).replace("flat", "sideways")  # type: ignore[union-attr]
+
+
+def cumulative_volume(bars: Sequence[Bar], until: datetime) -> float | None:
+    volumes = [b.volume for b in bars if b.time <= until and _finite(b.volume)]
+    return float(sum(volumes)) if volumes else None  # type: ignore[arg-type]
