@@ -4,7 +4,7 @@ simple` on the same file, measured in the same run.
 Each command is a fresh process started through its console script in the same bin directory as this Python (the
 wrappers pip writes; both pay the same interpreter start-up, neither pays a pyenv shim), output to /dev/null. The
 commands run interleaved, round after round, after a warm-up round, and each is reported as its median wall time.
-The target (issue 2): each ratio at most 1.5; the script exits 1 otherwise.
+The target: each ratio at most 1.5 (a position command must not be slower than the generic tool); the script exits 1 otherwise.
 Usage: python benchmarks/bench_positions.py [--positions 1000] [--open 400] [--repeat 15]
 """
 

@@ -50,7 +50,7 @@ SESSION_EXPR = " + ".join(f'{code} * sum(spreadwatch_market_session{{session="{n
 SESSION_DISPLAY = {"closed": ("closed", "text"), "pre": ("pre-market", "blue"), "open": ("open", "green"),
                    "after": ("after hours", "purple")}
 
-# VIX regime colours (DESIGN.md: very_low < 12 <= low < 16 <= medium < 20 <= high < 30 <= extreme).
+# VIX regime colours (the default regime.boundaries: very_low < 12 <= low < 16 <= medium < 20 <= high < 30 <= extreme).
 REGIMES = ("very_low", "low", "medium", "high", "extreme")
 REGIME_COLOURS = ("blue", "green", "yellow", "orange", "red")
 VIX_BOUNDARIES = (12.0, 16.0, 20.0, 30.0)

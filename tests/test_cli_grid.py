@@ -217,7 +217,7 @@ def test_grid_build_with_yahoo_unreachable_is_one_line_without_library_warnings(
                                    site, 224, module="yfinance.multi")
             raise ProviderError(symbol, "empty", "download 1d returned an empty frame")
 
-    monkeypatch.setattr(providers, "make_provider", lambda spec, config: Unreachable())
+    monkeypatch.setattr(providers, "make_provider", lambda spec: Unreachable())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code, output = invoke("grid", "build", "--ticker", "SPX", "--start", "2026-06-01", "--end", "2026-08-31",

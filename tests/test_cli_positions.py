@@ -21,7 +21,7 @@ from spreadwatch.edges.cli import cli
 from spreadwatch.edges.store import PositionBook
 
 DATA = Path(__file__).parent / "data"
-# DESIGN.md, "Positions (CLI and JSON)", in this order; the book adds pnl_updated_at and closed_at after them.
+# The documented `positions list --json` keys (docs/positions.md), in this order; the book adds pnl_updated_at and closed_at after them.
 LIST_KEYS = ["id", "ticker", "spread", "band", "flow_mode", "dte", "contracts", "entry_time", "expiry", "credit",
              "risk", "pnl", "status", "short_put", "long_put", "short_call", "long_call", "note"]
 EXTRA_KEYS = ["pnl_updated_at", "closed_at"]

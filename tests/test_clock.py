@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from spreadwatch.app.clock import FixedClock, ReplayClock, WallClock, parse_instant
+from spreadwatch.app.clock import ReplayClock, WallClock, parse_instant
 from spreadwatch.errors import InputError
 
 
@@ -47,17 +47,6 @@ def test_replay_clock_rejects_naive_start_and_bad_speed():
         ReplayClock(datetime(2026, 11, 24), speed=1)
     with pytest.raises(ValueError):
         ReplayClock(datetime(2026, 11, 24, tzinfo=UTC), speed=0)
-
-
-def test_fixed_clock_pins_the_instant_and_advances_only_by_waiting():
-    at = datetime(2026, 11, 24, 7, 30, tzinfo=timezone(timedelta(hours=-8)))
-    clock = FixedClock(at)
-    assert clock.now() == datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
-    assert clock.now() == clock.now()
-    clock.wait(60, threading.Event())
-    assert clock.now() == datetime(2026, 11, 24, 15, 31, tzinfo=UTC)
-    with pytest.raises(ValueError):
-        FixedClock(datetime(2026, 11, 24, 15, 30))
 
 
 def test_wall_clock_is_aware_utc():

@@ -1,7 +1,7 @@
 """Grafana as code: the generated dashboards, their provisioning, and every panel query against real components.
 
 - The committed JSON is exactly what grafana/generate.py produces (byte for byte).
-- The dashboard has what issue 7 asks for, and every metric it queries is documented and emitted.
+- The dashboard shows the market context, opportunities, positions, portfolio and data health, and every metric it queries is documented and emitted.
 - Provisioning: valid YAML; datasources (Prometheus, Alertmanager) with the uids the dashboard uses, at the compose
   service names and ports; the dashboard provider reads the directory compose mounts the committed dashboards at;
   Grafana's admin password comes from a secret file and anonymous access is off.
@@ -165,7 +165,7 @@ def test_the_main_dashboard_has_what_the_issue_lists():
     assert "spreadwatch_change_ratio{" in exprs(find_panel("Change"))
     vix = find_panel("VIX")
     steps = vix["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    assert [s["value"] for s in steps] == [None, 12.0, 16.0, 20.0, 30.0]  # DESIGN.md's regime boundaries
+    assert [s["value"] for s in steps] == [None, 12.0, 16.0, 20.0, 30.0]  # the default regime boundaries
     assert len({s["color"] for s in steps}) == 5
     boundaries = find_panel("VIX and regime boundaries")
     assert boundaries["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"

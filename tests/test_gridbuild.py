@@ -210,7 +210,7 @@ def test_yahoo_source_goes_through_make_provider(monkeypatch, tmp_path: Path) ->
     provider = spx_2018_provider()
     import spreadwatch.edges.providers as providers
 
-    monkeypatch.setattr(providers, "make_provider", lambda spec, config: provider)
+    monkeypatch.setattr(providers, "make_provider", lambda spec: provider)
     request = gridbuild.BuildRequest(ticker="SPX", source="yahoo", end=date(2018, 12, 31), days=30, dtes=(1,),
                                      bands=("P95",), widths=(25.0,), out=str(tmp_path / "g.csv"), progress=False)
     result = gridbuild.build(Config(), request)
@@ -245,7 +245,7 @@ def test_scanner_finds_opportunities_in_the_built_grid_with_its_band_moves(built
     # Honest model credits at these bands give ROI of a few percent, under the default 20 % floor (calibrated on
     # the original's impossible grid): relax the quality floors to check the pipeline, not the thresholds.
     defaults = Config()
-    config = defaults.with_overrides(scan=dataclasses.replace(
+    config = dataclasses.replace(defaults, scan=dataclasses.replace(
         defaults.scan, min_roi=0.0, min_sharpe=-10.0, min_composite_score=0.0, min_win_rate=0.0))
     grid = load_grid(out)
     res = scan(grid, ticker="SPX", now=datetime(2019, 1, 2, 15, 0, tzinfo=UTC), calendar=MarketCalendar(),
@@ -285,7 +285,7 @@ def test_yahoo_end_reads_past_end_for_the_expiries_and_the_window_ends_on_end(mo
     provider = spx_2018_provider()
     import spreadwatch.edges.providers as providers
 
-    monkeypatch.setattr(providers, "make_provider", lambda spec, config: provider)
+    monkeypatch.setattr(providers, "make_provider", lambda spec: provider)
     request = gridbuild.BuildRequest(ticker="SPX", source="yahoo", start=date(2018, 10, 1), end=date(2018, 11, 30),
                                      dtes=(5,), bands=("P95",), widths=(25.0,), out=str(tmp_path / "g.csv"),
                                      progress=False)

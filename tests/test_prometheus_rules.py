@@ -1,5 +1,5 @@
 """The Prometheus artefacts (prometheus/) checked with the real promtool: config, rules, rule unit tests, and the
-conventions every alert must follow (labels, annotations, a RUNBOOK.md heading, the names DESIGN.md lists)."""
+conventions every alert must follow (labels, annotations, a RUNBOOK.md heading, the alert names the README documents)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROM / "tests").glob("*_test.yml"))
 RUNBOOK_BASE = "https://github.com/spreadwatch/spreadwatch/blob/main/RUNBOOK.md#"
 
-# DESIGN.md "Contracts > Alerts": every one of these must exist.
-DESIGN_ALERTS = {
+# The README's alerts: every one of these must exist.
+DOCUMENTED_ALERTS = {
     "SpreadwatchRegimeChange", "SpreadwatchOpportunity", "SpreadwatchProfitTarget", "SpreadwatchStopLoss",
     "SpreadwatchTimeExit", "SpreadwatchExpiryDay", "SpreadwatchRiskLimitBreach", "SpreadwatchPositionLimitBreach",
     "SpreadwatchMarketDataStale", "SpreadwatchExporterDown", "SpreadwatchGridStale", "SpreadwatchPnlNotUpdated",
@@ -89,7 +89,7 @@ def test_every_alert_is_exercised_by_a_unit_test():
 def test_every_alert_named_in_design_exists_and_nothing_else():
     names = [rule["alert"] for rule in ALERTS]
     assert len(names) == len(set(names)), "an alert is defined twice"
-    assert set(names) == DESIGN_ALERTS
+    assert set(names) == DOCUMENTED_ALERTS
 
 
 @pytest.mark.parametrize("rule", ALERTS, ids=[r["alert"] for r in ALERTS])
@@ -120,7 +120,7 @@ def test_no_rule_compares_an_exported_timestamp_with_time(rule):
 
 
 def test_exit_alerts_have_no_for_delay():
-    # DESIGN: an exit alert fires within one scrape plus one evaluation of its condition becoming true.
+    # An exit alert fires within one scrape plus one evaluation of its condition becoming true.
     for rule in ALERTS:
         if rule["labels"]["category"] == "exit" and rule["alert"] != "SpreadwatchPnlNotUpdated":
             assert "for" not in rule, rule["alert"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spreadwatch.config import Config, bundled_path
+from spreadwatch.config import bundled_path
 from spreadwatch.edges.calendar import MarketCalendar
 from spreadwatch.edges.providers import ProviderError, make_provider
 from spreadwatch.edges.providers.replay import ReplayProvider
@@ -121,18 +121,17 @@ def test_default_start_is_the_open_of_the_replayed_day(small):
 
 
 def test_make_provider_specs():
-    config = Config()
-    bundled = make_provider(None, config)
+    bundled = make_provider(None)
     assert isinstance(bundled, ReplayProvider) and bundled.label == "replay"
     assert "SYNTHETIC" in bundled.description and "bundled" in bundled.description
-    assert isinstance(make_provider("yahoo", config), YahooProvider)  # constructing it makes no request
-    assert make_provider("yahoo", config).label == "live"
+    assert isinstance(make_provider("yahoo"), YahooProvider)  # constructing it makes no request
+    assert make_provider("yahoo").label == "live"
     with pytest.raises(InputError, match="replay:FILE needs a file"):
-        make_provider("replay:", config)
+        make_provider("replay:")
     with pytest.raises(InputError, match="unknown --source 'bloomberg'"):
-        make_provider("bloomberg", config)
+        make_provider("bloomberg")
     with pytest.raises(DataError, match="not found"):
-        make_provider("replay:/no/such/file.csv", config)
+        make_provider("replay:/no/such/file.csv")
 
 
 # ---- the bundled sample -------------------------------------------------------------------------------------

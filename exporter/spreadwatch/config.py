@@ -189,9 +189,6 @@ class Config:
         except KeyError:
             raise ConfigError(f"unknown ticker {name!r}; configured: {', '.join(sorted(self.tickers))}") from None
 
-    def with_overrides(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Loading

@@ -1,7 +1,7 @@
 """Clocks: the one source of "now" for the loop and one-shot commands.
 
-WallClock is live time; ReplayClock runs from a start instant at `speed` replay seconds per wall second;
-FixedClock pins one instant (`--at`). Everything else takes `now` as an argument.
+WallClock is live time; ReplayClock runs from a start instant at `speed` replay seconds per wall second.
+One-shot commands answer for one instant (`--at`) and need no clock. Everything else takes `now` as an argument.
 """
 
 from __future__ import annotations
@@ -40,23 +40,6 @@ class ReplayClock:
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
         return stop.wait(max(0.0, seconds) / self.speed)
-
-
-class FixedClock:
-    label = "replay"
-
-    def __init__(self, at: datetime, label: str = "replay") -> None:
-        if at.tzinfo is None:
-            raise ValueError("--at must be timezone-aware (e.g. 2026-11-27T15:10:00Z)")
-        self.at = at.astimezone(UTC)
-        self.label = label
-
-    def now(self) -> datetime:
-        return self.at
-
-    def wait(self, seconds: float, stop: threading.Event) -> bool:
-        self.at += timedelta(seconds=max(0.0, seconds))
-        return stop.is_set()
 
 
 def parse_instant(text: str) -> datetime:

@@ -43,7 +43,7 @@ class EventTracker:
         events.log(getattr(logging, level if level != "OPPORTUNITY" and level != "EXIT" else "WARNING"),
                    "[%s] [%s] %s", stamp, level, message)
 
-    # ---- market data and regime: known or not (DESIGN "Clock, replay and staleness") ---------------------------
+    # ---- market data and regime: known or not (the staleness rule, docs/market.md) ----------------------------
     def _ages(self, now: datetime, ctx: Any) -> dict[str, float | None]:
         """Each source's age at `now`: the newest valid value's age when the context was built plus the context's
         own age (a fetch that hangs keeps an old context); None when the source never gave a value."""

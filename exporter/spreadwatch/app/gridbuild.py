@@ -267,7 +267,7 @@ def load_history(config: Config, request: BuildRequest, max_dte: int) -> History
         # Bars: the entries, the trailing window and the DTE horizon before them, the expiries after --end.
         count = entries + config.market.band_window_sessions + 2 * max_dte + 30
         with quiet_third_party_warnings():
-            provider = make_provider("yahoo", config)
+            provider = make_provider("yahoo")
         return history_from_provider(provider, ticker.price_symbol, ticker.vol_index, config.market.vix_symbol,
                                      before, count)
     raise InputError(f"unknown --source {source!r}; use yahoo or csv:FILE")

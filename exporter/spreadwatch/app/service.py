@@ -5,9 +5,6 @@ cycle takes one wall second), fault containment (a provider that raises, hangs o
 missing database, a broken grid: the error is counted, the last good part is kept, the process never exits),
 the event log (changes only, like the original's alerts.log) and the atomic snapshot swap. Scrapes never reach
 in here: they read `Service.snapshot`.
-
-COORDINATION NOTE (lead engineer): this module has landed and other modules and tests depend on its names.
-If your task lists this file as yours, extend it in place with small edits; do not rewrite or replace it.
 """
 
 from __future__ import annotations
@@ -163,7 +160,7 @@ class Service:
         for p in positions:
             if p.status != "open":
                 continue
-            expiry = p.expiry if not isinstance(p.expiry, str) else datetime.fromisoformat(p.expiry).date()
+            expiry = p.expiry
             try:
                 sessions = self.calendar.sessions_to_expiry(today, expiry)
                 close = self.calendar.open_close(expiry)[1] if self.calendar.is_session(expiry) else None

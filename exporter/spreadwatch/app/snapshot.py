@@ -2,9 +2,6 @@
 
 The loop builds a new Snapshot after each step and swaps it in with one reference assignment; scrapes, the
 landing page and /healthz only read the latest one. Holds values only; no I/O, no clock.
-
-COORDINATION NOTE (lead engineer): this module has landed and other modules and tests depend on its names.
-If your task lists this file as yours, extend it in place with small edits; do not rewrite or replace it.
 """
 
 from __future__ import annotations
@@ -17,9 +14,6 @@ if TYPE_CHECKING:
     from spreadwatch.app.watcher import MarketContext
     from spreadwatch.config import Config
     from spreadwatch.domain.scanner import ScanResult
-
-TASKS: tuple[str, ...] = ("market", "scan", "positions")
-
 
 @dataclass(frozen=True)
 class TaskStatus:

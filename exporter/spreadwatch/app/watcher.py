@@ -5,7 +5,7 @@ cached daily history) and the immutable `MarketContext` it returns from `update(
 it applies (IV rank/percentile, flow, trend `auto`, volume ratio). Must not: import yfinance (providers do), read
 the clock (callers pass `now`), or put any value in place of a missing one: unknown is None (JSON null).
 
-Semantics are DESIGN.md's "Clock, replay and staleness"; docs/market.md explains every field.
+docs/market.md explains every field and the staleness rule.
 """
 
 from __future__ import annotations
@@ -84,7 +84,6 @@ class MarketContext:
     sources: dict[str, SourceStatus]
     vol_index: float | None = None  # level of the ticker's vol index (^VXN for NDX)
     source: str = "live"  # live | replay: the provider's label
-    session_date: date | None = None  # the session whose data is current (today's once open, else the last)
 
     def to_json(self) -> dict[str, Any]:
         """The `status --json` object: stable keys, null when unknown (docs/market.md)."""
@@ -427,5 +426,4 @@ class MarketWatcher:
             sources=sources,
             vol_index=vol_level,
             source=getattr(self.provider, "label", "live"),
-            session_date=session,
         )

@@ -2,7 +2,7 @@
 
 Pure domain code: values in, values out. No database, clock, calendar or printing here; `store.py` persists
 positions, `cli.py` talks to people, the exporter's loop and the CLI both call `exit_signals` so an alert and an
-`update` say the same thing. Definitions (DESIGN.md, "Position"): credit and risk are dollars for the whole
+`update` say the same thing. Definitions (docs/positions.md): credit and risk are dollars for the whole
 position; profit target when P&L >= profit_target_pct x credit; stop when P&L <= -stop_loss_mult x credit; time
 exit when sessions to expiry <= time_exit_dte, except positions opened at or under that DTE, which get an
 expiry-day reminder instead.
@@ -21,7 +21,7 @@ from spreadwatch.errors import InputError
 
 STATUSES: tuple[str, ...] = ("open", "closed")
 
-# The JSON keys of `positions list --json`, in order (DESIGN.md, "Positions"); extra keys go after these.
+# The JSON keys of `positions list --json`, in order (docs/positions.md, "JSON"); extra keys go after these.
 JSON_KEYS: tuple[str, ...] = (
     "id", "ticker", "spread", "band", "flow_mode", "dte", "contracts", "entry_time", "expiry", "credit", "risk",
     "pnl", "status", "short_put", "long_put", "short_call", "long_call", "note", "pnl_updated_at", "closed_at",
@@ -57,9 +57,6 @@ class Position:
     @property
     def is_open(self) -> bool:
         return self.status == "open"
-
-    def legs(self) -> dict[str, float | None]:
-        return {leg: getattr(self, leg) for leg in LEGS}
 
     def to_json(self) -> dict[str, Any]:
         plain = asdict(self)

@@ -1,6 +1,6 @@
 """Vocabulary every part shares: regimes, bands, spread types, flow modes, trends, session phases.
 
-Pure constants and tiny helpers; no I/O. The meaning of each term is in DESIGN.md ("Domain definitions").
+Pure constants and tiny helpers; no I/O. The meaning of each term is in the docs (docs/market.md, docs/grid.md, docs/positions.md).
 """
 
 from __future__ import annotations

@@ -165,8 +165,3 @@ class MarketCalendar:
             return False
         local = self.local(now).time().replace(second=0, microsecond=0)
         return start <= local <= end
-
-    def local_to_utc(self, day: date, at: time, tz: ZoneInfo | None = None) -> datetime:
-        """The UTC instant of local wall time `at` on `day` in `tz` (default: the display zone)."""
-        zone = tz or self.display_tz
-        return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)

@@ -3,8 +3,6 @@
 Owns argument parsing, turning `SpreadwatchError` into one-line errors with a non-zero exit, and choosing text or
 JSON output. All behaviour lives in the library modules. Imports here stay light (no pandas, yfinance or calendar
 at module level) so `positions list` starts fast; heavy modules are imported inside the commands that need them.
-
-Each command group has its own section below; keep edits inside your section.
 """
 
 from __future__ import annotations
@@ -75,7 +73,7 @@ def ticker_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--source, --start: where market data comes from (see DESIGN.md, replay clock). `run` adds --speed."""
+    """--source, --start: where market data comes from and where a replay's clock starts. `run` adds --speed."""
     func = click.option(
         "--start", "start_at", default=None, metavar="ISO", help="Replay: clock start (default: first bar's open)."
     )(func)
@@ -406,7 +404,7 @@ def run_command(ctx: Context, tickers: tuple[str, ...], trend: str | None, scan_
     if speed <= 0:
         raise InputError("--speed must be > 0")
     address = parse_listen(listen)
-    provider = make_provider(source, config)
+    provider = make_provider(source)
     calendar = MarketCalendar(config.display_timezone)
     if provider.label == "replay":
         start = parse_instant(start_at) if start_at else provider.default_start(calendar)  # type: ignore[attr-defined]

@@ -2,9 +2,6 @@
 
 Handlers only read the service's latest snapshot (through the collector) and its health; no market data, no
 database. Every value shown on the landing page is HTML-escaped: data is never rendered as a template.
-
-COORDINATION NOTE (lead engineer): this module has landed and other modules and tests depend on its names.
-If your task lists this file as yours, extend it in place with small edits; do not rewrite or replace it.
 """
 
 from __future__ import annotations

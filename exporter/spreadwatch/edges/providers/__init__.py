@@ -1,7 +1,7 @@
 """Market-data providers: one small interface, a live one (Yahoo) and a replayed one (CSV of bars).
 
 Owns the shape of market data the rest of the code sees (`Quote`, `Bar`, `DailyBar`), the failure report
-(`ProviderError` with a kind: empty | nan | exception | timeout | rate_limit) and `make_provider(spec, config)`.
+(`ProviderError` with a kind: empty | nan | exception | timeout | rate_limit) and `make_provider(spec)`.
 Must not: invent a value (a missing or NaN quote is reported, never replaced), read the clock (callers pass
 `now`), or import yfinance (only `providers/yahoo.py` does, lazily).
 
@@ -15,12 +15,9 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from spreadwatch.errors import InputError
-
-if TYPE_CHECKING:
-    from spreadwatch.config import Config
 
 FAILURE_KINDS: tuple[str, ...] = ("empty", "nan", "exception", "timeout", "rate_limit")
 BUNDLED_REPLAY = "replay_sample.csv"
@@ -97,7 +94,7 @@ def _finite(value: float | None) -> bool:
     return value is not None and isinstance(value, int | float) and math.isfinite(value)
 
 
-def make_provider(spec: str | None, config: Config) -> Provider:
+def make_provider(spec: str | None) -> Provider:
     """`yahoo` (live), `replay:FILE`, or None / `replay` for the bundled sample. Bad specs raise InputError."""
     from spreadwatch.config import bundled_path
 

@@ -91,21 +91,9 @@ class ReplayProvider:
             self._intraday_days[symbol] = {d for d, n in counts.items() if n > 1}
 
     # ---- facts about the file -------------------------------------------------------------------------------
-    @property
-    def symbols(self) -> tuple[str, ...]:
-        return tuple(sorted(self._rows))
-
-    def first_time(self) -> datetime | None:
-        firsts = [times[0] for times in self._times.values() if times]
-        return min(firsts) if firsts else None
-
     def last_time(self) -> datetime | None:
         lasts = [times[-1] for times in self._times.values() if times]
         return max(lasts) if lasts else None
-
-    def sessions(self, symbol: str) -> list[date]:
-        """Session dates with at least one bar of `symbol`."""
-        return sorted({_et_date(r[0]) for r in self._rows.get(symbol, [])})
 
     def last_intraday_session(self) -> date | None:
         """The newest session date with intraday bars of any symbol."""
