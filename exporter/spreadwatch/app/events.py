@@ -1,4 +1,7 @@
 """The event log: changes only, in the words of the original's alerts.log.
+
+Reads the facts each snapshot decided (which sources are current, the regime, exits met, the portfolio); it
+decides no staleness or regime of its own. Writes to the `spreadwatch.events` logger (console and paths.log_file).
 """
 
 from __future__ import annotations
@@ -7,9 +10,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from spreadwatch.app.snapshot import Snapshot
+from spreadwatch.app.snapshot import Snapshot, TickerFacts
 from spreadwatch.app.status import duration_text
-from spreadwatch.domain.positions import exit_signals
+from spreadwatch.domain.positions import exit_line, exit_signals
 
 events = logging.getLogger("spreadwatch.events")
 
@@ -43,20 +46,7 @@ class EventTracker:
         events.log(getattr(logging, level if level != "OPPORTUNITY" and level != "EXIT" else "WARNING"),
                    "[%s] [%s] %s", stamp, level, message)
 
-    # ---- market data and regime: known or not (the staleness rule, docs/market.md) ----------------------------
-    def _ages(self, now: datetime, ctx: Any) -> dict[str, float | None]:
-        """Each source's age at `now`: the newest valid value's age when the context was built plus the context's
-        own age (a fetch that hangs keeps an old context); None when the source never gave a value."""
-        lag = (now - ctx.time).total_seconds()
-        return {symbol: None if st.age_seconds is None else st.age_seconds + lag
-                for symbol, st in ctx.sources.items()}
-
-    def _current(self, now: datetime, ctx: Any, symbol: str) -> bool:
-        """Whether `symbol` had a current value, as the metrics say: current at the context's time (the watcher's
-        staleness rule) and, as the collector has it, from a context no older than the bound."""
-        bound = float(self.config.market.stale_after_seconds)
-        return ctx.sources[symbol].current and (now - ctx.time).total_seconds() <= bound
-
+    # ---- market data and regime: known or not (the snapshot's facts) -----------------------------------------
     def _opening(self, now: datetime) -> bool:
         """The first minutes of a session, before the first bar of the day can be expected: every source still holds
         the previous close. Not news (as in SpreadwatchMarketDataStale's rule)."""
@@ -65,41 +55,50 @@ class EventTracker:
         session_open, _ = self.calendar.open_close(self.calendar.current_or_last_session(now))
         return (now - session_open).total_seconds() < OPENING_GRACE_SECONDS
 
+    def _stale_symbols(self, now: datetime, facts: TickerFacts, before: frozenset[str], opening: bool
+                       ) -> frozenset[str]:
+        """A ticker's symbols without a current value at `now` (in the opening minutes only those already stale or
+        with no value at all)."""
+        ctx = facts.context
+        return frozenset(symbol for symbol in ctx.sources
+                         if not ctx.source_current(symbol, now)
+                         and (not opening or symbol in before or ctx.source_age(symbol, now) is None))
+
     def _freshness(self, now: datetime, s: Snapshot) -> None:
         """A ticker's sources without a current value: a warning when some become stale (which, how old), INFO when
         they are fresh again. At the first snapshot only what is stale is reported; in the opening minutes only a
         source with no value at all."""
         bound = duration_text(float(self.config.market.stale_after_seconds))
         opening = self._opening(now)
-        for ticker, ctx in sorted(s.contexts.items()):
-            ages = self._ages(now, ctx)
+        for ticker, facts in s.tickers.items():
+            ctx = facts.context
             before = self._stale.get(ticker, frozenset())
-            stale = frozenset(symbol for symbol in ctx.sources if not self._current(now, ctx, symbol)
-                              and (not opening or symbol in before or ages[symbol] is None))
+            stale = self._stale_symbols(now, facts, before, opening)
             if stale - before:
-                listed = ", ".join(f"{symbol} {_age_text(ages[symbol])}" for symbol in ctx.sources
+                listed = ", ".join(f"{symbol} {_age_text(ctx.source_age(symbol, now))}" for symbol in ctx.sources
                                    if symbol in stale - before)
                 self._emit(now, "WARNING", f"Market data stale: {ticker} ({listed}; bound {bound})")
             if before - stale:
                 back = ", ".join(symbol for symbol in ctx.sources if symbol in before - stale)
-                still = ", ".join(f"{symbol} {_age_text(ages[symbol])}" for symbol in ctx.sources
+                still = ", ".join(f"{symbol} {_age_text(ctx.source_age(symbol, now))}" for symbol in ctx.sources
                                   if symbol in stale)
                 self._emit(now, "INFO", f"Market data fresh again: {ticker} ({back})"
                                         + (f"; still stale: {still}" if still else ""))
             self._stale[ticker] = stale
 
-    def _regime_events(self, now: datetime, ctx: Any) -> None:
+    def _regime_events(self, now: datetime, s: Snapshot) -> None:
         """Unknown VIX is an unknown regime (said once); when the VIX returns the rule has resumed from the last
         known regime, so only a different regime is a change."""
-        fresh = (now - ctx.time).total_seconds() <= float(self.config.market.stale_after_seconds)
-        regime = ctx.regime if fresh else None
-        vix = f" (VIX {ctx.vix:.1f})" if ctx.vix is not None else ""
+        facts = s.regime_facts
+        if facts is None or not s.contexts:
+            return
+        regime = facts.regime_at(now)
+        vix = f" (VIX {facts.vix:.1f})" if facts.vix is not None else ""
         if regime is None and self._opening(now) and self._regime_known is not False:
             return  # the previous close's VIX until the first bar of the day: not news
         if regime is None:
             if self._regime_known is not False:
-                symbol = self.config.market.vix_symbol
-                why = f"{symbol} {_age_text(self._ages(now, ctx).get(symbol))}"
+                why = f"{facts.symbol} {_age_text(facts.vix_age_at(now))}"
                 last = f"; last known {self._regime.upper()}" if self._regime is not None else ""
                 self._emit(now, "WARNING", f"Regime unknown: VIX unavailable ({why}{last})")
             self._regime_known = False
@@ -112,15 +111,8 @@ class EventTracker:
         self._regime = regime
         self._regime_known = True
 
-    def observe(self, s: Snapshot) -> None:
-        now = s.time
-        if now is None:
-            return
-        self._freshness(now, s)
-        ctx = next(iter(sorted(s.contexts.items())), (None, None))[1]
-        if ctx is not None:
-            self._regime_events(now, ctx)
-
+    # ---- opportunities, exits, risk, sources ----------------------------------------------------------------
+    def _opportunities(self, now: datetime, s: Snapshot) -> None:
         entered = []
         current: set[str] = set()
         for result in s.scans.values():
@@ -134,15 +126,17 @@ class EventTracker:
             self._emit(now, "OPPORTUNITY", f"Found {len(entered)} trade opportunity(ies)\n{lines}")
         self._in_window = current
 
+    def _exit_events(self, now: datetime, s: Snapshot) -> None:
         exits_now: set[tuple[str, str]] = set()
         for item in s.positions:
             for signal in exit_signals(item.position, item.sessions_to_expiry, self.config.exits):
                 key = (item.position.id, signal.reason)
                 exits_now.add(key)
                 if key not in self._exits:
-                    self._emit(now, "EXIT", f"EXIT SIGNAL - Position {item.position.id} | Reason: {signal.detail}")
+                    self._emit(now, "EXIT", exit_line(item.position.id, signal))
         self._exits = exits_now
 
+    def _risk_events(self, now: datetime, s: Snapshot) -> None:
         risk_now = set()
         pf = s.portfolio
         if pf is not None:
@@ -159,15 +153,25 @@ class EventTracker:
                                              f"{limits.max_positions}")
         self._risk = risk_now
 
-        down_now = set()
-        for context in s.contexts.values():
-            for symbol, st in context.sources.items():
-                if not st.up:
-                    down_now.add(symbol)
+    def _source_events(self, now: datetime, s: Snapshot) -> None:
+        # A source is down here when its last fetch failed (a fetch still stuck is the market task's failure).
+        down_now = {symbol for facts in s.tickers.values() for symbol, st in facts.context.sources.items()
+                    if not st.up}
         for symbol in sorted(down_now - self._down):
             self._emit(now, "WARNING", f"Market data source {symbol} is down")
         if not self._first:
             for symbol in sorted(self._down - down_now):
                 self._emit(now, "INFO", f"Market data source {symbol} is back up")
         self._down = down_now
+
+    def observe(self, s: Snapshot) -> None:
+        now = s.time
+        if now is None:
+            return
+        self._freshness(now, s)
+        self._regime_events(now, s)
+        self._opportunities(now, s)
+        self._exit_events(now, s)
+        self._risk_events(now, s)
+        self._source_events(now, s)
         self._first = False

@@ -54,7 +54,7 @@ class Service:
     def __init__(self, config: Any, provider: Any, clock: Any, calendar: Any, *, tickers: tuple[str, ...],
                  db_path: Path, grid_path: Path, trend: str | None = None, scan_interval: float | None = None,
                  fetch_deadline: float = FETCH_DEADLINE_SECONDS) -> None:
-        from spreadwatch.app.watcher import MarketWatcher
+        from spreadwatch.app.watcher import MarketWatcher, RegimeWatcher
         from spreadwatch.edges.gridfile import GridCache
 
         self.config = config
@@ -71,7 +71,11 @@ class Service:
             "scan": float(scan_interval or intervals.scan_seconds),
             "positions": float(intervals.positions_seconds),
         }
-        self.watchers = {t: MarketWatcher(config, provider, calendar, t, trend=trend) for t in tickers}
+        # One regime watcher for the process: the VIX is fetched and the regime stepped once per cycle, by
+        # whichever ticker's fetch comes first; every ticker's context carries that reading.
+        self.regime = RegimeWatcher(config, provider, calendar)
+        self.watchers = {t: MarketWatcher(config, provider, calendar, t, trend=trend, regime=self.regime)
+                         for t in tickers}
         self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
         self._pending: dict[str, _Fetch] = {}
         self._timeouts: dict[str, int] = {}  # symbol -> fetches that missed the deadline
@@ -110,11 +114,7 @@ class Service:
             error=None)
 
     def _symbols(self, ticker: str) -> tuple[str, ...]:
-        ctx = self._contexts.get(ticker)
-        if ctx is not None and ctx.sources:
-            return tuple(ctx.sources)
-        t = self.config.ticker(ticker)
-        return tuple(dict.fromkeys((t.price_symbol, "^VIX", t.vol_index, t.volume_symbol)))
+        return self.watchers[ticker].symbols
 
     def market_task(self, now: datetime) -> None:
         """Every ticker's fetch runs at once in its own thread; all share one wall-clock deadline."""
@@ -151,6 +151,7 @@ class Service:
             raise RuntimeError("; ".join(failures))
 
     def positions_task(self, now: datetime) -> None:
+        from spreadwatch.domain.positions import summarize
         from spreadwatch.edges.store import read_positions
 
         # A short busy timeout: a book locked by someone else is this cycle's error, not a stalled loop.
@@ -158,33 +159,23 @@ class Service:
         today = self.calendar.et_date(now)
         open_items = []
         for p in positions:
-            if p.status != "open":
+            if not p.is_open:
                 continue
-            expiry = p.expiry
             try:
-                sessions = self.calendar.sessions_to_expiry(today, expiry)
-                close = self.calendar.open_close(expiry)[1] if self.calendar.is_session(expiry) else None
+                sessions = self.calendar.sessions_to_expiry(today, p.expiry)
+                close = self.calendar.open_close(p.expiry)[1] if self.calendar.is_session(p.expiry) else None
             except ValueError:
                 sessions, close = None, None
             open_items.append(OpenPosition(p, sessions, close))
-        closed = [p for p in positions if p.status != "open"]
         self._open = tuple(open_items)
-        self._portfolio = Portfolio(
-            open_count=len(open_items),
-            closed_count=len(closed),
-            open_risk=sum(item.position.risk for item in open_items),
-            unrealized_pnl=sum(item.position.pnl for item in open_items),
-            realized_pnl=sum(p.pnl for p in closed),
-        )
+        self._portfolio = Portfolio.of(summarize(positions))
 
     def scan_task(self, now: datetime) -> None:
-        from spreadwatch.domain.scanner import BookState, scan
+        from spreadwatch.domain.scanner import scan
 
         grid = self.grid_cache.get()
         self._grid_info = GridInfo(str(grid.path), grid.rows, grid.skipped_rows, grid.mtime)
-        book = None
-        if self._portfolio is not None:
-            book = BookState(self._portfolio.open_count, self._portfolio.open_risk)
+        book = self._portfolio.book_state() if self._portfolio is not None else None
         for ticker in self.tickers:
             ctx = self._contexts.get(ticker)
             if ctx is None:
@@ -216,7 +207,8 @@ class Service:
         snapshot = dataclasses.replace(
             self.snapshot, time=now, calendar=facts, contexts=dict(self._contexts), scans=dict(self._scans),
             grid=self._grid_info, positions=self._open, portfolio=self._portfolio, tasks=dict(self._tasks),
-            today=cal.et_date(now), fetch_timeouts=dict(self._timeouts), hung_sources=self._hung)
+            today=cal.et_date(now), fetch_timeouts=dict(self._timeouts), hung_sources=self._hung,
+            regime=self.regime.reading)
         self.snapshot = snapshot  # the atomic swap: one reference assignment
         try:
             self._events.observe(snapshot)

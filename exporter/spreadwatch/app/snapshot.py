@@ -1,17 +1,27 @@
-"""The snapshot: everything the exporter knows at the end of a loop step, immutable.
+"""The snapshot: everything the exporter knows at the end of a loop step, immutable, with every decided fact.
 
 The loop builds a new Snapshot after each step and swaps it in with one reference assignment; scrapes, the
-landing page and /healthz only read the latest one. Holds values only; no I/O, no clock.
+landing page, the event log and /healthz only read the latest one. Holds values only; no I/O, no clock.
+
+The facts the collector and the event log turn into series and lines are decided here, once per snapshot
+(`tickers`, `sources`, `regime_facts`, `position_facts`): which values are still knowledge and until when (the
+staleness rule of domain/market_rules.py), which sources are up, the one regime of the process, each position's
+exit thresholds. Readers pass an instant (the exporter's clock at a scrape) and get facts; they decide nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from spreadwatch.domain.market_rules import known_at, looked_until
+from spreadwatch.domain.positions import Summary, exit_thresholds
+from spreadwatch.domain.scanner import BookState
+
 if TYPE_CHECKING:
-    from spreadwatch.app.watcher import MarketContext
+    from spreadwatch.app.watcher import MarketContext, RegimeReading, SourceStatus
     from spreadwatch.config import Config
     from spreadwatch.domain.scanner import ScanResult
 
@@ -44,6 +54,15 @@ class Portfolio:
     unrealized_pnl: float = 0.0
     realized_pnl: float = 0.0
 
+    @classmethod
+    def of(cls, summary: Summary) -> Portfolio:
+        """The book's sums as positions.summarize computes them (the one implementation)."""
+        return cls(summary.open_count, summary.closed_count, summary.total_risk, summary.unrealized_pnl,
+                   summary.realized_pnl)
+
+    def book_state(self) -> BookState:
+        return BookState(self.open_count, self.open_risk)
+
 
 @dataclass(frozen=True)
 class GridInfo:
@@ -61,6 +80,76 @@ class CalendarFacts:
     market_open: bool
     entry_window_open: bool
     seconds_to_close: float | None
+
+
+@dataclass(frozen=True)
+class TickerFacts:
+    """A ticker's market context and until when it is knowledge (a context the loop could not refresh ages out)."""
+
+    context: MarketContext
+    known_until: datetime
+
+    def known_at(self, now: datetime) -> bool:
+        return known_at(self.known_until, now)
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """One data symbol as the exporter reports it."""
+
+    symbol: str
+    up: bool  # the last fetch gave a valid value and no fetch of it is stuck now
+    value_time: datetime | None  # stamp of its newest valid value
+    known_until: datetime  # the loop's last look at it is knowledge until then
+    last_success: datetime | None
+    errors: dict[str, int]  # failed fetches by kind; the loop's missed deadlines count as `timeout`
+
+    def up_at(self, now: datetime) -> bool:
+        return self.up and known_at(self.known_until, now)
+
+    def age_at(self, now: datetime) -> float | None:
+        return None if self.value_time is None else max(0.0, (now - self.value_time).total_seconds())
+
+
+@dataclass(frozen=True)
+class RegimeFacts:
+    """The one regime of the process (and the VIX it comes from) and until when it is knowledge."""
+
+    symbol: str
+    vix: float | None
+    regime: str | None
+    previous_regime: str | None
+    changed_at: datetime | None
+    known_until: datetime
+    vix_time: datetime | None  # stamp of the newest valid VIX value
+
+    def known_at(self, now: datetime) -> bool:
+        return known_at(self.known_until, now)
+
+    def regime_at(self, now: datetime) -> str | None:
+        return self.regime if self.known_at(now) else None
+
+    def vix_at(self, now: datetime) -> float | None:
+        return self.vix if self.known_at(now) else None
+
+    def vix_age_at(self, now: datetime) -> float | None:
+        return None if self.vix_time is None else max(0.0, (now - self.vix_time).total_seconds())
+
+
+@dataclass(frozen=True)
+class PositionFacts:
+    """An open position with its exit thresholds (dollars for the whole position) and P&L / credit."""
+
+    item: OpenPosition
+    profit_target: float
+    stop_loss: float  # negative
+    pnl_to_credit: float
+
+
+def _value_time(status: SourceStatus, context_time: datetime) -> datetime | None:
+    if status.age_seconds is None:
+        return None
+    return context_time - timedelta(seconds=status.age_seconds)
 
 
 @dataclass(frozen=True)
@@ -82,3 +171,58 @@ class Snapshot:
     # the symbols whose fetch is still stuck now: errors of kind "timeout", and down.
     fetch_timeouts: dict[str, int] = field(default_factory=dict)
     hung_sources: frozenset[str] = frozenset()
+    # The process's regime reading (one regime watcher for every ticker). A snapshot built without the loop has
+    # none: every context then carries the same regime, and `regime_facts` reads it from them.
+    regime: RegimeReading | None = None
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self.config.market.stale_after_seconds)
+
+    @cached_property
+    def tickers(self) -> dict[str, TickerFacts]:
+        """Every ticker's context, in ticker order, with until when it is knowledge."""
+        return {ticker: TickerFacts(ctx, looked_until(ctx.time, self.stale_after))
+                for ticker, ctx in sorted(self.contexts.items())}
+
+    @cached_property
+    def sources(self) -> dict[str, SourceFacts]:
+        """Every data symbol once (the first ticker that lists it, in ticker order), in symbol order."""
+        out: dict[str, SourceFacts] = {}
+        for facts in self.tickers.values():
+            ctx = facts.context
+            for symbol, st in sorted(ctx.sources.items()):
+                if symbol in out:
+                    continue
+                errors = dict(st.errors)
+                if self.fetch_timeouts.get(symbol):
+                    errors["timeout"] = errors.get("timeout", 0) + self.fetch_timeouts[symbol]
+                out[symbol] = SourceFacts(symbol, st.up and symbol not in self.hung_sources,
+                                          _value_time(st, ctx.time), facts.known_until, st.last_success, errors)
+        return dict(sorted(out.items()))
+
+    @cached_property
+    def regime_facts(self) -> RegimeFacts | None:
+        """The regime of the process: the loop's regime reading, else (no loop) the one every context carries."""
+        if self.regime is not None:
+            r = self.regime
+            return RegimeFacts(r.symbol, r.vix, r.regime, r.previous_regime, r.changed_at,
+                               looked_until(r.time, self.stale_after), _value_time(r.source, r.time))
+        if not self.tickers:
+            return None
+        facts = next(iter(self.tickers.values()))
+        ctx = facts.context
+        symbol = self.config.market.vix_symbol
+        status = ctx.sources.get(symbol)
+        return RegimeFacts(symbol, ctx.vix, ctx.regime, ctx.previous_regime, ctx.regime_changed_at,
+                           facts.known_until, None if status is None else _value_time(status, ctx.time))
+
+    @cached_property
+    def position_facts(self) -> tuple[PositionFacts, ...]:
+        exits = self.config.exits
+        out = []
+        for item in self.positions:
+            p = item.position
+            target, stop = exit_thresholds(p, exits)
+            out.append(PositionFacts(item, target, stop, p.pnl / p.credit if p.credit else 0.0))
+        return tuple(out)

@@ -1,9 +1,10 @@
-"""The market context: what the loop knows about the market at an instant, honestly, or that it does not know.
+"""The market watchers: what the loop knows about the market at an instant, honestly, or that it does not know.
 
-Owns `MarketWatcher` (stateful: last good values with their age, per-source up/errors, regime hysteresis state,
-cached daily history) and the immutable `MarketContext` it returns from `update(now)`, plus the small pure rules
-it applies (IV rank/percentile, flow, trend `auto`, volume ratio). Must not: import yfinance (providers do), read
-the clock (callers pass `now`), or put any value in place of a missing one: unknown is None (JSON null).
+Owns `RegimeWatcher` (the VIX and the regime hysteresis state, one per VIX symbol for the whole process, shared by
+every ticker) and `MarketWatcher` (one per ticker: last good values with their age, per-source up/errors, cached
+daily history), and the immutable `MarketContext` a ticker's `update(now)` returns. The rules they apply (staleness,
+IV rank/percentile, flow, trend `auto`) are in domain/market_rules.py. Must not: import yfinance (providers do),
+read the clock (callers pass `now`), or put any value in place of a missing one: unknown is None (JSON null).
 
 docs/market.md explains every field and the staleness rule.
 """
@@ -11,8 +12,9 @@ docs/market.md explains every field and the staleness rule.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +24,10 @@ from spreadwatch.domain.market_rules import (
     _finite,
     auto_trend,
     cumulative_volume,
+    current_until,
     flow_of,
     iv_rank_percentile,
+    known_at,
 )
 from spreadwatch.edges.providers import FAILURE_KINDS, Bar, DailyBar, ProviderError, Quote
 
@@ -55,7 +59,35 @@ class SourceStatus:
     age_seconds: float | None
     last_success: datetime | None
     errors: dict[str, int] = field(default_factory=dict)
-    current: bool = False  # its newest valid value is current at the context's time (the staleness rule, `_fresh`)
+    # Until when its newest valid value is knowledge (the staleness rule, market_rules.current_until); None: not
+    # current at the context's time.
+    current_until: datetime | None = None
+
+    @property
+    def current(self) -> bool:
+        """Its newest valid value was current at the context's time."""
+        return self.current_until is not None
+
+
+@dataclass(frozen=True)
+class RegimeReading:
+    """What the process's regime watcher saw at `time`: the VIX if current, the regime (None while the VIX is
+    unknown), the one before the last change and when it changed, and the VIX symbol's health."""
+
+    time: datetime
+    symbol: str
+    vix: float | None
+    regime: str | None
+    previous_regime: str | None
+    changed_at: datetime | None
+    source: SourceStatus
+
+    def source_at(self, now: datetime) -> SourceStatus:
+        """The VIX symbol's status as a context built at `now` reports it (its age counted from `now`)."""
+        age = self.source.age_seconds
+        if age is None or now == self.time:
+            return self.source
+        return replace(self.source, age_seconds=age + (now - self.time).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -84,6 +116,16 @@ class MarketContext:
     sources: dict[str, SourceStatus]
     vol_index: float | None = None  # level of the ticker's vol index (^VXN for NDX)
     source: str = "live"  # live | replay: the provider's label
+
+    def source_current(self, symbol: str, now: datetime) -> bool:
+        """Whether `symbol`'s newest valid value is still knowledge at `now` (the staleness rule)."""
+        return known_at(self.sources[symbol].current_until, now)
+
+    def source_age(self, symbol: str, now: datetime) -> float | None:
+        """Age at `now` of `symbol`'s newest valid value: its age when the context was built plus the context's
+        own age (a fetch that hangs keeps an old context); None when the source never gave a value."""
+        age = self.sources[symbol].age_seconds
+        return None if age is None else max(0.0, age + (now - self.time).total_seconds())
 
     def to_json(self) -> dict[str, Any]:
         """The `status --json` object: stable keys, null when unknown (docs/market.md)."""
@@ -125,32 +167,20 @@ def iso_utc(value: datetime) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# The watcher
+# Fetching
 
 
-class MarketWatcher:
-    """Keeps the market state of one ticker across updates. Call `update(now)` once per market-data cycle."""
+class _Feeds:
+    """The fetches of some data symbols: failures counted by kind and warned on transitions only, the newest finite
+    quote of each, whether each is up, and caches of bars that no longer change."""
 
-    def __init__(self, config: Config, provider: Provider, calendar: MarketCalendar, ticker: str,
-                 trend: str | None = None) -> None:
-        self.config = config
+    def __init__(self, provider: Provider, symbols: tuple[str, ...]) -> None:
         self.provider = provider
-        self.calendar = calendar
-        self.ticker = ticker
-        spec = config.ticker(ticker)
-        self.price_symbol = spec.price_symbol
-        self.vix_symbol = config.market.vix_symbol
-        self.vol_symbol = spec.vol_index
-        self.volume_symbol = spec.volume_symbol
-        self.symbols: tuple[str, ...] = tuple(dict.fromkeys(
-            (self.price_symbol, self.vix_symbol, self.vol_symbol, self.volume_symbol)))
-        self.trend_setting = trend or config.market.trend
-        self.stale_after = timedelta(seconds=config.market.stale_after_seconds)
-
-        self._last: dict[str, Quote] = {}  # newest finite quote per symbol
-        self._errors: dict[str, Counter[str]] = {s: Counter() for s in self.symbols}
+        self.symbols = symbols
+        self.last: dict[str, Quote] = {}  # newest finite quote per symbol
+        self._errors: dict[str, Counter[str]] = {s: Counter() for s in symbols}
         self._last_success: dict[str, datetime] = {}
-        self._up: dict[str, bool] = {s: False for s in self.symbols}
+        self._up: dict[str, bool] = {s: False for s in symbols}
         self._round_ok: dict[str, bool] = {}
         # Fetch warnings on transitions only: the kinds a failing symbol reported in its last round (a new kind is
         # a warning, a repeat is DEBUG), the kinds seen this round, and failed fetches since it started failing.
@@ -160,14 +190,11 @@ class MarketWatcher:
         self._daily: dict[tuple[str, date, int], list[DailyBar]] = {}
         self._closed_intraday: dict[tuple[str, date], list[Bar]] = {}
 
-        self._regime_started = False
-        self._regime: str | None = None  # last known regime
-        self._regime_seen: datetime | None = None  # time of the newest VIX value stepped
-        self._previous_regime: str | None = None
-        self._regime_changed_at: datetime | None = None
+    def begin_round(self) -> None:
+        self._round_ok = {s: True for s in self.symbols}
+        self._round_kinds = {}
 
-    # ---- fetching -------------------------------------------------------------------------------------------
-    def _fail(self, symbol: str, kind: str, detail: str = "") -> None:
+    def fail(self, symbol: str, kind: str, detail: str = "") -> None:
         """Count a failed fetch. Logged as a warning when the symbol starts failing or fails with a kind it did not
         report in its last round; a repeat is DEBUG (the counters keep every one), the recovery INFO."""
         self._errors.setdefault(symbol, Counter())[kind] += 1
@@ -179,7 +206,7 @@ class MarketWatcher:
         log.log(logging.DEBUG if repeat else logging.WARNING, "market data %s: %s%s", symbol, kind,
                 f" ({detail})" if detail else "")
 
-    def _end_round(self) -> None:
+    def end_round(self) -> None:
         """After a round's fetches: a failing symbol whose fetches all succeeded this round has recovered."""
         for symbol in self.symbols:
             kinds = self._round_kinds.get(symbol)
@@ -190,116 +217,214 @@ class MarketWatcher:
                 count = self._streak.pop(symbol, 0)
                 log.info("market data %s: recovered after %d failed fetch%s (%s)", symbol, count,
                          "" if count == 1 else "es", was)
+        for symbol in self.symbols:
+            self._up[symbol] = self._round_ok.get(symbol, False) and symbol in self._last_success
 
-    def _fetch(self, symbol: str, method: str, *args: Any) -> Any:
+    def fetch(self, symbol: str, method: str, *args: Any) -> Any:
         """Call a provider method; a failure is counted by kind and gives None."""
         try:
             return getattr(self.provider, method)(symbol, *args)
         except ProviderError as exc:
-            self._fail(symbol, exc.kind if exc.kind in FAILURE_KINDS else "exception", exc.detail)
+            self.fail(symbol, exc.kind if exc.kind in FAILURE_KINDS else "exception", exc.detail)
         except TimeoutError as exc:
-            self._fail(symbol, "timeout", str(exc))
+            self.fail(symbol, "timeout", str(exc))
         except Exception as exc:  # a provider bug or an unexpected library error: no value, not a crash
-            self._fail(symbol, "exception", f"{type(exc).__name__}: {exc}")
+            self.fail(symbol, "exception", f"{type(exc).__name__}: {exc}")
         return None
 
-    def _remember(self, symbol: str, quote: Quote) -> None:
-        old = self._last.get(symbol)
+    def remember(self, symbol: str, quote: Quote) -> None:
+        old = self.last.get(symbol)
         if quote.finite and (old is None or quote.time >= old.time):
-            self._last[symbol] = quote
+            self.last[symbol] = quote
 
-    def _refresh_quote(self, symbol: str, now: datetime) -> None:
-        quote = self._fetch(symbol, "latest", now)
+    def refresh_quote(self, symbol: str, now: datetime) -> None:
+        quote = self.fetch(symbol, "latest", now)
         if quote is None:
             return
         if not quote.finite:
-            self._fail(symbol, "nan", f"bar at {iso_utc(quote.time)}")
+            self.fail(symbol, "nan", f"bar at {iso_utc(quote.time)}")
             return
         self._last_success[symbol] = now
-        self._remember(symbol, quote)
+        self.remember(symbol, quote)
 
-    def _intraday(self, symbol: str, day: date, now: datetime, closed: bool) -> list[Bar] | None:
+    def intraday(self, symbol: str, day: date, now: datetime, closed: bool) -> list[Bar] | None:
         """Intraday bars; a session that has closed is fetched once and cached (its bars no longer change)."""
         if closed and (symbol, day) in self._closed_intraday:
             return self._closed_intraday[(symbol, day)]
-        bars = self._fetch(symbol, "intraday", day, now)
+        bars = self.fetch(symbol, "intraday", day, now)
         if bars is None:
             return None
         if closed:
             self._closed_intraday[(symbol, day)] = bars
         return bars
 
-    def _daily_bars(self, symbol: str, before: date, count: int) -> list[DailyBar] | None:
+    def daily(self, symbol: str, before: date, count: int) -> list[DailyBar] | None:
         key = (symbol, before, count)
         if key not in self._daily:
-            bars = self._fetch(symbol, "daily", before, count)
+            bars = self.fetch(symbol, "daily", before, count)
             if bars is None:
                 return None
             self._daily = {k: v for k, v in self._daily.items() if k[0] != symbol or k[2] != count}
             self._daily[key] = bars
         return self._daily[key]
 
-    # ---- staleness ------------------------------------------------------------------------------------------
-    def _fresh(self, symbol: str, now: datetime) -> float | None:
-        """The newest valid value of `symbol` if it is current: during the regular session at most stale_after
-        old; outside it, the last session's close (a value from within stale_after of that close) until the next
-        open."""
-        quote = self._last.get(symbol)
-        if quote is None or quote.time > now:
-            return None
-        if self.calendar.is_open(now):
-            return quote.price if now - quote.time <= self.stale_after else None
-        last_session = self.calendar.current_or_last_session(now)
-        _, close = self.calendar.open_close(last_session)
-        return quote.price if quote.time >= close - self.stale_after else None
+    def status(self, symbol: str, now: datetime, until: datetime | None) -> SourceStatus:
+        quote = self.last.get(symbol)
+        return SourceStatus(
+            symbol=symbol,
+            up=self._up.get(symbol, False),
+            age_seconds=(now - quote.time).total_seconds() if quote is not None else None,
+            last_success=self._last_success.get(symbol),
+            errors=dict(self._errors.get(symbol, {})),
+            current_until=until,
+        )
 
-    # ---- regime ---------------------------------------------------------------------------------------------
-    def _step_regime(self, stamp: datetime, vix: float | None) -> None:
+
+def _until(calendar: MarketCalendar, stale_after: timedelta, quote: Quote | None, now: datetime) -> datetime | None:
+    """`current_until` of a quote at `now`, with the session facts of `now` from the calendar."""
+    if quote is None:
+        return None
+    _, last_close = calendar.open_close(calendar.current_or_last_session(now))
+    return current_until(quote.time, now, stale_after, session_open=calendar.is_open(now), last_close=last_close)
+
+
+def _aware_utc(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("naive datetime: pass UTC-aware instants")
+    return now.astimezone(UTC)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The regime
+
+
+class RegimeWatcher:
+    """The VIX regime of the whole process: one per VIX symbol (`market.vix_symbol`), shared by every ticker's
+    watcher, so the VIX is fetched and the hysteresis rule stepped once per cycle. `update(now)` is safe to call
+    from every ticker's fetch thread: the first call for an instant does the work, the others get its reading."""
+
+    def __init__(self, config: Config, provider: Provider, calendar: MarketCalendar) -> None:
+        self.config = config
+        self.calendar = calendar
+        self.symbol = config.market.vix_symbol
+        self.stale_after = timedelta(seconds=config.market.stale_after_seconds)
+        self.feeds = _Feeds(provider, (self.symbol,))
+        self.reading: RegimeReading | None = None  # the latest; replaced whole (one reference assignment)
+        self._lock = threading.Lock()
+        self._started = False
+        self._regime: str | None = None  # last known regime
+        self._seen: datetime | None = None  # time of the newest VIX value stepped
+        self._previous: str | None = None
+        self._changed_at: datetime | None = None
+
+    def update(self, now: datetime) -> RegimeReading:
+        now = _aware_utc(now)
+        with self._lock:
+            if self.reading is not None and self.reading.time >= now:
+                return self.reading  # another ticker's fetch already read this instant (or a later one)
+            self.reading = self._read(now)
+            return self.reading
+
+    def _read(self, now: datetime) -> RegimeReading:
+        cal = self.calendar
+        self.feeds.begin_round()
+        self.feeds.refresh_quote(self.symbol, now)
+        session = cal.current_or_last_session(now)
+        _, session_close = cal.open_close(session)
+        self._step_new_values(now, session, now >= session_close)
+        self.feeds.end_round()
+        quote = self.feeds.last.get(self.symbol)
+        until = _until(cal, self.stale_after, quote, now)
+        vix = quote.price if quote is not None and until is not None else None
+        return RegimeReading(time=now, symbol=self.symbol, vix=vix, regime=self._regime if vix is not None else None,
+                             previous_regime=self._previous, changed_at=self._changed_at,
+                             source=self.feeds.status(self.symbol, now, until))
+
+    def _step(self, stamp: datetime, vix: float | None) -> None:
         g = self.config.regime
         new = regime_rules.step(self._regime, vix, g.boundaries, g.hysteresis)
         if new is None:
             return
         if self._regime is not None and new != self._regime:
-            self._previous_regime = self._regime
-            self._regime_changed_at = stamp
+            self._previous = self._regime
+            self._changed_at = stamp
         self._regime = new
-        self._regime_seen = stamp
+        self._seen = stamp
 
-    def _update_regime(self, now: datetime, session: date, session_closed: bool) -> None:
-        """Step the hysteresis rule over every VIX value newer than the last one stepped. At start this runs over
-        the previous and the current session, so a one-shot answer equals a loop running since yesterday."""
+    def _start_values(self, now: datetime, session: date) -> list[tuple[datetime, float]]:
+        """The previous session's VIX values (its intraday bars, else its daily close), stepped over once at start so
+        a one-shot answer equals a loop running since yesterday."""
+        previous = self.calendar.previous_session(session)
+        bars = self.feeds.intraday(self.symbol, previous, now, closed=True)
+        if bars:
+            return [(b.time, b.close) for b in bars]
+        daily = self.feeds.daily(self.symbol, session, 1) or []
+        _, prev_close = self.calendar.open_close(previous)
+        return [(prev_close, d.close) for d in daily if d.day == previous]
+
+    def _step_new_values(self, now: datetime, session: date, session_closed: bool) -> None:
+        """Step the hysteresis rule over every VIX value newer than the last one stepped."""
         values: list[tuple[datetime, float]] = []
-        if not self._regime_started:
-            self._regime_started = True
-            previous = self.calendar.previous_session(session)
-            bars = self._intraday(self.vix_symbol, previous, now, closed=True)
-            if bars:
-                values += [(b.time, b.close) for b in bars]
-            else:
-                daily = self._daily_bars(self.vix_symbol, session, 1) or []
-                _, prev_close = self.calendar.open_close(previous)
-                values += [(prev_close, d.close) for d in daily if d.day == previous]
-        bars = self._intraday(self.vix_symbol, session, now, closed=session_closed) or []
+        if not self._started:
+            self._started = True
+            values += self._start_values(now, session)
+        bars = self.feeds.intraday(self.symbol, session, now, closed=session_closed) or []
         values += [(b.time, b.close) for b in bars]
-        quote = self._last.get(self.vix_symbol)
+        quote = self.feeds.last.get(self.symbol)
         if quote is not None and (not values or quote.time > values[-1][0]):
             values.append((quote.time, quote.price))
         for stamp, vix in values:
-            if self._regime_seen is None or stamp > self._regime_seen:
-                self._step_regime(stamp, vix if _finite(vix) else None)
+            if self._seen is None or stamp > self._seen:
+                self._step(stamp, vix if _finite(vix) else None)
             if _finite(vix):
-                self._remember(self.vix_symbol, Quote(self.vix_symbol, stamp, vix))
+                self.feeds.remember(self.symbol, Quote(self.symbol, stamp, vix))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A ticker
+
+
+class MarketWatcher:
+    """Keeps the market state of one ticker across updates. Call `update(now)` once per market-data cycle. Without
+    a shared `regime` watcher it keeps its own (a one-shot answer, a test)."""
+
+    def __init__(self, config: Config, provider: Provider, calendar: MarketCalendar, ticker: str,
+                 trend: str | None = None, regime: RegimeWatcher | None = None) -> None:
+        self.config = config
+        self.provider = provider
+        self.calendar = calendar
+        self.ticker = ticker
+        self.regime = regime if regime is not None else RegimeWatcher(config, provider, calendar)
+        spec = config.ticker(ticker)
+        self.price_symbol = spec.price_symbol
+        self.vix_symbol = self.regime.symbol
+        self.vol_symbol = spec.vol_index
+        self.volume_symbol = spec.volume_symbol
+        # Every symbol of the ticker, in the order its context lists them; the VIX's fetches are the regime's.
+        self.symbols: tuple[str, ...] = tuple(dict.fromkeys(
+            (self.price_symbol, self.vix_symbol, self.vol_symbol, self.volume_symbol)))
+        self.own_symbols = tuple(s for s in self.symbols if s != self.vix_symbol)
+        self.trend_setting = trend or config.market.trend
+        self.stale_after = timedelta(seconds=config.market.stale_after_seconds)
+        self.feeds = _Feeds(provider, self.own_symbols)
+
+    def _until(self, symbol: str, now: datetime) -> datetime | None:
+        return _until(self.calendar, self.stale_after, self.feeds.last.get(symbol), now)
+
+    def _fresh(self, symbol: str, now: datetime) -> float | None:
+        """The newest valid value of `symbol` if it is current (the staleness rule)."""
+        quote = self.feeds.last.get(symbol)
+        return quote.price if quote is not None and self._until(symbol, now) is not None else None
 
     # ---- volume ---------------------------------------------------------------------------------------------
     def _volume_ratio(self, now: datetime, session: date) -> float | None:
         symbol = self.volume_symbol
         open_, close = self.calendar.open_close(session)
         until = min(now, close)
-        elapsed = until - open_
-        if elapsed <= timedelta(0):
+        if until - open_ <= timedelta(0):
             return None
-        today = self._intraday(symbol, session, until, closed=now >= close)
-        times = [b.time for b in today or [] if b.time <= until]
+        today = self.feeds.intraday(symbol, session, until, closed=now >= close) or []
+        times = [b.time for b in today if b.time <= until]
         if not times:
             return None
         if self.calendar.is_open(now) and now - max(times) > self.stale_after:
@@ -308,7 +433,15 @@ class MarketWatcher:
         if current is None:
             return None
         # Compare at the time of today's newest bar, so a bar still to come does not count against today.
-        elapsed = max(times) - open_
+        history = self._volume_history(session, max(times) - open_)
+        if len(history) < VOLUME_MIN_SESSIONS:
+            return None
+        mean = sum(history) / len(history)
+        return current / mean if mean > 0 else None
+
+    def _volume_history(self, session: date, elapsed: timedelta) -> list[float]:
+        """Cumulative volume `elapsed` after the open of each of the prior sessions that has bars at that time."""
+        symbol = self.volume_symbol
         window = self.config.market.volume_window_sessions
         days = self.calendar.sessions_in_range(session - timedelta(days=3 * window), session - timedelta(days=1))
         history: list[float] = []
@@ -317,113 +450,81 @@ class MarketWatcher:
             at = day_open + elapsed
             if at > day_close:
                 continue
-            bars = self._intraday(symbol, day, day_close, closed=True)
-            if not bars:
-                continue
-            upto = [b for b in bars if b.time <= at]
+            bars = self.feeds.intraday(symbol, day, day_close, closed=True)
+            upto = [b for b in bars or [] if b.time <= at]
             if not upto or at - upto[-1].time > VOLUME_BAR_TOLERANCE:
                 continue
             total = cumulative_volume(upto, at)
             if total is not None:
                 history.append(total)
-        if len(history) < VOLUME_MIN_SESSIONS:
-            return None
-        mean = sum(history) / len(history)
-        return current / mean if mean > 0 else None
+        return history
 
     # ---- the cycle ------------------------------------------------------------------------------------------
-    def update(self, now: datetime) -> MarketContext:
-        if now.tzinfo is None:
-            raise ValueError("naive datetime: pass UTC-aware instants")
-        now = now.astimezone(UTC)
-        cal = self.calendar
-        m = self.config.market
-        self._round_ok = {s: True for s in self.symbols}
-        self._round_kinds = {}
-
-        phase = cal.session_phase(now)
-        session = cal.current_or_last_session(now)
-        _, session_close = cal.open_close(session)
-        session_closed = now >= session_close
-        entry_session = cal.entry_session(now)
-
-        for symbol in self.symbols:
-            self._refresh_quote(symbol, now)
-
-        # Underlying: today's bars seed the newest finite value (the newest bar itself may be blank).
-        price_bars = self._intraday(self.price_symbol, session, now, closed=session_closed) or []
+    def _price_bars(self, now: datetime, session: date, session_closed: bool) -> list[Bar]:
+        """Refresh the ticker's own quotes; today's bars seed the underlying's newest finite value (the newest bar
+        itself may be blank)."""
+        for symbol in self.own_symbols:
+            self.feeds.refresh_quote(symbol, now)
+        price_bars = self.feeds.intraday(self.price_symbol, session, now, closed=session_closed) or []
         for bar in price_bars:
             if _finite(bar.close):
-                self._remember(self.price_symbol, Quote(self.price_symbol, bar.time, bar.close, bar.volume))
-        self._update_regime(now, session, session_closed)
+                self.feeds.remember(self.price_symbol, Quote(self.price_symbol, bar.time, bar.close, bar.volume))
+        return price_bars
 
-        price = self._fresh(self.price_symbol, now)
-        vix = self._fresh(self.vix_symbol, now)
-        vol_level = self._fresh(self.vol_symbol, now)
-
-        # Daily history of the underlying: sessions that have closed by now.
+    def _daily(self, entry_session: date) -> list[DailyBar]:
+        """Daily history of the underlying: sessions that have closed by now, finite closes only."""
+        m = self.config.market
         count = max(MIN_DAILY_HISTORY, m.band_window_sessions + 20, TREND_SMA_SESSIONS)
-        daily = self._daily_bars(self.price_symbol, entry_session, count) or []
-        daily = [d for d in daily if _finite(d.close)]
+        daily = self.feeds.daily(self.price_symbol, entry_session, count) or []
+        return [d for d in daily if _finite(d.close)]
+
+    def _iv(self, vol_level: float | None, session: date) -> tuple[float | None, float | None]:
+        m = self.config.market
+        # A few extra rows: a provider may carry NaN rows (holidays) that do not count towards the window.
+        vol_closes = self.feeds.daily(self.vol_symbol, session, m.iv_window_sessions + 30) or []
+        return iv_rank_percentile(vol_level, [d.close for d in vol_closes], m.iv_window_sessions)
+
+    def _flow_0dte(self, now: datetime, phase: str, price: float | None, price_bars: list[Bar]) -> str | None:
+        m = self.config.market
+        if phase != "open" or price is None:
+            return None
+        back = now - timedelta(minutes=m.flow_0dte_minutes)
+        earlier = [b for b in price_bars if b.time <= back and _finite(b.close)]
+        return flow_of(price / earlier[-1].close - 1.0, m.flow_0dte_dead_band) if earlier else None
+
+    def _sources(self, now: datetime, reading: RegimeReading) -> dict[str, SourceStatus]:
+        return {symbol: reading.source_at(now) if symbol == self.vix_symbol
+                else self.feeds.status(symbol, now, self._until(symbol, now)) for symbol in self.symbols}
+
+    def update(self, now: datetime) -> MarketContext:
+        now = _aware_utc(now)
+        cal = self.calendar
+        reading = self.regime.update(now)
+        self.feeds.begin_round()
+        phase = cal.session_phase(now)
+        session = cal.current_or_last_session(now)
+        price_bars = self._price_bars(now, session, now >= cal.open_close(session)[1])
+        price = self._fresh(self.price_symbol, now)
+        vol_level = reading.vix if self.vol_symbol == self.vix_symbol else self._fresh(self.vol_symbol, now)
+        daily = self._daily(cal.entry_session(now))
         previous_day = cal.previous_session(session)
         prev_close = next((d.close for d in reversed(daily) if d.day == previous_day), None)
         change = price / prev_close - 1.0 if price is not None and prev_close else None
-
-        # A few extra rows: a provider may carry NaN rows (holidays) that do not count towards the window.
-        vol_closes = self._daily_bars(self.vol_symbol, session, m.iv_window_sessions + 30) or []
-        iv_rank, iv_percentile = iv_rank_percentile(vol_level, [d.close for d in vol_closes],
-                                                    m.iv_window_sessions)
-
-        flow_0dte = None
-        if phase == "open" and price is not None:
-            back = now - timedelta(minutes=m.flow_0dte_minutes)
-            earlier = [b for b in price_bars if b.time <= back and _finite(b.close)]
-            if earlier:
-                flow_0dte = flow_of(price / earlier[-1].close - 1.0, m.flow_0dte_dead_band)
-
+        iv_rank, iv_percentile = self._iv(vol_level, session)
         trend = auto_trend([d.close for d in daily]) if self.trend_setting == "auto" else self.trend_setting
-
         volume_ratio = self._volume_ratio(now, session)
-
-        self._end_round()
-        for symbol in self.symbols:
-            self._up[symbol] = self._round_ok.get(symbol, False) and symbol in self._last_success
-        sources = {}
-        for symbol in self.symbols:
-            quote = self._last.get(symbol)
-            sources[symbol] = SourceStatus(
-                symbol=symbol,
-                up=self._up[symbol],
-                age_seconds=(now - quote.time).total_seconds() if quote is not None else None,
-                last_success=self._last_success.get(symbol),
-                errors=dict(self._errors[symbol]),
-                current=self._fresh(symbol, now) is not None,
-            )
-
+        self.feeds.end_round()
         hours = self.config.hours
         return MarketContext(
-            ticker=self.ticker,
-            time=now,
-            session=phase,
+            ticker=self.ticker, time=now, session=phase,
             market_open=cal.within_local_hours(now, hours.trading_start, hours.trading_end),
             entry_window_open=cal.within_local_hours(now, hours.entry_start, hours.entry_end),
-            seconds_to_close=cal.seconds_to_close(now),
-            price=price,
-            prev_close=prev_close,
-            change_ratio=change,
-            vix=vix,
-            regime=self._regime if vix is not None else None,
-            previous_regime=self._previous_regime,
-            regime_changed_at=self._regime_changed_at,
-            iv_rank=iv_rank,
-            iv_percentile=iv_percentile,
-            volume_ratio=volume_ratio,
-            trend=trend,
-            flow=flow_of(change, m.flow_dead_band),
-            flow_0dte=flow_0dte,
-            daily_closes=tuple(d.close for d in daily),
-            daily_opens=tuple(d.open for d in daily),
-            sources=sources,
-            vol_index=vol_level,
+            seconds_to_close=cal.seconds_to_close(now), price=price, prev_close=prev_close, change_ratio=change,
+            vix=reading.vix, regime=reading.regime, previous_regime=reading.previous_regime,
+            regime_changed_at=reading.changed_at, iv_rank=iv_rank, iv_percentile=iv_percentile,
+            volume_ratio=volume_ratio, trend=trend, flow=flow_of(change, self.config.market.flow_dead_band),
+            flow_0dte=self._flow_0dte(now, phase, price, price_bars),
+            daily_closes=tuple(d.close for d in daily), daily_opens=tuple(d.open for d in daily),
+            sources=self._sources(now, reading), vol_index=vol_level,
             source=getattr(self.provider, "label", "live"),
         )

@@ -1,13 +1,14 @@
-"""The market context's pure rules: IV rank/percentile, flow, trend `auto`, cumulative volume.
+"""The market context's pure rules: staleness, IV rank/percentile, flow, trend `auto`, cumulative volume.
 
-Values in, values out: no provider, clock or logging.
+Values in, values out: no provider, clock or logging. `current_until` is the one staleness rule every part applies
+(the watcher to each value, the snapshot, the event log and the collector through the facts it carries).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,6 +25,33 @@ TREND_DEAD_BAND = 0.01
 
 def _finite(value: float | None) -> bool:
     return value is not None and isinstance(value, int | float) and math.isfinite(value)
+
+
+def current_until(stamp: datetime | None, observed_at: datetime, stale_after: timedelta, *, session_open: bool,
+                  last_close: datetime) -> datetime | None:
+    """The staleness rule (docs/market.md), in one place: until when the newest valid value, stamped `stamp` and seen
+    by the loop at `observed_at`, is knowledge; None when it is not current (or there is none).
+
+    At `observed_at` a value is current when, during the regular session (`session_open`), it is at most
+    `stale_after` old; outside the session when it is the last session's close (stamped no earlier than
+    `stale_after` before `last_close`), which stays valid until the next open. A value the loop saw current stays
+    knowledge for one more staleness bound: a look the loop cannot repeat (a fetch that hangs) ages out with it."""
+    if stamp is None or stamp > observed_at:
+        return None
+    # In the session: at most stale_after old. Outside it: the last session's close (or later).
+    current = observed_at - stamp <= stale_after if session_open else stamp >= last_close - stale_after
+    return looked_until(observed_at, stale_after) if current else None
+
+
+def looked_until(observed_at: datetime, stale_after: timedelta) -> datetime:
+    """What the loop saw at `observed_at` (a context, a regime reading) is knowledge for one staleness bound: a
+    context it could not refresh since is no longer believed."""
+    return observed_at + stale_after
+
+
+def known_at(until: datetime | None, now: datetime) -> bool:
+    """Whether a fact whose knowledge ends at `until` (`current_until`) still holds at `now`."""
+    return until is not None and now <= until
 
 
 def iv_rank_percentile(current: float | None, closes: Sequence[float], window: int = 252

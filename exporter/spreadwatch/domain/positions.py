@@ -213,13 +213,18 @@ def validate_pnl(value: Any) -> float:
 
 
 # ---- rules --------------------------------------------------------------------------------------------------
+def exit_thresholds(position: Position, exits: Any) -> tuple[float, float]:
+    """(profit target, stop) in dollars for the whole position: profit_target_pct x credit and
+    -stop_loss_mult x credit (negative). The alerts compare the P&L with these."""
+    return exits.profit_target_pct * position.credit, -exits.stop_loss_mult * position.credit
+
+
 def exit_signals(position: Position, sessions_to_expiry: int | None, exits: Any) -> list[ExitSignal]:
     """Each exit rule an open position meets, with the threshold: the same rules for alerts, the loop's event log
     and `positions update/close`. `sessions_to_expiry` is None when the calendar cannot say."""
     p = position
     out = []
-    target = exits.profit_target_pct * p.credit
-    stop = -exits.stop_loss_mult * p.credit
+    target, stop = exit_thresholds(p, exits)
     pct = p.pnl / p.credit * 100 if p.credit else 0.0
     if p.pnl >= target:
         out.append(ExitSignal("profit_target", f"Profit target hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) >= "
@@ -234,6 +239,11 @@ def exit_signals(position: Position, sessions_to_expiry: int | None, exits: Any)
         elif p.dte <= exits.time_exit_dte and sessions_to_expiry == 0:
             out.append(ExitSignal("expiry_day", "Expiry day: the position expires today"))
     return out
+
+
+def exit_line(position_id: str, signal: ExitSignal) -> str:
+    """The one wording of a met exit rule, as the event log and `positions update/close/status` print it."""
+    return f"EXIT SIGNAL - Position {position_id} | Reason: {signal.detail}"
 
 
 def limit_warnings(open_positions: Iterable[Position], new_risk: float, risk_limits: Any) -> list[str]:

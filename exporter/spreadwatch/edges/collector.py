@@ -32,9 +32,8 @@ def _g(name: str, doc: str, labels: tuple[str, ...] = (), unit: str = "") -> Gau
     return GaugeMetricFamily(name, doc, labels=list(labels), unit=unit)
 
 
-def _age(now: datetime, then: datetime | None) -> float | None:
-    if then is None:
-        return None
+def _age(now: datetime, then: datetime) -> float:
+    """Seconds from `then` to the exporter's `now` (never negative)."""
     return max(0.0, (now - then).total_seconds())
 
 
@@ -76,8 +75,6 @@ class SnapshotCollector(Collector):
 
     # ---- market -------------------------------------------------------------------------------------------
     def _market(self, s: Snapshot, now: datetime) -> list[Metric]:
-        cfg = s.config
-        stale_after = float(cfg.market.stale_after_seconds)
         price = _g("spreadwatch_price", "Underlying level (index points); absent when unknown or stale.", ("ticker",))
         change = _g("spreadwatch_change_ratio", "Change vs the previous session's close (ratio).", ("ticker",))
         ivr = _g("spreadwatch_iv_rank_ratio", "IV rank of the ticker's vol index over 252 sessions (0..1).", ("ticker",))
@@ -86,85 +83,83 @@ class SnapshotCollector(Collector):
                  ("ticker",))
         trend = _g("spreadwatch_trend", "1 for the current trend.", ("ticker", "trend"))
         flow = _g("spreadwatch_flow", "1 for the current flow; all 0 when unknown.", ("ticker", "flow"))
+        for ticker, facts in s.tickers.items():
+            if not facts.known_at(now):  # a context the loop could not refresh within the bound: not knowledge
+                continue
+            ctx = facts.context
+            for family, value in ((price, ctx.price), (change, ctx.change_ratio), (ivr, ctx.iv_rank),
+                                  (ivp, ctx.iv_percentile), (vol, ctx.volume_ratio)):
+                if value is not None:
+                    family.add_metric([ticker], value)
+            for name in TRENDS:
+                trend.add_metric([ticker, name], 1 if ctx.trend == name else 0)
+            for name in FLOWS:
+                flow.add_metric([ticker, name], 1 if ctx.flow == name else 0)
+        return [price, change, ivr, ivp, vol, trend, flow, *self._regime(s, now), *self._calendar(s, now)]
+
+    def _regime(self, s: Snapshot, now: datetime) -> list[Metric]:
         vix = _g("spreadwatch_vix", "The VIX level.")
         regime = _g("spreadwatch_regime", "1 for the current VIX regime; all 0 when unknown.", ("regime",))
         level = _g("spreadwatch_regime_level", "Regime as a number: 0 very_low ... 4 extreme; absent when unknown.")
         rinfo = _g("spreadwatch_regime_info", "1: the current regime and the one before the last change.",
                    ("regime", "previous"))
         rage = _g("spreadwatch_regime_change_age_seconds", "Seconds since the last regime change.")
+        families: list[Metric] = [vix, regime, level, rinfo, rage]
+        facts = s.regime_facts
+        if facts is None:
+            return families
+        current = facts.regime_at(now)
+        value = facts.vix_at(now)
+        if value is not None:
+            vix.add_metric([], value)
+        for name in REGIMES:
+            regime.add_metric([name], 1 if current == name else 0)
+        if current is not None:
+            level.add_metric([], REGIME_LEVEL[current])
+            rinfo.add_metric([current, facts.previous_regime or "none"], 1)
+        if facts.changed_at is not None:
+            rage.add_metric([], _age(now, facts.changed_at))
+        return families
+
+    def _calendar(self, s: Snapshot, now: datetime) -> list[Metric]:
         mopen = _g("spreadwatch_market_open", "1 during the regular session (clipped to configured hours).")
         sess = _g("spreadwatch_market_session", "1 for the current market phase.", ("session",))
         to_close = _g("spreadwatch_market_seconds_to_close", "Seconds to the session close; absent when closed.")
         window = _g("spreadwatch_entry_window_open", "1 inside the preferred entry hours on an open session.")
-        families: list[Metric] = [price, change, ivr, ivp, vol, trend, flow, vix, regime, level, rinfo, rage,
-                                  mopen, sess, to_close, window]
-
-        global_done = False
-        for ticker, ctx in sorted(s.contexts.items()):
-            # A context the loop could not refresh within the staleness bound is no longer knowledge.
-            fresh = _age(now, ctx.time) is not None and (now - ctx.time).total_seconds() <= stale_after
-            if fresh:
-                for family, value in ((price, ctx.price), (change, ctx.change_ratio), (ivr, ctx.iv_rank),
-                                      (ivp, ctx.iv_percentile), (vol, ctx.volume_ratio)):
-                    if value is not None:
-                        family.add_metric([ticker], value)
-                for name in TRENDS:
-                    trend.add_metric([ticker, name], 1 if ctx.trend == name else 0)
-                for name in FLOWS:
-                    flow.add_metric([ticker, name], 1 if ctx.flow == name else 0)
-            if global_done:
-                continue
-            global_done = True
-            current = ctx.regime if fresh else None
-            if fresh and ctx.vix is not None:
-                vix.add_metric([], ctx.vix)
-            for name in REGIMES:
-                regime.add_metric([name], 1 if current == name else 0)
-            if current is not None:
-                level.add_metric([], REGIME_LEVEL[current])
-                rinfo.add_metric([current, ctx.previous_regime or "none"], 1)
-            if ctx.regime_changed_at is not None:
-                rage.add_metric([], _age(now, ctx.regime_changed_at))
         facts = s.calendar
         if facts is not None:
             mopen.add_metric([], 1 if facts.market_open else 0)
             for name in SESSION_PHASES:
                 sess.add_metric([name], 1 if facts.session == name else 0)
             if facts.seconds_to_close is not None and s.time is not None:
-                remaining = facts.seconds_to_close - (now - s.time).total_seconds()
+                remaining = facts.seconds_to_close - _age(now, s.time)
                 if remaining > 0:
                     to_close.add_metric([], remaining)
             window.add_metric([], 1 if facts.entry_window_open else 0)
-        return families
+        return [mopen, sess, to_close, window]
 
     # ---- data health --------------------------------------------------------------------------------------
     def _health(self, s: Snapshot, now: datetime) -> list[Metric]:
-        stale_after = float(s.config.market.stale_after_seconds)
         up = _g("spreadwatch_source_up", "1 when the last fetch of this symbol gave a valid value.", ("source",))
         age = _g("spreadwatch_source_age_seconds", "Age of the newest valid value of this symbol.", ("source",))
         last = _g("spreadwatch_source_last_success_timestamp_seconds",
                   "Exporter-clock time of the last valid value; for display only.", ("source",))
         errors = CounterMetricFamily("spreadwatch_source_errors", "Failed fetches by symbol and kind.",
                                      labels=["source", "kind"])
-        seen: set[str] = set()
-        for _, ctx in sorted(s.contexts.items()):
-            ctx_age = (now - ctx.time).total_seconds()
-            fresh = ctx_age <= stale_after
-            for symbol, st in sorted(ctx.sources.items()):
-                if symbol in seen:
-                    continue
-                seen.add(symbol)
-                up.add_metric([symbol], 1 if (st.up and fresh and symbol not in s.hung_sources) else 0)
-                if st.age_seconds is not None:
-                    age.add_metric([symbol], max(0.0, st.age_seconds + ctx_age))
-                if st.last_success is not None:
-                    last.add_metric([symbol], st.last_success.timestamp())
-                for kind in FAILURE_KINDS:
-                    extra = s.fetch_timeouts.get(symbol, 0) if kind == "timeout" else 0
-                    errors.add_metric([symbol, kind], float(st.errors.get(kind, 0) + extra))
+        for symbol, facts in s.sources.items():
+            up.add_metric([symbol], 1 if facts.up_at(now) else 0)
+            value_age = facts.age_at(now)
+            if value_age is not None:
+                age.add_metric([symbol], value_age)
+            if facts.last_success is not None:
+                last.add_metric([symbol], facts.last_success.timestamp())
+            for kind in FAILURE_KINDS:
+                errors.add_metric([symbol, kind], float(facts.errors.get(kind, 0)))
         stale = _g("spreadwatch_stale_after_seconds", "The staleness bound for market values (config).")
-        stale.add_metric([], stale_after)
+        stale.add_metric([], s.stale_after.total_seconds())
+        return [up, age, last, errors, stale, *self._tasks(s, now), *self._grid(s, now)]
 
+    def _tasks(self, s: Snapshot, now: datetime) -> list[Metric]:
         task_age = _g("spreadwatch_task_age_seconds", "Seconds since the task last succeeded.", ("task",))
         task_dur = _g("spreadwatch_task_duration_seconds", "Wall duration of the task's last run.", ("task",))
         task_last = _g("spreadwatch_task_last_run_timestamp_seconds", "Exporter-clock time of the last run.",
@@ -178,17 +173,18 @@ class SnapshotCollector(Collector):
             if task.last_run is not None:
                 task_last.add_metric([name], task.last_run.timestamp())
             task_err.add_metric([name], float(task.errors_total))
+        return [task_age, task_dur, task_last, task_err]
 
-        families: list[Metric] = [up, age, last, errors, stale, task_age, task_dur, task_last, task_err]
-        if s.grid is not None:
-            rows = _g("spreadwatch_grid_rows", "Grid rows loaded (impossible rows skipped).")
-            rows.add_metric([], s.grid.rows)
-            skipped = _g("spreadwatch_grid_skipped_rows", "Impossible grid rows skipped.")
-            skipped.add_metric([], s.grid.skipped_rows)
-            grid_age = _g("spreadwatch_grid_age_seconds", "Age of the grid file on the exporter's clock.")
-            grid_age.add_metric([], _age(now, datetime.fromtimestamp(s.grid.mtime, UTC)))
-            families += [rows, skipped, grid_age]
-        return families
+    def _grid(self, s: Snapshot, now: datetime) -> list[Metric]:
+        if s.grid is None:
+            return []
+        rows = _g("spreadwatch_grid_rows", "Grid rows loaded (impossible rows skipped).")
+        rows.add_metric([], s.grid.rows)
+        skipped = _g("spreadwatch_grid_skipped_rows", "Impossible grid rows skipped.")
+        skipped.add_metric([], s.grid.skipped_rows)
+        grid_age = _g("spreadwatch_grid_age_seconds", "Age of the grid file on the exporter's clock.")
+        grid_age.add_metric([], _age(now, datetime.fromtimestamp(s.grid.mtime, UTC)))
+        return [rows, skipped, grid_age]
 
     # ---- opportunities ------------------------------------------------------------------------------------
     def _opportunities(self, s: Snapshot, now: datetime) -> list[Metric]:
@@ -238,7 +234,8 @@ class SnapshotCollector(Collector):
             "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
         }
         fams = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS) for k, doc in specs.items()}
-        for item in s.positions:
+        for facts in s.position_facts:
+            item = facts.item
             p = item.position
             labels = [p.id, p.ticker, p.spread, p.band]
 
@@ -248,7 +245,7 @@ class SnapshotCollector(Collector):
             add("pnl_dollars", p.pnl)
             add("credit_dollars", p.credit)
             add("risk_dollars", p.risk)
-            add("pnl_to_credit_ratio", p.pnl / p.credit if p.credit else 0.0)
+            add("pnl_to_credit_ratio", facts.pnl_to_credit)
             if item.sessions_to_expiry is not None:
                 add("sessions_to_expiry", item.sessions_to_expiry)
             add("entry_dte", p.dte)
@@ -258,8 +255,8 @@ class SnapshotCollector(Collector):
             if updated is not None:
                 add("pnl_age_seconds", _age(now, updated))
                 add("pnl_updated_timestamp_seconds", updated.timestamp())
-            add("profit_target_dollars", exits.profit_target_pct * p.credit)
-            add("stop_loss_dollars", -exits.stop_loss_mult * p.credit)
+            add("profit_target_dollars", facts.profit_target)
+            add("stop_loss_dollars", facts.stop_loss)
             add("time_exit_sessions", exits.time_exit_dte)
             add("pnl_max_age_seconds", exits.pnl_stale_after_minutes * 60)
         return list(fams.values())
