@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 import threading
 import time as wall
 from datetime import datetime
@@ -19,9 +20,41 @@ from typing import Any
 
 from spreadwatch import __version__
 from spreadwatch.app.events import EventTracker
-from spreadwatch.app.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
+from spreadwatch.app.snapshot import (
+    CalendarFacts,
+    GridInfo,
+    OpenPosition,
+    Portfolio,
+    Snapshot,
+    TaskStatus,
+)
+from spreadwatch.edges.providers import ProviderError
+from spreadwatch.errors import DataError, SpreadwatchError
 
 log = logging.getLogger(__name__)
+
+
+class MarketFetchFailed(SpreadwatchError):
+    """A ticker's market fetch missed the deadline, is still running, or failed (an outside-world fault)."""
+
+
+def fault_kind(exc: BaseException) -> str:
+    """The kind of a failed task run (one of FAULT_KINDS). `market`: a market fetch missed its deadline or failed; `provider`: a provider error; `data`: a missing,
+    locked or corrupt book, a missing or invalid grid file; `database`: SQLite refused (locked, busy); `os`: a file
+    system error; `error`: any other expected error; `bug`: anything else."""
+    if isinstance(exc, MarketFetchFailed):
+        return "market"
+    if isinstance(exc, ProviderError):
+        return "provider"
+    if isinstance(exc, DataError):
+        return "data"
+    if isinstance(exc, SpreadwatchError):
+        return "error"
+    if isinstance(exc, sqlite3.OperationalError):
+        return "database"
+    if isinstance(exc, OSError):
+        return "os"
+    return "bug"
 events = logging.getLogger("spreadwatch.events")
 
 # Wall seconds a market fetch may take before the cycle gives up on it (the fetch keeps its thread; the next
@@ -94,24 +127,36 @@ class Service:
 
     # ---- tasks --------------------------------------------------------------------------------------------
     def _run_task(self, name: str, func: Any, now: datetime) -> None:
+        """Run one task. An expected fault (market data, the book, the grid: see `fault_kind`) is counted by kind and
+        the last good values are kept; a bug is logged with its traceback, counted as `bug`, and keeps /healthz
+        unhealthy until the task succeeds again."""
         started = wall.perf_counter()
         previous = self._tasks[name]
         try:
             func(now)
         except Exception as exc:  # contained: counted, logged, last good values kept
+            kind = fault_kind(exc)
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if kind == "bug":
+                reason = f"{type(exc).__name__}: {reason}"
             # Said when the task starts failing or fails differently; the same failure again is DEBUG (counted).
             repeat = previous.last_run is not None and not previous.ok and previous.error == reason
-            log.log(logging.DEBUG if repeat else logging.WARNING, "%s task failed: %s", name, reason)
+            if kind == "bug":
+                log.log(logging.DEBUG if repeat else logging.ERROR, "%s task failed with a bug: %s", name, reason,
+                        exc_info=exc)
+            else:
+                log.log(logging.DEBUG if repeat else logging.WARNING, "%s task failed: %s", name, reason)
+            faults = dict(previous.faults)
+            faults[kind] = faults.get(kind, 0) + 1
             self._tasks[name] = dataclasses.replace(
                 previous, last_run=now, duration_seconds=wall.perf_counter() - started, ok=False, error=reason,
-                errors_total=previous.errors_total + 1)
+                errors_total=previous.errors_total + 1, faults=faults, bug=kind == "bug")
             return
         if previous.last_run is not None and not previous.ok:
             log.info("%s task recovered (was: %s)", name, previous.error)
         self._tasks[name] = dataclasses.replace(
             previous, last_run=now, last_success=now, duration_seconds=wall.perf_counter() - started, ok=True,
-            error=None)
+            error=None, bug=False)
 
     def _symbols(self, ticker: str) -> tuple[str, ...]:
         return self.watchers[ticker].symbols
@@ -147,8 +192,12 @@ class Service:
                 fetch.consumed = True
                 self._contexts[ticker] = fetch.result
         self._hung = frozenset(hung)
+        bugs = [fetch.error for fetch in started.values()
+                if fetch.error is not None and fault_kind(fetch.error) == "bug"]
+        if bugs:
+            raise bugs[0]  # a bug in a watcher: its traceback, not a fetch failure
         if failures:
-            raise RuntimeError("; ".join(failures))
+            raise MarketFetchFailed("; ".join(failures))
 
     def positions_task(self, now: datetime) -> None:
         from spreadwatch.domain.positions import summarize
@@ -239,17 +288,21 @@ class Service:
 
     # ---- health -------------------------------------------------------------------------------------------
     def health(self) -> tuple[bool, list[str]]:
-        """Healthy when every task's last run succeeded within three of its intervals (on the clock)."""
+        """Healthy when every task has succeeded, the last run of none was a bug, and each succeeded within three
+        of its intervals (on the clock). An expected fault alone (a locked book for one cycle) is not unhealthy:
+        the last good values are served and the fault is counted; it becomes unhealthy once the last success is
+        too old. A bug is unhealthy until that task succeeds again."""
         snapshot = self.snapshot
         now = self.clock.now()
         reasons = []
         for name, task in sorted(snapshot.tasks.items()):
             if task.last_success is None:
                 reasons.append(f"{name}: no successful run yet" + (f" ({task.error})" if task.error else ""))
-            elif not task.ok:
-                reasons.append(f"{name}: last run failed: {task.error}")
+            elif task.bug:
+                reasons.append(f"{name}: last run failed with a bug: {task.error} (traceback in the log)")
             elif (now - task.last_success).total_seconds() > 3 * task.interval_seconds:
-                reasons.append(f"{name}: last success {(now - task.last_success).total_seconds():.0f} s ago")
+                failing = f" (failing: {task.error})" if not task.ok else ""
+                reasons.append(f"{name}: last success {(now - task.last_success).total_seconds():.0f} s ago{failing}")
         return not reasons, reasons
 
 

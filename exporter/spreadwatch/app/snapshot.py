@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from spreadwatch.config import Config
     from spreadwatch.domain.scanner import ScanResult
 
+# What a failed task run was (spreadwatch_task_failures_total{kind}; service.fault_kind): an outside-world or input
+# fault the loop lives with, keeping the last good values, or a bug (any other exception).
+FAULT_KINDS: tuple[str, ...] = ("market", "provider", "data", "database", "os", "error", "bug")
+
+
 @dataclass(frozen=True)
 class TaskStatus:
     name: str
@@ -35,6 +40,8 @@ class TaskStatus:
     ok: bool = False
     error: str | None = None
     errors_total: int = 0
+    faults: dict[str, int] = field(default_factory=dict)  # failed runs by kind (FAULT_KINDS)
+    bug: bool = False  # the last run failed with a bug (not an expected fault)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from spreadwatch.app.snapshot import FAULT_KINDS
 from spreadwatch.domain.vocabulary import FLOWS, REGIME_LEVEL, REGIMES, SESSION_PHASES, TRENDS
 from spreadwatch.edges.providers import FAILURE_KINDS
 
@@ -165,6 +166,8 @@ class SnapshotCollector(Collector):
         task_last = _g("spreadwatch_task_last_run_timestamp_seconds", "Exporter-clock time of the last run.",
                        ("task",))
         task_err = CounterMetricFamily("spreadwatch_task_errors", "Failed runs of the task.", labels=["task"])
+        task_faults = CounterMetricFamily("spreadwatch_task_failures", "Failed runs of the task by kind (bug: a "
+                                          "defect, not an outside-world fault).", labels=["task", "kind"])
         for name, task in sorted(s.tasks.items()):
             if task.last_success is not None:
                 task_age.add_metric([name], _age(now, task.last_success))
@@ -173,7 +176,10 @@ class SnapshotCollector(Collector):
             if task.last_run is not None:
                 task_last.add_metric([name], task.last_run.timestamp())
             task_err.add_metric([name], float(task.errors_total))
-        return [task_age, task_dur, task_last, task_err]
+            for kind in FAULT_KINDS:  # a kind's series starts at its first failure (the cardinality stays small)
+                if task.faults.get(kind):
+                    task_faults.add_metric([name, kind], float(task.faults[kind]))
+        return [task_age, task_dur, task_last, task_err, task_faults]
 
     def _grid(self, s: Snapshot, now: datetime) -> list[Metric]:
         if s.grid is None:
