@@ -1,10 +1,12 @@
-"""One-shot answers (`spreadwatch status`, `scan --at`): the market context at one instant, and its text.
+"""One-shot answers (`spreadwatch status`, `scan --at`): the market context at one instant, the status report
+(market, opportunities, portfolio) as JSON keys and text lines.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from spreadwatch.app.watcher import MarketContext, MarketWatcher, iso_utc
 from spreadwatch.errors import InputError
@@ -33,7 +35,7 @@ def one_shot_now(provider: Provider, calendar: MarketCalendar, at: str | None, s
     return WallClock().now()
 
 
-def market_context(config: Config, ticker: str | None = None, source: str | None = None, at: str | None = None,
+def market_context(config: Config, ticker: str | None = None, source_spec: str | None = None, at: str | None = None,
                    start: str | None = None, trend: str | None = None,
                    provider: Provider | None = None) -> tuple[MarketContext, Provider]:
     """What the loop would see at one instant: a fresh watcher (regime rebuilt over the previous and the current
@@ -43,7 +45,7 @@ def market_context(config: Config, ticker: str | None = None, source: str | None
 
     name = ticker or config.watch[0]
     config.ticker(name)  # unknown ticker: ConfigError naming the configured ones
-    provider = provider or make_provider(source)
+    provider = provider or make_provider(source_spec)
     calendar = MarketCalendar(config.display_timezone)
     now = one_shot_now(provider, calendar, at, start)
     # A week of margin: the answer also needs the previous and the next session.
@@ -99,3 +101,48 @@ def duration_text(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# `spreadwatch status`
+
+
+def status_report(config: Config, *, ticker: str | None, source_spec: str | None, at: str | None,
+                  start: str | None, trend: str | None, db_path: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The whole `status` answer: the market context, the opportunities and the portfolio at one instant, as the
+    `status --json` object and as text lines. Sections are built as data first, then rendered."""
+    from spreadwatch.app.scan import status_opportunities
+
+    context, provider = market_context(config, ticker=ticker, source_spec=source_spec, at=at, start=start,
+                                       trend=trend)
+    report: dict[str, Any] = {**context.to_json(), "source_description": provider.description}
+    lines = render_text(context, provider.description, config.display_timezone)
+    for keys, section in (status_opportunities(config, context),
+                          status_portfolio(config, Path(db_path or config.paths.database), context.time)):
+        report.update(keys)
+        lines += section
+    return report, lines
+
+
+def status_portfolio(config: Config, path: Path, now: datetime) -> tuple[dict[str, Any], list[str]]:
+    """The book as `status` shows it: summary, limits and the exit rules met at `now`. A missing book is an empty
+    portfolio; a corrupt one is reported in `portfolio_error`, not fatal (the market part is still worth seeing)."""
+    from spreadwatch.app.book import exit_lines, read_positions_if_any
+    from spreadwatch.domain.positions import money, summarize
+    from spreadwatch.errors import DataError
+
+    try:
+        positions = read_positions_if_any(path)
+    except DataError as exc:
+        return {"portfolio": None, "portfolio_error": str(exc)}, ["", f"Portfolio: unavailable ({exc})"]
+    summary = summarize(positions)
+    signals = [line for p in positions if p.is_open for line in exit_lines(config, p, now)]
+    keys = {"portfolio": {**summary.to_json(), "max_positions": config.risk.max_positions,
+                          "max_total_risk": config.risk.max_total_risk, "exit_signals": signals},
+            "portfolio_error": None}
+    lines = ["", f"Portfolio: {summary.open_count} open (max {config.risk.max_positions}), "
+                 f"{summary.closed_count} closed | risk {money(summary.total_risk, sign=False)} of "
+                 f"{money(config.risk.max_total_risk, sign=False)} | unrealized {money(summary.unrealized_pnl)} "
+                 f"realized {money(summary.realized_pnl)}"]
+    lines += [f"  {line}" for line in signals]
+    return keys, lines

@@ -1,0 +1,107 @@
+"""`spreadwatch run`: the exporter process wired together.
+
+Checks the run's settings, picks the clock for the data source (the wall clock live, the replay clock on a replay),
+creates or migrates the position book, starts the HTTP server and the loop, and stops both on SIGTERM/SIGINT.
+Bad settings raise InputError before anything starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spreadwatch.errors import InputError
+
+if TYPE_CHECKING:
+    from spreadwatch.config import Config
+
+log = logging.getLogger("spreadwatch")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What `spreadwatch run` was asked for (its flags)."""
+
+    tickers: tuple[str, ...] = ()
+    trend: str | None = None
+    scan_interval: float | None = None
+    source_spec: str | None = None  # --source: yahoo | replay | replay:FILE
+    speed: float = 1.0
+    start_at: str | None = None
+    listen: str = "127.0.0.1:9877"
+    db_path: str | None = None
+    grid_file: str | None = None
+
+
+def _check(config: Config, request: RunRequest) -> tuple[str, ...]:
+    watch = request.tickers or config.watch
+    for name in watch:
+        config.ticker(name)
+    if request.scan_interval is not None and request.scan_interval <= 0:
+        raise InputError("--scan-interval must be > 0")
+    if request.speed <= 0:
+        raise InputError("--speed must be > 0")
+    return tuple(watch)
+
+
+def _clock(provider: Any, calendar: Any, request: RunRequest) -> Any:
+    """The replay clock on a replay (from --start, else the replayed day's open), else the wall clock."""
+    from spreadwatch.app.clock import ReplayClock, WallClock, parse_instant
+
+    if provider.label == "replay":
+        start = parse_instant(request.start_at) if request.start_at else provider.default_start(calendar)
+        return ReplayClock(start, request.speed)
+    if request.start_at or request.speed != 1.0:
+        raise InputError("--start and --speed apply to a replay source only")
+    return WallClock()
+
+
+def run(config: Config, request: RunRequest) -> None:
+    """Run the exporter until SIGTERM/SIGINT: fetch, scan and check exits on the clock, serving /metrics."""
+    from spreadwatch.app.service import Service, setup_logging
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.collector import SnapshotCollector, build_registry
+    from spreadwatch.edges.gridfile import grid_path
+    from spreadwatch.edges.providers import make_provider
+    from spreadwatch.edges.server import ExporterServer, parse_listen
+    from spreadwatch.edges.store import PositionBook
+
+    watch = _check(config, request)
+    address = parse_listen(request.listen)
+    provider = make_provider(request.source_spec)
+    calendar = MarketCalendar(config.display_timezone)
+    clock = _clock(provider, calendar, request)
+    db = Path(request.db_path or config.paths.database)
+    grid = grid_path(config.paths.grid, request.grid_file)
+    if not grid.exists():
+        raise InputError(f"{grid}: grid file not found")
+    setup_logging(config)
+    PositionBook(db).close()  # creates or migrates the book; a corrupt or foreign file stops here, one line
+    if provider.label == "replay":
+        log.warning("REPLAY, not live data: %s; clock starts %s at %gx", provider.description,
+                    clock.now().isoformat(), request.speed)
+    else:
+        log.info("LIVE data: %s", provider.description)
+    service = Service(config, provider, clock, calendar, tickers=watch, db_path=db, grid_path=grid,
+                      trend=request.trend, scan_interval=request.scan_interval)
+    server = ExporterServer(service, build_registry(SnapshotCollector(lambda: service.snapshot, clock.now)),
+                            address)
+    server.start()
+    host, port = server.address
+    log.info("serving http://%s:%d/ (metrics at /metrics, health at /healthz); book %s; grid %s",
+             host, port, db, grid)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: finishing the current step and exiting", signum)
+        service.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        service.run()
+    finally:
+        server.stop()
+    log.info("stopped")
