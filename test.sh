@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the tests need and run the whole suite: lint, unit tests, promtool/amtool checks and the
+# Install everything the tests need and run the whole suite: lint, type check, unit tests, promtool/amtool checks and the
 # end-to-end tests against real Prometheus and Alertmanager. Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,4 +14,5 @@ if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/de
 fi
 scripts/bootstrap.sh test
 .venv/bin/ruff check .
+.venv/bin/python -m mypy exporter/spreadwatch
 exec .venv/bin/python -m pytest "$@"

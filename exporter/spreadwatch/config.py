@@ -300,7 +300,7 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
             return None
         return _convert(non_none[0], value, path, key)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path)
+        return _build(hint, value, path)  # type: ignore[arg-type]  # a dataclass type here: `hint` is a type hint
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: must be a mapping, got {_type_name(value)}")
@@ -313,6 +313,10 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
             raise ConfigError(f"{path}: must be a list, got {_type_name(value)}")
         item_type = args[0]
         return tuple(_convert(item_type, v, f"{path}[{i}]", key) for i, v in enumerate(value))
+    return _convert_scalar(hint, value, path, key)
+
+
+def _convert_scalar(hint: Any, value: Any, path: str, key: str) -> Any:
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: must be true or false, got {value!r}")
@@ -322,13 +326,7 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
             raise ConfigError(f"{path}: must be a whole number, got {value!r}")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{path}: must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{path}: must be a finite number, got {value!r}")
-        if key in RATIO_KEYS and value > 1:
-            raise ConfigError(f"{path}: must be a fraction; {value} looks like a percent, write {value / 100:g}")
-        return float(value)
+        return _convert_float(value, path, key)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: must be a string, got {_type_name(value)}")
@@ -336,6 +334,16 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
     if hint is time:
         return _parse_hhmm(value, path)
     raise ConfigError(f"{path}: unsupported setting type")  # pragma: no cover - schema bug
+
+
+def _convert_float(value: Any, path: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{path}: must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{path}: must be a finite number, got {value!r}")
+    if key in RATIO_KEYS and value > 1:
+        raise ConfigError(f"{path}: must be a fraction; {value} looks like a percent, write {value / 100:g}")
+    return float(value)
 
 
 def _parse_hhmm(value: Any, path: str) -> time:
@@ -350,7 +358,8 @@ def _parse_hhmm(value: Any, path: str) -> time:
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), repr(value))
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
+    return names.get(type(value), repr(value))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -365,10 +374,15 @@ def check_consistency(config: Config) -> None:
         ZoneInfo(config.display_timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"display_timezone: unknown time zone {config.display_timezone!r}") from None
-
     for name, value in dataclasses.asdict(config.intervals).items():
         if value <= 0:
             raise ConfigError(f"intervals.{name}: must be > 0")
+    for check in (_check_market, _check_hours, _check_scan, _check_exits, _check_risk, _check_regime,
+                  _check_tickers, _check_logging):
+        check(config)
+
+
+def _check_market(config: Config) -> None:
     m = config.market
     if m.calendar != "XNYS":
         raise ConfigError(f"market.calendar: only XNYS is supported, got {m.calendar!r}")
@@ -382,6 +396,8 @@ def check_consistency(config: Config) -> None:
         if not 0 <= getattr(m, name) < 0.1:
             raise ConfigError(f"market.{name}: must be a fraction in [0, 0.1)")
 
+
+def _check_hours(config: Config) -> None:
     h = config.hours
     if h.trading_start >= h.trading_end:
         raise ConfigError("hours.trading_start: must be before hours.trading_end")
@@ -390,6 +406,8 @@ def check_consistency(config: Config) -> None:
     if h.entry_tolerance_minutes < 0:
         raise ConfigError("hours.entry_tolerance_minutes: must be >= 0")
 
+
+def _check_scan(config: Config) -> None:
     s = config.scan
     if s.top_n < 1:
         raise ConfigError("scan.top_n: must be >= 1")
@@ -399,6 +417,8 @@ def check_consistency(config: Config) -> None:
     if s.min_trades < 0:
         raise ConfigError("scan.min_trades: must be >= 0")
 
+
+def _check_exits(config: Config) -> None:
     e = config.exits
     if not 0 < e.profit_target_pct <= 1:
         raise ConfigError("exits.profit_target_pct: must be a fraction in (0, 1]")
@@ -409,12 +429,16 @@ def check_consistency(config: Config) -> None:
     if e.pnl_stale_after_minutes <= 0:
         raise ConfigError("exits.pnl_stale_after_minutes: must be > 0")
 
+
+def _check_risk(config: Config) -> None:
     r = config.risk
     if r.max_positions < 1:
         raise ConfigError("risk.max_positions: must be >= 1")
     if r.max_total_risk <= 0:
         raise ConfigError("risk.max_total_risk: must be > 0")
 
+
+def _check_regime(config: Config) -> None:
     g = config.regime
     expected = list(REGIMES[1:])
     if set(g.boundaries) != set(expected):
@@ -441,6 +465,8 @@ def check_consistency(config: Config) -> None:
             raise ConfigError(f"regime.trend_spreads.{trend}: only up and down can override the regime's list")
         _check_members(f"regime.trend_spreads.{trend}", spreads, SPREAD_TYPES)
 
+
+def _check_tickers(config: Config) -> None:
     if not config.watch:
         raise ConfigError("watch: must name at least one ticker")
     for i, name in enumerate(config.watch):
@@ -449,6 +475,9 @@ def check_consistency(config: Config) -> None:
     for name, ticker in config.tickers.items():
         if ticker.strike_increment <= 0:
             raise ConfigError(f"tickers.{name}.strike_increment: must be > 0")
+
+
+def _check_logging(config: Config) -> None:
     if config.logging.file_max_bytes <= 0:
         raise ConfigError("logging.file_max_bytes: must be > 0")
     if config.logging.file_backups < 0:

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import threading
 import time as wall
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -306,9 +306,7 @@ class Service:
         return not reasons, reasons
 
 
-def _seconds(value: float):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
+def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 

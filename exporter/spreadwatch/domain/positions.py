@@ -149,44 +149,11 @@ def computed_risk(spread: str, legs: dict[str, float | None], contracts: int, cr
 def validate(entry: PositionInput, *, tickers: Iterable[str]) -> tuple[PositionInput, list[str]]:
     """Check every rule of a new position. Returns the input with risk filled in (computed when omitted) and the
     warnings to show (a given risk that differs from the strikes). Raises InputError naming the first problem."""
-    known = tuple(tickers)
-    if entry.ticker not in known:
-        raise InputError(f"--ticker: unknown ticker {entry.ticker!r} (configured: {', '.join(known)})")
-    if entry.spread not in SPREAD_TYPES:
-        raise InputError(f"--spread: unknown spread {entry.spread!r} (one of {', '.join(SPREAD_TYPES)})")
-    if entry.band not in BANDS:
-        raise InputError(f"--band: unknown band {entry.band!r} (one of {', '.join(BANDS)})")
-    if entry.flow_mode not in FLOW_MODES:
-        raise InputError(f"--flow-mode: unknown flow mode {entry.flow_mode!r} (one of {', '.join(FLOW_MODES)})")
-    if isinstance(entry.dte, bool) or not isinstance(entry.dte, int) or entry.dte < 0:
-        raise InputError(f"--dte: must be a whole number >= 0, got {entry.dte!r}")
-    if isinstance(entry.contracts, bool) or not isinstance(entry.contracts, int) or entry.contracts < 1:
-        raise InputError(f"--contracts: must be a whole number >= 1, got {entry.contracts!r}")
+    _check_terms(entry, tuple(tickers))
     credit = _finite("--credit", entry.credit)
     if credit <= 0:
         raise InputError(f"--credit: must be > 0 (dollars received for the whole position), got {entry.credit:g}")
-
-    needed = legs_for(entry.spread)
-    legs: dict[str, float | None] = {}
-    for leg in LEGS:
-        value = getattr(entry, leg)
-        if leg in needed:
-            if value is None:
-                raise InputError(f"{_flag(leg)}: required for {_article(entry.spread)} {entry.spread}")
-            strike = _finite(_flag(leg), value)
-            if strike <= 0:
-                raise InputError(f"{_flag(leg)}: must be > 0, got {value:g}")
-            legs[leg] = strike
-        else:
-            if value is not None:
-                raise InputError(f"{_flag(leg)}: does not apply to {_article(entry.spread)} {entry.spread} (it has {', '.join(_flag(n) for n in needed)})")
-            legs[leg] = None
-    order = [leg for leg in ("long_put", "short_put", "short_call", "long_call") if legs[leg] is not None]
-    for lower, upper in zip(order, order[1:], strict=False):
-        if not legs[lower] < legs[upper]:  # type: ignore[operator]
-            raise InputError(f"strikes out of order: {_flag(lower)} {legs[lower]:g} must be below "
-                             f"{_flag(upper)} {legs[upper]:g} (long put < short put < short call < long call)")
-
+    legs = _checked_legs(entry)
     max_credit = spread_width(entry.spread, legs) * 100 * entry.contracts
     if credit >= max_credit:
         raise InputError(f"--credit: {credit:,.2f} must be below the spread's width x 100 x contracts "
@@ -206,6 +173,48 @@ def validate(entry: PositionInput, *, tickers: Iterable[str]) -> tuple[PositionI
         ticker=entry.ticker, spread=entry.spread, band=entry.band, flow_mode=entry.flow_mode, dte=entry.dte,
         contracts=entry.contracts, credit=credit, risk=risk, note=entry.note or "", **legs,
     ), warnings
+
+
+def _check_terms(entry: PositionInput, known: tuple[str, ...]) -> None:
+    """Ticker, spread type, band, flow mode, DTE and contracts."""
+    if entry.ticker not in known:
+        raise InputError(f"--ticker: unknown ticker {entry.ticker!r} (configured: {', '.join(known)})")
+    if entry.spread not in SPREAD_TYPES:
+        raise InputError(f"--spread: unknown spread {entry.spread!r} (one of {', '.join(SPREAD_TYPES)})")
+    if entry.band not in BANDS:
+        raise InputError(f"--band: unknown band {entry.band!r} (one of {', '.join(BANDS)})")
+    if entry.flow_mode not in FLOW_MODES:
+        raise InputError(f"--flow-mode: unknown flow mode {entry.flow_mode!r} (one of {', '.join(FLOW_MODES)})")
+    if isinstance(entry.dte, bool) or not isinstance(entry.dte, int) or entry.dte < 0:
+        raise InputError(f"--dte: must be a whole number >= 0, got {entry.dte!r}")
+    if isinstance(entry.contracts, bool) or not isinstance(entry.contracts, int) or entry.contracts < 1:
+        raise InputError(f"--contracts: must be a whole number >= 1, got {entry.contracts!r}")
+
+
+def _checked_legs(entry: PositionInput) -> dict[str, float | None]:
+    """The strikes of the legs the spread type needs (each > 0, in order), None for the others (which must not
+    be given)."""
+    needed = legs_for(entry.spread)
+    legs: dict[str, float | None] = {}
+    for leg in LEGS:
+        value = getattr(entry, leg)
+        if leg not in needed:
+            if value is not None:
+                raise InputError(f"{_flag(leg)}: does not apply to {_article(entry.spread)} {entry.spread} (it has {', '.join(_flag(n) for n in needed)})")
+            legs[leg] = None
+            continue
+        if value is None:
+            raise InputError(f"{_flag(leg)}: required for {_article(entry.spread)} {entry.spread}")
+        strike = _finite(_flag(leg), value)
+        if strike <= 0:
+            raise InputError(f"{_flag(leg)}: must be > 0, got {value:g}")
+        legs[leg] = strike
+    order = [leg for leg in ("long_put", "short_put", "short_call", "long_call") if legs[leg] is not None]
+    for lower, upper in zip(order, order[1:], strict=False):
+        if not legs[lower] < legs[upper]:  # type: ignore[operator]  # both set: `order` keeps given legs only
+            raise InputError(f"strikes out of order: {_flag(lower)} {legs[lower]:g} must be below "
+                             f"{_flag(upper)} {legs[upper]:g} (long put < short put < short call < long call)")
+    return legs
 
 
 def validate_pnl(value: Any) -> float:
@@ -351,28 +360,30 @@ def parse_original(data: Any, *, tickers: Iterable[str], local_tz: Any, expiry_f
     return out
 
 
-def _parse_record(record: dict[str, Any], tickers: tuple[str, ...], local_tz: Any, expiry_for: Any,
-                  is_session: Any, seen: set[str]) -> tuple[str | None, PositionInput, dict[str, Any]]:
-    for key in ("spread", "band", "dte", "contracts", "credit", "entry_time"):
-        if record.get(key) is None:
-            raise InputError(f"{key}: missing")
+class _Record:
+    """One record of the original's file, read field by field (InputError naming the field)."""
 
-    def whole(key: str) -> int:
-        value = record[key]
+    def __init__(self, record: dict[str, Any], local_tz: Any) -> None:
+        self.record = record
+        self.local_tz = local_tz
+
+    def whole(self, key: str) -> int:
+        value = self.record[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
             raise InputError(f"{key}: {value!r} is not a whole number")
         return int(value)
 
-    def number(key: str) -> float | None:
-        value = record.get(key)
+    def number(self, key: str) -> float | None:
+        value = self.record.get(key)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise InputError(f"{key}: {value!r} is not a number")
         return _finite(key, value)
 
-    def stamp(key: str) -> datetime | None:
-        value = record.get(key)
+    def stamp(self, key: str) -> datetime | None:
+        """An ISO 8601 time; a naive one is in the original's local zone."""
+        value = self.record.get(key)
         if value is None:
             return None
         if not isinstance(value, str):
@@ -381,44 +392,58 @@ def _parse_record(record: dict[str, Any], tickers: tuple[str, ...], local_tz: An
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise InputError(f"{key}: {value!r} is not an ISO 8601 time") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=local_tz)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=self.local_tz)
 
-    spread = str(record["spread"]).lower()
-    entry = PositionInput(
-        ticker=str(record.get("ticker") or tickers[0]), spread=spread, band=str(record["band"]).upper(),
-        flow_mode=str(record.get("flow_mode") or "neutral"), dte=whole("dte"), contracts=whole("contracts"),
-        credit=number("credit"), risk=number("risk"),  # type: ignore[arg-type]
-        note=str(record.get("note") or ""),
-        **{leg: number(leg) for leg in LEGS},
-    )
-    entry, _ = validate(entry, tickers=tickers)
-    status = str(record.get("status") or "open").lower()
-    if status not in STATUSES:
-        raise InputError(f"status: {record.get('status')!r} is not open or closed")
-    entry_time = stamp("entry_time")
-    assert entry_time is not None
-    if record.get("expiry") is not None:
+    def expiry(self, entry_time: datetime, dte: int, expiry_for: Any, is_session: Any) -> date:
+        if self.record.get("expiry") is None:
+            return expiry_for(entry_time, dte)
         try:
-            expiry = date.fromisoformat(str(record["expiry"])[:10])
+            expiry = date.fromisoformat(str(self.record["expiry"])[:10])
         except ValueError:
-            raise InputError(f"expiry: {record['expiry']!r} is not a date (YYYY-MM-DD)") from None
+            raise InputError(f"expiry: {self.record['expiry']!r} is not a date (YYYY-MM-DD)") from None
         if not is_session(expiry):
             raise InputError(f"expiry: {expiry} is not a trading session")
-    else:
-        expiry = expiry_for(entry_time, entry.dte)
-    pnl = number("pnl") or 0.0
-    closed_at = stamp("closed_at")
-    if status == "closed" and closed_at is None:
-        closed_at = stamp("pnl_updated_at") or entry_time
-    wanted = record.get("id")
-    if wanted is not None:
+        return expiry
+
+    def wanted_id(self, seen: set[str]) -> str | None:
+        wanted = self.record.get("id")
+        if wanted is None:
+            return None
         wanted = str(wanted)
         if not wanted or len(wanted) > 64 or not set(wanted) <= _ID_CHARS:
             raise InputError(f"id: {wanted!r} is not a usable id (letters, digits, _ - . only)")
         if wanted in seen:
             raise InputError(f"id: {wanted!r} appears twice")
         seen.add(wanted)
+        return wanted
+
+
+def _parse_record(record: dict[str, Any], tickers: tuple[str, ...], local_tz: Any, expiry_for: Any,
+                  is_session: Any, seen: set[str]) -> tuple[str | None, PositionInput, dict[str, Any]]:
+    for key in ("spread", "band", "dte", "contracts", "credit", "entry_time"):
+        if record.get(key) is None:
+            raise InputError(f"{key}: missing")
+    r = _Record(record, local_tz)
+    entry = PositionInput(
+        ticker=str(record.get("ticker") or tickers[0]), spread=str(record["spread"]).lower(),
+        band=str(record["band"]).upper(), flow_mode=str(record.get("flow_mode") or "neutral"), dte=r.whole("dte"),
+        contracts=r.whole("contracts"), credit=r.number("credit"), risk=r.number("risk"),  # type: ignore[arg-type]
+        note=str(record.get("note") or ""),
+        **{leg: r.number(leg) for leg in LEGS},
+    )
+    entry, _ = validate(entry, tickers=tickers)
+    status = str(record.get("status") or "open").lower()
+    if status not in STATUSES:
+        raise InputError(f"status: {record.get('status')!r} is not open or closed")
+    entry_time = r.stamp("entry_time")
+    assert entry_time is not None  # required above
+    expiry = r.expiry(entry_time, entry.dte, expiry_for, is_session)
+    pnl = r.number("pnl") or 0.0
+    closed_at = r.stamp("closed_at")
+    if status == "closed" and closed_at is None:
+        closed_at = r.stamp("pnl_updated_at") or entry_time
+    wanted = r.wanted_id(seen)
     state = {"entry_time": entry_time, "expiry": expiry, "pnl": pnl, "status": status,
-             "pnl_updated_at": stamp("pnl_updated_at") or closed_at or entry_time,
+             "pnl_updated_at": r.stamp("pnl_updated_at") or closed_at or entry_time,
              "closed_at": closed_at if status == "closed" else None}
     return wanted, entry, state

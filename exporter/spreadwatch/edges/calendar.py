@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 ET = ZoneInfo("America/New_York")
@@ -23,13 +24,13 @@ CALENDAR_START = "1995-01-01"
 
 
 @functools.cache
-def _xnys():  # type: ignore[no-untyped-def]
+def _xnys() -> Any:
     import exchange_calendars
 
     return exchange_calendars.get_calendar("XNYS", start=CALENDAR_START)
 
 
-def _ts(day: date):  # type: ignore[no-untyped-def]
+def _ts(day: date) -> Any:
     import pandas as pd
 
     return pd.Timestamp(day.isoformat())

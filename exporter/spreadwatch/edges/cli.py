@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -99,11 +99,12 @@ class OneLineErrors(click.Group):
     """click's usage errors print the usage block and a blank line before the message; here every expected error
     is one line on stderr (the message and where to look), with click's exit codes (2 for usage, 1 otherwise)."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **kwargs)
         try:
-            super().main(*args, standalone_mode=False, **kwargs)
+            super().main(args, prog_name, complete_var, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             click.echo(f"Error: {exc.format_message()}{hint}", err=True)
@@ -376,6 +377,7 @@ def _now() -> Any:
 def _set_config_path(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value is not None:
         obj = ctx.find_object(Context)
+        assert obj is not None  # the root group's callback made it before any subcommand's options
         obj.config_path = value
         obj._config = None
 
@@ -392,11 +394,10 @@ def _accept_config_on_every_command(group: click.Group) -> None:
                 callback=_set_config_path, help="YAML config file (also before the subcommand; env SPREADWATCH_CONFIG)."))
 
 
-from spreadwatch.edges import cli_positions  # noqa: E402  (registers the positions group on `cli`)
+from spreadwatch.edges import cli_positions  # noqa: E402,F401  (registers the positions group on `cli`)
 
-cli.add_command(cli_positions.positions_group)
 _accept_config_on_every_command(cli)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

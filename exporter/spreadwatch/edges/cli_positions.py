@@ -232,3 +232,6 @@ def positions_import(ctx: Context, file: str, db_path: str | None) -> None:
 
     imported, opened = import_original(ctx.config, _book_path(ctx, db_path), file, now=_cli._now())
     click.echo(f"Imported {imported} position(s) from {file} ({opened} open, {imported - opened} closed)")
+
+
+_cli.cli.add_command(positions_group)

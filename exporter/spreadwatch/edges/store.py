@@ -260,7 +260,7 @@ class PositionBook:
 
     def _history(self, position_id: str, when: datetime, action: str, old: float | None, new: float,
                   note: str) -> None:
-        self.db["history"].insert({"position_id": position_id, "time": _iso(when), "action": action,
+        self.db.table("history").insert({"position_id": position_id, "time": _iso(when), "action": action,
                                    "old_pnl": old, "new_pnl": new, "note": note})
 
     # ---- reads -------------------------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ class PositionBook:
 
     def _insert(self, position_id: str, entry: PositionInput, *, entry_time: datetime, expiry: date, pnl: float,
                 status: str, pnl_updated_at: datetime | None, closed_at: datetime | None) -> None:
-        self.db["positions"].insert({
+        self.db.table("positions").insert({
             "id": position_id, "ticker": entry.ticker, "spread": entry.spread, "band": entry.band,
             "flow_mode": entry.flow_mode, "dte": entry.dte, "contracts": entry.contracts,
             "entry_time": _iso(entry_time), "expiry": expiry.isoformat(), "credit": entry.credit, "risk": entry.risk,
@@ -327,7 +327,7 @@ class PositionBook:
                 changes["note"] = f"{before.note}\n{note}" if before.note else note
             if close:
                 changes.update(status="closed", closed_at=_iso(now))
-            self.db["positions"].update(before.id, changes)
+            self.db.table("positions").update(before.id, changes)
             self._history(before.id, now, "close" if close else "update", before.pnl, pnl, note or "")
             return before, self._row(before.id)
 
