@@ -44,13 +44,15 @@ class ReplayClock:
 
 
 def parse_instant(text: str) -> datetime:
-    """ISO 8601 with a zone (`2026-11-27T15:10:00Z`); naive input is rejected, not guessed."""
+    """ISO 8601 with a zone (`2026-11-27T15:10:00Z`) for --at, --start, --entry-time; naive input is rejected, not
+    guessed."""
+    from spreadwatch.domain.instants import InstantError
+    from spreadwatch.domain.instants import parse_instant as parse
     from spreadwatch.errors import InputError
 
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
+        return parse(text)
+    except InstantError as exc:
+        if exc.naive:
+            raise InputError(f"instant {text!r} has no time zone; add Z for UTC (e.g. 2026-11-27T15:10:00Z)") from None
         raise InputError(f"not an ISO 8601 instant: {text!r} (e.g. 2026-11-27T15:10:00Z)") from None
-    if value.tzinfo is None:
-        raise InputError(f"instant {text!r} has no time zone; add Z for UTC (e.g. 2026-11-27T15:10:00Z)")
-    return value.astimezone(UTC)

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spreadwatch.app.watcher import MarketContext, MarketWatcher, iso_utc
+from spreadwatch.app.watcher import MarketContext, MarketWatcher
+from spreadwatch.domain.instants import iso_utc
 from spreadwatch.errors import InputError
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from spreadwatch.domain import regime as regime_rules
+from spreadwatch.domain.instants import iso_utc
 from spreadwatch.domain.market_rules import (
     TREND_SMA_SESSIONS,
     _finite,
@@ -160,10 +161,6 @@ class MarketContext:
                 for name, s in self.sources.items()
             },
         }
-
-
-def iso_utc(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------------------------------------------------------

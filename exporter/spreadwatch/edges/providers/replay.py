@@ -1,8 +1,8 @@
 """The replay provider: a CSV of bars played against a clock.
 
-Owns reading the replay file (`timestamp, symbol, open, high, low, close, volume`; timestamps UTC ISO 8601;
-lines starting with `#` are comments) and answering the provider questions as of an instant: a bar stamped t is
+Owns answering the provider questions as of an instant: a bar stamped t is
 visible from t on, so `latest(symbol, now)` is the newest bar at or before `now` and nothing later leaks in.
+The file is read by edges/replayfile.py (the format, and its one rule: a blank, `nan` or `null` cell is NaN).
 Must not: read the clock, fill gaps, or turn a blank cell into a number (a blank close is NaN and the watcher
 reports it as such).
 
@@ -15,22 +15,19 @@ both kinds for one symbol on one date.
 from __future__ import annotations
 
 import bisect
-import csv
 import math
 from collections import defaultdict
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from spreadwatch.edges.providers import Bar, DailyBar, ProviderError, Quote
+from spreadwatch.edges.replayfile import ET, read_rows
 from spreadwatch.errors import DataError
 
 if TYPE_CHECKING:
     from spreadwatch.edges.calendar import MarketCalendar
 
-COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
-ET = ZoneInfo("America/New_York")
 # time, open, high, low, close, volume
 _Row = tuple[datetime, float, float, float, float, float | None]
 
@@ -53,33 +50,9 @@ class ReplayProvider:
 
     # ---- loading --------------------------------------------------------------------------------------------
     def _load(self) -> None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataError(f"{self.path}: replay file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{self.path}: cannot read replay file: {exc}") from None
-        numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
-                    if line.strip() and not line.lstrip().startswith("#")]
-        if not numbered:
-            raise DataError(f"{self.path}: empty replay file (no header)")
-        records = csv.reader(line for _, line in numbered)
-        header = [c.strip().lower() for c in next(records)]
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise DataError(f"{self.path}:{numbered[0][0]}: missing column(s) {', '.join(missing)}")
-        index = {c: header.index(c) for c in COLUMNS}
         rows: dict[str, list[_Row]] = defaultdict(list)
-        for (line_no, _), record in zip(numbered[1:], records, strict=True):
-            if len(record) < len(header):
-                raise DataError(f"{self.path}:{line_no}: expected {len(header)} fields, got {len(record)}")
-            stamp = _parse_time(record[index["timestamp"]], self.path, line_no)
-            symbol = record[index["symbol"]].strip()
-            if not symbol:
-                raise DataError(f"{self.path}:{line_no}: column symbol: blank")
-            o, h, lo, c, v = (_parse_number(record[index[col]], self.path, line_no, col)
-                              for col in ("open", "high", "low", "close", "volume"))
-            rows[symbol].append((stamp, o, h, lo, c, v if math.isfinite(v) else None))
+        for r in read_rows(self.path):
+            rows[r.symbol].append((r.time, r.open, r.high, r.low, r.close, r.volume if math.isfinite(r.volume) else None))
         for symbol, items in rows.items():
             items.sort(key=lambda r: r[0])
             self._rows[symbol] = items
@@ -159,27 +132,3 @@ class ReplayProvider:
 
 def _et_date(stamp: datetime) -> date:
     return stamp.astimezone(ET).date()
-
-
-def _parse_time(text: str, path: Path, line: int) -> datetime:
-    raw = text.strip()
-    try:
-        if len(raw) == 10:  # a bare date: a daily bar, visible from 16:00 ET that day
-            day = date.fromisoformat(raw)
-            return datetime.combine(day, time(16, 0), tzinfo=ET).astimezone(UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
-    except ValueError:
-        raise DataError(f"{path}:{line}: column timestamp: not ISO 8601: {raw!r}") from None
-    if value.tzinfo is None:
-        raise DataError(f"{path}:{line}: column timestamp: no time zone in {raw!r} (write UTC, e.g. ...Z)")
-    return value.astimezone(UTC)
-
-
-def _parse_number(text: str, path: Path, line: int, column: str) -> float:
-    raw = text.strip()
-    if raw == "" or raw.lower() in ("nan", "null"):
-        return math.nan
-    try:
-        return float(raw)
-    except ValueError:
-        raise DataError(f"{path}:{line}: column {column}: not a number: {raw!r}") from None

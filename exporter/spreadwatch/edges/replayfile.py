@@ -1,0 +1,114 @@
+"""The replay CSV format, read in one place: the replay provider's bars and the grid builder's `csv:FILE` history.
+
+`timestamp, symbol, open, high, low, close, volume`; timestamps ISO 8601 with a zone (a bare date is a daily bar,
+visible from 16:00 ET that day); lines starting with `#` are comments. One rule for a missing number: a blank cell,
+`nan` or `null` (any case) is NaN, "no new value", never a number and never an error. Anything else that is not a
+number, a bad timestamp, a blank symbol or a short row is a DataError naming the file, line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+from zoneinfo import ZoneInfo
+
+from spreadwatch.domain.instants import InstantError, parse_instant
+from spreadwatch.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
+ET = ZoneInfo("America/New_York")
+MISSING = ("", "nan", "null")  # no value (NaN)
+
+
+class ReplayRow(NamedTuple):
+    time: datetime
+    symbol: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float  # NaN when absent
+
+
+def parse_number(text: str) -> float:
+    """A cell's number; NaN for a missing one (MISSING). ValueError otherwise."""
+    raw = text.strip()
+    if raw.lower() in MISSING:
+        return math.nan
+    return float(raw)
+
+
+def _stamp(text: str, path: Path, line: int) -> datetime:
+    raw = text.strip()
+    if len(raw) == 10:  # a bare date: a daily bar, visible from 16:00 ET that day
+        try:
+            return datetime.combine(date.fromisoformat(raw), time(16, 0), tzinfo=ET).astimezone(UTC)
+        except ValueError:
+            raise DataError(f"{path}:{line}: column timestamp: not ISO 8601: {raw!r}") from None
+    try:
+        return parse_instant(raw)
+    except InstantError as exc:
+        if exc.naive:
+            raise DataError(f"{path}:{line}: column timestamp: no time zone in {raw!r} (write UTC, e.g. ...Z)") from None
+        raise DataError(f"{path}:{line}: column timestamp: not ISO 8601: {raw!r}") from None
+
+
+def _number(text: str, path: Path, line: int, column: str) -> float:
+    try:
+        return parse_number(text)
+    except ValueError:
+        raise DataError(f"{path}:{line}: column {column}: not a number: {text.strip()!r}") from None
+
+
+def read_rows(path: Path, *, what: str = "replay file") -> list[ReplayRow]:
+    """Every row of a replay-format file, in file order. `what` names the file in errors."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read {what}: {exc}") from None
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
+                if line.strip() and not line.lstrip().startswith("#")]
+    if not numbered:
+        raise DataError(f"{path}: empty {what} (no header)")
+    records = csv.reader(line for _, line in numbered)
+    header = [c.strip().lower() for c in next(records)]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise DataError(f"{path}:{numbered[0][0]}: missing column(s) {', '.join(missing)} "
+                        f"(replay format: {', '.join(COLUMNS)})")
+    index = {c: header.index(c) for c in COLUMNS}
+    rows = []
+    for (line_no, _), record in zip(numbered[1:], records, strict=True):
+        if len(record) < len(header):
+            raise DataError(f"{path}:{line_no}: expected {len(header)} fields, got {len(record)}")
+        symbol = record[index["symbol"]].strip()
+        if not symbol:
+            raise DataError(f"{path}:{line_no}: column symbol: blank")
+        stamp = _stamp(record[index["timestamp"]], path, line_no)
+        o, h, lo, c, v = (_number(record[index[col]], path, line_no, col)
+                          for col in ("open", "high", "low", "close", "volume"))
+        rows.append(ReplayRow(stamp, symbol, o, h, lo, c, v))
+    return rows
+
+
+def history_frame(path: Path) -> pd.DataFrame:
+    """The rows as the grid builder's history reads them: UTC `time`, `symbol`, open/high/low/close (NaN where
+    missing) and the ET session `day`, sorted by time."""
+    import pandas as pd
+
+    rows = read_rows(path, what="history file")
+    frame = pd.DataFrame({
+        "time": pd.to_datetime([r.time for r in rows], utc=True),
+        "symbol": [r.symbol for r in rows],
+        **{col: [getattr(r, col) for r in rows] for col in ("open", "high", "low", "close")},
+    })
+    frame["day"] = frame["time"].dt.tz_convert(ET).dt.date
+    return frame.sort_values("time", kind="stable")

@@ -1,0 +1,51 @@
+"""The replay CSV format has one reader and one rule for a missing number: blank, `nan` or `null` is NaN (no new
+value), for the replay provider and for the grid builder's csv history alike."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from spreadwatch.app import gridbuild
+from spreadwatch.config import bundled_path
+from spreadwatch.edges.providers.replay import ReplayProvider
+from spreadwatch.edges.replayfile import history_frame, parse_number, read_rows
+from spreadwatch.errors import DataError
+
+HEADER = "timestamp,symbol,open,high,low,close,volume\n"
+
+
+def test_missing_numbers_are_nan_and_other_text_is_an_error():
+    assert [math.isnan(parse_number(t)) for t in ("", " ", "nan", "NaN", "null", "NULL")] == [True] * 6
+    assert parse_number(" 20100.5 ") == 20100.5
+    with pytest.raises(ValueError):
+        parse_number("n/a")
+
+
+def test_null_close_is_no_value_for_the_provider_and_the_history(tmp_path: Path):
+    path = tmp_path / "bars.csv"
+    path.write_text(HEADER + "2026-11-23,^NDX,1,2,0,null,\n2026-11-24,^NDX,1,2,0,5,7\n")
+    rows = read_rows(path)
+    assert math.isnan(rows[0].close) and math.isnan(rows[0].volume) and rows[1].close == 5
+    provider = ReplayProvider(path)
+    assert math.isnan(provider.daily("^NDX", rows[1].time.date(), 5)[0].close)
+    assert math.isnan(history_frame(path)["close"].iloc[0])
+
+
+def test_a_bad_cell_names_the_file_line_and_column(tmp_path: Path):
+    path = tmp_path / "bars.csv"
+    path.write_text(HEADER + "# a comment\n2025-11-24T21:00:00Z,^NDX,1,x,1,1,\n")
+    with pytest.raises(DataError, match=rf"^{path}:3: column high: not a number: 'x'$"):
+        history_frame(path)
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'none.csv'}: history file not found$"):
+        history_frame(tmp_path / "none.csv")
+
+
+def test_the_history_frame_equals_what_the_grid_builder_reads_from_a_valid_file():
+    path = bundled_path("replay_sample.csv")
+    ours = history_frame(path).reset_index(drop=True)
+    theirs = gridbuild.read_replay_csv(path).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
