@@ -51,15 +51,16 @@ class ReplayProvider:
     # ---- loading --------------------------------------------------------------------------------------------
     def _load(self) -> None:
         rows: dict[str, list[_Row]] = defaultdict(list)
-        for r in read_rows(self.path):
-            rows[r.symbol].append((r.time, r.open, r.high, r.low, r.close, r.volume if math.isfinite(r.volume) else None))
+        for row in read_rows(self.path):
+            volume = row.volume if math.isfinite(row.volume) else None
+            rows[row.symbol].append((row.time, row.open, row.high, row.low, row.close, volume))
         for symbol, items in rows.items():
-            items.sort(key=lambda r: r[0])
+            items.sort(key=lambda item: item[0])
             self._rows[symbol] = items
-            self._times[symbol] = [r[0] for r in items]
+            self._times[symbol] = [item[0] for item in items]
             counts: dict[date, int] = defaultdict(int)
-            for r in items:
-                counts[_et_date(r[0])] += 1
+            for item in items:
+                counts[_et_date(item[0])] += 1
             # One row on a date is a daily bar; several are intraday bars.
             self._intraday_days[symbol] = {d for d, n in counts.items() if n > 1}
 
