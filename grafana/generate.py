@@ -6,7 +6,7 @@
 
 The SDK release is pinned (pyproject: grafana-foundation-sdk==1769699998!10.1.0) to the Grafana the compose file
 runs (grafana/grafana:10.1.x): its models are that version's dashboard schema. Every query uses only the metrics in
-the README metrics table (plus Prometheus's own `up` and `ALERTS`); tests/test_grafana.py checks that, and runs every panel's
+the metrics contract (docs/metrics.md) (plus Prometheus's own `up` and `ALERTS`); tests/test_grafana.py checks that, and runs every panel's
 query against a real Prometheus scraping the exporter on replay data.
 
 This module owns the dashboards' content; it does no I/O except writing (or comparing) the files in

@@ -22,7 +22,7 @@ from spreadwatch.edges.collector import SnapshotCollector
 
 NOW = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
 GOLDEN = Path(__file__).parent / "data" / "golden_metrics.txt"
-DOCS = Path(__file__).resolve().parents[1] / "README.md"  # its Metrics table
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"  # the metrics contract
 
 
 def context(ticker="NDX", price=20500.0, vix=16.8, regime="medium", at=NOW, up=True):

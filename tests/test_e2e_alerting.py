@@ -3,7 +3,7 @@ notifications, once, to an SMTP sink (email) and an HTTP sink (Slack's webhook),
 clears, and suppress what must be suppressed. Latency from condition to notification is measured and printed.
 
 Two drivers of the same pipeline:
-- ``test_alert_pipeline_with_scripted_metrics``: the exporter's metric contract (the README metrics table) served by a
+- ``test_alert_pipeline_with_scripted_metrics``: the exporter's metric contract (docs/metrics.md) served by a
   stub whose exposition the test changes step by step; exact, fast, independent of market data.
 - ``test_replayed_day_end_to_end``: the real exporter (``spreadwatch run``) on a replay scenario, positions driven
   with the CLI.
@@ -126,7 +126,7 @@ def _series(name: str, value: float, **labels: str) -> str:
 
 
 def exposition(state: dict) -> str:
-    """Exposition text of the exporter's contract (the README metrics table) for a compact state."""
+    """Exposition text of the exporter's contract (docs/metrics.md) for a compact state."""
     lines = [
         _series("spreadwatch_build_info", 1, version="test", source="replay"),
         _series("spreadwatch_market_open", state["market_open"]),

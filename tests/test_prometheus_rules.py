@@ -139,12 +139,12 @@ def test_entry_and_exit_alerts_are_gated_on_session_and_fresh_data():
 
 
 def test_rules_use_only_documented_metrics():
-    documented = set(re.findall(r"`(spreadwatch_[a-z0-9_]+)`", (ROOT / "README.md").read_text(encoding="utf-8")))
+    documented = set(re.findall(r"`(spreadwatch_[a-z0-9_]+)`", (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")))
     used = set()
     for path in RULE_FILES:
         used |= set(re.findall(r"\b(spreadwatch_[a-z0-9_]+)", path.read_text(encoding="utf-8")))
     undocumented = sorted(used - documented)
-    assert not undocumented, f"rules use metrics not in the README metrics table: {undocumented}"
+    assert not undocumented, f"rules use metrics not in the metrics contract (docs/metrics.md): {undocumented}"
 
 
 def test_comparisons_keep_job_and_instance():

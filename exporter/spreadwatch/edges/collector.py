@@ -3,7 +3,7 @@
 The only module that imports prometheus_client's collector types. `collect()` reads the snapshot it is handed
 and the exporter's clock (for ages: on replay that is the replay clock, so a replayed day alerts like a live one);
 it does no I/O and never raises: a failure is logged and the families built so far are still yielded.
-Unknown values are absent series. The README metrics table is the contract for every name and label here.
+Unknown values are absent series. docs/metrics.md is the contract for every name and label here.
 """
 
 from __future__ import annotations
