@@ -60,7 +60,7 @@ def snapshot(tickers=("NDX",), n_opps=3, n_positions=2, **changes):
     config = Config()
     tasks = {n: TaskStatus(n, 60.0, NOW, NOW, 0.01, True, None, 1) for n in ("market", "scan", "positions")}
     snap = Snapshot(
-        version="0.1.0", source="replay", source_description="test", config=config, time=NOW,
+        version="0.1.0", data_mode="replay", data_description="test", config=config, time=NOW,
         calendar=CalendarFacts("open", True, True, 19800.0),
         contexts={t: context(t) for t in tickers},
         scans={t: ScanResult(t, "medium", 7, 42, tuple(opportunity(i, t) for i in range(n_opps))) for t in tickers},

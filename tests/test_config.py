@@ -54,7 +54,7 @@ def leaf_paths(value: object, prefix: str = "") -> list[str]:
 def test_example_file_loads_and_equals_the_embedded_defaults():
     config = load_config_file(EXAMPLE)
     assert config == Config()
-    assert config.source == EXAMPLE
+    assert config.config_file == EXAMPLE
 
 
 def test_example_file_names_every_setting_and_comments_every_section():
@@ -63,7 +63,7 @@ def test_example_file_names_every_setting_and_comments_every_section():
     for path in leaf_paths(to_plain(Config())):
         # tickers.NDX.strike_increment -> strike_increment; regime.recommendations.low.bands -> bands
         assert path.split(".")[-1] in keys_in_file, f"{path} is not in spreadwatch.example.yml"
-    for section in [f.name for f in dataclasses.fields(Config) if f.name != "source"]:
+    for section in [f.name for f in dataclasses.fields(Config) if f.name != "config_file"]:
         before = text.split(f"\n{section}:", 1)[0]
         assert before.rstrip().splitlines()[-1].lstrip().startswith("#"), f"section {section} has no comment"
 
@@ -250,7 +250,7 @@ def test_every_setting_is_read_by_the_code_that_obeys_it():
     records = [c for c in vars(config_module).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]
     assert len(records) >= 12  # Config and every section record
     unused = [f"{record.__name__}.{f.name}" for record in records for f in dataclasses.fields(record)
-              if f.name != "source" and f.name not in read]
+              if f.name != "config_file" and f.name not in read]
     assert not unused, f"settings nothing reads: {unused}"
 
 

@@ -383,7 +383,7 @@ def bundled():
 def test_bundled_day_context(bundled):
     w = MarketWatcher(Config(), bundled, CAL, "NDX")
     morning = w.update(utc("2026-11-24T14:45:00Z"))
-    assert morning.source == "replay" and morning.regime == "low"
+    assert morning.data_mode == "replay" and morning.regime == "low"
     assert len(morning.daily_closes) >= 110 and len(morning.daily_opens) == len(morning.daily_closes)
     assert morning.iv_rank is not None and 0 <= morning.iv_rank <= 1
     assert morning.volume_ratio is not None

@@ -43,7 +43,7 @@ def test_healthz_is_503_until_every_task_succeeded_then_200(tmp_path):
 
 def test_landing_page_labels_replay_and_escapes_data(tmp_path):
     service = make_service(tmp_path, speed=600.0)
-    service.snapshot = dataclasses.replace(service.snapshot, source_description="<script>alert(1)</script>")
+    service.snapshot = dataclasses.replace(service.snapshot, data_description="<script>alert(1)</script>")
     running = Running(service)
     running.server.start()
     try:

@@ -181,7 +181,7 @@ class Config:
     regime: Regime = field(default_factory=Regime)
     paths: Paths = field(default_factory=Paths)
     logging: Logging = field(default_factory=Logging)
-    source: Path | None = field(default=None, compare=False)  # the file it came from, if any
+    config_file: Path | None = field(default=None, compare=False)  # the file it came from, if any
 
     def ticker(self, name: str) -> Ticker:
         try:
@@ -231,7 +231,7 @@ def load_config_file(path: Path) -> Config:
         config = parse_config(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    return dataclasses.replace(config, source=path)
+    return dataclasses.replace(config, config_file=path)
 
 
 def _yaml_loader() -> type:
@@ -273,7 +273,7 @@ def _build(cls: type, raw: Any, path: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path or 'config'}: must be a mapping, got {_type_name(raw)}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "config_file"}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         key_path = f"{path}.{key}" if path else str(key)
@@ -503,7 +503,7 @@ def to_plain(config: Config) -> dict[str, Any]:
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "source"}
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "config_file"}
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
         if isinstance(value, tuple | list):

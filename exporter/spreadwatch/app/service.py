@@ -122,7 +122,7 @@ class Service:
         self._events = EventTracker(config, calendar)
         self.cycles = 0
         self.snapshot: Snapshot = Snapshot(
-            version=__version__, source=provider.label, source_description=provider.description, config=config,
+            version=__version__, data_mode=provider.label, data_description=provider.description, config=config,
             tasks=dict(self._tasks))  # every task known from the start: /healthz is 503 until each has run
 
     # ---- tasks --------------------------------------------------------------------------------------------

@@ -162,8 +162,8 @@ def _value_time(status: SourceStatus, context_time: datetime) -> datetime | None
 @dataclass(frozen=True)
 class Snapshot:
     version: str
-    source: str  # live | replay
-    source_description: str
+    data_mode: str  # live | replay: where market data comes from (the provider's label)
+    data_description: str  # one line for people: which provider, which file
     config: Config
     time: datetime | None = None
     calendar: CalendarFacts | None = None

@@ -116,7 +116,7 @@ class MarketContext:
     daily_opens: tuple[float, ...]
     sources: dict[str, SourceStatus]
     vol_index: float | None = None  # level of the ticker's vol index (^VXN for NDX)
-    source: str = "live"  # live | replay: the provider's label
+    data_mode: str = "live"  # live | replay: the provider's label (`source` in JSON)
 
     def source_current(self, symbol: str, now: datetime) -> bool:
         """Whether `symbol`'s newest valid value is still knowledge at `now` (the staleness rule)."""
@@ -133,7 +133,7 @@ class MarketContext:
         return {
             "ticker": self.ticker,
             "time": iso_utc(self.time),
-            "source": self.source,
+            "source": self.data_mode,
             "session": self.session,
             "market_open": self.market_open,
             "entry_window_open": self.entry_window_open,
@@ -523,5 +523,5 @@ class MarketWatcher:
             flow_0dte=self._flow_0dte(now, phase, price, price_bars),
             daily_closes=tuple(d.close for d in daily), daily_opens=tuple(d.open for d in daily),
             sources=self._sources(now, reading), vol_index=vol_level,
-            source=getattr(self.provider, "label", "live"),
+            data_mode=getattr(self.provider, "label", "live"),
         )

@@ -165,7 +165,7 @@ def config_check(ctx: Context, file: str | None, as_json: bool) -> None:
         return
     import yaml
 
-    origin = str(config.source) if config.source else "embedded defaults"
+    origin = str(config.config_file) if config.config_file else "embedded defaults"
     click.echo(f"# effective configuration ({origin}): OK")
     click.echo(yaml.safe_dump(plain, sort_keys=False, default_flow_style=None).rstrip())
 
@@ -306,7 +306,7 @@ def grid_group() -> None:
 @click.option("--days", type=int, default=None, help="Entries over the last N sessions (yahoo default: 90).")
 @click.option("--start", "start", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="First entry session.")
 @click.option("--end", "end", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="Last entry session.")
-@click.option("--source", default="yahoo", show_default=True, metavar="yahoo|csv:FILE",
+@click.option("--source", "history_spec", default="yahoo", show_default=True, metavar="yahoo|csv:FILE",
               help="Daily history: the yahoo provider, or a CSV in the replay format.")
 @click.option("--chains", "chains_dir", type=click.Path(file_okay=False), default=None,
               help="Directory of option chain CSVs (timestamp,type,strike,bid,ask,expiration): credits from "
@@ -322,7 +322,7 @@ def grid_group() -> None:
 @click.option("--report", default=None, type=click.Path(dir_okay=False), help="Also write a PNG report here.")
 @pass_ctx
 @handle_errors
-def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, end: Any, source: str,
+def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, end: Any, history_spec: str,
                chains_dir: str | None, dtes: tuple[int, ...], bands: tuple[str, ...], widths: tuple[float, ...],
                out: str, report: str | None) -> None:
     """Backtest every config (DTE x band x spread x flow x width) and write the canonical grid."""
@@ -330,7 +330,7 @@ def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, e
 
     config = ctx.config
     request = BuildRequest(
-        ticker=ticker or config.watch[0], source=source, days=days, start=start, end=end, chains_dir=chains_dir,
+        ticker=ticker or config.watch[0], source=history_spec, days=days, start=start, end=end, chains_dir=chains_dir,
         dtes=dtes, bands=bands, widths=widths, out=out, report=report)
     result = build(config, request)
     click.echo("\n".join(summary_lines(result, request)))

@@ -68,7 +68,7 @@ class SnapshotCollector(Collector):
     # ---- build --------------------------------------------------------------------------------------------
     def _build(self, s: Snapshot, now: datetime) -> list[Metric]:
         info = _g("spreadwatch_build_info", "Build and data source (live|replay); always 1.", ("version", "source"))
-        info.add_metric([s.version, s.source], 1)
+        info.add_metric([s.version, s.data_mode], 1)
         clock = _g("spreadwatch_clock_timestamp_seconds",
                    "The exporter's clock (the replay clock when replaying); for display only.")
         clock.add_metric([], now.timestamp())

@@ -56,10 +56,10 @@ class ExporterServer:
     def landing_page(self) -> str:
         snap = self.service.snapshot
         e = html.escape
-        source = snap.source.upper()
-        banner = (f'<p style="background:#fde68a;padding:8px"><b>REPLAY</b>: {e(snap.source_description)} '
-                  f"&mdash; not live market data.</p>" if snap.source == "replay"
-                  else f"<p>Source: <b>LIVE</b> ({e(snap.source_description)})</p>")
+        mode = snap.data_mode.upper()
+        banner = (f'<p style="background:#fde68a;padding:8px"><b>REPLAY</b>: {e(snap.data_description)} '
+                  f"&mdash; not live market data.</p>" if snap.data_mode == "replay"
+                  else f"<p>Source: <b>LIVE</b> ({e(snap.data_description)})</p>")
         ok, reasons = self.service.health()
         rows = []
         for ticker, ctx in sorted(snap.contexts.items()):
@@ -73,7 +73,7 @@ class ExporterServer:
             "<!doctype html><html><head><meta charset='utf-8'><title>spreadwatch</title></head><body>"
             "<h1>spreadwatch exporter</h1>"
             "<p>Alert-only monitor for index credit spreads. It never places a trade.</p>"
-            f"{banner}<p>Clock ({e(source.lower())}): {clock}. Health: {health}</p>"
+            f"{banner}<p>Clock ({e(mode.lower())}): {clock}. Health: {health}</p>"
             "<table border='1' cellpadding='4'><tr><th>ticker</th><th>price</th><th>VIX</th><th>regime</th></tr>"
             + "".join(rows)
             + "</table><ul><li><a href='/metrics'>/metrics</a></li><li><a href='/healthz'>/healthz</a></li></ul>"
