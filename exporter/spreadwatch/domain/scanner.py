@@ -24,7 +24,7 @@ import pandas as pd
 
 from spreadwatch.domain.bands import band_edges, intraday_moves, signed_moves
 from spreadwatch.domain.strikes import Strikes, place_strikes
-from spreadwatch.edges.calendar import ET
+from spreadwatch.domain.vocabulary import ET
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config

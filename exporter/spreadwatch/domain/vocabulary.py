@@ -5,6 +5,11 @@ Pure constants and tiny helpers; no I/O. The meaning of each term is in the docs
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
+# The exchange's zone: session dates, entry times (`entry_time_et`) and the calendar's hours are Eastern time.
+ET = ZoneInfo("America/New_York")
+
 REGIMES: tuple[str, ...] = ("very_low", "low", "medium", "high", "extreme")
 REGIME_LEVEL: dict[str, int] = {name: level for level, name in enumerate(REGIMES)}
 

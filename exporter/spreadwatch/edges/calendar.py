@@ -16,7 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-ET = ZoneInfo("America/New_York")
+from spreadwatch.domain.vocabulary import ET
+
 # Extended-hours boundaries (US equities): pre-market from 04:00 ET, after-hours until 20:00 ET.
 PRE_MARKET_START = time(4, 0)
 AFTER_HOURS_END = time(20, 0)

@@ -13,16 +13,15 @@ import math
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
-from zoneinfo import ZoneInfo
 
 from spreadwatch.domain.instants import InstantError, parse_instant
+from spreadwatch.domain.vocabulary import ET
 from spreadwatch.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
-ET = ZoneInfo("America/New_York")
 MISSING = ("", "nan", "null")  # no value (NaN)
 
 

@@ -22,14 +22,13 @@ import time as _time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from spreadwatch.domain.vocabulary import ET
 from spreadwatch.edges.providers import Bar, DailyBar, ProviderError, Quote
 
 log = logging.getLogger(__name__)
-ET = ZoneInfo("America/New_York")
 
 MINUTE = timedelta(minutes=1)
 FIVE_MINUTES = timedelta(minutes=5)
