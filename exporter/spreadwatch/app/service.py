@@ -2,9 +2,9 @@
 
 Owns scheduling (market data, scan, positions; each at its own interval on the clock, so at --speed 60 a 60 s
 cycle takes one wall second), fault containment (a provider that raises, hangs or returns nothing, a locked or
-missing database, a broken grid: the error is counted, the last good part is kept, the process never exits),
-the event log (changes only, like the original's alerts.log) and the atomic snapshot swap. Scrapes never reach
-in here: they read `Service.snapshot`.
+missing database, a broken grid: the error is counted by kind, the last good part is kept, the process never
+exits; a bug is told apart and logged with its traceback), health, and the atomic snapshot swap (the event log,
+app/events.py, reads each new snapshot). Scrapes never reach in here: they read `Service.snapshot`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Positions the trader logged by hand: what one is, what makes one valid, and the exit and risk rules.
 
-Pure domain code: values in, values out. No database, clock, calendar or printing here; `store.py` persists
-positions, `cli.py` talks to people, the exporter's loop and the CLI both call `exit_signals` so an alert and an
+Pure domain code: values in, values out. No database, clock, calendar or printing here; edges/store.py persists
+positions, app/book.py and the CLI talk to people, the exporter's loop and the CLI both call `exit_signals` so an alert and an
 `update` say the same thing. Definitions (docs/positions.md): credit and risk are dollars for the whole
 position; profit target when P&L >= profit_target_pct x credit; stop when P&L <= -stop_loss_mult x credit; time
 exit when sessions to expiry <= time_exit_dte, except positions opened at or under that DTE, which get an

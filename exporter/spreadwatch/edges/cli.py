@@ -1,7 +1,8 @@
 """The `spreadwatch` command line: a thin click layer over the library.
 
 Owns argument parsing, turning `SpreadwatchError` into one-line errors with a non-zero exit, and choosing text or
-JSON output. All behaviour lives in the library modules. Imports here stay light (no pandas, yfinance or calendar
+JSON output. All behaviour lives in the library (app/status.py, app/scan.py, app/book.py, app/runner.py,
+app/gridbuild.py); the positions group is edges/cli_positions.py. Imports here stay light (no pandas, yfinance or calendar
 at module level) so `positions list` starts fast; heavy modules are imported inside the commands that need them.
 """
 
