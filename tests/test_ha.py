@@ -199,6 +199,71 @@ def test_the_replica_label_never_reaches_alertmanager():
     assert not any(re.fullmatch(drops[0]["regex"], label) for label in ("alertname", "instance", "job", "position_id"))
 
 
+# ----------------------------------------------------------------- the recipe without Docker (docs/deploy.md)
+
+
+def recipe_blocks() -> list[str]:
+    """The bash blocks of docs/deploy.md's "Without Docker: three machines"."""
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = text.split("### Without Docker: three machines", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+
+
+def block_with(needle: str) -> str:
+    (block,) = [b for b in recipe_blocks() if needle in b]
+    return block
+
+
+def rendered_default_file(block: str) -> str:
+    """Runs the block's first line (the per-machine variables) and its printf pipeline, printing what it would
+    write to /etc/default/... instead."""
+    variables = block.splitlines()[0].split("#", 1)[0]
+    pipeline = re.search(r"^printf .*?\| sudo tee \S+", block, flags=re.S | re.M)[0]
+    script = variables + "\n" + re.sub(r"\| sudo tee \S+$", "", pipeline)
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def server_flags(binary: str) -> set[str]:
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    return set(re.findall(r"--([a-z][a-z0-9.-]+)", out.stdout + out.stderr))
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+def test_the_recipe_rewrites_every_compose_name_and_the_result_passes_promtool(tmp_path):
+    block = block_with("prometheus/prometheus-ha.yml")
+    text = (PROM / "prometheus-ha.yml").read_text(encoding="utf-8")
+    for old, new in re.findall(r"-e 's/([^/]+)/([^/]+)/g'", block):
+        assert old in text, f"the recipe replaces {old}, which prometheus-ha.yml does not have"
+        text = text.replace(old, new)
+    config = yaml.safe_load(text)
+    entries = config["scrape_configs"] + config["alerting"]["alertmanagers"]
+    hosts = {target.rsplit(":", 1)[0] for entry in entries for sc in entry["static_configs"] for target in sc["targets"]}
+    assert hosts == {"sw1", "sw2", "sw3"}, f"compose names left: {hosts}"
+    shutil.copytree(PROM / "rules", tmp_path / "rules")
+    (tmp_path / "prometheus.yml").write_text(text, encoding="utf-8")
+    result = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None, reason="Debian's Alertmanager not installed")
+def test_the_recipe_writes_flags_the_servers_have():
+    replica = rendered_default_file(block_with("/etc/default/prometheus\n"))
+    assert replica.splitlines()[0] == "PROMETHEUS_REPLICA=a"
+    prometheus_args = re.search(r'^ARGS="(.*)"$', replica, flags=re.M)[1].split()
+    assert "--enable-feature=expand-external-labels" in prometheus_args
+    member = rendered_default_file(block_with("/etc/default/prometheus-alertmanager"))
+    member_args = re.fullmatch(r'ARGS="(.*)"\n', member)[1].split()
+    assert [a for a in member_args if a.startswith("--cluster.peer=")] == ["--cluster.peer=sw2:9094",
+                                                                           "--cluster.peer=sw3:9094"]
+    assert "--web.external-url=http://sw1:9093" in member_args
+    for binary, args in (("prometheus", prometheus_args), ("prometheus-alertmanager", member_args)):
+        known = server_flags(binary)
+        for arg in args:
+            assert arg.removeprefix("--").split("=")[0] in known, f"{binary} has no flag {arg}"
+    assert "cluster.advertise-address" in server_flags("prometheus-alertmanager")  # named in the prose
+
+
 # ------------------------------------------------------------------------------------------------- the stack
 
 
@@ -341,6 +406,7 @@ def test_pair_and_cluster_survive_kills(tmp_path, capsys):
         survivors = [m for m in ha.members if m is not first]
         for member in survivors:
             wait_until(lambda m=member: len(m.status()["cluster"]["peers"]) == 2, WAIT, "the survivors see 2")
+        removed_after = time.monotonic() - killed_at  # the failure detector's time (an upper bound: polled)
         wait_until(lambda: ha.proms["b"].query('ALERTS{alertname="SpreadwatchAlertmanagerMembersMissing"}'), WAIT,
                    "the members-missing rule pending on the real cluster's metrics")
 
@@ -381,5 +447,7 @@ def test_pair_and_cluster_survive_kills(tmp_path, capsys):
               f"peer timeout {PEER_TIMEOUT:g} s (set-up {setup_seconds:.0f} s, whole test "
               f"{time.monotonic() - started:.0f} s): from the exporter showing the P&L to the notification")
         for what, seconds in latencies.items():
-            print(f"  {what:58s} {seconds:5.1f} s  sent by {senders[what]} (position {positions[senders[what]]})")
+            print(f"  {what:58s} {seconds:5.1f} s  sent by {senders[what]} (position {positions[senders[what]]} "
+                  "with all three up)")
+        print(f"  the killed member left the survivors' view after {removed_after:.1f} s")
     (tmp_path / "latencies.json").write_text(json.dumps(latencies, indent=1), encoding="utf-8")
