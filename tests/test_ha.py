@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -147,6 +148,12 @@ def wait_note(ha: Ha, channel: str, predicate, what: str) -> Note:
 
 def count(ha: Ha, channel: str, predicate) -> int:
     return sum(1 for n in ha.notes() if n.channel == channel and predicate(n))
+
+
+def when(predicate, what: str) -> float:
+    """Waits for ``predicate``; returns the monotonic time it first held (polled every 0.1 s)."""
+    wait_until(predicate, WAIT, what)
+    return time.monotonic()
 
 
 def pnl_line(pid: str, value: str) -> str:
@@ -318,6 +325,7 @@ def test_pair_and_cluster_survive_kills(tmp_path, capsys):
     senders: dict[str, str] = {}
     positions: dict[str, int] = {}  # member -> its cluster position while all three were up
     started = time.monotonic()
+    background = ThreadPoolExecutor(1)  # work that goes on while the test waits for something else
 
     def cli(*args: str) -> tuple[float, str]:
         begun = time.monotonic()
@@ -344,8 +352,9 @@ def test_pair_and_cluster_survive_kills(tmp_path, capsys):
             senders[f"{label} -> {channel}"] = note.member
 
     try:
+        book = background.submit(lambda: [add() for _ in range(5)])  # the book is written while the stack starts
         start_stack(ha, cfg, db)
-        p1, p2, p3, p4, p5 = (add() for _ in range(5))
+        p1, p2, p3, p4, p5 = book.result(timeout=WAIT)
         wait_stack_ready(ha, [p1, p2, p3, p4, p5])
         setup_seconds = time.monotonic() - started
         assert ha.notes() == [], ha.notes()
@@ -366,8 +375,9 @@ def test_pair_and_cluster_survive_kills(tmp_path, capsys):
         gone = ha.watcher.gone(f'position_id="{p1}"', after=t_close, timeout=WAIT)
         delivered(p1, "position closed, resolved", gone, resolved=True)
 
-        # 4. A silence created on the member that would notify last holds on the others (the one that notifies
-        #    first included): the silenced stop loss is suppressed everywhere and never sent; the control is.
+        # 4. (Before the kills, with all three members.) A silence created on the member that would notify last
+        #    holds on the others (the one that notifies first included): the silenced stop loss is suppressed
+        #    everywhere and never sent; the stop loss beside it is.
         by_position = sorted(ha.members, key=lambda m: m.position())
         silence = by_position[-1].create_silence({"alertname": "SpreadwatchStopLoss", "position_id": p4},
                                                  comment="handled at the broker")
@@ -404,11 +414,9 @@ def test_pair_and_cluster_survive_kills(tmp_path, capsys):
         assert killed not in (senders["stop loss, notifying member killed -> slack"],
                               senders["stop loss, notifying member killed -> email"])
         survivors = [m for m in ha.members if m is not first]
-        for member in survivors:
-            wait_until(lambda m=member: len(m.status()["cluster"]["peers"]) == 2, WAIT, "the survivors see 2")
-        removed_after = time.monotonic() - killed_at  # the failure detector's time (an upper bound: polled)
-        wait_until(lambda: ha.proms["b"].query('ALERTS{alertname="SpreadwatchAlertmanagerMembersMissing"}'), WAIT,
-                   "the members-missing rule pending on the real cluster's metrics")
+        # When the survivors stop counting the dead member (their failure detector), watched while the test goes on.
+        noticed = background.submit(when, lambda: all(len(m.status()["cluster"]["peers"]) == 2 for m in survivors),
+                                    "the survivors see 2")
 
         # 3. Kill replica a. A new stop loss comes from b; the stop of p2, still true, is kept alive by b.
         killed_wall = time.time()
@@ -424,6 +432,12 @@ def test_pair_and_cluster_survive_kills(tmp_path, capsys):
                        "the surviving replica keeping the stop of p2 alive")
         wait_until(lambda: ha.proms["b"].query('ALERTS{alertname="SpreadwatchPrometheusDown"}'), WAIT,
                    "the replica-down rule pending on the surviving replica")
+
+        # The killed member is noticed (while the scenario above ran): the survivors see 2 members, and the
+        # members-missing rule is pending on the real cluster's metrics.
+        removed_after = noticed.result(timeout=WAIT) - killed_at
+        wait_until(lambda: ha.proms["b"].query('ALERTS{alertname="SpreadwatchAlertmanagerMembersMissing"}'), WAIT,
+                   "the members-missing rule pending")
         assert float(ha.proms["b"].query("sum(prometheus_rule_evaluation_failures_total)")[0]["value"][1]) == 0
 
         # Long enough for any duplicate: the last member to look waits (members - 1) x the peer timeout.
@@ -440,6 +454,7 @@ def test_pair_and_cluster_survive_kills(tmp_path, capsys):
         notes = ha.notes()
         (tmp_path / "notifications.json").write_text(json.dumps(
             [n.__dict__ for n in notes], indent=1, ensure_ascii=False), encoding="utf-8")
+        background.shutdown(wait=True, cancel_futures=True)
         ha.stop()
 
     with capsys.disabled():
