@@ -13,6 +13,11 @@ manager). Nothing here touches the network beyond 127.0.0.1.
 - ``start_http_sink()``: an HTTP server recording every POSTed JSON body (stands in for Slack's webhook).
 - ``start_metrics_stub(text)``: serves a fixed ``/metrics`` exposition you can change with ``set()``, to feed a real
   Prometheus known series (e.g. to run dashboard panel queries against it).
+- High availability: ``start_prometheus_replica(config_file, rules_dir, workdir, replica=..., port=...)`` runs one
+  replica of a pair from its own config file (external labels, ``alert_relabel_configs`` kept);
+  ``start_alertmanager_cluster(configs, workdir, ...)`` a gossip cluster of real Alertmanagers (``ClusterMember``:
+  ``status()``, ``position()``, ``silences()``, ``create_silence()``); ``kill(process)`` is a SIGKILL (no shutdown:
+  a lost machine); ``metric_value(url, name)`` reads one sample of a ``/metrics`` page.
 
 Example (a dashboard test)::
 
@@ -454,3 +459,158 @@ class MetricsStub:
 
 def start_metrics_stub(text: str = "") -> MetricsStub:
     return MetricsStub(text)
+
+
+# ------------------------------------------------------------------------- high availability: a pair, a cluster
+
+
+def kill(process: ManagedProcess) -> float:
+    """SIGKILL ``process`` (no shutdown, no goodbye to its peers: what a lost machine looks like) and reap it.
+    Returns ``time.monotonic()`` just after the signal was sent."""
+    process.proc.kill()
+    killed_at = time.monotonic()
+    process.proc.wait(timeout=10)
+    process.stop()  # closes the log
+    return killed_at
+
+
+def metric_value(url: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """The value of the first sample ``name{labels...}`` on the ``/metrics`` page at ``url`` (None if absent)."""
+    wanted = [f'{k}="{v}"' for k, v in (labels or {}).items()]
+    for line in requests.get(url, timeout=5).text.splitlines():
+        series, _, value = line.rpartition(" ")
+        if (series == name or series.startswith(name + "{")) and all(w in series for w in wanted):
+            return float(value)
+    return None
+
+
+def _replace_targets(config: dict, targets: dict[str, list[str]], alertmanager_urls: Iterable[str]) -> None:
+    """Scrape targets per job (jobs not named are dropped) and every alertmanagers entry's targets, in place;
+    everything else in the file (relabelling, external labels) stays as written."""
+    by_name = {job["job_name"]: job for job in config.get("scrape_configs", [])}
+    config["scrape_configs"] = [
+        {**by_name.get(name, {"job_name": name}), "static_configs": [{"targets": list(addresses)}]}
+        for name, addresses in targets.items()]
+    hosts = [u.split("://", 1)[-1].rstrip("/") for u in alertmanager_urls]
+    for entry in config["alerting"]["alertmanagers"]:
+        entry["static_configs"] = [{"targets": hosts}]
+
+
+def start_prometheus_replica(config_file: Path, rules_dir: Path, workdir: Path, *, replica: str, port: int,
+                             targets: dict[str, list[str]], alertmanager_urls: Iterable[str],
+                             scrape_interval: str = "1s", evaluation_interval: str = "1s",
+                             resend_delay: str = "1s", timeout: float = 30) -> Prometheus:
+    """One replica of a Prometheus pair, run from ``config_file`` as production runs it: the external labels are
+    expanded from the environment (``PROMETHEUS_REPLICA=<replica>``, ``--enable-feature=expand-external-labels``)
+    and ``alert_relabel_configs`` are kept. Only addresses and intervals change: every job's static targets come
+    from ``targets`` and every Alertmanager list from ``alertmanager_urls``. ``rules_dir`` is copied beside the
+    config as ``rules/``. ``port`` is chosen by the caller (``free_port()``) so the replicas can scrape each other.
+    Returns once the Alertmanagers are discovered."""
+    workdir = Path(workdir)
+    conf_dir = workdir / "prometheus-config"
+    shutil.copytree(rules_dir, conf_dir / "rules", dirs_exist_ok=True)
+    config = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
+    config["global"].update(scrape_interval=scrape_interval, evaluation_interval=evaluation_interval,
+                            scrape_timeout=scrape_interval)
+    _replace_targets(config, targets, alertmanager_urls)
+    config_path = conf_dir / Path(config_file).name
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    url = f"http://127.0.0.1:{port}"
+    # `env` execs the server in place: same pid, so kill() reaches Prometheus itself.
+    args = ["env", f"PROMETHEUS_REPLICA={replica}", PROMETHEUS_BIN, f"--config.file={config_path}",
+            f"--storage.tsdb.path={workdir / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle", "--log.level=warn", f"--rules.alert.resend-delay={resend_delay}",
+            "--enable-feature=expand-external-labels"]
+    prom = Prometheus(args, workdir, url, config_path)
+    prom.wait_ready(f"{url}/-/ready", timeout)
+    try:
+        wait_until(lambda: prom._api("alertmanagers")["activeAlertmanagers"], timeout, "Alertmanager discovery")
+    except TimeoutError:
+        prom.stop()
+        raise
+    return prom
+
+
+class ClusterMember(Alertmanager):
+    """An Alertmanager in a gossip cluster; ``cluster_address`` is its gossip ``host:port``."""
+
+    def __init__(self, args: list[str], workdir: Path, url: str, config_path: Path, cluster_address: str):
+        super().__init__(args, workdir, url, config_path)
+        self.cluster_address = cluster_address
+
+    def status(self) -> dict:
+        """``/api/v2/status``: ``cluster`` has ``name`` (this member), ``peers`` (every member it sees, itself
+        included) and ``status`` (``settling`` until gossip has settled, then ``ready``)."""
+        return requests.get(f"{self.url}/api/v2/status", timeout=5).json()
+
+    def position(self) -> int | None:
+        """This member's place in the cluster (0 notifies first; member k waits k x ``--cluster.peer-timeout``)."""
+        value = metric_value(f"{self.url}/metrics", "alertmanager_peer_position")
+        return None if value is None else int(value)
+
+    def silences(self) -> list[dict]:
+        return requests.get(f"{self.url}/api/v2/silences", timeout=5).json()
+
+    def create_silence(self, matchers: dict[str, str], *, minutes: float = 30, comment: str = "test") -> str:
+        """A silence of the alerts whose labels equal ``matchers``, from now; returns its id."""
+        now = time.time()
+
+        def iso(seconds: float) -> str:
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+
+        body = {"matchers": [{"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in matchers.items()],
+                "startsAt": iso(now), "endsAt": iso(now + minutes * 60), "createdBy": "test", "comment": comment}
+        response = requests.post(f"{self.url}/api/v2/silences", json=body, timeout=5)
+        response.raise_for_status()
+        return response.json()["silenceID"]
+
+
+def _alertmanager_config_text(config: Path | dict | str) -> str:
+    if isinstance(config, Path):
+        return config.read_text(encoding="utf-8")
+    return yaml.safe_dump(config, sort_keys=False) if isinstance(config, dict) else config
+
+
+def start_alertmanager_cluster(configs: list[Path | dict | str], workdir: Path, *, templates_dir: Path | None = None,
+                               peer_timeout: str = "2s", gossip_interval: str = "100ms",
+                               pushpull_interval: str = "1s", settle_timeout: str = "3s",
+                               probe_interval: str = "1s", timeout: float = 30) -> list[ClusterMember]:
+    """One Alertmanager per config (each under ``workdir/am<i>``), gossiping on loopback, as docker-compose.yml's
+    ``ha`` profile wires them: the first member is started with no ``--cluster.peer`` (the single-node
+    ``alertmanager`` service, which the others join), every other member names all the others. Returns once every
+    member has settled and sees the whole cluster. The timers are short for tests (production: peer timeout 15 s,
+    gossip 200 ms, push-pull 1 m, probe 1 s)."""
+    gossip = [f"127.0.0.1:{free_port()}" for _ in configs]
+    members: list[ClusterMember] = []
+    try:
+        for i, config in enumerate(configs):
+            member_dir = Path(workdir) / f"am{i + 1}"
+            conf_dir = member_dir / "alertmanager-config"
+            conf_dir.mkdir(parents=True, exist_ok=True)
+            config_path = conf_dir / "alertmanager.yml"
+            config_path.write_text(_alertmanager_config_text(config), encoding="utf-8")
+            if templates_dir is not None:
+                shutil.copytree(templates_dir, conf_dir / "templates", dirs_exist_ok=True)
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            peers = [f"--cluster.peer={address}" for j, address in enumerate(gossip) if i and j != i]
+            args = [ALERTMANAGER_BIN, f"--config.file={config_path}",
+                    f"--storage.path={member_dir / 'alertmanager-data'}", f"--web.listen-address=127.0.0.1:{port}",
+                    f"--web.external-url={url}", f"--cluster.listen-address={gossip[i]}", *peers,
+                    f"--cluster.peer-timeout={peer_timeout}", f"--cluster.gossip-interval={gossip_interval}",
+                    f"--cluster.pushpull-interval={pushpull_interval}", f"--cluster.settle-timeout={settle_timeout}",
+                    f"--cluster.probe-interval={probe_interval}", "--log.level=warn"]
+            member = ClusterMember(args, member_dir, url, config_path, gossip[i])
+            members.append(member)
+            member.wait_ready(f"{url}/-/ready", timeout)
+
+        def formed() -> bool:
+            views = [m.status()["cluster"] for m in members]
+            return all(v["status"] == "ready" and len(v["peers"]) == len(members) for v in views)
+
+        wait_until(formed, timeout, f"a settled cluster of {len(members)}")
+    except BaseException:
+        for member in members:
+            member.stop()
+        raise
+    return members

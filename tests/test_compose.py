@@ -8,6 +8,10 @@
   replay alternative go through the real click CLI (types converted with `make_context`, and the console script
   run with `--help`), so a typo'd option or a bad value fails here; the environment variables compose sets are
   ones the CLI reads; the mounted config passes `spreadwatch config check`.
+- The `ha` profile (a second Prometheus replica, Alertmanager members 2 and 3 beside the default services): both
+  replicas run prometheus-ha.yml with their own replica label, scrape the one exporter and send to every member;
+  the members form one cluster (the default member names no peer, the others name all the others); host ports are
+  distinct; the pair and the cluster run one version.
 - The Dockerfile runs as a non-root USER (the uid compose runs), has a HEALTHCHECK on /healthz whose command
   exits 0 against a healthy exporter and non-zero on a 503 or a dead port; images are pinned (no `latest`), and
   Prometheus/Alertmanager are the versions the tests run.
@@ -374,3 +378,108 @@ def test_the_dockerfile_copies_only_what_the_dockerignore_lets_through():
                 assert (ROOT / source).exists(), f"COPY {source}: not in the repo"
                 assert source.rstrip("/") in allowed, f"COPY {source} is excluded by .dockerignore"
 
+
+
+# ------------------------------------------------------------------------------------- the ha profile
+
+HA_ENV = {**env_example(), "PROMETHEUS_CONFIG": "prometheus-ha.yml", "COMPOSE_PROFILES": "ha"}
+
+
+def services_in(profile: str | None) -> dict[str, dict]:
+    """The services `docker compose [--profile PROFILE] up` starts (those without profiles always start)."""
+    spec = compose()["services"]
+    return {name: s for name, s in spec.items() if not s.get("profiles") or profile in s["profiles"]}
+
+
+def flag(service: dict, name: str, env: dict[str, str]) -> list[str]:
+    """Every value of ``--name=...`` in the service's command, interpolated with ``env``."""
+    return [interpolate(arg, env).split("=", 1)[1] for arg in service["command"] if arg.startswith(f"--{name}=")]
+
+
+def prometheus_config_of(service: dict, env: dict[str, str]) -> dict:
+    """The Prometheus config file the service runs: --config.file, mapped back to the host file it mounts."""
+    (path,) = flag(service, "config.file", env)
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"] if isinstance(v, str)}
+    assert path in mounts, f"--config.file={path} is not mounted"
+    return yaml.safe_load((ROOT / mounts[path]).read_text(encoding="utf-8"))
+
+
+def targets(job_or_alerting: dict) -> list[str]:
+    return [t for sc in job_or_alerting["static_configs"] for t in sc["targets"]]
+
+
+def test_the_default_stack_is_one_of_each_and_ha_adds_a_replica_and_two_members():
+    assert set(services_in(None)) == {"exporter", "prometheus", "alertmanager", "grafana"}
+    assert set(services_in("ha")) - set(services_in(None)) == {"prometheus-b", "alertmanager-2", "alertmanager-3"}
+    spec = compose()["services"]
+    for name, service in spec.items():  # compose refuses a default service that needs a profile's service
+        if not service.get("profiles"):
+            assert not set(service.get("depends_on", [])) - set(services_in(None)), name
+
+
+def test_single_node_prometheus_runs_prometheus_yml_and_ha_runs_the_pair_config_on_both_replicas():
+    single = prometheus_config_of(services_in(None)["prometheus"], env_example())
+    assert single == yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    ha = services_in("ha")
+    replicas = {name: s for name, s in ha.items() if s.get("image", "").startswith("prom/prometheus:")}
+    assert set(replicas) == {"prometheus", "prometheus-b"}
+    labels = set()
+    for name, service in replicas.items():
+        config = prometheus_config_of(service, HA_ENV)
+        assert config == yaml.safe_load((ROOT / "prometheus" / "prometheus-ha.yml").read_text(encoding="utf-8"))
+        assert "expand-external-labels" in flag(service, "enable-feature", HA_ENV), name
+        assert config["global"]["external_labels"] == {"replica": "${PROMETHEUS_REPLICA}"}
+        labels.add(service["environment"]["PROMETHEUS_REPLICA"])
+    assert labels == {"a", "b"}, "each replica needs its own replica label"
+
+
+def test_each_replica_scrapes_the_one_exporter_and_sends_to_every_cluster_member():
+    ha = services_in("ha")
+    members = sorted(name for name, s in ha.items() if s.get("image", "").startswith("prom/alertmanager:"))
+    assert members == ["alertmanager", "alertmanager-2", "alertmanager-3"]
+    exporter_port = resolve(command_lines()["compose command"]).params["listen"].rsplit(":", 1)[1]
+    for name in ("prometheus", "prometheus-b"):
+        config = prometheus_config_of(ha[name], HA_ENV)
+        (alerting,) = config["alerting"]["alertmanagers"]
+        assert sorted(targets(alerting)) == sorted(f"{m}:9093" for m in members), name
+        assert {"action": "labeldrop", "regex": "replica"} in config["alerting"]["alert_relabel_configs"]
+        jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+        assert targets(jobs["spreadwatch"]) == [f"exporter:{exporter_port}"]  # one exporter, one target string
+        assert sorted(targets(jobs["alertmanager"])) == sorted(targets(alerting))
+        assert sorted(targets(jobs["prometheus"])) == ["prometheus-b:9090", "prometheus:9090"]
+
+
+def test_the_alertmanagers_form_one_cluster():
+    members = {name: s for name, s in services_in("ha").items() if s.get("image", "").startswith("prom/alertmanager:")}
+    peers = {}
+    for name, service in members.items():
+        assert flag(service, "cluster.listen-address", HA_ENV) == ["0.0.0.0:9094"], name
+        peers[name] = {p.removesuffix(":9094") for p in flag(service, "cluster.peer", HA_ENV)}
+        assert all(p.endswith(":9094") for p in flag(service, "cluster.peer", HA_ENV)), name
+        assert peers[name] <= set(members) - {name}, f"{name} peers with {peers[name]}"
+        assert len(set(flag(service, "web.external-url", HA_ENV))) == 1
+    # The default member names no peer (it must start alone in the single-node stack); every other member names
+    # all the others, so the cluster re-forms whichever member restarts.
+    assert peers["alertmanager"] == set()
+    for name in set(members) - {"alertmanager"}:
+        assert peers[name] == set(members) - {name}, name
+    urls = [flag(s, "web.external-url", HA_ENV)[0] for s in members.values()]
+    assert len(set(urls)) == len(urls), "each member links its own UI in notifications"
+
+
+def test_published_ports_are_distinct_and_on_loopback_in_the_ha_stack():
+    published = []
+    for name, service in services_in("ha").items():
+        for port in service.get("ports", []):
+            host = interpolate(port, HA_ENV).rsplit(":", 1)[0]
+            published.append(host)
+            if name != "grafana":
+                assert host.startswith("127.0.0.1:"), f"{name} publishes {host} beyond loopback"
+    assert len(published) == len(set(published)), published
+
+
+def test_every_replica_and_member_runs_the_tested_version():
+    images = {name: s["image"] for name, s in services_in("ha").items() if "image" in s}
+    for family in ("prom/prometheus", "prom/alertmanager"):
+        tags = {image for image in images.values() if image.startswith(family + ":")}
+        assert len(tags) == 1, f"{family}: {tags} (the pair and the cluster must run one version)"
