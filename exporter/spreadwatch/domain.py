@@ -1,9 +1,13 @@
 """Vocabulary every part shares: regimes, bands, spread types, flow modes, trends, session phases.
 
-Pure constants and tiny helpers; no I/O. The meaning of each term is in DESIGN.md ("Domain definitions").
+Pure constants and tiny helpers; no I/O. The meaning of each term is in the README, docs/market.md and docs/grid.md.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
 
 REGIMES: tuple[str, ...] = ("very_low", "low", "medium", "high", "extreme")
 REGIME_LEVEL: dict[str, int] = {name: level for level, name in enumerate(REGIMES)}
@@ -56,3 +60,18 @@ def flow_qualifies(flow_mode: str, spread_type: str, flow: str | None) -> bool:
     if flow_mode == "against_flow":
         return (spread_type == "put_spread" and flow == "up") or (spread_type == "call_spread" and flow == "down")
     return False
+
+
+def flow_qualifies_array(flow_mode: Any, spread_type: Any, flow: Any) -> np.ndarray:
+    """`flow_qualifies` element by element over arrays (or scalars broadcast against them): the one flow rule the
+    scanner (grid rows against today's flow) and the grid builder (one config against each entry's gap) share.
+    A flow other than up/down (flat, unknown, None, "") admits only neutral configs."""
+    mode, spread, observed = np.broadcast_arrays(np.asarray(flow_mode, dtype=object),
+                                                 np.asarray(spread_type, dtype=object),
+                                                 np.asarray(flow, dtype=object))
+    up, down = observed == "up", observed == "down"
+    put, call, condor = spread == "put_spread", spread == "call_spread", spread == "iron_condor"
+    with_flow = condor & (up | down) | put & down | call & up
+    against = condor & (up | down) | put & up | call & down
+    return np.asarray((mode == "neutral") | (mode == "with_flow") & with_flow | (mode == "against_flow") & against,
+                      dtype=bool)
