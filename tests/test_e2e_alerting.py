@@ -300,11 +300,11 @@ risk:
 
 
 def write_replay_scenario(path: Path) -> None:
-    """The bundled sample with the replayed day's bars after REPLAY_CUT removed (history kept)."""
-    from spreadwatch.config import bundled_path
+    """The NDX replay day with the replayed day's bars after REPLAY_CUT removed (history kept)."""
+    from exporter_support import NDX_REPLAY
 
     day = REPLAY_CUT[:11]
-    with open(bundled_path("replay_sample.csv"), encoding="utf-8") as src, open(path, "w", encoding="utf-8") as out:
+    with open(NDX_REPLAY, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as out:
         for line in src:
             stamp = line.split(",", 1)[0]
             if stamp.startswith(day) and stamp > REPLAY_CUT:

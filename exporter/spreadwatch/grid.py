@@ -496,9 +496,9 @@ def _pct(value: float, width: int) -> str:
 
 
 def skipped_text(skipped_rows: int, by_reason: dict[str, int]) -> str:
-    """`12 impossible skipped (credit >= width x 100: 9, counts disagree: 3)`"""
+    """`12 impossible rows skipped (credit >= width x 100: 9, counts disagree: 3)`"""
     detail = ", ".join(f"{reason}: {count}" for reason, count in by_reason.items())
-    return f"{skipped_rows} impossible skipped" + (f" ({detail})" if detail else "")
+    return f"{skipped_rows} impossible rows skipped" + (f" ({detail})" if detail else "")
 
 
 def show_lines(grid: Grid, *, top: int, min_trades: int) -> list[str]:
