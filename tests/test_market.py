@@ -374,7 +374,6 @@ def test_loop_with_a_slow_cycle_still_steps_every_vix_bar():
 @pytest.fixture(scope="module")
 def bundled():
     from exporter_support import NDX_REPLAY
-
     from spreadwatch.providers.replay import ReplayProvider
 
     return ReplayProvider(NDX_REPLAY, bundled=True)

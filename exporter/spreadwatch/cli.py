@@ -254,7 +254,7 @@ def book_state(config: Any, db_path: str | None) -> Any:
     from spreadwatch.store import read_positions
 
     open_positions = [p for p in read_positions(path, include_closed=False) if p.status == "open"]
-    return BookState(open_count=len(open_positions), open_risk=sum(p.risk for p in open_positions))
+    return BookState(open_count=len(open_positions), open_risk=sum(p.strikes_risk for p in open_positions))
 
 
 def run_scan(config: Any, *, ticker: str | None, source: str | None, start_at: str | None, at: str | None,
@@ -868,6 +868,12 @@ def positions_import(ctx: Context, file: str, db_path: str | None) -> None:
         ids = book.import_positions(records, now=_now())
     opened = sum(1 for _, _, state in records if state["status"] == "open")
     click.echo(f"Imported {len(ids)} position(s) from {file} ({opened} open, {len(ids) - opened} closed)")
+    from spreadwatch.positions import risk_disagreement
+
+    for position_id, (_, entry, _) in zip(ids, records, strict=True):
+        problem = risk_disagreement(entry)
+        if problem:
+            click.echo(f"warning: position {position_id}: {problem}", err=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------

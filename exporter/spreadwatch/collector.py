@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from spreadwatch.domain import FLOWS, REGIME_LEVEL, REGIMES, SESSION_PHASES, TRENDS
+from spreadwatch.positions import exit_threshold
 from spreadwatch.providers import FAILURE_KINDS
 
 if TYPE_CHECKING:
@@ -263,8 +264,9 @@ class SnapshotCollector(Collector):
             if updated is not None:
                 add("pnl_age_seconds", _age(now, updated))
                 add("pnl_updated_timestamp_seconds", updated.timestamp())
-            add("profit_target_dollars", exits.profit_target_pct * p.credit)
-            add("stop_loss_dollars", -exits.stop_loss_mult * p.credit)
+            # Rounded to the cent: the rules compare with a half-cent tolerance (positions.exit_threshold).
+            add("profit_target_dollars", exit_threshold(exits.profit_target_pct * p.credit))
+            add("stop_loss_dollars", exit_threshold(-exits.stop_loss_mult * p.credit))
             add("time_exit_sessions", exits.time_exit_dte)
             add("pnl_max_age_seconds", exits.pnl_stale_after_minutes * 60)
         return list(fams.values())

@@ -176,7 +176,7 @@ class Service:
         self._portfolio = Portfolio(
             open_count=len(open_items),
             closed_count=len(closed),
-            open_risk=sum(item.position.risk for item in open_items),
+            open_risk=sum(item.position.strikes_risk for item in open_items),  # the strikes' risk
             unrealized_pnl=sum(item.position.pnl for item in open_items),
             realized_pnl=sum(p.pnl for p in closed),
         )
