@@ -5,9 +5,10 @@ Pure constants and tiny helpers; no I/O. The meaning of each term is in the READ
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 REGIMES: tuple[str, ...] = ("very_low", "low", "medium", "high", "extreme")
 REGIME_LEVEL: dict[str, int] = {name: level for level, name in enumerate(REGIMES)}
@@ -66,6 +67,8 @@ def flow_qualifies_array(flow_mode: Any, spread_type: Any, flow: Any) -> np.ndar
     """`flow_qualifies` element by element over arrays (or scalars broadcast against them): the one flow rule the
     scanner (grid rows against today's flow) and the grid builder (one config against each entry's gap) share.
     A flow other than up/down (flat, unknown, None, "") admits only neutral configs."""
+    import numpy as np  # here, not at the top: the light CLI paths (positions list) import this module
+
     mode, spread, observed = np.broadcast_arrays(np.asarray(flow_mode, dtype=object),
                                                  np.asarray(spread_type, dtype=object),
                                                  np.asarray(flow, dtype=object))
