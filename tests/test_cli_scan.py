@@ -150,3 +150,35 @@ def test_a_default_grid_build_offers_setups_in_the_default_window_of_an_ordinary
     data = scan_json(tmp_path, "--grid", str(out), "--vix", "13.5", "--flow", "up", "--price", "2500",
                      at="2019-01-08T14:35:00Z")
     assert [o for o in data["opportunities"] if o["in_window"]], data["removed_by_filter"]
+
+
+def test_no_two_series_on_a_real_scrape_share_a_label_set(tmp_path):
+    # The exporter on the bundled day at its open, scraped over HTTP: every sample's name and labels are unique.
+    import urllib.request
+    from datetime import datetime
+
+    from exporter_support import Running
+
+    from spreadwatch.clock import ReplayClock
+    from spreadwatch.config import Config, bundled_path
+    from spreadwatch.grid import grid_path
+    from spreadwatch.market_calendar import MarketCalendar
+    from spreadwatch.providers.replay import ReplayProvider
+    from spreadwatch.service import Service
+    from spreadwatch.store import PositionBook
+
+    db = tmp_path / "book.db"
+    PositionBook(db).close()
+    config = Config()
+    service = Service(config, ReplayProvider(bundled_path("replay_sample.csv"), bundled=True),
+                      ReplayClock(datetime.fromisoformat("2019-01-02T14:33:00+00:00"), 60.0),
+                      MarketCalendar(config.display_timezone), tickers=("SPX",), db_path=db,
+                      grid_path=grid_path(""))
+    service.step(datetime.fromisoformat("2019-01-02T14:33:00+00:00"), {"market", "positions", "scan"})
+    with Running(service) as running:
+        with urllib.request.urlopen(f"{running.url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    samples = [line.rsplit(" ", 1)[0] for line in text.splitlines() if line and not line.startswith("#")]
+    assert len(samples) == len(set(samples))
+    opportunity = [s for s in samples if s.startswith("spreadwatch_opportunity_exit_win_ratio{")]
+    assert opportunity, "the scrape carries the managed win rate of the setups in window"
