@@ -158,7 +158,6 @@ def test_no_two_series_on_a_real_scrape_share_a_label_set(tmp_path):
     from datetime import datetime
 
     from exporter_support import Running
-
     from spreadwatch.clock import ReplayClock
     from spreadwatch.config import Config, bundled_path
     from spreadwatch.grid import grid_path
@@ -175,9 +174,8 @@ def test_no_two_series_on_a_real_scrape_share_a_label_set(tmp_path):
                       MarketCalendar(config.display_timezone), tickers=("SPX",), db_path=db,
                       grid_path=grid_path(""))
     service.step(datetime.fromisoformat("2019-01-02T14:33:00+00:00"), {"market", "positions", "scan"})
-    with Running(service) as running:
-        with urllib.request.urlopen(f"{running.url}/metrics", timeout=5) as response:
-            text = response.read().decode()
+    with Running(service) as running, urllib.request.urlopen(f"{running.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
     samples = [line.rsplit(" ", 1)[0] for line in text.splitlines() if line and not line.startswith("#")]
     assert len(samples) == len(set(samples))
     opportunity = [s for s in samples if s.startswith("spreadwatch_opportunity_exit_win_ratio{")]

@@ -247,8 +247,9 @@ def entry_context(hist: History, sessions: np.ndarray, spec: BuildSpec) -> Entry
     regime_after = regimes_at_close(hist.vix, spec.boundaries, spec.hysteresis)
     trend_after = auto_trends(hist.close)
     # Known at the open of t: the previous row's close state.
-    regime_at = np.concatenate(([None], regime_after[:-1])).astype(object)
-    trend_at = np.concatenate(([None], trend_after[:-1])).astype(object)
+    regime_at = np.empty(n, dtype=object)
+    trend_at = np.empty(n, dtype=object)
+    regime_at[1:], trend_at[1:] = regime_after[:-1], trend_after[:-1]  # row 0: unknown (None)
     entry_ok = np.ones(n, dtype=bool)
     if spec.first_entry is not None:
         entry_ok &= dates >= np.datetime64(spec.first_entry, "D")

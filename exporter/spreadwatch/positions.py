@@ -165,7 +165,26 @@ def validate(entry: PositionInput, *, tickers: Iterable[str], keep_given_risk: b
     warnings to show. A given risk more than $1 away from width x 100 x contracts - credit is refused, or, with
     `keep_given_risk` (an import of the original's file), kept and reported in the warnings. Raises InputError
     naming the first problem."""
-    known = tuple(tickers)
+    _check_terms(entry, tuple(tickers))
+    credit = _finite("--credit", entry.credit)
+    if credit <= 0:
+        raise InputError(f"--credit: must be > 0 (dollars received for the whole position), got {entry.credit:g}")
+    legs = _checked_legs(entry)
+    max_credit = spread_width(entry.spread, legs) * 100 * entry.contracts
+    if credit >= max_credit:
+        raise InputError(f"--credit: {credit:,.2f} must be below the spread's width x 100 x contracts "
+                         f"({max_credit:,.2f}); credit and risk are dollars for the whole position")
+    expected = max_credit - credit
+    warnings: list[str] = []
+    risk = expected if entry.risk is None else _given_risk(entry.risk, expected, keep_given_risk, warnings)
+    return PositionInput(
+        ticker=entry.ticker, spread=entry.spread, band=entry.band, flow_mode=entry.flow_mode, dte=entry.dte,
+        contracts=entry.contracts, credit=credit, risk=risk, note=entry.note or "", **legs,
+    ), warnings
+
+
+def _check_terms(entry: PositionInput, known: tuple[str, ...]) -> None:
+    """Ticker, spread, band, flow mode, DTE and contracts are known values."""
     if entry.ticker not in known:
         raise InputError(f"--ticker: unknown ticker {entry.ticker!r} (configured: {', '.join(known)})")
     if entry.spread not in SPREAD_TYPES:
@@ -178,42 +197,32 @@ def validate(entry: PositionInput, *, tickers: Iterable[str], keep_given_risk: b
         raise InputError(f"--dte: must be a whole number >= 0, got {entry.dte!r}")
     if isinstance(entry.contracts, bool) or not isinstance(entry.contracts, int) or entry.contracts < 1:
         raise InputError(f"--contracts: must be a whole number >= 1, got {entry.contracts!r}")
-    credit = _finite("--credit", entry.credit)
-    if credit <= 0:
-        raise InputError(f"--credit: must be > 0 (dollars received for the whole position), got {entry.credit:g}")
 
+
+def _checked_legs(entry: PositionInput) -> dict[str, float | None]:
+    """The strikes the spread type needs (and no others), positive and in order."""
     needed = legs_for(entry.spread)
     legs: dict[str, float | None] = {}
     for leg in LEGS:
         value = getattr(entry, leg)
-        if leg in needed:
-            if value is None:
-                raise InputError(f"{_flag(leg)}: required for {_article(entry.spread)} {entry.spread}")
-            strike = _finite(_flag(leg), value)
-            if strike <= 0:
-                raise InputError(f"{_flag(leg)}: must be > 0, got {value:g}")
-            legs[leg] = strike
-        else:
+        if leg not in needed:
             if value is not None:
-                raise InputError(f"{_flag(leg)}: does not apply to {_article(entry.spread)} {entry.spread} (it has {', '.join(_flag(n) for n in needed)})")
+                raise InputError(f"{_flag(leg)}: does not apply to {_article(entry.spread)} {entry.spread} "
+                                 f"(it has {', '.join(_flag(n) for n in needed)})")
             legs[leg] = None
+            continue
+        if value is None:
+            raise InputError(f"{_flag(leg)}: required for {_article(entry.spread)} {entry.spread}")
+        strike = _finite(_flag(leg), value)
+        if strike <= 0:
+            raise InputError(f"{_flag(leg)}: must be > 0, got {value:g}")
+        legs[leg] = strike
     order = [leg for leg in ("long_put", "short_put", "short_call", "long_call") if legs[leg] is not None]
     for lower, upper in zip(order, order[1:], strict=False):
         if not legs[lower] < legs[upper]:  # type: ignore[operator]
             raise InputError(f"strikes out of order: {_flag(lower)} {legs[lower]:g} must be below "
                              f"{_flag(upper)} {legs[upper]:g} (long put < short put < short call < long call)")
-
-    max_credit = spread_width(entry.spread, legs) * 100 * entry.contracts
-    if credit >= max_credit:
-        raise InputError(f"--credit: {credit:,.2f} must be below the spread's width x 100 x contracts "
-                         f"({max_credit:,.2f}); credit and risk are dollars for the whole position")
-    expected = max_credit - credit
-    warnings = []
-    risk = expected if entry.risk is None else _given_risk(entry.risk, expected, keep_given_risk, warnings)
-    return PositionInput(
-        ticker=entry.ticker, spread=entry.spread, band=entry.band, flow_mode=entry.flow_mode, dte=entry.dte,
-        contracts=entry.contracts, credit=credit, risk=risk, note=entry.note or "", **legs,
-    ), warnings
+    return legs
 
 
 def _given_risk(value: Any, expected: float, keep: bool, warnings: list[str]) -> float:
