@@ -441,7 +441,8 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         # The pipeline first, so the replayed morning is not spent waiting for Prometheus's target discovery.
         stack = Stack(tmp_path, f"127.0.0.1:{port}")
         exporter = ManagedProcess("exporter", [
-            sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--source", f"replay:{replay}",
+            sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--ticker", "NDX",
+            "--source", f"replay:{replay}",
             "--speed", str(SPEED), "--start", REPLAY_START, "--listen", f"127.0.0.1:{port}", "--db", str(db),
             "--grid", str(grid)], tmp_path)
         watcher = MetricsWatcher(metrics_url)

@@ -44,8 +44,8 @@ GENERATE = ROOT / "grafana" / "generate.py"
 DASHBOARDS = ROOT / "grafana" / "dashboards"
 PROVISIONING = ROOT / "grafana" / "provisioning"
 COMPOSE = ROOT / "docker-compose.yml"
-SPEED = 60
-REPLAY_START = "2019-01-02T14:30:00Z"  # the bundled SPX day's open: the low regime's setups show until ~10:38 ET
+SPEED = 10  # the setups at the open stay in their window (09:30-09:45 ET) for 90 s of wall time
+REPLAY_START = "2019-01-02T14:31:00Z"  # the bundled SPX day's first bar: its setups at the open are in window
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -485,7 +485,7 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
 
         # The opportunities table has something to highlight: the replay is inside the entry hours.
         in_window = prom.query('spreadwatch_opportunity_in_window == 1', at=end)
-        assert in_window, "no opportunity in its entry window at 10:20 ET on the replay day"
+        assert in_window, "no opportunity in its entry window at the bundled day's open"
 
         # The Alertmanager panel: the groups Grafana's alertGroups panel reads (GET /api/v2/alerts/groups via the
         # datasource proxy) hold the always-firing watchdog, delivered by this Prometheus through the repo's rules

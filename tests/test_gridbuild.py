@@ -310,3 +310,35 @@ def test_library_deprecation_warnings_during_a_fetch_are_dropped_others_kept() -
             warnings.warn_explicit("something real", UserWarning, site, 3, module="yfinance.multi")
             warnings.warn_explicit("our own deprecation", FutureWarning, own, 4, module="spreadwatch.gridbuild")
     assert sorted(str(w.message) for w in caught) == ["our own deprecation", "something real"]
+
+
+def test_a_bare_date_is_a_daily_bar_of_that_session(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text("timestamp,symbol,open,high,low,close,volume\n"
+                    "2018-12-31,^GSPC,2498.94,2509.24,2482.82,2506.85,0\n"
+                    "2018-12-31,^VIX,25.42,25.42,25.42,25.42,0\n", encoding="utf-8")
+    hist = gridbuild.history_from_csv(path, ("^GSPC",), "^VIX", "^VIX")
+    assert [str(d) for d in hist.dates] == ["2018-12-31"]  # not the 30th (midnight UTC is the day before in ET)
+    assert hist.close[0] == 2506.85 and hist.vix[0] == 25.42
+
+
+def test_the_widths_must_be_on_the_strike_grid(replay_csv: Path, tmp_path: Path) -> None:
+    request = gridbuild.BuildRequest(ticker="NDX", source=f"csv:{replay_csv}", dtes=(1,), bands=("P95",),
+                                     widths=(20.0, 25.0), out=str(tmp_path / "g.csv"), progress=False)
+    with pytest.raises(InputError, match=r"^--widths: 25 is not a multiple of NDX's strike increment 10 "):
+        gridbuild.build(Config(), request)
+    assert not (tmp_path / "g.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_bundled_grid_regenerates_byte_for_byte_from_its_script(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from spreadwatch.config import bundled_path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "grid.csv"
+    subprocess.run([sys.executable, str(root / "scripts" / "make_bundled_grid.py"), str(out)], check=True,
+                   capture_output=True, timeout=300)
+    assert out.read_bytes() == bundled_path("grid_spx.csv").read_bytes()

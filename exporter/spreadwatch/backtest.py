@@ -477,11 +477,55 @@ def loss_episodes(masks: np.ndarray, lost: np.ndarray, entry_row: np.ndarray, ex
 
     Trades are in entry order; a losing trade starts a new episode unless it was entered on or before the exit
     session of an earlier losing trade of the same group."""
-    losing = masks & lost[None, :]
-    exits = np.where(losing, exit_row[None, :], -1)
-    reach = np.maximum.accumulate(exits, axis=1)
-    before = np.concatenate((np.full((masks.shape[0], 1), -1), reach[:, :-1]), axis=1)
-    return (losing & (entry_row[None, :] > before)).sum(axis=1)
+    members = _Members(masks)
+    return members.episodes(lost, entry_row, exit_row)
+
+
+class _Members:
+    """The (group, trade) pairs of boolean group masks, group by group and in entry order within a group, so
+    per-group sums, running sums and running maxima cost the pairs, not groups x trades. Running values restart
+    at each group by offsetting every group above the one before it."""
+
+    def __init__(self, masks: np.ndarray) -> None:
+        self.groups = masks.shape[0]
+        self.g, self.t = np.nonzero(masks)
+        self.count = np.bincount(self.g, minlength=self.groups)
+        self.first = np.concatenate(([True], self.g[1:] != self.g[:-1])) if self.g.size else np.zeros(0, bool)
+
+    def total(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.g, weights=values[self.t], minlength=self.groups)
+
+    def running_max(self, values: np.ndarray) -> np.ndarray:
+        """Running maximum of per-pair values within each group."""
+        if values.size == 0:
+            return values
+        span = float(values.max() - values.min()) + 1.0
+        offset = self.g * span
+        return np.maximum.accumulate(values + offset) - offset
+
+    def group_max(self, values: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.groups)
+        if values.size:
+            starts = np.flatnonzero(self.first)
+            out[self.g[starts]] = np.maximum.reduceat(values, starts)
+        return out
+
+    def drawdown(self, pnl: np.ndarray) -> np.ndarray:
+        """Largest peak-to-trough fall of each group's cumulative P&L (the peak starts at 0)."""
+        vals = pnl[self.t]
+        cum = np.cumsum(vals)
+        before = (cum - vals)[self.first]  # the cumulative sum just before each group starts
+        cum = cum - np.repeat(before, self.count[self.count > 0])
+        peak = self.running_max(np.maximum(cum, 0.0))
+        return self.group_max(peak - cum)
+
+    def episodes(self, lost: np.ndarray, entry_row: np.ndarray, exit_row: np.ndarray) -> np.ndarray:
+        losing = lost[self.t]
+        reach = self.running_max(np.where(losing, exit_row[self.t], -1).astype(float))
+        previous = np.concatenate(([-1.0], reach[:-1])) if reach.size else reach
+        previous = np.where(self.first, -1.0, previous)
+        new = losing & (entry_row[self.t] > previous)
+        return np.bincount(self.g, weights=new, minlength=self.groups).astype(int)
 
 
 def wilson_interval(p: np.ndarray, n: np.ndarray, z: float = WILSON_Z) -> tuple[np.ndarray, np.ndarray]:
@@ -498,11 +542,11 @@ def wilson_interval(p: np.ndarray, n: np.ndarray, z: float = WILSON_Z) -> tuple[
 # Aggregation
 
 
-def _sharpe(w: np.ndarray, n: np.ndarray, pnl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _sharpe(n: np.ndarray, total: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, Sharpe) per group: mean / sample std of per-trade P&L; 0 with < 2 trades or no dispersion."""
-    mean = (w @ pnl) / np.maximum(n, 1)
+    mean = total / np.maximum(n, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = ((w @ (pnl * pnl)) - n * mean * mean) / np.maximum(n - 1, 1)
+        var = (squares - n * mean * mean) / np.maximum(n - 1, 1)
         std = np.sqrt(np.maximum(var, 0.0))
         sharpe = np.where((n >= 2) & (std > 1e-9 * np.maximum(np.abs(mean), 1.0)), mean / std, 0.0)
     return mean, sharpe
@@ -511,31 +555,28 @@ def _sharpe(w: np.ndarray, n: np.ndarray, pnl: np.ndarray) -> tuple[np.ndarray, 
 def group_stats(masks: np.ndarray, credit: np.ndarray, risk: np.ndarray, pnl: np.ndarray,
                 exit_pnl: np.ndarray, entry_row: np.ndarray, exit_row: np.ndarray) -> dict[str, np.ndarray]:
     """Row statistics for each boolean mask (groups x trades) over trades in entry order."""
-    w = masks.astype(float)
-    n = w.sum(axis=1)
+    members = _Members(masks)
+    n = members.count.astype(float)
     safe_n = np.maximum(n, 1)
-    wins = w @ (pnl >= 0).astype(float)
-    exit_wins = w @ (exit_pnl >= 0).astype(float)
-    mean_pnl, sharpe = _sharpe(w, n, pnl)
-    exit_mean, exit_sharpe = _sharpe(w, n, exit_pnl)
-    cum = np.cumsum(w * pnl[None, :], axis=1)
-    peak = np.maximum.accumulate(np.maximum(cum, 0.0), axis=1)
-    drawdown = (peak - cum).max(axis=1) if cum.shape[1] else np.zeros(len(n))
-    avg_credit = (w @ credit) / safe_n
-    avg_risk = np.where(n > 0, (w @ risk) / safe_n, 1.0)  # groups without trades are dropped by the caller
+    wins = members.total((pnl >= 0).astype(float))
+    exit_wins = members.total((exit_pnl >= 0).astype(float))
+    mean_pnl, sharpe = _sharpe(n, members.total(pnl), members.total(pnl * pnl))
+    exit_mean, exit_sharpe = _sharpe(n, members.total(exit_pnl), members.total(exit_pnl * exit_pnl))
+    avg_credit = members.total(credit) / safe_n
+    avg_risk = np.where(n > 0, members.total(risk) / safe_n, 1.0)  # groups without trades are dropped later
     losses = n - exit_wins
-    episodes = loss_episodes(masks, exit_pnl < 0, entry_row, exit_row)
+    episodes = members.episodes(exit_pnl < 0, entry_row, exit_row)
     n_effective = np.where(losses > 0, n * episodes / np.maximum(losses, 1), n)
     exit_win_rate = exit_wins / safe_n
     low, high = wilson_interval(exit_win_rate, n_effective)
     return {
         "n_trades": n.astype(int), "n_wins": wins.astype(int), "win_rate": wins / safe_n,
         "avg_credit": avg_credit, "avg_max_risk": avg_risk, "roi": avg_credit / avg_risk,
-        "avg_pnl": mean_pnl, "sharpe": sharpe, "max_drawdown": drawdown,
+        "avg_pnl": mean_pnl, "sharpe": sharpe, "max_drawdown": members.drawdown(pnl),
         "expected_return": mean_pnl / avg_risk,
         "exit_n_wins": exit_wins.astype(int), "exit_win_rate": exit_win_rate, "exit_avg_pnl": exit_mean,
         "exit_sharpe": exit_sharpe, "exit_expected_return": exit_mean / avg_risk,
-        "exit_loss_episodes": episodes.astype(int), "n_effective": n_effective,
+        "exit_loss_episodes": episodes, "n_effective": n_effective,
         "exit_win_rate_low": low, "exit_win_rate_high": high,
     }
 
