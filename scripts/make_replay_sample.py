@@ -7,7 +7,7 @@ timestamps UTC, or a bare date for a daily bar; `#` lines are comments) with:
 - REAL daily history, from the `arch` package: ^GSPC daily bars (arch.data.sp500) and ^VIX daily closes
   (arch.data.vix) for the 300 sessions up to 2018-12-31, the last session that history has. Bands, IV rank and
   the `auto` trend of the replayed day come from these.
-- SYNTHETIC SPY 5-minute bars for the 20 sessions before the replayed day (the volume ratio needs bars at the
+- SYNTHETIC SPY minute bars for the 20 sessions before the replayed day (the volume ratio needs bars at the
   same time of day): each a random path from that session's real ^GSPC open to its close, divided by 10, with a
   U-shaped volume profile summing to 3 % of the real S&P 500 volume of the day.
 - The replayed day, 2019-01-02 (the first session after the history ends), SYNTHETIC minute bars 14:31Z..21:00Z
@@ -103,9 +103,9 @@ def spy_history(rng: np.random.Generator, cal: MarketCalendar, bars: dict) -> li
     for day in sorted(bars)[-SPY_INTRADAY_SESSIONS:]:
         open_, high, low, close, volume = bars[day]
         start, end = cal.open_close(day)
-        n = int((end - start).total_seconds() // 300)
-        stamps = [start + timedelta(minutes=5 * (k + 1)) for k in range(n)]
-        path = bridge(rng, open_ * SPY_PER_SPX, close * SPY_PER_SPX, n, 0.0012)
+        n = int((end - start).total_seconds() // 60)
+        stamps = [start + timedelta(minutes=k + 1) for k in range(n)]
+        path = bridge(rng, open_ * SPY_PER_SPX, close * SPY_PER_SPX, n, 0.0005)
         volumes = volume * SPY_VOLUME_SHARE * volume_profile(n) * rng.lognormal(0, 0.15, n)
         rows += bars_rows("SPY", stamps, path, open_ * SPY_PER_SPX, volumes, rng, 3)
     return rows
@@ -140,7 +140,7 @@ def main(out: Path) -> None:
     rows += replayed_day(rng, cal, last[3], float(np.mean([b[4] for b in bars.values()])) * SPY_VOLUME_SHARE)
     header = [
         "# spreadwatch replay sample: SYNTHETIC SPX day 2019-01-02 (seed 20190102) on REAL daily history.",
-        "# Daily ^GSPC bars and ^VIX closes to 2018-12-31: the arch package's (real). SPY 5-minute bars before the",
+        "# Daily ^GSPC bars and ^VIX closes to 2018-12-31: the arch package's (real). SPY minute bars before the",
         "# day and every bar of 2019-01-02: synthetic, not market data (the VIX opens at 15.2; its real 2018-12-31",
         "# close was 25.42). Made by scripts/make_replay_sample.py; story in docs/market.md.",
         "# Intraday bars are stamped at their end (UTC); a bare date is a daily bar, visible from 16:00 ET.",

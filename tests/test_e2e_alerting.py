@@ -422,7 +422,7 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         long_put = 19900 - (risk + credit) / 100
         started, out = cli("positions", "add", "--ticker", "NDX", "--dte", "3", "--band", "P98", "--spread",
                            "put_spread", "--flow-mode", "with_flow", "--contracts", "1", "--credit", str(credit),
-                           "--risk", str(risk), "--short-put", "19900", "--long-put", f"{long_put:g}", "--json")
+                           "--risk", str(risk), "--short-put", "19900", "--long-put", f"{long_put:.2f}", "--json")
         new = json.loads(out)["id"]
         assert new not in before
         return started, new

@@ -446,10 +446,16 @@ def low_sample_count(frame: pd.DataFrame) -> int | None:
     return int(flags.map(lambda v: v is True).sum())
 
 
+def show_score(grid: Grid) -> str:
+    """The score `grid show` ranks by: the managed trade score when the grid has managed figures, else the held."""
+    managed = grid.frame["exit_trade_score"] if "exit_trade_score" in grid.frame else pd.Series(dtype=float)
+    return "exit_trade_score" if managed.notna().any() else "trade_score"
+
+
 def show_rows(grid: Grid, *, top: int, min_trades: int) -> pd.DataFrame:
-    """The rows `grid show` lists: at least `min_trades` trades, best trade score first, `top` of them."""
+    """The rows `grid show` lists: at least `min_trades` trades, best (managed, else held) trade score first."""
     frame = grid.frame[grid.frame["n_trades"] >= min_trades]
-    return frame.sort_values("trade_score", ascending=False, kind="stable").head(top)
+    return frame.sort_values(show_score(grid), ascending=False, kind="stable").head(top)
 
 
 def show_json(grid: Grid, *, top: int, min_trades: int) -> dict[str, Any]:
@@ -506,9 +512,11 @@ def show_lines(grid: Grid, *, top: int, min_trades: int) -> list[str]:
     window), then one line per row: held and managed win rate, the managed rate's 95 % interval, ROI (credit /
     risk) and the managed expected return on risk, with its credit source and `low` on low-sample rows."""
     frame = show_rows(grid, top=top, min_trades=min_trades)
+    score = show_score(grid)
     lines = [f"{grid.path} ({grid.format}): {grid.total_rows} rows, "
              f"{skipped_text(grid.skipped_rows, grid.skipped_by_reason)}; "
-             f"top {len(frame)} by trade score with at least {min_trades} trades",
+             f"top {len(frame)} by {'managed' if show_score(grid) == 'exit_trade_score' else 'held'} trade score "
+             f"with at least {min_trades} trades",
              *_provenance_lines(grid),
              "win: held to expiry; managed: with the exit rules; 95% interval of the managed win rate; "
              "exp: managed average P&L / average max risk",
@@ -525,7 +533,7 @@ def show_lines(grid: Grid, *, top: int, min_trades: int) -> list[str]:
                      f"{r.entry_time_et:<5} {r.regime:<8} {r.trend:<8} {int(r.n_trades):>5} "
                      f"{_pct(r.win_rate, 6)} {_pct(r.exit_win_rate, 7)} {interval:>13} {_pct(r.roi, 6)} "
                      f"{_pct(r.exit_expected_return, 6)} {r.avg_credit:>8.2f} {r.avg_max_risk:>8.2f} "
-                     f"{r.trade_score:>7.1f} {source:<7} {sample}".rstrip())
+                     f"{r[score]:>7.1f} {source:<7} {sample}".rstrip())
     return lines
 
 
