@@ -87,6 +87,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "regime": (*REGIMES, "all"),
     "trend": (*TRENDS, "all"),
 }
+CATEGORICAL: tuple[str, ...] = ("ticker", "band", "spread_type", "flow_mode", "regime", "trend", "entry_time_et")
 # The grid bundled with the package: `spreadwatch grid build` on real S&P 500 and VIX history (docs/grid-builder.md).
 BUNDLED_GRID = "grid_spx.csv"
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -152,6 +153,8 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
     if skip_impossible:
         frame = frame.loc[~impossible]
     frame = frame.reset_index(drop=True)
+    for column in CATEGORICAL:  # a handful of values over many rows: the scan's filters compare codes
+        frame[column] = frame[column].astype("category")
     return Grid(path=path, format=fmt, frame=frame, total_rows=len(raw), skipped_rows=sum(by_reason.values()),
                 mtime=stat.st_mtime, skipped_by_reason=by_reason)
 

@@ -183,6 +183,25 @@ class _Funnel:
         self.removed[name] = self.removed.get(name, 0) + int((~mask).sum())
         self.frame = self.frame.loc[mask]
 
+    def keep_all(self, masks: tuple[tuple[str, np.ndarray], ...]) -> None:
+        """Several masks over the same rows, counted in order (a row counts for the first that removes it)."""
+        alive = np.ones(len(self.frame), dtype=bool)
+        for name, mask in masks:
+            self.removed[name] = self.removed.get(name, 0) + int((alive & ~mask).sum())
+            alive &= mask
+        self.frame = self.frame.loc[alive]
+
+
+def _isin(frame: pd.DataFrame, column: str, values: Any) -> np.ndarray:
+    """`column` in `values`, through the categories when the column is categorical (the loader makes the text
+    columns categorical: a handful of values over many rows)."""
+    series = frame[column]
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        wanted = np.asarray(series.cat.categories.isin(list(values)))
+        codes = series.cat.codes.to_numpy()
+        return np.asarray((codes >= 0) & wanted[codes], dtype=bool)
+    return np.asarray(series.isin(list(values)).to_numpy(), dtype=bool)
+
 
 def basis_columns(config: Config) -> dict[str, str]:
     """The grid columns the quality thresholds and the ranking read for the configured basis."""
@@ -200,7 +219,7 @@ def most_specific(frame: pd.DataFrame) -> np.ndarray:
     score = (4 * (frame["ticker"] != "all").to_numpy() + 2 * (frame["regime"] != "all").to_numpy()
              + (frame["trend"] != "all").to_numpy())
     keys = [frame[c] for c in IDENTITY if c != "ticker"]  # the ticker filter already left (ticker, all) only
-    best = pd.Series(score, index=frame.index).groupby(keys, sort=False).transform("max").to_numpy()
+    best = pd.Series(score, index=frame.index).groupby(keys, sort=False, observed=True).transform("max").to_numpy()
     return np.asarray(score == best, dtype=bool)
 
 
@@ -226,16 +245,16 @@ def filter_grid(frame: pd.DataFrame, *, ticker: str, regime: str | None, trend: 
         return funnel.frame
     rec = config.regime.recommendations[regime]
     spread_types = config.regime.trend_spreads.get(trend, rec.spread_types) if trend else rec.spread_types
-    f = funnel.frame
-    funnel.keep("ticker", f["ticker"].isin((ticker, "all")).to_numpy())
     increment = config.tickers[ticker].strike_increment if ticker in config.tickers else None
-    funnel.keep("off_chain_width", on_chain(funnel.frame["spread_width"].to_numpy(float), increment))
+    # The row-wise filters on the whole grid at once (one subset, not one per filter), counted in order.
     f = funnel.frame
-    funnel.keep("regime", (f["regime"].isin((regime, "all")) & f["band"].isin(rec.bands) & f["dte"].isin(rec.dtes)
-                           & f["flow_mode"].isin(rec.flow_modes)).to_numpy())
-    f = funnel.frame
-    funnel.keep("trend", (f["trend"].isin((trend, "all") if trend else ("all",))
-                          & f["spread_type"].isin(spread_types)).to_numpy())
+    funnel.keep_all((
+        ("ticker", _isin(f, "ticker", (ticker, "all"))),
+        ("off_chain_width", on_chain(f["spread_width"].to_numpy(float), increment)),
+        ("regime", _isin(f, "regime", (regime, "all")) & _isin(f, "band", rec.bands)
+         & f["dte"].isin(rec.dtes).to_numpy() & _isin(f, "flow_mode", rec.flow_modes)),
+        ("trend", _isin(f, "trend", (trend, "all") if trend else ("all",)) & _isin(f, "spread_type", spread_types)),
+    ))
     funnel.keep("less_specific", most_specific(funnel.frame))
     funnel.keep("flow", flow_mask(funnel.frame, flow, flow_0dte))
     _quality(funnel, config)
