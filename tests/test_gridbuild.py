@@ -228,6 +228,10 @@ def test_report_is_a_png_with_one_cell_per_dte_and_band(built, tmp_path: Path) -
                         & (result.frame["dte"] == 5) & (result.frame["band"] == "P99")]
     expected = (rows["win_rate"] * rows["n_trades"]).sum() / rows["n_trades"].sum()
     assert win[2, 1] == pytest.approx(expected)
+    _, _, managed, managed_return = cell_table(result.frame, "all", managed=True)
+    assert managed[2, 1] == pytest.approx((rows["exit_win_rate"] * rows["n_trades"]).sum() / rows["n_trades"].sum())
+    assert managed_return[2, 1] == pytest.approx((rows["exit_avg_pnl"] * rows["n_trades"]).sum()
+                                                 / (rows["avg_max_risk"] * rows["n_trades"]).sum())
     png = tmp_path / "report.png"
     write_report(result.frame, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

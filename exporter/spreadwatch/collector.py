@@ -253,7 +253,7 @@ class SnapshotCollector(Collector):
 
             add("pnl_dollars", p.pnl)
             add("credit_dollars", p.credit)
-            add("risk_dollars", p.risk)
+            add("risk_dollars", p.strikes_risk)  # the strikes' risk, what the limits count
             add("pnl_to_credit_ratio", p.pnl / p.credit if p.credit else 0.0)
             if item.sessions_to_expiry is not None:
                 add("sessions_to_expiry", item.sessions_to_expiry)
