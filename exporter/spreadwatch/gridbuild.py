@@ -400,7 +400,9 @@ def summary_lines(result: BuildResult, request: BuildRequest) -> list[str]:
         f"data_end, per DTE in the grid); up to {result.entries} entries per DTE; history read "
         f"{result.history_start} .. {result.history_end} (trailing bands before, expiries after)",
         f"no trade (entry x config): {_reasons(result.no_trade)}",
-        f"low-sample rows: {int(frame['low_sample'].sum())}",
+        f"low-sample rows (fewer than 30 effective trades): {int(frame['low_sample'].sum())}",
+        f"costs per contract per leg: ${frame['commission_per_leg'].iloc[0]:.2f} commission, "
+        f"${frame['slippage_per_leg'].iloc[0]:.2f} slippage; managed figures (exit_*) with the config's exit rules",
     ]
     if request.report:
         lines.append(f"wrote {request.report}")
