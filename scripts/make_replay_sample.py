@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
-"""Make the bundled replay sample: SYNTHETIC bars from a fixed seed. Not market data.
+"""Make the bundled replay day: a SYNTHETIC SPX session on real daily history. Not a record of any real day.
 
 Writes exporter/spreadwatch/data/replay_sample.csv (columns timestamp, symbol, open, high, low, close, volume;
-timestamps UTC; `#` lines are comments) with:
+timestamps UTC, or a bare date for a daily bar; `#` lines are comments) with:
 
-- 2026-11-24 (a normal XNYS session, Tuesday): minute bars 14:31Z..21:00Z for ^NDX, ^VIX, ^VXN and QQQ. The VIX
-  opens at 15.2 (regime low), climbs to about 16.8 between 10:15 and 10:45 ET and stays above 16.5 (medium,
-  past the 16 boundary by more than the default 0.5 hysteresis), while ^NDX drifts down (flow "down").
-- 2026-11-23 (the previous session): minute bars of all four symbols, VIX in the low regime (about 14.8-15.3),
-  so the regime rebuild at start has a previous session to run over.
-- QQQ minute bars for the 20 sessions before 2026-11-24 (volume ratio needs up to 20 prior sessions at the same
-  time of day).
-- One daily bar per symbol (stamped at the session close) for every earlier session back to 300 sessions before
-  2026-11-24: enough for IV rank (252 sessions of ^VXN/^VIX) and percentile bands (>= 120 closes of ^NDX).
+- REAL daily history, from the `arch` package: ^GSPC daily bars (arch.data.sp500) and ^VIX daily closes
+  (arch.data.vix) for the 300 sessions up to 2018-12-31, the last session that history has. Bands, IV rank and
+  the `auto` trend of the replayed day come from these.
+- SYNTHETIC SPY minute bars for the 20 sessions before the replayed day (the volume ratio needs bars at the
+  same time of day): each a random path from that session's real ^GSPC open to its close, divided by 10, with a
+  U-shaped volume profile summing to 3 % of the real S&P 500 volume of the day.
+- The replayed day, 2019-01-02 (the first session after the history ends), SYNTHETIC minute bars 14:31Z..21:00Z
+  of ^GSPC, ^VIX and SPY from a fixed seed. ^GSPC starts at the last real close (2,506.85), opens 0.25 % higher
+  (flow up), drifts up, then sells off about 1 % from 10:15 ET. The VIX OPENS AT 15.2, far below its real close
+  of 25.42 on 2018-12-31 (no real overnight move comes near it): on this history the default recommendations
+  of the high regime lose money once managed after costs, so a day opening in the high regime would show no
+  setup (correctly); the low regime is the one whose default setups backtest with a positive managed return.
+  So the regime turns high -> low at the first bar, and the VIX then climbs to about 16.8 between 10:15 and
+  10:45 ET and stays above 16.5: low -> medium mid-morning (past the 16 boundary by more than the default 0.5
+  hysteresis). Index symbols carry volume 0, as Yahoo reports them.
 
-Each bar is stamped at its END (a minute bar covering 09:30-09:31 ET is stamped 09:31 ET): a bar stamped t is
-visible from t on. Index symbols carry volume 0, as Yahoo reports them. Run it again and the file is identical.
+Each intraday bar is stamped at its END (a minute bar covering 09:30-09:31 ET is stamped 09:31 ET): a bar stamped
+t is visible from t on. Run it again and the file is identical (a test checks it).
 
-    python scripts/make_replay_sample.py [OUT]
+    python scripts/make_replay_sample.py [OUT]    (needs the test extras: pip install -e '.[test]')
 """
 
 from __future__ import annotations
@@ -31,25 +37,23 @@ import numpy as np
 
 from spreadwatch.edges.calendar import MarketCalendar
 
-SEED = 20261124
-DAY = date(2026, 11, 24)
+SEED = 20190102
+DAY = date(2019, 1, 2)
 HISTORY_SESSIONS = 300
-QQQ_INTRADAY_SESSIONS = 20
+SPY_INTRADAY_SESSIONS = 20
+SPY_PER_SPX = 0.1
+SPY_VOLUME_SHARE = 0.03  # SPY's daily volume as a share of the S&P 500's (a synthetic, plausible ratio)
 OUT = Path(__file__).resolve().parents[1] / "exporter" / "spreadwatch" / "data" / "replay_sample.csv"
-
-NDX_END = 20_480.0  # close of 2026-11-23, around which the bundled grid's strikes make sense
-VIX_PREV_CLOSE = 15.05
-QQQ_PER_NDX = 1 / 40.9
+VIX_OPEN = 15.2
 
 
 def iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def minute_path(rng: np.random.Generator, start: float, end: float, n: int, vol: float) -> np.ndarray:
+def bridge(rng: np.random.Generator, start: float, end: float, n: int, vol: float) -> np.ndarray:
     """A Brownian bridge (in log space) from start to end over n steps: a plausible intraday path."""
-    steps = rng.normal(0.0, vol, n)
-    walk = np.cumsum(steps)
+    walk = np.cumsum(rng.normal(0.0, vol, n))
     drift = np.linspace(0.0, 1.0, n) * (math.log(end / start) - walk[-1])
     return start * np.exp(walk + drift)
 
@@ -70,90 +74,79 @@ def bars_rows(symbol: str, stamps: list[datetime], closes: np.ndarray, first_ope
 
 
 def volume_profile(n: int) -> np.ndarray:
-    """U-shaped share of the day's volume per minute (busy open and close)."""
+    """U-shaped share of the day's volume per bar (busy open and close)."""
     x = np.linspace(-1.0, 1.0, n)
     shape = 0.6 + 1.6 * x**4 + 0.4 * np.exp(-((x + 1) * 8) ** 2) + 0.8 * np.exp(-((x - 1) * 10) ** 2)
     return shape / shape.sum()
 
 
+def real_history() -> tuple[list[str], dict[date, tuple[float, float, float, float, float]]]:
+    """Bare-date rows of arch's ^GSPC bars and ^VIX closes for the last HISTORY_SESSIONS sessions."""
+    from arch.data import sp500, vix
+
+    px = sp500.load()
+    px = px[px.index < str(DAY)].iloc[-HISTORY_SESSIONS:]
+    levels = vix.load()["vix"]
+    rows, bars = [], {}
+    for stamp, bar in px.iterrows():
+        day = stamp.date()
+        bars[day] = (float(bar.Open), float(bar.High), float(bar.Low), float(bar.Close), float(bar.Volume))
+        rows.append(f"{day},^GSPC,{bar.Open:.2f},{bar.High:.2f},{bar.Low:.2f},{bar.Close:.2f},0")
+        level = float(levels.get(stamp, float("nan")))
+        if math.isfinite(level):  # a missing close stays missing
+            rows.append(f"{day},^VIX,{level:.2f},{level:.2f},{level:.2f},{level:.2f},0")
+    return rows, bars
+
+
+def spy_history(rng: np.random.Generator, cal: MarketCalendar, bars: dict) -> list[str]:
+    rows = []
+    for day in sorted(bars)[-SPY_INTRADAY_SESSIONS:]:
+        open_, high, low, close, volume = bars[day]
+        start, end = cal.open_close(day)
+        n = int((end - start).total_seconds() // 60)
+        stamps = [start + timedelta(minutes=k + 1) for k in range(n)]
+        path = bridge(rng, open_ * SPY_PER_SPX, close * SPY_PER_SPX, n, 0.0005)
+        volumes = volume * SPY_VOLUME_SHARE * volume_profile(n) * rng.lognormal(0, 0.15, n)
+        rows += bars_rows("SPY", stamps, path, open_ * SPY_PER_SPX, volumes, rng, 3)
+    return rows
+
+
+def replayed_day(rng: np.random.Generator, cal: MarketCalendar, last_close: float, spy_volume: float
+                 ) -> list[str]:
+    start, end = cal.open_close(DAY)
+    n = int((end - start).total_seconds() // 60)
+    stamps = [start + timedelta(minutes=k + 1) for k in range(n)]
+    t = np.arange(n)
+    rise = 1.0 / (1.0 + np.exp(-(t - 60) / 6.0))  # centred on 10:30 ET
+    vix = VIX_OPEN + 1.6 * rise + np.cumsum(rng.normal(0.0, 0.01, n)) * 0.5
+    vix = np.where(t > 80, np.maximum(vix, 16.6), vix)
+    vix = np.where(t < 40, np.minimum(vix, 15.4), vix)
+    open_ = last_close * 1.0025
+    spx = bridge(rng, open_, open_ * 1.001, n, 0.0003) * (1 - 0.01 * rise)
+    spx = np.where(t < 20, np.maximum(spx, last_close * 1.0015), spx)  # the gap holds through the entry window
+    volumes = spy_volume * 1.25 * volume_profile(n) * rng.lognormal(0, 0.15, n)
+    return (bars_rows("^GSPC", stamps, spx, open_, None, rng)
+            + bars_rows("^VIX", stamps, vix, VIX_OPEN, None, rng)
+            + bars_rows("SPY", stamps, spx * SPY_PER_SPX, open_ * SPY_PER_SPX, volumes, rng, 3))
+
+
 def main(out: Path) -> None:
     rng = np.random.default_rng(SEED)
     cal = MarketCalendar()
-    sessions = cal.sessions_in_range(DAY - timedelta(days=HISTORY_SESSIONS * 2), DAY)
-    sessions = sessions[-(HISTORY_SESSIONS + 1):]
-    assert sessions[-1] == DAY and sessions[-2] == date(2026, 11, 23)
-    past = sessions[:-1]
-    n = len(past)
-
-    # Daily closes, generated backwards from fixed end levels so the last ones are what the story needs.
-    ndx_ret = rng.normal(0.0003, 0.011, n)
-    ndx = NDX_END / np.exp(np.cumsum(ndx_ret[::-1]))[::-1] * math.exp(ndx_ret[-1])
-    ndx[-1] = NDX_END
-    vix = np.empty(n)
-    level = 17.0
-    for i in range(n):  # mean-reverting log VIX with occasional spikes
-        level = math.exp(math.log(level) + 0.08 * (math.log(16.5) - math.log(level)) + rng.normal(0.0, 0.06)
-                         + (0.25 if rng.random() < 0.01 else 0.0))
-        vix[i] = level
-    vix = vix * (VIX_PREV_CLOSE / vix[-1]) ** np.linspace(0.0, 1.0, n)  # end exactly at the previous close
-    vxn = vix * 1.22 + rng.normal(0.0, 0.25, n)
-    qqq = ndx * QQQ_PER_NDX
-    qqq_volume = rng.lognormal(math.log(45e6), 0.2, n)
-
-    rows: list[str] = []
-    intraday_all = {past[-1]}
-    intraday_qqq = set(past[-QQQ_INTRADAY_SESSIONS:])
-    for i, day in enumerate(past):
-        open_, close = cal.open_close(day)
-        prev = {s: v[i - 1] if i else v[0] for s, v in
-                (("^NDX", ndx), ("^VIX", vix), ("^VXN", vxn), ("QQQ", qqq))}
-        levels = {"^NDX": ndx[i], "^VIX": vix[i], "^VXN": vxn[i], "QQQ": qqq[i]}
-        minutes = int((close - open_).total_seconds() // 60)
-        stamps = [open_ + timedelta(minutes=k + 1) for k in range(minutes)]
-        for symbol in ("^NDX", "^VIX", "^VXN", "QQQ"):
-            wanted = day in intraday_all or (symbol == "QQQ" and day in intraday_qqq)
-            decimals = 2 if symbol != "QQQ" else 3
-            if wanted:
-                vol = 0.0006 if symbol in ("^NDX", "QQQ") else 0.004
-                path = minute_path(rng, prev[symbol], levels[symbol], minutes, vol)
-                volumes = qqq_volume[i] * volume_profile(minutes) * rng.lognormal(0, 0.15, minutes) \
-                    if symbol == "QQQ" else None
-                rows += bars_rows(symbol, stamps, path, prev[symbol], volumes, rng, decimals)
-            else:
-                o = prev[symbol] * (1 + rng.normal(0.0, 0.002))
-                c = levels[symbol]
-                h = max(o, c) * (1 + abs(rng.normal(0.0, 0.004)))
-                lo = min(o, c) * (1 - abs(rng.normal(0.0, 0.004)))
-                volume = int(qqq_volume[i]) if symbol == "QQQ" else 0
-                rows.append(f"{iso(close)},{symbol},{o:.{decimals}f},{h:.{decimals}f},{lo:.{decimals}f},"
-                            f"{c:.{decimals}f},{volume}")
-
-    # The replayed day: VIX 15.2 -> ~16.8 mid-morning (10:15-10:45 ET), NDX drifting down ~0.7 %.
-    open_, close = cal.open_close(DAY)
-    minutes = int((close - open_).total_seconds() // 60)
-    stamps = [open_ + timedelta(minutes=k + 1) for k in range(minutes)]
-    t = np.arange(minutes)
-    rise = 1.0 / (1.0 + np.exp(-(t - 60) / 6.0))  # centred on 10:30 ET
-    vix_day = 15.2 + 1.6 * rise + np.cumsum(rng.normal(0.0, 0.01, minutes)) * 0.5
-    vix_day = np.where(t > 80, np.maximum(vix_day, 16.6), vix_day)
-    vix_day = np.where(t < 40, np.minimum(vix_day, 15.5), vix_day)
-    vxn_day = vix_day * 1.22 + 0.1
-    ndx_day = minute_path(rng, NDX_END * 1.001, NDX_END * (1 - 0.0065), minutes, 0.0004)
-    ndx_day = ndx_day * (1 - 0.003 * rise)  # the sell-off that lifts the VIX
-    qqq_day = ndx_day * QQQ_PER_NDX
-    qqq_vol_day = 45e6 * 1.25 * volume_profile(minutes) * rng.lognormal(0, 0.15, minutes)
-    rows += bars_rows("^NDX", stamps, ndx_day, NDX_END * 1.001, None, rng)
-    rows += bars_rows("^VIX", stamps, vix_day, 15.2, None, rng)
-    rows += bars_rows("^VXN", stamps, vxn_day, vxn_day[0], None, rng)
-    rows += bars_rows("QQQ", stamps, qqq_day, qqq_day[0], qqq_vol_day, rng, 3)
-
-    rows.sort()  # by timestamp, then symbol
+    assert cal.previous_session(DAY) == date(2018, 12, 31)
+    history, bars = real_history()
+    last = bars[max(bars)]
+    rows = history + spy_history(rng, cal, bars)
+    rows += replayed_day(rng, cal, last[3], float(np.mean([b[4] for b in bars.values()])) * SPY_VOLUME_SHARE)
     header = [
-        "# spreadwatch replay sample: SYNTHETIC data (seed 20261124), NOT market data.",
-        "# Made by scripts/make_replay_sample.py; format and story in docs/market.md.",
-        "# Bars are stamped at their end (UTC): a bar stamped t is visible from t on.",
+        "# spreadwatch replay sample: SYNTHETIC SPX day 2019-01-02 (seed 20190102) on REAL daily history.",
+        "# Daily ^GSPC bars and ^VIX closes to 2018-12-31: the arch package's (real). SPY minute bars before the",
+        "# day and every bar of 2019-01-02: synthetic, not market data (the VIX opens at 15.2; its real 2018-12-31",
+        "# close was 25.42). Made by scripts/make_replay_sample.py; story in docs/market.md.",
+        "# Intraday bars are stamped at their end (UTC); a bare date is a daily bar, visible from 16:00 ET.",
         "timestamp,symbol,open,high,low,close,volume",
     ]
+    rows.sort()  # by timestamp (bare dates first within a day's text order), then symbol
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(header + rows) + "\n", encoding="utf-8")
     print(f"wrote {out}: {len(rows)} bars, {out.stat().st_size / 1e6:.2f} MB")

@@ -13,19 +13,22 @@ from typing import Any
 
 from spreadwatch.app.clock import ReplayClock
 from spreadwatch.app.service import Service
-from spreadwatch.config import Config, bundled_path
+from spreadwatch.config import Config
 from spreadwatch.edges.calendar import MarketCalendar
 from spreadwatch.edges.providers import DailyBar, ProviderError, Quote
 from spreadwatch.edges.providers.replay import ReplayProvider
 
 START = datetime.fromisoformat("2026-11-24T15:20:00+00:00")
+# The NDX replay day the loop tests run on (synthetic, 2026-11-24) and the original's grid as their grid.
+NDX_REPLAY = Path(__file__).parent / "data" / "ndx" / "replay_sample.csv"
+SEED_GRID = Path(__file__).parent / "data" / "grids" / "grid_trading_ready.csv"
 
 
 class FaultyProvider:
-    """Wraps the bundled replay; `mode` (None | raise | hang | empty | nan) makes every intraday call fail."""
+    """Wraps the NDX replay day; `mode` (None | raise | hang | empty | nan) makes every intraday call fail."""
 
     def __init__(self, inner: Any | None = None) -> None:
-        self.inner = inner or ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+        self.inner = inner or ReplayProvider(NDX_REPLAY, bundled=True)
         self.label = self.inner.label
         self.description = self.inner.description
         self.mode: str | None = None
@@ -74,7 +77,7 @@ def make_service(tmp_path: Path, provider: Any | None = None, *, speed: float = 
     if not db.exists():
         PositionBook(db).close()
     return Service(config, provider, ReplayClock(start, speed), calendar, tickers=tickers, db_path=db,
-                   grid_path=bundled_path("grid_trading_ready.csv"), fetch_deadline=fetch_deadline)
+                   grid_path=SEED_GRID, fetch_deadline=fetch_deadline)
 
 
 class Running:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from arch.data import nasdaq, sp500, vix
 
+import reference_backtest
 from spreadwatch.domain import pricing
 from spreadwatch.domain.backtest import (
     BuildSpec,
@@ -135,10 +136,19 @@ def test_counts_and_ratios_are_consistent(real_grid: pd.DataFrame) -> None:
     np.testing.assert_allclose(g["win_rate"], g["n_wins"] / g["n_trades"])
     assert g["win_rate"].between(0, 1).all() and g["exit_win_rate"].between(0, 1).all()
     assert (g["max_drawdown"] >= 0).all()
-    assert (g["low_sample"] == (g["n_trades"] < 30)).all()
+    assert (g["low_sample"] == (g["n_effective"] < 30)).all()
+    assert ((g["n_effective"] <= g["n_trades"]) & (g["n_effective"] > 0)).all()
+    assert ((g["exit_win_rate_low"] <= g["exit_win_rate"]) & (g["exit_win_rate"] <= g["exit_win_rate_high"])).all()
+    np.testing.assert_allclose(g["exit_win_rate"], g["exit_n_wins"] / g["n_trades"])
     assert set(g["credit_source"]) == {"model"}
     score = 0.25 * g["roi"] * 100 + 8 * g["sharpe"] + 0.6 * g["win_rate"] * 100 + 20000 / g["avg_max_risk"]
     np.testing.assert_allclose(g["trade_score"], score)
+    exit_score = (0.25 * g["roi"] * 100 + 8 * g["exit_sharpe"] + 0.6 * g["exit_win_rate"] * 100
+                  + 20000 / g["avg_max_risk"])
+    np.testing.assert_allclose(g["exit_trade_score"], exit_score)
+    # Expected return on risk is the average P&L over the average max risk, never the maximum credit / risk.
+    np.testing.assert_allclose(g["exit_expected_return"], g["exit_avg_pnl"] / g["avg_max_risk"])
+    assert (g["exit_expected_return"] <= g["roi"] + 1e-12).all()
 
 
 def test_regime_rows_partition_the_all_row(real_grid: pd.DataFrame) -> None:
@@ -340,3 +350,105 @@ def test_data_window_is_the_entry_sessions_tested_per_dte_not_the_history() -> N
     res = build_grid(hist, all_sessions(d[0]), BuildSpec(**{**spec.__dict__, "first_entry": None, "last_entry": None}))
     row = res.frame[res.frame["dte"] == 3].iloc[0]
     assert (row["data_start"], row["data_end"]) == (str(d[23]), str(d[76]))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Against an independent re-implementation (tests/reference_backtest.py: a scalar per-trade loop, math only)
+
+
+@pytest.fixture(scope="module")
+def arch_lists():
+    return reference_backtest.arch_history()
+
+
+@pytest.mark.parametrize("name", list(reference_backtest.CONFIGS))
+def test_held_and_managed_win_rates_match_an_independent_per_trade_loop(arch_lists, name: str) -> None:
+    cfg = reference_backtest.CONFIGS[name]
+    days, o, h, lo, c, vol = arch_lists
+    sessions = CAL.sessions_in_range(days[0], date(2019, 2, 1))
+    first = date(2014, 1, 6)
+    ref = reference_backtest.run(cfg, days, o, h, lo, c, vol, sessions, first)
+    row = reference_backtest.builder_row(cfg, days, o, h, lo, c, vol, sessions, first, BuildSpec, History,
+                                         build_grid)
+    assert ref.trades > 500 and int(row["n_trades"]) == ref.trades
+    assert abs(row["win_rate"] - ref.held_win_rate) <= 0.01
+    assert abs(row["exit_win_rate"] - ref.managed_win_rate) <= 0.01
+    assert row["avg_credit"] == pytest.approx(ref.credit_sum / ref.trades, abs=0.01)
+    assert row["avg_pnl"] == pytest.approx(ref.held_pnl_sum / ref.trades, abs=0.5)
+    assert row["exit_avg_pnl"] == pytest.approx(ref.managed_pnl_sum / ref.trades, abs=0.5)
+    # Managed figures are the ones the exit rules enforce; with a stop at 2x credit they are lower.
+    assert row["exit_win_rate"] < row["win_rate"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Costs, episodes and the interval
+
+
+def test_costs_come_off_the_fill_at_entry_and_every_managed_exit() -> None:
+    hist = make_history(np.full(60, 1000.0) + np.tile([0.0, 5.0], 30))
+    sessions = all_sessions(hist.dates[0].item())
+    base = dict(dtes=(5,), bands=("P95",), spread_types=("put_spread",), flow_modes=("neutral",), widths=(10.0,),
+                strike_increment=1.0, window=20, profit_target_pct=1.0, stop_loss_mult=100.0)
+    costs = dict(commission_per_leg=0.65, slippage_per_leg=5.0)
+
+    def row(**kw):
+        frame = build_grid(hist, sessions, BuildSpec("T", **base, **kw)).frame
+        return frame[(frame["regime"] == "all") & (frame["trend"] == "all")].iloc[0]
+
+    # Time exit at 1 session to expiry: every trade closes early, so each pays a closing trade.
+    f, p = row(time_exit_dte=1), row(time_exit_dte=1, **costs)
+    assert int(p["n_trades"]) == int(f["n_trades"]) > 10
+    assert p["avg_credit"] == pytest.approx(f["avg_credit"] - 10.0)  # two legs x $5 off the mid
+    assert p["avg_max_risk"] == pytest.approx(1000.0 - p["avg_credit"])
+    # Held: the smaller fill and the entry commission; cash settlement, no closing trade.
+    assert p["avg_pnl"] == pytest.approx(f["avg_pnl"] - 10.0 - 1.30)
+    # Managed: the same, plus the closing trade's commission and slippage (2 legs x $5.65).
+    assert p["exit_avg_pnl"] == pytest.approx(f["exit_avg_pnl"] - 10.0 - 1.30 - 11.30)
+    # No exit rule met before expiry (target at 100 %, stop at 100x, no time exit): settled, no closing trade.
+    f, p = row(time_exit_dte=5), row(time_exit_dte=5, **costs)
+    assert p["exit_avg_pnl"] == pytest.approx(p["avg_pnl"]) and f["exit_avg_pnl"] == pytest.approx(f["avg_pnl"])
+
+
+def test_overlapping_losses_are_one_episode_and_separate_ones_are_not() -> None:
+    from spreadwatch.domain.backtest import loss_episodes
+
+    masks = np.ones((1, 6), dtype=bool)
+    lost = np.array([True, True, False, True, True, True])
+    entry = np.array([0, 1, 2, 10, 11, 20])
+    exits = np.array([3, 4, 5, 12, 13, 21])
+    # Trades 0 and 1 overlap (1 entered before 0 exited), 3 and 4 overlap, 5 stands alone: 3 episodes.
+    assert list(loss_episodes(masks, lost, entry, exits)) == [3]
+    # Masked out, trade 1 no longer chains: 0 | 3-4 | 5.
+    masks[0, 1] = False
+    assert list(loss_episodes(masks, lost, entry, exits)) == [3]
+    assert list(loss_episodes(np.ones((1, 6), dtype=bool), np.zeros(6, dtype=bool), entry, exits)) == [0]
+
+
+def test_wilson_interval_matches_the_formula_and_widens_with_fewer_effective_trades() -> None:
+    from spreadwatch.domain.backtest import wilson_interval
+
+    low, high = wilson_interval(np.array([0.966]), np.array([1176.0]))
+    z = 1.959963984540054
+    n, p = 1176.0, 0.966
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert (low[0], high[0]) == pytest.approx((centre - half, centre + half))
+    # 40 losses in 9 episodes: the effective count is 1176 x 9 / 40 = 264.6 and the interval about twice as wide.
+    low_e, high_e = wilson_interval(np.array([0.966]), np.array([1176.0 * 9 / 40]))
+    assert high_e[0] - low_e[0] > 2 * (high[0] - low[0]) - 1e-9
+    assert low_e[0] == pytest.approx(0.937, abs=0.002)
+
+
+def test_row_effective_count_divides_trades_by_the_mean_loss_episode(real_grid: pd.DataFrame) -> None:
+    g = real_grid[real_grid["exit_n_wins"] < real_grid["n_trades"]]
+    losses = g["n_trades"] - g["exit_n_wins"]
+    np.testing.assert_allclose(g["n_effective"], g["n_trades"] * g["exit_loss_episodes"] / losses)
+    assert ((g["exit_loss_episodes"] >= 1) & (g["exit_loss_episodes"] <= losses)).all()
+    # Multi-session trades overlap: some of their losses come in runs.
+    five = g[(g["dte"] == 5) & (g["regime"] == "all") & (g["trend"] == "all")]
+    assert (five["exit_loss_episodes"] < five["n_trades"] - five["exit_n_wins"]).any()
+
+
+def test_a_width_off_the_strike_grid_is_refused_naming_both() -> None:
+    with pytest.raises(ValueError, match=r"width 25 is not a multiple of NDX's strike increment 10"):
+        BuildSpec("NDX", widths=(20.0, 25.0), strike_increment=10.0)

@@ -11,7 +11,6 @@ import pytest
 from arch.data import sp500, vix
 from click.testing import CliRunner
 
-from spreadwatch.config import bundled_path
 from spreadwatch.edges.cli import cli
 from spreadwatch.edges.gridfile import CANONICAL_COLUMNS, load_grid
 
@@ -57,7 +56,8 @@ def test_grid_build_from_csv_writes_a_canonical_grid_and_a_report(history: Path,
 
     code, output = invoke("grid", "show", str(out), "--top", "5")
     assert code == 0, output
-    assert "(canonical)" in output and "0 impossible skipped" in output
+    assert "(canonical)" in output and "0 impossible rows skipped" in output
+    assert "managed" in output and "interval" in output  # held and managed win rates side by side
     assert f"{len(grid.frame)} modelled (Black-Scholes" in output and "0 from option chains" in output
     shown = [line for line in output.splitlines() if "09:30" in line]
     assert len(shown) == 5 and all(line.split()[-1] in ("model", "low") for line in shown)
@@ -66,21 +66,25 @@ def test_grid_build_from_csv_writes_a_canonical_grid_and_a_report(history: Path,
     assert code == 0, output
     shown = json.loads(output)["top"]
     assert shown and all(row["n_trades"] >= 40 for row in shown)
-    assert all(row["credit_source"] == "model" and row["low_sample"] is False for row in shown)
+    # low_sample counts each loss episode once: n_effective, not n_trades.
+    assert all(row["credit_source"] == "model" and row["low_sample"] is (row["n_effective"] < 30) for row in shown)
     assert all(type(row["n_trades"]) is int for row in shown)
     assert len(shown) == int((grid.frame["n_trades"] >= 40).sum()) or len(shown) == 500
 
 
-def test_grid_show_reads_the_originals_format_and_skips_impossible_rows() -> None:
-    code, output = invoke("grid", "show", str(bundled_path("grid_trading_ready.csv")), "--json", "--top", "3")
+SEED = Path(__file__).parent / "data" / "grids" / "grid_trading_ready.csv"  # the original's shipped grid
+
+
+def test_grid_show_reads_the_originals_format_and_skips_every_impossible_row() -> None:
+    code, output = invoke("grid", "show", str(SEED), "--json", "--top", "3")
     assert code == 0, output
     data = json.loads(output)
-    assert data["format"] == "trading_ready"
-    assert data["skipped_rows"] == 1727
-    assert len(data["top"]) == 3
-    scores = [row["trade_score"] for row in data["top"]]
-    assert scores == sorted(scores, reverse=True)
-    assert all(row["avg_credit"] <= row["spread_width"] * 100 for row in data["top"])
+    assert data["format"] == "trading_ready" and data["rows"] == 4872
+    assert data["skipped_rows"] == 4872 and data["top"] == []
+    assert data["skipped_by_reason"] == {"credit >= width x 100": 1727, "max risk != width x 100 - credit": 3145}
+    code, output = invoke("grid", "show", str(SEED), "--top", "3")
+    assert "4872 impossible rows skipped (credit >= width x 100: 1727, max risk != width x 100 - credit: 3145)" \
+        in output
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -126,7 +130,7 @@ ROW = dict(ticker="NDX", dte=1, band="P98", spread_type="put_spread", flow_mode=
 
 def canonical_grid(path: Path, *rows: dict) -> Path:
     lines = [",".join(CANONICAL_COLUMNS)]
-    lines += [",".join(str({**ROW, **row}[c]) for c in CANONICAL_COLUMNS) for row in rows]
+    lines += [",".join(str({**ROW, **row}.get(c, "")) for c in CANONICAL_COLUMNS) for row in rows]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -172,17 +176,17 @@ def test_grid_show_json_carries_credit_source_low_sample_and_integer_counts(mixe
 
 
 def test_grid_show_of_an_original_grid_says_the_credit_source_is_not_recorded() -> None:
-    grid = str(bundled_path("grid_trading_ready.csv"))
-    code, output = invoke("grid", "show", grid, "--top", "3")
+    grid = str(SEED)
+    code, output = invoke("grid", "show", grid, "--top", "3", "--all-rows")  # impossible rows kept to be shown
     assert code == 0, output
     assert "credit source: not recorded (the original system's trading_ready format" in output
     assert "low sample: not recorded" in output
     assert "modelled" not in output.split("credit source")[1].splitlines()[0]
     rows = [line for line in output.splitlines() if "09:30" in line or "10:" in line]
     assert len(rows) == 3 and all(line.split()[-2:] == ["?", "?"] for line in rows)
-    code, output = invoke("grid", "show", grid, "--top", "3", "--json")
+    code, output = invoke("grid", "show", grid, "--top", "3", "--json", "--all-rows")
     data = json.loads(output)
-    assert data["credit_sources"] == {"model": 0, "chains": 0, "unknown": 4872 - 1727}
+    assert data["credit_sources"] == {"model": 0, "chains": 0, "unknown": 4872}
     assert data["low_sample_rows"] is None
     assert all(r["credit_source"] is None and r["low_sample"] is None for r in data["top"])
     assert all(type(r["n_trades"]) is int for r in data["top"])

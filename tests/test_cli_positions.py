@@ -71,22 +71,25 @@ def pin_clock(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
 
 # ---- the original's commands and flags -------------------------------------------------------------------------
 def test_add_with_the_originals_flags(db: str):
-    result = ok("positions", "add", "--db", db, *CONDOR, "--risk", "1715", "--note", "Entry from 07:30 PT alert")
+    # The original's example risk disagrees with the strikes: refused, with the computed value, nothing written.
+    refused = run("positions", "add", "--db", db, "--ticker", "NDX", *CONDOR, "--risk", "1715")
+    assert refused.exit_code == 1 and not Path(db).exists()
+    assert refused.stderr == ("Error: --risk $1,715.00 disagrees with the strikes: width x 100 x contracts - credit "
+                              "= $19,715.00; leave --risk out to store the computed value\n")
+    result = ok("positions", "add", "--db", db, "--ticker", "NDX", *CONDOR, "--risk", "19715", "--note",
+                "Entry from 07:30 PT alert")
     assert result.stdout.startswith("Added ")
-    assert ": NDX 3DTE P98 IRON_CONDOR x2 | Credit:$285.00 Risk:$1,715.00 | 19400/19500P 20500/20600C | expires " \
-        in result.stdout
-    # The original's example risk disagrees with the strikes: stored as given, with the computed value shown.
-    assert result.stderr.splitlines() == [
-        "warning: --risk $1,715.00 differs from width x 100 x contracts - credit = $19,715.00; stored as given"]
+    assert ": NDX 3DTE P98 IRON_CONDOR x2 | Credit:$285.00 Risk:$19,715.00 | 19400/19500P 20500/20600C | " \
+        "expires " in result.stdout
     [p] = listed(db)
-    assert p["risk"] == 1715.0 and p["note"] == "Entry from 07:30 PT alert" and p["flow_mode"] == "with_flow"
+    assert p["risk"] == 19715.0 and p["note"] == "Entry from 07:30 PT alert" and p["flow_mode"] == "with_flow"
 
 
 def test_the_originals_put_spread_example_and_an_omitted_risk(db: str):
     ok("positions", "add", "--db", db, "--dte", "5", "--band", "P97", "--spread", "put_spread", "--contracts", "3",
        "--credit", "150.00", "--short-put", "19800", "--long-put", "19700")
     [p] = listed(db)
-    assert p["risk"] == 100 * 100 * 3 - 150 and p["flow_mode"] == "neutral" and p["ticker"] == "NDX"
+    assert p["risk"] == 100 * 100 * 3 - 150 and p["flow_mode"] == "neutral" and p["ticker"] == "SPX"  # first watched
     assert p["short_call"] is None and p["long_call"] is None
 
 
@@ -123,7 +126,7 @@ def test_empty_and_missing_books(db: str, tmp_path: Path):
 
 
 def test_summary_is_the_originals_portfolio_summary(db: str):
-    opened = [add(db, *PUT, "--risk", "1715") for _ in range(3)]
+    opened = [add(db, *PUT, "--risk", "1800") for _ in range(3)]
     for position_id, pnl in zip(opened, ("100", "100", "15"), strict=True):
         ok("positions", "update", position_id, "--db", db, "--pnl", pnl)
     for pnl in ("1000", "840"):
@@ -137,7 +140,7 @@ def test_summary_is_the_originals_portfolio_summary(db: str):
         "  Closed: 2\n"
         "\n"
         "Capital:\n"
-        "  Total Risk: $5,145.00\n"
+        "  Total Risk: $5,400.00\n"
         "\n"
         "P&L:\n"
         "  Unrealized: +$215.00\n"
@@ -146,7 +149,7 @@ def test_summary_is_the_originals_portfolio_summary(db: str):
     )
     data = json.loads(ok("positions", "summary", "--db", db, "--json").stdout)
     assert list(data) == SUMMARY_KEYS
-    assert data == {"total_count": 5, "open_count": 3, "closed_count": 2, "total_risk": 5145.0,
+    assert data == {"total_count": 5, "open_count": 3, "closed_count": 2, "total_risk": 5400.0,
                     "unrealized_pnl": 215.0, "realized_pnl": 1840.0, "total_pnl": 2055.0}
 
 
@@ -155,7 +158,7 @@ def test_history_shows_every_change(db: str):
     ok("positions", "update", position_id[:4], "--db", db, "--pnl", "-50", "--note", "gap down")
     ok("positions", "close", position_id[:4], "--db", db, "--pnl", "60.5")
     text = ok("positions", "history", position_id[:3], "--db", db).stdout.splitlines()
-    assert text[0].startswith(f"{position_id}: NDX 3DTE P97 PUT_SPREAD x1") and text[0].endswith("| closed")
+    assert text[0].startswith(f"{position_id}: SPX 3DTE P97 PUT_SPREAD x1") and text[0].endswith("| closed")
     assert [line.split()[3] for line in text[1:]] == ["add", "update", "close"]
     assert "-$50.00" in text[2] and "gap down" in text[2] and "+$60.50" in text[3]
     rows = json.loads(ok("positions", "history", position_id, "--db", db, "--json").stdout)
@@ -477,8 +480,15 @@ def test_import_of_the_originals_positions_file(db: str):
     assert a3f8["entry_time"] == "2026-02-19T15:30:05+00:00" and a3f8["note"] == "Entry from 07:30 PST alert"
     assert every["e41d"]["spread"] == "call_spread" and every["e41d"]["short_put"] is None
     assert every["e41d"]["note"] == ""
+    # The file's risks contradict its strikes: kept as imported, each disagreement reported, and the capital at
+    # risk counts the strikes' risk (19,715 + 29,850 + 1,305 for the open ones), not the file's 3,870.
+    assert result.stderr.splitlines() == [
+        f"warning: position {pid}: risk ${given} disagrees with the strikes' ${strikes} (width x 100 x contracts - "
+        f"credit); kept as imported, risk limits count ${strikes}" for pid, given, strikes in (
+            ("9c2e", "850.00", "14,850.00"), ("5d17", "1,890.00", "9,690.00"), ("a3f8", "1,715.00", "19,715.00"),
+            ("b7c1", "850.00", "29,850.00"))]
     summary = json.loads(ok("positions", "summary", "--db", db, "--json").stdout)
-    assert summary == {"total_count": 5, "open_count": 3, "closed_count": 2, "total_risk": 3870.0,
+    assert summary == {"total_count": 5, "open_count": 3, "closed_count": 2, "total_risk": 50870.0,
                        "unrealized_pnl": 215.0, "realized_pnl": -470.0, "total_pnl": -255.0}
     history = json.loads(ok("positions", "history", "a3", "--db", db, "--json").stdout)
     assert [(h["action"], h["new_pnl"]) for h in history] == [("import", 142.5)]

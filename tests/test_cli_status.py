@@ -30,16 +30,20 @@ def status(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+# The NDX replay day (synthetic, 2026-11-24) for the tests of its exact values; the bundled day is SPX.
+NDX = ("--source", f"replay:{Path(__file__).parent / 'data' / 'ndx' / 'replay_sample.csv'}", "--ticker", "NDX")
+
+
 def test_default_source_is_the_bundled_replay_and_says_so():
-    code, out = status("--at", "2026-11-24T15:30:00Z")
+    code, out = status("--at", "2019-01-02T14:35:00Z")
     assert code == 0, out
     assert "source: replay (bundled sample, SYNTHETIC data" in out
-    assert "NDX at 2026-11-24 07:30 PST" in out
-    assert "regime: low" in out
+    assert "SPX at 2019-01-02 06:35 PST" in out
+    assert "regime: low (from high at 06:31 PST)" in out  # the real 2018-12-31 close was in the high regime
 
 
 def test_json_has_the_stable_keys_and_answers_as_of_the_instant():
-    code, out = status("--at", "2026-11-24T16:00:00Z", "--json")
+    code, out = status(*NDX, "--at", "2026-11-24T16:00:00Z", "--json")
     assert code == 0, out
     data = json.loads(out)
     assert set(data) >= JSON_KEYS
@@ -54,8 +58,8 @@ def test_json_has_the_stable_keys_and_answers_as_of_the_instant():
 
 
 def test_before_the_crossing_the_regime_is_low_and_after_the_close_values_stay():
-    assert json.loads(status("--at", "2026-11-24T15:00:00Z", "--json")[1])["regime"] == "low"
-    after = json.loads(status("--at", "2026-11-24T22:00:00Z", "--json")[1])
+    assert json.loads(status(*NDX, "--at", "2026-11-24T15:00:00Z", "--json")[1])["regime"] == "low"
+    after = json.loads(status(*NDX, "--at", "2026-11-24T22:00:00Z", "--json")[1])
     assert after["session"] == "after" and after["market_open"] is False
     assert after["price"] is not None and after["regime"] == "medium"
 
@@ -63,11 +67,11 @@ def test_before_the_crossing_the_regime_is_low_and_after_the_close_values_stay()
 def test_without_at_replay_answers_at_the_replayed_days_open():
     code, out = status("--json")
     data = json.loads(out)
-    assert code == 0 and data["time"] == "2026-11-24T14:30:00Z"
+    assert code == 0 and data["time"] == "2019-01-02T14:30:00Z"
     # At the open no bar of the day exists yet and yesterday's close is past the open: unknown, not invented.
     assert data["price"] is None and data["vix"] is None and data["regime"] is None
-    code, out = status("--start", "2026-11-24T18:00:00Z", "--json")
-    assert json.loads(out)["time"] == "2026-11-24T18:00:00Z"
+    code, out = status("--start", "2019-01-02T18:00:00Z", "--json")
+    assert json.loads(out)["time"] == "2019-01-02T18:00:00Z"
 
 
 def test_replay_file_and_trend_override(tmp_path: Path):
@@ -75,7 +79,8 @@ def test_replay_file_and_trend_override(tmp_path: Path):
     path.write_text("timestamp,symbol,open,high,low,close,volume\n"
                     "2026-11-24T15:00:00Z,^VIX,22,22,22,22,0\n"
                     "2026-11-24T15:01:00Z,^VIX,22,22,22,,0\n", encoding="utf-8")
-    code, out = status("--source", f"replay:{path}", "--at", "2026-11-24T15:01:30Z", "--trend", "up", "--json")
+    code, out = status("--source", f"replay:{path}", "--ticker", "NDX", "--at", "2026-11-24T15:01:30Z", "--trend",
+                       "up", "--json")
     assert code == 0, out
     data = json.loads(out)
     assert data["vix"] == 22 and data["regime"] == "high"
@@ -148,7 +153,7 @@ def test_status_shows_the_portfolio_and_its_exit_signals(tmp_path: Path):
 def test_status_reports_a_corrupt_book_without_failing(tmp_path: Path):
     db = tmp_path / "book.db"
     db.write_bytes(b"not a database at all")
-    code, out = status("--at", "2026-11-24T15:30:00Z", "--db", str(db), "--json")
+    code, out = status(*NDX, "--at", "2026-11-24T15:30:00Z", "--db", str(db), "--json")
     assert code == 0, out
     report = json.loads(out)
     assert report["portfolio"] is None and "not a SQLite database" in report["portfolio_error"]

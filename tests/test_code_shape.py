@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "exporter" / "spreadwatch"
 MAX_LINES = 60
 # Functions being split up right now; each entry goes when its function fits.
-PENDING = {("domain/backtest.py", "build_grid"), ("domain/scanner.py", "scan")}
+PENDING: set[tuple[str, str]] = set()
 
 
 def test_no_function_over_60_lines():

@@ -152,6 +152,8 @@ def exposition(state: dict) -> str:
         labels = dict(ticker="NDX", id=oid, dte=str(dte), band=band, spread_type=spread, flow_mode="with_flow",
                       width="100", entry_time_et=entry)
         for name, value in (("in_window", 1), ("blocked_by_risk", 0), ("win_ratio", 0.955), ("roi_ratio", 0.166),
+                            ("exit_win_ratio", 0.805), ("exit_win_lower_ratio", 0.741),
+                            ("exit_win_upper_ratio", 0.856), ("exit_expected_return_ratio", 0.0133),
                             ("credit_dollars", 1425), ("risk_dollars", 8575), ("rank", 1), ("score", 91.25)):
             lines.append(_series(f"spreadwatch_opportunity_{name}", value, **labels))
         for leg, strike in (("short_put", 19500), ("long_put", 19400), ("short_call", 20500), ("long_call", 20600)):
@@ -197,8 +199,8 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
         latencies["regime change -> Slack"] = got - t
         got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=t)
         latencies["opportunity -> Slack"] = got - t
-        assert ("NDX 3DTE P98 IRON_CONDOR @ 10:30 ET | Win:95.5% ROI:16.6% | Credit:$1425 Risk:$8575 | "
-                "Strikes: SP 19500 LP 19400 SC 20500 LC 20600") in text
+        assert ("NDX 3DTE P98 IRON_CONDOR @ 10:30 ET | Win:95.5% held 80.5% managed (95%: 74.1-85.6%) ROI:16.6% "
+                "Exp:+1.3% | Credit:$1425 Risk:$8575 | Strikes: SP 19500 LP 19400 SC 20500 LC 20600") in text
         assert "http://localhost:3000/d/spreadwatch?var-ticker=NDX" in text
         got, _ = stack.wait_slack("EXIT SIGNAL - Position a3f8 | Reason: Profit target hit | P&L: $150.00 (+52.6%)", after=t)
         latencies["profit target -> Slack"] = got - t
@@ -289,8 +291,8 @@ REPLAY_CUT = "2026-11-24T16:30:00Z"
 STALE_FROM = "2026-11-24T16:33:00Z"  # the last bar + stale_after_seconds (180)
 SPEED = 60
 GRID = """\
-ticker,dte,band,spread_type,flow_mode,spread_width,entry_time_et,regime,trend,n_trades,n_wins,win_rate,avg_credit,avg_max_risk,roi,avg_pnl,sharpe,max_drawdown,trade_score,exit_win_rate,exit_avg_pnl,band_lower_move,band_upper_move,credit_source,low_sample,data_start,data_end
-NDX,1,P98,put_spread,with_flow,50,10:45,all,all,60,57,0.95,1200,3800,0.3158,95,0.45,-2500,80,0.93,80,-0.021,0.019,model,false,2025-06-01,2026-11-20
+ticker,dte,band,spread_type,flow_mode,spread_width,entry_time_et,regime,trend,n_trades,n_wins,win_rate,avg_credit,avg_max_risk,roi,avg_pnl,sharpe,max_drawdown,trade_score,exit_win_rate,exit_avg_pnl,exit_sharpe,exit_trade_score,exit_win_rate_low,exit_win_rate_high,n_effective,band_lower_move,band_upper_move,credit_source,low_sample,data_start,data_end
+NDX,1,P98,put_spread,with_flow,50,10:45,all,all,60,57,0.95,1200,3800,0.3158,95,0.45,-2500,80,0.93,80,0.4,78,0.841,0.971,60,-0.021,0.019,model,false,2025-06-01,2026-11-20
 """
 CONFIG = """\
 risk:
@@ -300,11 +302,11 @@ risk:
 
 
 def write_replay_scenario(path: Path) -> None:
-    """The bundled sample with the replayed day's bars after REPLAY_CUT removed (history kept)."""
-    from spreadwatch.config import bundled_path
+    """The NDX replay day with the replayed day's bars after REPLAY_CUT removed (history kept)."""
+    from exporter_support import NDX_REPLAY
 
     day = REPLAY_CUT[:11]
-    with open(bundled_path("replay_sample.csv"), encoding="utf-8") as src, open(path, "w", encoding="utf-8") as out:
+    with open(NDX_REPLAY, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as out:
         for line in src:
             stamp = line.split(",", 1)[0]
             if stamp.startswith(day) and stamp > REPLAY_CUT:
@@ -415,10 +417,12 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         return started, result.stdout
 
     def add_position(credit: float, risk: float) -> tuple[float, str]:
+        """A 1-lot put spread whose strikes' risk is `risk` (width = (risk + credit) / 100)."""
         before = {p["id"] for p in json.loads(cli("positions", "list", "--json")[1])}
+        long_put = 19900 - (risk + credit) / 100
         started, out = cli("positions", "add", "--ticker", "NDX", "--dte", "3", "--band", "P98", "--spread",
                            "put_spread", "--flow-mode", "with_flow", "--contracts", "1", "--credit", str(credit),
-                           "--risk", str(risk), "--short-put", "19900", "--long-put", "19850", "--json")
+                           "--risk", str(risk), "--short-put", "19900", "--long-put", f"{long_put:.2f}", "--json")
         new = json.loads(out)["id"]
         assert new not in before
         return started, new
@@ -437,7 +441,8 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         # The pipeline first, so the replayed morning is not spent waiting for Prometheus's target discovery.
         stack = Stack(tmp_path, f"127.0.0.1:{port}")
         exporter = ManagedProcess("exporter", [
-            sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--source", f"replay:{replay}",
+            sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--ticker", "NDX",
+            "--source", f"replay:{replay}",
             "--speed", str(SPEED), "--start", REPLAY_START, "--listen", f"127.0.0.1:{port}", "--db", str(db),
             "--grid", str(grid)], tmp_path)
         watcher = MetricsWatcher(metrics_url)
@@ -450,7 +455,8 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         record("opportunity in window -> Slack", got, shown)
         title, body = text.split("\n", 1)
         assert title == "[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", text
-        line = re.search(r"\] \[OPPORTUNITY\] (NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% ROI:31\.6% \| "
+        line = re.search(r"\] \[OPPORTUNITY\] (NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% held 93\.0% managed "
+                         r"\(95%: 84\.1-97\.1%\) ROI:31\.6% Exp:\+2\.1% \| "
                          r"Credit:\$1200 Risk:\$3800 \| Strikes: SP (\d+) LP (\d+))\n", body)
         assert line, body
         strikes = {leg: watcher.values(rf'^spreadwatch_opportunity_strike\{{[^}}]*leg="{leg}"')

@@ -191,7 +191,10 @@ def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_p
     config = tmp_path / "config.yml"
     config.write_text(f"paths:\n  log_file: {log_file}\n")
     env = {**os.environ, "SPREADWATCH_DB": str(tmp_path / "book.db")}
+    from exporter_support import NDX_REPLAY
+
     proc = subprocess.Popen([sys.executable, "-m", "spreadwatch", "--config", str(config), "run",
+                             "--source", f"replay:{NDX_REPLAY}",
                              "--ticker", "NDX", "--ticker", "SPX", "--listen", f"127.0.0.1:{port}",
                              "--speed", "300", "--start", "2026-11-25T14:28:00Z"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

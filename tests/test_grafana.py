@@ -44,8 +44,8 @@ GENERATE = ROOT / "grafana" / "generate.py"
 DASHBOARDS = ROOT / "grafana" / "dashboards"
 PROVISIONING = ROOT / "grafana" / "provisioning"
 COMPOSE = ROOT / "docker-compose.yml"
-SPEED = 60
-REPLAY_START = "2026-11-24T15:20:00Z"  # 10:20 ET / 07:20 PT: market open, inside the preferred entry hours
+SPEED = 10  # the setups at the open stay in their window (09:30-09:45 ET) for 90 s of wall time
+REPLAY_START = "2019-01-02T14:31:00Z"  # the bundled SPX day's first bar: its setups at the open are in window
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -431,8 +431,8 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
     port = free_port()
     exporter = ManagedProcess("exporter", [
         sys.executable, "-m", "spreadwatch", "run", "--source", f"replay:{bundled_path('replay_sample.csv')}",
-        "--speed", str(SPEED), "--start", REPLAY_START, "--listen", f"127.0.0.1:{port}", "--db", str(db),
-        "--grid", str(bundled_path("grid_trading_ready.csv"))], tmp_path)
+        "--speed", str(SPEED), "--start", REPLAY_START, "--listen", f"127.0.0.1:{port}", "--db", str(db)],
+        tmp_path)  # the bundled grid
     smtp, slack = start_smtp_sink(), start_http_sink()
     am = prom = None
     try:
@@ -455,11 +455,11 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
         (var,) = [v for v in board["templating"]["list"] if v["name"] == "ticker"]
         selector, label = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]["query"]).groups()
         tickers = prom.label_values(label, selector)
-        assert tickers == ["NDX"], tickers
+        assert tickers == ["SPX"], tickers
 
         failures: list[str] = []
         checked = 0
-        for ticker_value in ("NDX", var["allValue"]):  # one ticker selected, and "All"
+        for ticker_value in ("SPX", var["allValue"]):  # one ticker selected, and "All"
             variables = {"ticker": ticker_value, **grafana_macros(window)}
             for _, panel, target in prometheus_targets():
                 expr = substitute(target["expr"], variables)
@@ -485,7 +485,7 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
 
         # The opportunities table has something to highlight: the replay is inside the entry hours.
         in_window = prom.query('spreadwatch_opportunity_in_window == 1', at=end)
-        assert in_window, "no opportunity in its entry window at 10:20 ET on the replay day"
+        assert in_window, "no opportunity in its entry window at the bundled day's open"
 
         # The Alertmanager panel: the groups Grafana's alertGroups panel reads (GET /api/v2/alerts/groups via the
         # datasource proxy) hold the always-firing watchdog, delivered by this Prometheus through the repo's rules

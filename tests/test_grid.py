@@ -47,18 +47,34 @@ def test_trade_score_is_computed_with_the_original_formula_when_missing():
     assert frame.iloc[1].trade_score == 90  # given: kept
 
 
-def test_bundled_seed_grid_skips_the_1727_impossible_rows():
-    grid = load_grid(bundled_path("grid_trading_ready.csv"))
-    assert grid.total_rows == 4872
-    assert grid.skipped_rows == 1727
-    assert grid.rows == 4872 - 1727
-    assert (grid.frame["avg_credit"] <= grid.frame["spread_width"] * 100).all()
+SEED = GRIDS / "grid_trading_ready.csv"  # the original system's shipped grid, kept as a format example
+
+
+def test_the_originals_grid_loads_and_every_row_breaks_the_arithmetic():
+    grid = load_grid(SEED)
+    assert grid.format == "trading_ready" and grid.total_rows == 4872
+    # 1,727 rows claim a credit at or above the width; every other row a max risk that is not width x 100 -
+    # credit (3,098 of them above width x 100 itself): none is a trade anyone could have made.
+    assert grid.skipped_by_reason == {"credit >= width x 100": 1727, "max risk != width x 100 - credit": 3145}
+    assert grid.skipped_rows == 4872 and grid.rows == 0
 
 
 def test_impossible_rows_kept_when_asked():
-    grid = load_grid(bundled_path("grid_trading_ready.csv"), skip_impossible=False)
-    assert grid.skipped_rows == 0 and grid.rows == 4872
-    assert int(grid.frame["impossible"].sum()) == 1727
+    grid = load_grid(SEED, skip_impossible=False)
+    assert grid.skipped_rows == 0 and grid.rows == 4872 and grid.skipped_by_reason == {}
+    assert int(grid.frame["impossible"].sum()) == 4872
+    risk_above_width = grid.frame["avg_max_risk"] > grid.frame["spread_width"] * 100
+    assert int((risk_above_width & (grid.frame["impossible_reason"] != "credit >= width x 100")).sum()) == 3098
+
+
+def test_bundled_grid_is_canonical_and_every_row_obeys_the_arithmetic():
+    grid = load_grid(bundled_path("grid_spx.csv"))
+    assert grid.format == "canonical" and grid.skipped_rows == 0 and grid.rows > 5000
+    f = grid.frame
+    assert ((f["avg_credit"] > 0) & (f["avg_credit"] < f["spread_width"] * 100)).all()
+    assert ((f["avg_max_risk"] - (f["spread_width"] * 100 - f["avg_credit"])).abs() <= 1).all()
+    assert set(f["ticker"]) == {"SPX"} and set(f["credit_source"]) == {"model"}
+    assert f["exit_win_rate"].notna().all()
 
 
 def write(tmp_path, text):
@@ -138,22 +154,45 @@ def canonical_row(**cells):
     return ",".join(row[h] for h in header)
 
 
-def test_roi_above_the_spreads_arithmetic_maximum_is_impossible(tmp_path):
-    # Width 10 (1,000 $ per contract), credit 400: risk is at least 600, so ROI can be at most 0.667.
+def test_each_arithmetic_rule_skips_a_row_with_its_reason(tmp_path):
+    # Width 10 (1,000 $ per contract), credit 400: risk is exactly 600, so ROI can be at most 0.667.
     rows = [
         canonical_row(spread_width=10, avg_credit=400, avg_max_risk=600, roi=0.6667),  # at the bound: fine
-        canonical_row(spread_width=10, avg_credit=400, avg_max_risk=400, roi=1.0),     # above it
+        canonical_row(spread_width=10, avg_credit=400, avg_max_risk=600, roi=1.0),     # ROI above it
         canonical_row(spread_width=10, avg_credit=1200, avg_max_risk=600, roi=2.0),    # credit > width x 100
-        canonical_row(win_rate=1.2),
+        canonical_row(spread_width=10, avg_credit=400, avg_max_risk=600, roi=0.6, win_rate=1.2),
         canonical_row(spread_width=10, avg_credit=800, avg_max_risk=200, roi=4.0),     # ROI 400 % is possible
+        canonical_row(spread_width=10, avg_credit=400, avg_max_risk=601.5, roi=0.66),  # risk off by $1.50
+        canonical_row(spread_width=10, avg_credit=400, avg_max_risk=600.9, roi=0.66),  # within $1: rounding
+        canonical_row(spread_width=10, avg_credit=1000, avg_max_risk=1, roi=0.5),      # credit = width x 100
+        canonical_row(spread_width=10, avg_credit=0, avg_max_risk=1000, roi=0),        # no credit
     ]
     path = write(tmp_path, "\n".join([CANONICAL_HEADER, *rows]) + "\n")
     kept = load_grid(path, skip_impossible=False).frame
-    assert list(kept["impossible"]) == [False, True, True, True, False]
-    assert list(kept["impossible_reason"]) == ["", "ROI above credit / (width x 100 - credit)",
-                                               "credit > width x 100", "win rate outside [0, 1]", ""]
+    assert list(kept["impossible_reason"]) == [
+        "", "ROI above credit / (width x 100 - credit)", "credit >= width x 100", "win rate outside [0, 1]", "",
+        "max risk != width x 100 - credit", "", "credit >= width x 100", "credit <= 0"]
     skipped = load_grid(path)
-    assert skipped.skipped_rows == 3 and skipped.rows == 2 and list(skipped.frame["line"]) == [2, 6]
+    assert skipped.skipped_rows == 6 and skipped.rows == 3 and list(skipped.frame["line"]) == [2, 6, 8]
+    assert skipped.skipped_by_reason == {"credit <= 0": 1, "credit >= width x 100": 2,
+                                         "max risk != width x 100 - credit": 1, "win rate outside [0, 1]": 1,
+                                         "ROI above credit / (width x 100 - credit)": 1}
+
+
+def test_counts_that_disagree_are_impossible(tmp_path):
+    header = CANONICAL_HEADER + ",exit_n_wins"
+
+    def row(n_wins, exit_n_wins, exit_win_rate):
+        return canonical_row(spread_width=10, avg_credit=400, avg_max_risk=600, roi=0.66, n_trades=40,
+                             win_rate=0.95, n_wins=n_wins, exit_win_rate=exit_win_rate) + f",{exit_n_wins}"
+
+    rows = [row(38, 30, 0.75), row(41, 30, 0.75), row(30, 30, 0.75), row(38, 30, 0.5), row(38, "", 1.5),
+            row(38, "", "")]
+    path = write(tmp_path, "\n".join([header, *rows]) + "\n")
+    kept = load_grid(path, skip_impossible=False).frame
+    assert list(kept["impossible_reason"]) == ["", "counts disagree", "counts disagree", "counts disagree",
+                                               "win rate outside [0, 1]", ""]
+    assert kept["exit_win_rate"].isna().iloc[-1]  # blank: unknown, not an error
 
 
 def test_original_formats_map_percent_and_pacific_times(tmp_path):

@@ -374,10 +374,10 @@ def test_loop_with_a_slow_cycle_still_steps_every_vix_bar():
 
 @pytest.fixture(scope="module")
 def bundled():
-    from spreadwatch.config import bundled_path
+    from exporter_support import NDX_REPLAY
     from spreadwatch.edges.providers.replay import ReplayProvider
 
-    return ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+    return ReplayProvider(NDX_REPLAY, bundled=True)
 
 
 def test_bundled_day_context(bundled):

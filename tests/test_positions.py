@@ -99,13 +99,30 @@ def test_a_given_risk_is_kept_and_a_consistent_one_gives_no_warning():
     assert warnings == []
 
 
-def test_an_inconsistent_risk_is_stored_as_given_with_a_warning_showing_the_computed_value():
+def test_a_risk_that_contradicts_the_strikes_is_refused_with_the_computed_value():
     # The original's example: --credit 285 --risk 1715 on 2 contracts 100 points wide.
-    entry, warnings = validate(condor(risk=1715.0), tickers=TICKERS)
-    assert entry.risk == 1715.0
-    assert len(warnings) == 1
-    assert warnings[0].startswith("warning: --risk $1,715.00")
-    assert "$19,715.00" in warnings[0] and "stored as given" in warnings[0]
+    with pytest.raises(InputError, match=r"^--risk \$1,715\.00 disagrees with the strikes: width x 100 x "
+                                         r"contracts - credit = \$19,715\.00; leave --risk out"):
+        validate(condor(risk=1715.0), tickers=TICKERS)
+    # Within $1 of the strikes' risk is rounding: kept as given.
+    entry, warnings = validate(condor(risk=19714.0), tickers=TICKERS)
+    assert entry.risk == 19714.0 and warnings == []
+    with pytest.raises(InputError, match="disagrees"):
+        validate(condor(risk=19713.99), tickers=TICKERS)
+
+
+def test_an_import_keeps_a_contradicting_risk_and_reports_it_and_limits_count_the_strikes():
+    from spreadwatch.domain.positions import risk_disagreement
+
+    entry, warnings = validate(condor(risk=1715.0), tickers=TICKERS, keep_given_risk=True)
+    assert entry.risk == 1715.0 and "kept as imported, risk limits count $19,715.00" in warnings[0]
+    assert risk_disagreement(entry) == ("risk $1,715.00 disagrees with the strikes' $19,715.00 (width x 100 x "
+                                        "contracts - credit); kept as imported, risk limits count $19,715.00")
+    stored = position(risk=1715.0)
+    assert stored.strikes_risk == 19715.0
+    assert summarize([stored]).total_risk == 19715.0
+    assert limit_warnings([stored], 30_286.0, Risk()) == [
+        "warning: capital at risk $50,001.00 would exceed risk.max_total_risk $50,000.00"]
 
 
 def test_numeric_strings_are_accepted_as_numbers():
@@ -253,15 +270,21 @@ def test_pnl_and_time_rules_combine():
 
 
 # ---- limits --------------------------------------------------------------------------------------------------
+def at_risk(risk: float, **changes) -> Position:
+    """A put spread whose strikes' risk is `risk` (1 contract, credit 285)."""
+    return position(spread="put_spread", contracts=1, short_call=None, long_call=None, short_put=19500.0,
+                    long_put=19500.0 - (risk + 285.0) / 100, risk=risk, **changes)
+
+
 def test_limit_warnings_when_the_book_would_break_a_limit():
-    held = [position(id=f"p{i}", risk=10_000.0) for i in range(4)]
+    held = [at_risk(10_000.0, id=f"p{i}") for i in range(4)]
     assert limit_warnings(held, 9_000.0, Risk()) == []  # 5 positions, $49,000: within max 5 / $50,000
     assert limit_warnings(held, 10_000.0, Risk()) == []  # exactly at the limit is allowed
     [risk] = limit_warnings(held, 10_000.01, Risk())
     assert risk == "warning: capital at risk $50,000.01 would exceed risk.max_total_risk $50,000.00"
-    [count] = limit_warnings([*held, position(id="p5", risk=1.0)], 1.0, Risk())
+    [count] = limit_warnings([*held, at_risk(1.0, id="p5")], 1.0, Risk())
     assert count == "warning: 6 open positions would exceed risk.max_positions 5"
-    assert len(limit_warnings([*held, position(id="p5", risk=10_000.0)], 1.0, Risk())) == 2
+    assert len(limit_warnings([*held, at_risk(10_000.0, id="p5")], 1.0, Risk())) == 2
 
 
 # ---- summary and presentation --------------------------------------------------------------------------------
@@ -277,14 +300,14 @@ def test_money_is_shown_as_the_original_shows_it():
 
 def test_summarize_counts_risk_and_pnl_like_the_original():
     book = [
-        position(id="a", risk=1715.0, pnl=100.0),
-        position(id="b", risk=3430.0, pnl=115.0),
-        position(id="c", status="closed", risk=850.0, pnl=1900.0),
-        position(id="d", status="closed", risk=900.0, pnl=-60.0),
+        at_risk(1715.0, id="a", pnl=100.0),
+        at_risk(3430.0, id="b", pnl=115.0),
+        at_risk(850.0, id="c", status="closed", pnl=1900.0),
+        at_risk(900.0, id="d", status="closed", pnl=-60.0),
     ]
     summary = summarize(book)
     assert (summary.total_count, summary.open_count, summary.closed_count) == (4, 2, 2)
-    assert summary.total_risk == 5145.0  # open positions only
+    assert summary.total_risk == pytest.approx(5145.0)  # open positions only
     assert summary.unrealized_pnl == 215.0 and summary.realized_pnl == 1840.0
     assert summary.total_pnl == 2055.0
     assert list(summary.to_json()) == list(SUMMARY_KEYS)
@@ -416,3 +439,23 @@ def test_every_import_alias_maps_to_a_position_field_or_the_import_state():
     assert set(IMPORT_ALIASES.values()) <= known
     for name in set(IMPORT_ALIASES.values()):
         assert IMPORT_ALIASES[name] == name  # each field is also accepted under its own name
+
+
+@pytest.mark.parametrize("credit", [285.0, 101.0, 333.0, 7.0, 1715.0, 12.34, 999.98])
+@pytest.mark.parametrize("pct,mult", [(0.4, 2.0), (0.5, 1.5), (0.3, 3.0), (0.35, 1.1), (0.65, 2.5)])
+def test_a_pnl_of_exactly_the_threshold_fires_for_any_pct_and_mult(credit, pct, mult):
+    exits = Exits(profit_target_pct=pct, stop_loss_mult=mult, time_exit_dte=1)
+    target = round(pct * credit, 2)
+    stop = -round(mult * credit, 2)
+    assert reasons(position(credit=credit, pnl=target), exits=exits) == ["profit_target"]
+    assert reasons(position(credit=credit, pnl=round(target - 0.01, 2)), exits=exits) == []
+    assert reasons(position(credit=credit, pnl=stop), exits=exits) == ["stop_loss"]
+    assert reasons(position(credit=credit, pnl=round(stop + 0.01, 2)), exits=exits) == []
+
+
+def test_whole_dollar_credits_at_a_40_percent_target_fire_at_their_target():
+    # 0.4 x 285 is 114.00000000000001 in floating point: compared in cents, a P&L of $114 meets it.
+    exits = Exits(profit_target_pct=0.4)
+    missed = [c for c in range(1, 2001) if reasons(position(credit=float(c), pnl=round(0.4 * c, 2)), exits=exits)
+              != ["profit_target"]]
+    assert missed == []

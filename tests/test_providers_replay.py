@@ -136,16 +136,50 @@ def test_make_provider_specs():
 
 # ---- the bundled sample -------------------------------------------------------------------------------------
 
+NDX_REPLAY = ROOT / "tests" / "data" / "ndx" / "replay_sample.csv"
+
+
 @pytest.fixture(scope="module")
 def sample() -> ReplayProvider:
-    return ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+    """The NDX replay day (synthetic, 2026-11-24): the loop and market tests' fixture."""
+    return ReplayProvider(NDX_REPLAY, bundled=True)
 
 
 def test_bundled_sample_is_small_and_labelled_synthetic():
     path = bundled_path("replay_sample.csv")
     assert path.stat().st_size < 3_000_000
-    head = path.read_text(encoding="utf-8").splitlines()[:3]
-    assert any("SYNTHETIC" in line for line in head)
+    head = path.read_text(encoding="utf-8").splitlines()[:5]
+    assert any("SYNTHETIC" in line for line in head) and any("REAL daily history" in line for line in head)
+
+
+def test_bundled_day_is_spx_on_the_real_history_and_opens_at_its_last_close():
+    from arch.data import sp500, vix
+
+    bundled = ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+    day = date(2019, 1, 2)
+    daily = bundled.daily("^GSPC", day, 400)
+    real = sp500.load().loc[: "2018-12-31"].iloc[-len(daily):]
+    assert [d.day for d in daily] == [ts.date() for ts in real.index]
+    assert [d.close for d in daily] == [round(float(c), 2) for c in real["Close"]]
+    levels = vix.load()["vix"]
+    assert {d.day: d.close for d in bundled.daily("^VIX", day, 400)}[date(2018, 12, 31)] == levels["2018-12-31"]
+    assert len(bundled.daily("^VIX", day, 400)) >= 260  # IV rank: 252 closes
+    end = utc("2019-01-02T21:00:00Z")
+    spx = bundled.intraday("^GSPC", day, end)
+    assert len(spx) == 390 and spx[0].time == utc("2019-01-02T14:31:00Z")
+    assert spx[0].close == pytest.approx(2506.85 * 1.0025, rel=2e-3)  # a gap up from the last real close
+    vix_day = [b.close for b in bundled.intraday("^VIX", day, end)]
+    assert vix_day[0] < 15.5 and min(vix_day[81:]) > 16.5  # low at the open, medium from mid-morning
+    cal = MarketCalendar()
+    prior = cal.sessions_in_range(day - timedelta(days=40), day - timedelta(days=1))[-20:]
+    assert all(bundled.intraday("SPY", d, end) for d in prior)  # the volume ratio's 20 sessions
+
+
+def test_bundled_day_is_reproducible_from_its_script(tmp_path):
+    out = tmp_path / "sample.csv"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_replay_sample.py"), str(out)], check=True,
+                   capture_output=True)
+    assert out.read_bytes() == bundled_path("replay_sample.csv").read_bytes()
 
 
 def test_bundled_sample_has_a_full_session_of_the_four_symbols(sample):
@@ -179,8 +213,8 @@ def test_bundled_history_is_enough_for_iv_rank_bands_and_volume(sample):
     assert len(sample.intraday("^VIX", date(2026, 11, 23), utc("2026-11-25T00:00:00Z"))) == 390
 
 
-def test_bundled_sample_is_reproducible_from_its_script(tmp_path):
+def test_ndx_fixture_is_reproducible_from_its_script(tmp_path):
     out = tmp_path / "sample.csv"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_replay_sample.py"), str(out)], check=True,
-                   capture_output=True)
-    assert out.read_bytes() == bundled_path("replay_sample.csv").read_bytes()
+    subprocess.run([sys.executable, str(ROOT / "tests" / "data" / "ndx" / "make_replay_sample.py"), str(out)],
+                   check=True, capture_output=True)
+    assert out.read_bytes() == NDX_REPLAY.read_bytes()

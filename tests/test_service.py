@@ -53,7 +53,7 @@ def test_cli_add_update_close_show_up_within_one_position_cycle(tmp_path):
         result = runner.invoke(cli, ["positions", "add", "--db", str(db), "--dte", "3", "--band", "P98",
                                      "--spread", "put_spread", "--flow-mode", "with_flow", "--contracts", "1",
                                      "--credit", "150", "--short-put", "19800", "--long-put", "19700",
-                                     "--expiry", "2026-12-31"])
+                                     "--expiry", "2026-12-31", "--ticker", "NDX"])
         assert result.exit_code == 0, result.output
         cycle = service.intervals["positions"] / service.clock.speed
         added = time.monotonic()
@@ -85,7 +85,7 @@ def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path):
     config.write_text(f"paths:\n  log_file: {tmp_path / 'events.log'}\n")
     proc = subprocess.Popen([sys.executable, "-m", "spreadwatch", "--config", str(config), "run",
                              "--listen", f"127.0.0.1:{port}", "--speed", "60",
-                             "--start", "2026-11-24T15:20:00Z"],
+                             "--start", "2019-01-02T14:32:00Z"],  # the bundled SPX day, in its entry window
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         def metrics():

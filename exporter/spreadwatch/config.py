@@ -59,20 +59,37 @@ class Hours:
     # before the open never makes a closed market look open).
     trading_start: time = time(6, 30)
     trading_end: time = time(13, 0)
-    entry_start: time = time(7, 0)
+    entry_start: time = time(6, 30)  # the open: backtests on daily bars can only enter there (09:30 ET)
     entry_end: time = time(8, 59)
     entry_tolerance_minutes: int = 15
+
+
+WIN_RATE_BASES: tuple[str, ...] = ("managed", "held")
 
 
 @dataclass(frozen=True)
 class Scan:
     top_n: int = 20
+    # Thresholds on the managed figures (win_rate_basis): honest backtests after costs put the managed win rate
+    # of index credit spreads near 70-90 % and credit / risk near 4-20 % (docs/grid.md, "Defaults").
     min_composite_score: float = 50.0
-    min_win_rate: float = 0.90
-    min_roi: float = 0.20
-    min_sharpe: float = 0.30
+    min_win_rate: float = 0.70
+    min_roi: float = 0.04
+    min_sharpe: float = 0.10
     min_trades: int = 10
     skip_impossible: bool = True
+    # managed: filter and rank on the figures with the exit rules (exit_*); held: on the held-to-expiry figures.
+    win_rate_basis: str = "managed"
+    # true: min_win_rate applies to the lower bound of the managed win rate's 95 % interval.
+    use_interval_lower_bound: bool = False
+
+
+@dataclass(frozen=True)
+class GridBuild:
+    """Costs the grid builder charges every backtested trade (dollars per contract per leg)."""
+
+    commission_per_leg: float = 0.65
+    slippage_per_leg: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -171,11 +188,12 @@ class Logging:
 class Config:
     display_timezone: str = "America/Los_Angeles"
     tickers: dict[str, Ticker] = field(default_factory=_default_tickers)
-    watch: tuple[str, ...] = ("NDX",)
+    watch: tuple[str, ...] = ("SPX",)
     intervals: Intervals = field(default_factory=Intervals)
     hours: Hours = field(default_factory=Hours)
     market: Market = field(default_factory=Market)
     scan: Scan = field(default_factory=Scan)
+    grid_build: GridBuild = field(default_factory=GridBuild)
     exits: Exits = field(default_factory=Exits)
     risk: Risk = field(default_factory=Risk)
     regime: Regime = field(default_factory=Regime)
@@ -416,6 +434,12 @@ def _check_scan(config: Config) -> None:
             raise ConfigError(f"scan.{name}: must be a fraction between 0 and 1")
     if s.min_trades < 0:
         raise ConfigError("scan.min_trades: must be >= 0")
+    if s.win_rate_basis not in WIN_RATE_BASES:
+        raise ConfigError(f"scan.win_rate_basis: must be one of {', '.join(WIN_RATE_BASES)}, "
+                          f"got {s.win_rate_basis!r}")
+    for name, value in dataclasses.asdict(config.grid_build).items():
+        if value < 0:
+            raise ConfigError(f"grid_build.{name}: must be >= 0 (dollars per contract per leg)")
 
 
 def _check_exits(config: Config) -> None:

@@ -134,8 +134,9 @@ def read_import_file(file: str) -> Any:
         raise InputError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
 
 
-def import_original(config: Config, path: Path, file: str, *, now: datetime) -> tuple[int, int]:
-    """Import the original's positions.json, every record validated, all or nothing: (imported, open)."""
+def import_original(config: Config, path: Path, file: str, *, now: datetime) -> tuple[int, int, list[str]]:
+    """Import the original's positions.json, every record validated, all or nothing: (imported, open, warnings).
+    A record whose risk disagrees with its strikes keeps its value; each disagreement is a warning."""
     from zoneinfo import ZoneInfo
 
     from spreadwatch.domain.positions import parse_original
@@ -163,5 +164,10 @@ def import_original(config: Config, path: Path, file: str, *, now: datetime) -> 
         raise InputError(f"{file}: {exc}; nothing imported") from None
     with open_book(path) as book:
         ids = book.import_positions(records, now=now)
+    from spreadwatch.domain.positions import risk_disagreement
+
     opened = sum(1 for _, _, state in records if state["status"] == "open")
-    return len(ids), opened
+    warnings = [f"warning: position {position_id}: {problem}"
+                for position_id, (_, entry, _) in zip(ids, records, strict=True)
+                if (problem := risk_disagreement(entry))]
+    return len(ids), opened, warnings

@@ -15,7 +15,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,11 +45,14 @@ class BuildRequest:
     chains_dir: str | None = None
     dtes: Sequence[int] = (0, 1, 3, 5, 10)
     bands: Sequence[str] = ("P95", "P97", "P98", "P99", "P100")
-    widths: Sequence[float] = (10.0, 25.0, 50.0)
+    widths: Sequence[float] | None = None  # None: DEFAULT_WIDTH_STEPS strike increments of the ticker
     out: str = "grid.csv"
     report: str | None = None
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Default widths in strike increments: SPX (5) 10, 25 and 50 points; NDX (10) 20, 50 and 100.
+DEFAULT_WIDTH_STEPS = (2, 5, 10)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -68,7 +71,14 @@ def read_replay_csv(path: Path) -> pd.DataFrame:
     missing = [c for c in REPLAY_COLUMNS if c not in raw.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)} (replay format: {', '.join(REPLAY_COLUMNS)})")
-    times = pd.to_datetime(raw["timestamp"].str.strip(), utc=True, errors="coerce", format="ISO8601")
+    stamps = raw["timestamp"].str.strip()
+    # A bare date is a daily bar of that session, visible from 16:00 ET (as the replay provider reads it).
+    bare = stamps.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
+    stamps = stamps.where(~bare, stamps + "T16:00:00")
+    times = pd.to_datetime(stamps.where(~bare), utc=True, errors="coerce", format="ISO8601")
+    if bare.any():
+        local = pd.to_datetime(stamps.where(bare), errors="coerce", format="ISO8601")
+        times = times.where(~bare, local.dt.tz_localize(ET, nonexistent="shift_forward").dt.tz_convert("UTC"))
     if times.isna().any():
         i = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise DataError(f"{path}: row {i + 1}: column timestamp: bad value {raw['timestamp'].iloc[i]!r} (ISO UTC)")
@@ -230,7 +240,7 @@ def write_grid(frame: pd.DataFrame, path: Path) -> None:
     out["low_sample"] = out["low_sample"].map({True: "true", False: "false"})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    out.to_csv(tmp, index=False, float_format="%.10g")
+    out.to_csv(tmp, index=False, float_format="%.8g")
     os.replace(tmp, path)
 
 
@@ -315,17 +325,20 @@ def build(config: Config, request: BuildRequest) -> BuildResult:
             raise InputError(f"unknown band {band!r} (known: {', '.join(BANDS)})")
     if not request.dtes or any(d < 0 for d in request.dtes):
         raise InputError("--dte needs whole numbers >= 0")
-    if not request.widths or any(w <= 0 for w in request.widths):
-        raise InputError("--widths need numbers > 0")
+    ticker = config.ticker(request.ticker)
+    widths = tuple(request.widths) if request.widths is not None else tuple(
+        float(step * ticker.strike_increment) for step in DEFAULT_WIDTH_STEPS)
+    check_widths(widths, request.ticker, ticker.strike_increment)
     max_dte = max(request.dtes)
     history = load_history(config, request, max_dte)
     first_entry, last_entry = entry_range(history, request)
     calendar = MarketCalendar(config.display_timezone)
     sessions = sessions_for(history, calendar, max_dte)
     chains = read_chains(Path(request.chains_dir)) if request.chains_dir else None
-    ticker = config.ticker(request.ticker)
+    costs = config.grid_build
     spec = BuildSpec(
-        ticker=request.ticker, dtes=tuple(request.dtes), bands=tuple(request.bands), widths=tuple(request.widths),
+        ticker=request.ticker, dtes=tuple(request.dtes), bands=tuple(request.bands), widths=widths,
+        commission_per_leg=costs.commission_per_leg, slippage_per_leg=costs.slippage_per_leg,
         strike_increment=ticker.strike_increment, profit_target_pct=config.exits.profit_target_pct,
         stop_loss_mult=config.exits.stop_loss_mult, time_exit_dte=config.exits.time_exit_dte,
         boundaries=dict(config.regime.boundaries), hysteresis=config.regime.hysteresis,
@@ -343,6 +356,18 @@ def build(config: Config, request: BuildRequest) -> BuildResult:
 
         write_report(result.frame, Path(request.report), title=f"{request.ticker} grid ({result.frame['credit_source'].iloc[0]})")
     return result
+
+
+def check_widths(widths: Sequence[float], ticker: str, increment: float) -> None:
+    """Every width must be a whole number of strike increments, so the long legs are listed strikes."""
+    from spreadwatch.domain.backtest import is_multiple
+
+    if not widths or any(w <= 0 for w in widths):
+        raise InputError("--widths need numbers > 0")
+    for width in widths:
+        if not is_multiple(width, increment):
+            raise InputError(f"--widths: {width:g} is not a multiple of {ticker}'s strike increment {increment:g} "
+                             f"(tickers.{ticker}.strike_increment): its long legs would not be listed strikes")
 
 
 def _reasons(no_trade: dict[str, int]) -> str:
@@ -375,7 +400,9 @@ def summary_lines(result: BuildResult, request: BuildRequest) -> list[str]:
         f"data_end, per DTE in the grid); up to {result.entries} entries per DTE; history read "
         f"{result.history_start} .. {result.history_end} (trailing bands before, expiries after)",
         f"no trade (entry x config): {_reasons(result.no_trade)}",
-        f"low-sample rows: {int(frame['low_sample'].sum())}",
+        f"low-sample rows (fewer than 30 effective trades): {int(frame['low_sample'].sum())}",
+        f"costs per contract per leg: ${frame['commission_per_leg'].iloc[0]:.2f} commission, "
+        f"${frame['slippage_per_leg'].iloc[0]:.2f} slippage; managed figures (exit_*) with the config's exit rules",
     ]
     if request.report:
         lines.append(f"wrote {request.report}")

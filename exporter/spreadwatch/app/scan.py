@@ -88,18 +88,24 @@ def status_opportunities(config: Config, context: MarketContext) -> tuple[dict[s
     try:
         result = scan_context(config, context)
     except SpreadwatchError as exc:
-        return ({"opportunities": None, "matching_count": None, "skipped_rows": None, "scan_error": str(exc)},
-                [f"Opportunities: unavailable: {exc}"])
+        return ({"opportunities": None, "matching_count": None, "skipped_rows": None, "skipped_by_reason": None,
+                 "scan_error": str(exc)}, [f"Opportunities: unavailable: {exc}"])
     data = result.to_json()
     return ({"opportunities": data["opportunities"], "matching_count": data["matching_count"],
-             "skipped_rows": data["skipped_rows"], "scan_error": None}, render_opportunities(result))
+             "skipped_rows": data["skipped_rows"], "skipped_by_reason": data["skipped_by_reason"],
+             "scan_error": None}, render_opportunities(result))
 
 
 def render_opportunities(result: ScanResult) -> list[str]:
+    from spreadwatch.domain.scanner import removed_lines
+    from spreadwatch.edges.gridfile import skipped_text
+
     lines = [f"Opportunities ({result.ticker}, regime {result.regime or 'unknown'}): "
-             f"{result.matching_count} configs pass the filters; {result.skipped_rows} impossible grid rows skipped"]
+             f"{result.matching_count} configs pass the filters; "
+             f"grid: {skipped_text(result.skipped_rows, result.skipped_by_reason)}"]
     if not result.opportunities:
-        lines.append("  none")
+        lines.append("  none; rows removed by each filter:")
+        lines += removed_lines(result)
     for opp in result.opportunities:
         flags = []
         if opp.in_window:

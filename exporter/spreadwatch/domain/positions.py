@@ -1,9 +1,11 @@
 """Positions the trader logged by hand: what one is, what makes one valid, and the exit and risk rules.
 
 Pure domain code: values in, values out. No database, clock, calendar or printing here; edges/store.py persists
-positions, app/book.py and the CLI talk to people, the exporter's loop and the CLI both call `exit_signals` so an alert and an
-`update` say the same thing. Definitions (docs/positions.md): credit and risk are dollars for the whole
-position; profit target when P&L >= profit_target_pct x credit; stop when P&L <= -stop_loss_mult x credit; time
+positions, app/book.py and the CLI talk to people, the exporter's loop and the CLI both call `exit_signals` so an
+alert and an `update` say the same thing. Definitions (docs/positions.md): credit and risk are dollars for the whole
+position; the risk is the strikes' risk, width x 100 x contracts - credit (an iron condor: its wider wing), and a
+given risk that disagrees by more than $1 is refused (an imported one is kept and reported); profit target when
+P&L >= profit_target_pct x credit; stop when P&L <= -stop_loss_mult x credit, both compared in whole cents; time
 exit when sessions to expiry <= time_exit_dte, except positions opened at or under that DTE, which get an
 expiry-day reminder instead.
 """
@@ -57,6 +59,11 @@ class Position:
     @property
     def is_open(self) -> bool:
         return self.status == "open"
+
+    @property
+    def strikes_risk(self) -> float:
+        """The risk of the strikes: what the risk limits count (an imported position may store another value)."""
+        return computed_risk(self.spread, {leg: getattr(self, leg) for leg in LEGS}, self.contracts, self.credit)
 
     def to_json(self) -> dict[str, Any]:
         plain = asdict(self)
@@ -146,9 +153,15 @@ def computed_risk(spread: str, legs: dict[str, float | None], contracts: int, cr
     return spread_width(spread, legs) * 100 * contracts - credit
 
 
-def validate(entry: PositionInput, *, tickers: Iterable[str]) -> tuple[PositionInput, list[str]]:
+RISK_TOLERANCE_DOLLARS = 1.0  # a given risk may differ from the strikes' risk by rounding, never by more
+
+
+def validate(entry: PositionInput, *, tickers: Iterable[str], keep_given_risk: bool = False
+             ) -> tuple[PositionInput, list[str]]:
     """Check every rule of a new position. Returns the input with risk filled in (computed when omitted) and the
-    warnings to show (a given risk that differs from the strikes). Raises InputError naming the first problem."""
+    warnings to show. A given risk more than $1 away from width x 100 x contracts - credit is refused, or, with
+    `keep_given_risk` (an import of the original's file), kept and reported in the warnings. Raises InputError
+    naming the first problem."""
     _check_terms(entry, tuple(tickers))
     credit = _finite("--credit", entry.credit)
     if credit <= 0:
@@ -159,20 +172,37 @@ def validate(entry: PositionInput, *, tickers: Iterable[str]) -> tuple[PositionI
         raise InputError(f"--credit: {credit:,.2f} must be below the spread's width x 100 x contracts "
                          f"({max_credit:,.2f}); credit and risk are dollars for the whole position")
     expected = max_credit - credit
-    warnings = []
-    if entry.risk is None:
-        risk = expected
-    else:
-        risk = _finite("--risk", entry.risk)
-        if risk <= 0:
-            raise InputError(f"--risk: must be > 0 (max loss in dollars for the whole position), got {entry.risk:g}")
-        if abs(risk - expected) > 0.005:
-            warnings.append(f"warning: --risk {money(risk, sign=False)} differs from width x 100 x contracts - credit "
-                            f"= {money(expected, sign=False)}; stored as given")
+    warnings: list[str] = []
+    risk = expected if entry.risk is None else _given_risk(entry.risk, expected, keep_given_risk, warnings)
     return PositionInput(
         ticker=entry.ticker, spread=entry.spread, band=entry.band, flow_mode=entry.flow_mode, dte=entry.dte,
         contracts=entry.contracts, credit=credit, risk=risk, note=entry.note or "", **legs,
     ), warnings
+
+
+def _given_risk(value: Any, expected: float, keep: bool, warnings: list[str]) -> float:
+    risk = _finite("--risk", value)
+    if risk <= 0:
+        raise InputError(f"--risk: must be > 0 (max loss in dollars for the whole position), got {value:g}")
+    if abs(risk - expected) <= RISK_TOLERANCE_DOLLARS:
+        return risk
+    text = (f"--risk {money(risk, sign=False)} disagrees with the strikes: width x 100 x contracts - credit = "
+            f"{money(expected, sign=False)}")
+    if not keep:
+        raise InputError(f"{text}; leave --risk out to store the computed value")
+    warnings.append(f"{text}; kept as imported, risk limits count {money(expected, sign=False)}")
+    return risk
+
+
+def risk_disagreement(entry: PositionInput) -> str | None:
+    """For an imported record: how its risk disagrees with its strikes' risk, or None when it agrees (within $1)."""
+    legs = {leg: getattr(entry, leg) for leg in LEGS}
+    expected = computed_risk(entry.spread, legs, entry.contracts, entry.credit)
+    if entry.risk is None or abs(entry.risk - expected) <= RISK_TOLERANCE_DOLLARS:
+        return None
+    return (f"risk {money(entry.risk, sign=False)} disagrees with the strikes' {money(expected, sign=False)} "
+            f"(width x 100 x contracts - credit); kept as imported, risk limits count "
+            f"{money(expected, sign=False)}")
 
 
 def _check_terms(entry: PositionInput, known: tuple[str, ...]) -> None:
@@ -223,9 +253,10 @@ def validate_pnl(value: Any) -> float:
 
 # ---- rules --------------------------------------------------------------------------------------------------
 def exit_thresholds(position: Position, exits: Any) -> tuple[float, float]:
-    """(profit target, stop) in dollars for the whole position: profit_target_pct x credit and
+    """(profit target, stop) in dollars for the whole position, rounded to the cent: profit_target_pct x credit and
     -stop_loss_mult x credit (negative). The alerts compare the P&L with these."""
-    return exits.profit_target_pct * position.credit, -exits.stop_loss_mult * position.credit
+    return (exit_threshold(exits.profit_target_pct * position.credit),
+            exit_threshold(-exits.stop_loss_mult * position.credit))
 
 
 def exit_signals(position: Position, sessions_to_expiry: int | None, exits: Any) -> list[ExitSignal]:
@@ -235,10 +266,11 @@ def exit_signals(position: Position, sessions_to_expiry: int | None, exits: Any)
     out = []
     target, stop = exit_thresholds(p, exits)
     pct = p.pnl / p.credit * 100 if p.credit else 0.0
-    if p.pnl >= target:
+    pnl = cents(p.pnl)
+    if pnl >= cents(target):
         out.append(ExitSignal("profit_target", f"Profit target hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) >= "
                                                f"${target:,.2f} ({exits.profit_target_pct:.0%} of credit)"))
-    if p.pnl <= stop:
+    if pnl <= cents(stop):
         out.append(ExitSignal("stop_loss", f"Stop loss hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) <= ${stop:,.2f} "
                                            f"({exits.stop_loss_mult:g}x credit)"))
     if sessions_to_expiry is not None:
@@ -255,11 +287,23 @@ def exit_line(position_id: str, signal: ExitSignal) -> str:
     return f"EXIT SIGNAL - Position {position_id} | Reason: {signal.detail}"
 
 
+def cents(dollars: float) -> int:
+    """Money as whole cents, the unit exit thresholds are compared in (0.4 x 285 is 114.00000000000001 in floating
+    point, and a P&L of exactly $114 must meet it)."""
+    return int(round(dollars * 100))
+
+
+def exit_threshold(dollars: float) -> float:
+    """A profit target or stop in dollars, rounded to the cent (what the exporter exports and the rules compare)."""
+    return cents(dollars) / 100
+
+
 def limit_warnings(open_positions: Iterable[Position], new_risk: float, risk_limits: Any) -> list[str]:
-    """What adding a position of `new_risk` would break (max_positions, max_total_risk)."""
+    """What adding a position of `new_risk` would break (max_positions, max_total_risk), counting each open
+    position's strikes' risk."""
     held = list(open_positions)
     count = len(held) + 1
-    total = sum(p.risk for p in held) + new_risk
+    total = sum(p.strikes_risk for p in held) + new_risk
     out = []
     if count > risk_limits.max_positions:
         out.append(f"warning: {count} open positions would exceed risk.max_positions {risk_limits.max_positions}")
@@ -276,7 +320,7 @@ def summarize(positions: Iterable[Position]) -> Summary:
         total += 1
         if p.is_open:
             open_count += 1
-            risk += p.risk
+            risk += p.strikes_risk
             unrealized += p.pnl
         else:
             realized += p.pnl
@@ -431,7 +475,7 @@ def _parse_record(record: dict[str, Any], tickers: tuple[str, ...], local_tz: An
         note=str(record.get("note") or ""),
         **{leg: r.number(leg) for leg in LEGS},
     )
-    entry, _ = validate(entry, tickers=tickers)
+    entry, _ = validate(entry, tickers=tickers, keep_given_risk=True)  # a disagreeing risk: risk_disagreement
     status = str(record.get("status") or "open").lower()
     if status not in STATUSES:
         raise InputError(f"status: {record.get('status')!r} is not open or closed")

@@ -16,9 +16,6 @@ Conventions
   (m > 0) cheaper, as index options trade. SKEW_SLOPE = 0.08 per standard deviation, floor 0.6, cap 2.0.
 - Money: option prices are per unit of the index; a spread's credit, payoff and P&L are dollars per contract
   (multiplier 100).
-
-COORDINATION NOTE (lead engineer): this module has landed and other modules and tests depend on its names.
-If your task lists this file as yours, extend it in place with small edits; do not rewrite or replace it.
 """
 
 from __future__ import annotations

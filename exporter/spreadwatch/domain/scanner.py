@@ -1,22 +1,25 @@
 """The opportunity scan: grid configs that suit the market now, ranked, with entry windows and suggested strikes.
 
-Pure: takes a loaded grid and plain context values, returns values; no I/O, no clock. Filters run vectorized in
-the order of DESIGN.md: regime recommendation table, trend, flow, quality thresholds; then ranking by trade
-score with in-window setups first, and the top-N cut from that order.
+Pure: takes a loaded grid and plain context values, returns values; no I/O, no clock. Filters run vectorized, in
+this order, and the scan counts the rows each one removed (`ScanResult.removed`, printed by `scan` when nothing
+passes): ticker, off-chain width (not a multiple of the ticker's strike increment), regime (the recommendation
+table), trend, one row per setup (of the rows left for a setup identity the most specific one: regime- and
+trend-specific rows before `all`), flow, managed figures unknown (when the basis is managed), each quality
+threshold, then one width per setup (the best by the ranking, unless --all). Ranking: by trade score of the basis
+(managed by default: `exit_trade_score`), in-window setups first, and the top-N cut from that order.
 
 Unknown context narrows, never guesses: an unknown regime gives no opportunities (the recommendation table needs
 one), an unknown trend admits only grid rows valid in every trend and keeps the regime's spread types, an unknown
-flow admits only `neutral` configs, an unknown price gives no strikes.
-
-COORDINATION NOTE (lead engineer): this module has landed and other modules and tests depend on its names.
-If your task lists this file as yours, extend it in place with small edits; do not rewrite or replace it.
+flow admits only `neutral` configs, an unknown price gives no strikes, a ticker without a configured strike
+increment gives no strikes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,12 +27,19 @@ import pandas as pd
 
 from spreadwatch.domain.bands import band_edges, intraday_moves, signed_moves
 from spreadwatch.domain.strikes import Strikes, place_strikes
-from spreadwatch.domain.vocabulary import ET
+from spreadwatch.domain.vocabulary import ET, flow_qualifies_array
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
     from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.edges.gridfile import Grid
+
+IDENTITY = ("ticker", "dte", "band", "spread_type", "flow_mode", "spread_width", "entry_time_et")
+# The counts `ScanResult.removed` reports, in the order the filters run.
+FILTERS: tuple[str, ...] = (
+    "ticker", "off_chain_width", "regime", "trend", "less_specific", "flow", "no_managed_figures",
+    "min_win_rate", "min_roi", "min_sharpe", "min_composite_score", "min_trades", "other_width",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,15 @@ class BookState:
 
     open_count: int
     open_risk: float
+
+
+def _num(value: Any) -> float | None:
+    """A grid figure as a JSON number, None where the grid does not know it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -52,10 +71,10 @@ class Opportunity:
     spread_width: float
     entry_time_et: str
     entry_time_local: str
-    win_rate: float
-    roi: float
+    win_rate: float  # held to expiry
+    roi: float  # credit / max risk: the most a trade can return
     sharpe: float
-    trade_score: float
+    trade_score: float  # of the basis the scan ranked on
     credit: float
     max_risk: float
     n_trades: int
@@ -64,38 +83,45 @@ class Opportunity:
     strikes: Strikes | None
     expiry: str | None
     credit_source: str | None = None  # model|chains from a built grid; None when the grid does not record it
+    regime: str = "all"  # the grid row's regime and trend (the most specific row for the context)
+    trend: str = "all"
+    basis: str = "held"  # managed|held: the figures the scan filtered and ranked on
+    avg_pnl: float | None = None  # held, dollars per contract
+    expected_return: float | None = None  # held: avg P&L / avg max risk
+    exit_win_rate: float | None = None  # managed (the exit rules); None when the grid does not know it
+    exit_avg_pnl: float | None = None
+    exit_expected_return: float | None = None
+    exit_sharpe: float | None = None
+    exit_win_rate_low: float | None = None  # 95 % interval of the managed win rate
+    exit_win_rate_high: float | None = None
+    n_effective: float | None = None
+    low_sample: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "rank": self.rank,
-            "ticker": self.ticker,
-            "dte": self.dte,
-            "band": self.band,
-            "spread_type": self.spread_type,
-            "flow_mode": self.flow_mode,
-            "spread_width": self.spread_width,
-            "entry_time_et": self.entry_time_et,
-            "entry_time_local": self.entry_time_local,
-            "win_rate": self.win_rate,
-            "roi": self.roi,
-            "sharpe": self.sharpe,
-            "trade_score": self.trade_score,
-            "credit": self.credit,
-            "max_risk": self.max_risk,
-            "n_trades": self.n_trades,
-            "in_window": self.in_window,
-            "blocked_by_risk": self.blocked_by_risk,
-            "strikes": self.strikes.as_dict() if self.strikes else None,
-            "expiry": self.expiry,
+            "id": self.id, "rank": self.rank, "ticker": self.ticker, "dte": self.dte, "band": self.band,
+            "spread_type": self.spread_type, "flow_mode": self.flow_mode, "spread_width": self.spread_width,
+            "entry_time_et": self.entry_time_et, "entry_time_local": self.entry_time_local,
+            "regime": self.regime, "trend": self.trend, "basis": self.basis,
+            "win_rate": self.win_rate, "exit_win_rate": self.exit_win_rate,
+            "exit_win_rate_low": self.exit_win_rate_low, "exit_win_rate_high": self.exit_win_rate_high,
+            "avg_pnl": self.avg_pnl, "exit_avg_pnl": self.exit_avg_pnl,
+            "expected_return": self.expected_return, "exit_expected_return": self.exit_expected_return,
+            "roi": self.roi, "sharpe": self.sharpe, "exit_sharpe": self.exit_sharpe,
+            "trade_score": self.trade_score, "credit": self.credit, "max_risk": self.max_risk,
+            "n_trades": self.n_trades, "n_effective": self.n_effective, "low_sample": self.low_sample,
+            "in_window": self.in_window, "blocked_by_risk": self.blocked_by_risk,
+            "strikes": self.strikes.as_dict() if self.strikes else None, "expiry": self.expiry,
             "credit_source": self.credit_source,
         }
 
     def alert_line(self) -> str:
-        """`#1: 3DTE P98 IRON_CONDOR @ 07:30 | Win:95.5% ROI:34.6% | Credit:$285 Risk:$1715 | Short 19500P/20500C`"""
+        """`#1: 1DTE P97 IRON_CONDOR @ 06:30 | Win:93.3% held 77.4% managed | ROI:8.8% | Credit:$202 Risk:$2298
+        | Short 2440P/2570C` (the original's line, with the managed win rate beside the held one)."""
+        managed = f" {self.exit_win_rate * 100:.1f}% managed" if self.exit_win_rate is not None else ""
         line = (
             f"#{self.rank}: {self.dte}DTE {self.band} {self.spread_type.upper()} @ {self.entry_time_local} | "
-            f"Win:{self.win_rate * 100:.1f}% ROI:{self.roi * 100:.1f}% | "
+            f"Win:{self.win_rate * 100:.1f}% held{managed} | ROI:{self.roi * 100:.1f}% | "
             f"Credit:${self.credit:.0f} Risk:${self.max_risk:.0f}"
         )
         if self.strikes is not None:
@@ -110,12 +136,20 @@ class ScanResult:
     skipped_rows: int
     matching_count: int
     opportunities: tuple[Opportunity, ...]
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)  # impossible grid rows by reason
+    removed: dict[str, int] = field(default_factory=dict)  # rows each filter removed (FILTERS order)
+    out_of_window: int = 0  # passing setups outside their entry window now
+    refused_widths: tuple[float, ...] = ()  # widths in the grid that are not on the ticker's strike grid
+    strike_increment: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "regime": self.regime,
             "skipped_rows": self.skipped_rows,
+            "skipped_by_reason": dict(self.skipped_by_reason),
             "matching_count": self.matching_count,
+            "removed_by_filter": {**self.removed, "window": self.out_of_window,
+                                  "impossible": self.skipped_rows},
             "opportunities": [o.to_json() for o in self.opportunities],
         }
 
@@ -128,39 +162,149 @@ def opportunity_id(ticker: str, dte: int, band: str, spread_type: str, flow_mode
 
 
 def flow_mask(frame: pd.DataFrame, flow: str | None, flow_0dte: str | None) -> np.ndarray:
-    """Vectorized domain.flow_qualifies; 0-DTE rows use the short-horizon flow."""
-    mode = frame["flow_mode"].to_numpy()
-    spread = frame["spread_type"].to_numpy()
+    """domain's flow rule over the grid's rows; 0-DTE rows use the short-horizon flow."""
     observed = np.where(frame["dte"].to_numpy() == 0, flow_0dte or "", flow or "")
-    moved = (observed == "up") | (observed == "down")
-    put, call, condor = spread == "put_spread", spread == "call_spread", spread == "iron_condor"
-    with_flow = condor & moved | put & (observed == "down") | call & (observed == "up")
-    against = condor & moved | put & (observed == "up") | call & (observed == "down")
-    return (mode == "neutral") | (mode == "with_flow") & with_flow | (mode == "against_flow") & against
+    return flow_qualifies_array(frame["flow_mode"].to_numpy(), frame["spread_type"].to_numpy(), observed)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Filters
+
+
+@dataclass
+class _Funnel:
+    """Applies masks in order and counts what each removed."""
+
+    frame: pd.DataFrame
+    removed: dict[str, int] = field(default_factory=dict)
+
+    def keep(self, name: str, mask: np.ndarray) -> None:
+        self.removed[name] = self.removed.get(name, 0) + int((~mask).sum())
+        self.frame = self.frame.loc[mask]
+
+    def keep_all(self, masks: tuple[tuple[str, np.ndarray], ...]) -> None:
+        """Several masks over the same rows, counted in order (a row counts for the first that removes it)."""
+        alive = np.ones(len(self.frame), dtype=bool)
+        for name, mask in masks:
+            self.removed[name] = self.removed.get(name, 0) + int((alive & ~mask).sum())
+            alive &= mask
+        self.frame = self.frame.loc[alive]
+
+
+def _isin(frame: pd.DataFrame, column: str, values: Any) -> np.ndarray:
+    """`column` in `values`, through the categories when the column is categorical (the loader makes the text
+    columns categorical: a handful of values over many rows)."""
+    series = frame[column]
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        wanted = np.asarray(series.cat.categories.isin(list(values)))
+        codes = series.cat.codes.to_numpy()
+        return np.asarray((codes >= 0) & wanted[codes], dtype=bool)
+    return np.asarray(series.isin(list(values)).to_numpy(), dtype=bool)
+
+
+def basis_columns(config: Config) -> dict[str, str]:
+    """The grid columns the quality thresholds and the ranking read for the configured basis."""
+    if config.scan.win_rate_basis == "held":
+        return {"win_rate": "win_rate", "sharpe": "sharpe", "score": "trade_score"}
+    win = "exit_win_rate_low" if config.scan.use_interval_lower_bound else "exit_win_rate"
+    return {"win_rate": win, "sharpe": "exit_sharpe", "score": "exit_trade_score"}
+
+
+def most_specific(frame: pd.DataFrame) -> np.ndarray:
+    """For each setup identity, the rows of its most specific kind: ticker-, regime- and trend-specific rows
+    before `all` (regime weighs more than trend, the ticker most)."""
+    if frame.empty:
+        return np.ones(0, dtype=bool)
+    score = (4 * (frame["ticker"] != "all").to_numpy() + 2 * (frame["regime"] != "all").to_numpy()
+             + (frame["trend"] != "all").to_numpy())
+    keys = [frame[c] for c in IDENTITY if c != "ticker"]  # the ticker filter already left (ticker, all) only
+    best = pd.Series(score, index=frame.index).groupby(keys, sort=False, observed=True).transform("max").to_numpy()
+    return np.asarray(score == best, dtype=bool)
+
+
+def best_width(frame: pd.DataFrame, score: str) -> np.ndarray:
+    """Of setups differing only in width, the best by the basis's trade score (then the grid's line order)."""
+    if frame.empty:
+        return np.ones(0, dtype=bool)
+    key = [c for c in IDENTITY if c != "spread_width"]
+    ordered = frame.sort_values([score, "line"], ascending=[False, True], kind="stable")
+    first = ~ordered.duplicated(subset=key, keep="first")
+    return np.asarray(first.reindex(frame.index).to_numpy(), dtype=bool)
 
 
 def filter_grid(frame: pd.DataFrame, *, ticker: str, regime: str | None, trend: str | None, flow: str | None,
-                flow_0dte: str | None, config: Config) -> pd.DataFrame:
-    """Rows passing the regime table, trend, flow and quality filters, in that order."""
+                flow_0dte: str | None, config: Config, include_all_widths: bool = False,
+                removed: dict[str, int] | None = None) -> pd.DataFrame:
+    """Rows passing every filter, in FILTERS order; `removed` (when given) receives the count per filter."""
+    funnel = _Funnel(frame)
     if regime is None or frame.empty:
-        return frame.iloc[0:0]
+        funnel.keep("regime", np.zeros(len(frame), dtype=bool))
+        if removed is not None:
+            removed.update(dict.fromkeys(FILTERS, 0) | funnel.removed)
+        return funnel.frame
     rec = config.regime.recommendations[regime]
     spread_types = config.regime.trend_spreads.get(trend, rec.spread_types) if trend else rec.spread_types
-    mask = frame["ticker"].isin((ticker, "all")).to_numpy().copy()
-    mask &= frame["regime"].isin((regime, "all")).to_numpy()
-    mask &= frame["band"].isin(rec.bands).to_numpy()
-    mask &= frame["dte"].isin(rec.dtes).to_numpy()
-    mask &= frame["flow_mode"].isin(rec.flow_modes).to_numpy()
-    mask &= frame["trend"].isin((trend, "all") if trend else ("all",)).to_numpy()
-    mask &= frame["spread_type"].isin(spread_types).to_numpy()
-    mask &= flow_mask(frame, flow, flow_0dte)
+    increment = config.tickers[ticker].strike_increment if ticker in config.tickers else None
+    # The row-wise filters on the whole grid at once (one subset, not one per filter), counted in order.
+    f = funnel.frame
+    funnel.keep_all((
+        ("ticker", _isin(f, "ticker", (ticker, "all"))),
+        ("off_chain_width", on_chain(f["spread_width"].to_numpy(float), increment)),
+        ("regime", _isin(f, "regime", (regime, "all")) & _isin(f, "band", rec.bands)
+         & f["dte"].isin(rec.dtes).to_numpy() & _isin(f, "flow_mode", rec.flow_modes)),
+        ("trend", _isin(f, "trend", (trend, "all") if trend else ("all",)) & _isin(f, "spread_type", spread_types)),
+    ))
+    funnel.keep("less_specific", most_specific(funnel.frame))
+    funnel.keep("flow", flow_mask(funnel.frame, flow, flow_0dte))
+    _quality(funnel, config)
+    if not include_all_widths:
+        funnel.keep("other_width", best_width(funnel.frame, basis_columns(config)["score"]))
+    if removed is not None:
+        removed.update({name: funnel.removed.get(name, 0) for name in FILTERS})
+    return funnel.frame
+
+
+def on_chain(widths: np.ndarray, increment: float | None) -> np.ndarray:
+    """Widths that are whole numbers of the strike increment (every width when the increment is unknown)."""
+    if increment is None:
+        return np.ones(widths.size, dtype=bool)
+    steps = widths / increment
+    return np.asarray((np.abs(steps - np.round(steps)) < 1e-6) & (np.round(steps) >= 1), dtype=bool)
+
+
+def _quality(funnel: _Funnel, config: Config) -> None:
     q = config.scan
-    mask &= (frame["win_rate"] >= q.min_win_rate).to_numpy()
-    mask &= (frame["roi"] >= q.min_roi).to_numpy()
-    mask &= (frame["sharpe"] >= q.min_sharpe).to_numpy()
-    mask &= (frame["trade_score"] >= q.min_composite_score).to_numpy()
-    mask &= (frame["n_trades"] >= q.min_trades).to_numpy()
-    return frame.loc[mask]
+    cols = basis_columns(config)
+    if q.win_rate_basis == "managed":
+        funnel.keep("no_managed_figures", np.isfinite(funnel.frame[cols["win_rate"]].to_numpy(float))
+                    & np.isfinite(funnel.frame[cols["score"]].to_numpy(float)))
+    checks = (("min_win_rate", cols["win_rate"], q.min_win_rate), ("min_roi", "roi", q.min_roi),
+              ("min_sharpe", cols["sharpe"], q.min_sharpe), ("min_composite_score", cols["score"],
+                                                             q.min_composite_score),
+              ("min_trades", "n_trades", q.min_trades))
+    for name, column, threshold in checks:
+        funnel.keep(name, (funnel.frame[column] >= threshold).to_numpy())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The scan
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What building one opportunity needs besides its row."""
+
+    ticker: str
+    now: datetime
+    calendar: MarketCalendar
+    config: Config
+    price: float | None
+    closes: np.ndarray
+    opens: np.ndarray
+    book: BookState | None
+    increment: float | None
+    expiries: dict[int, str | None]
+    edges: dict[tuple[int, str], tuple[float, float] | None]
 
 
 def scan(
@@ -180,80 +324,76 @@ def scan(
     book: BookState | None = None,
     include_all: bool = False,
 ) -> ScanResult:
-    passing = filter_grid(grid.frame, ticker=ticker, regime=regime, trend=trend, flow=flow,
-                          flow_0dte=flow_0dte, config=config)
-    matching = len(passing)
+    removed: dict[str, int] = {}
+    passing = filter_grid(grid.frame, ticker=ticker, regime=regime, trend=trend, flow=flow, flow_0dte=flow_0dte,
+                          config=config, include_all_widths=include_all, removed=removed)
+    in_window = _in_window(passing, now, calendar, config)
+    score = basis_columns(config)["score"]
+    order = np.lexsort((passing["line"].to_numpy(), -passing[score].to_numpy(float), ~in_window))
+    if not include_all:
+        order = order[: config.scan.top_n]
+    increment = config.tickers[ticker].strike_increment if ticker in config.tickers else None
+    ctx = _Context(ticker=ticker, now=now, calendar=calendar, config=config, price=price,
+                   closes=np.asarray(daily_closes, dtype=float), opens=np.asarray(daily_opens, dtype=float),
+                   book=book, increment=increment, expiries={}, edges={})
+    chosen = passing.iloc[order]
+    opportunities = tuple(_opportunity(row, rank, bool(win), ctx) for rank, (row, win) in enumerate(
+        zip(chosen.itertuples(index=False), in_window[order], strict=True), start=1))
+    widths = grid.frame.loc[grid.frame["ticker"].isin((ticker, "all")), "spread_width"].unique()
+    refused = tuple(sorted(float(w) for w in widths if not on_chain(np.array([float(w)]), increment)[0]))
+    return ScanResult(ticker=ticker, regime=regime, skipped_rows=grid.skipped_rows, matching_count=len(passing),
+                      opportunities=opportunities, skipped_by_reason=dict(grid.skipped_by_reason), removed=removed,
+                      out_of_window=int((~in_window).sum()), refused_widths=refused, strike_increment=increment)
 
-    # In window: within tolerance of the row's ET entry time, inside the preferred hours, on an open session.
+
+def _in_window(passing: pd.DataFrame, now: datetime, calendar: MarketCalendar, config: Config) -> np.ndarray:
+    """Within tolerance of the row's ET entry time, inside the preferred hours, on an open session."""
     hours = config.hours
     window_open = calendar.within_local_hours(now, hours.entry_start, hours.entry_end)
     now_et = now.astimezone(ET)
     now_minutes = now_et.hour * 60 + now_et.minute + now_et.second / 60
-    in_window = np.abs(passing["entry_minutes"].to_numpy() - now_minutes) <= hours.entry_tolerance_minutes
-    in_window &= window_open
+    near = np.abs(passing["entry_minutes"].to_numpy() - now_minutes) <= hours.entry_tolerance_minutes
+    return np.asarray(near & window_open, dtype=bool)
 
-    order = np.lexsort((passing["line"].to_numpy(), -passing["trade_score"].to_numpy(), ~in_window))
-    if not include_all:
-        order = order[: config.scan.top_n]
-    chosen = passing.iloc[order]
-    chosen_window = in_window[order]
 
-    strike_increment = config.ticker(ticker).strike_increment if ticker in config.tickers else 1.0
-    window = config.market.band_window_sessions
-    closes = np.asarray(daily_closes, dtype=float)
-    opens = np.asarray(daily_opens, dtype=float)
-    entry_session = _entry_session(calendar, now)
-    edges_cache: dict[tuple[int, str], tuple[float, float] | None] = {}
-    expiry_cache: dict[int, str | None] = {}
-
-    opportunities = []
-    for rank, (row, win) in enumerate(zip(chosen.itertuples(index=False), chosen_window, strict=True), start=1):
-        dte = int(row.dte)
-        width = float(row.spread_width)
-        edges = _row_edges(row, closes, opens, window, edges_cache)
-        strikes = None
-        if price is not None and edges is not None:
-            strikes = place_strikes(price, edges[0], edges[1], width, strike_increment, row.spread_type)
-        if dte not in expiry_cache:
-            expiry_cache[dte] = (calendar.expiry_for(entry_session, dte).isoformat()
-                                 if entry_session is not None else None)
-        blocked = book is not None and (
-            book.open_count >= config.risk.max_positions
-            or book.open_risk + float(row.avg_max_risk) > config.risk.max_total_risk
-        )
-        opportunities.append(Opportunity(
-            id=opportunity_id(ticker, dte, row.band, row.spread_type, row.flow_mode, width, row.entry_time_et),
-            rank=rank,
-            ticker=ticker,
-            dte=dte,
-            band=row.band,
-            spread_type=row.spread_type,
-            flow_mode=row.flow_mode,
-            spread_width=width,
-            entry_time_et=row.entry_time_et,
-            entry_time_local=_local_entry(calendar, now, row.entry_time_et),
-            win_rate=float(row.win_rate),
-            roi=float(row.roi),
-            sharpe=float(row.sharpe),
-            trade_score=float(row.trade_score),
-            credit=float(row.avg_credit),
-            max_risk=float(row.avg_max_risk),
-            n_trades=int(row.n_trades),
-            in_window=bool(win),
-            blocked_by_risk=bool(blocked),
-            strikes=strikes,
-            expiry=expiry_cache[dte],
-            credit_source=_text_or_none(getattr(row, "credit_source", None)),
-        ))
-    return ScanResult(ticker=ticker, regime=regime, skipped_rows=grid.skipped_rows, matching_count=matching,
-                      opportunities=tuple(opportunities))
+def _opportunity(row: Any, rank: int, win: bool, ctx: _Context) -> Opportunity:
+    dte = int(row.dte)
+    width = float(row.spread_width)
+    edges = _row_edges(row, ctx.closes, ctx.opens, ctx.config.market.band_window_sessions, ctx.edges)
+    strikes = None
+    if ctx.price is not None and edges is not None and ctx.increment is not None:
+        strikes = place_strikes(ctx.price, edges[0], edges[1], width, ctx.increment, row.spread_type)
+    if dte not in ctx.expiries:
+        session = _entry_session(ctx.calendar, ctx.now)
+        ctx.expiries[dte] = ctx.calendar.expiry_for(session, dte).isoformat() if session is not None else None
+    risk = ctx.config.risk
+    blocked = ctx.book is not None and (
+        ctx.book.open_count >= risk.max_positions or ctx.book.open_risk + float(row.avg_max_risk) > risk.max_total_risk)
+    basis = ctx.config.scan.win_rate_basis
+    flag = getattr(row, "low_sample", None)
+    return Opportunity(
+        id=opportunity_id(ctx.ticker, dte, row.band, row.spread_type, row.flow_mode, width, row.entry_time_et),
+        rank=rank, ticker=ctx.ticker, dte=dte, band=row.band, spread_type=row.spread_type, flow_mode=row.flow_mode,
+        spread_width=width, entry_time_et=row.entry_time_et,
+        entry_time_local=_local_entry(ctx.calendar, ctx.now, row.entry_time_et),
+        win_rate=float(row.win_rate), roi=float(row.roi), sharpe=float(row.sharpe),
+        trade_score=float(row.exit_trade_score if basis == "managed" else row.trade_score),
+        credit=float(row.avg_credit), max_risk=float(row.avg_max_risk), n_trades=int(row.n_trades),
+        in_window=win, blocked_by_risk=bool(blocked), strikes=strikes, expiry=ctx.expiries[dte],
+        credit_source=_text_or_none(getattr(row, "credit_source", None)), regime=row.regime, trend=row.trend,
+        basis=basis, avg_pnl=_num(row.avg_pnl), expected_return=_num(row.expected_return),
+        exit_win_rate=_num(row.exit_win_rate), exit_avg_pnl=_num(row.exit_avg_pnl),
+        exit_expected_return=_num(row.exit_expected_return), exit_sharpe=_num(row.exit_sharpe),
+        exit_win_rate_low=_num(row.exit_win_rate_low), exit_win_rate_high=_num(row.exit_win_rate_high),
+        n_effective=_num(row.n_effective), low_sample=flag if isinstance(flag, bool) else None,
+    )
 
 
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _entry_session(calendar: MarketCalendar, now: datetime):  # type: ignore[no-untyped-def]
+def _entry_session(calendar: MarketCalendar, now: datetime) -> Any:
     try:
         return calendar.entry_session(now)
     except ValueError:  # beyond the calendar's range
@@ -280,4 +420,18 @@ def _row_edges(row: Any, closes: np.ndarray, opens: np.ndarray, window: int,
 def _local_entry(calendar: MarketCalendar, now: datetime, entry_et: str) -> str:
     day = now.astimezone(ET).date()
     at = datetime.combine(day, time(int(entry_et[:2]), int(entry_et[3:])), tzinfo=ET)
-    return (at + timedelta(0)).astimezone(calendar.display_tz).strftime("%H:%M")
+    return at.astimezone(calendar.display_tz).strftime("%H:%M")
+
+
+def removed_lines(result: ScanResult) -> list[str]:
+    """What each filter removed, for `scan` when nothing passes (and `scan --json`'s removed_by_filter)."""
+    lines = [f"  impossible grid rows skipped: {result.skipped_rows}"
+             + (f" ({', '.join(f'{k}: {v}' for k, v in result.skipped_by_reason.items())})"
+                if result.skipped_by_reason else "")]
+    lines += [f"  removed by {name}: {result.removed.get(name, 0)}" for name in FILTERS]
+    lines.append(f"  passing but outside their entry window now: {result.out_of_window}")
+    if result.refused_widths and result.strike_increment is not None:
+        widths = ", ".join(f"{w:g}" for w in result.refused_widths)
+        lines.append(f"  refused width(s) {widths}: not a multiple of {result.ticker}'s strike increment "
+                     f"{result.strike_increment:g}")
+    return lines

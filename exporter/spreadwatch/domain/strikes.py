@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
 
 from spreadwatch.domain.vocabulary import legs_for
 
@@ -32,11 +35,26 @@ class Strikes:
         return "/".join(parts)
 
 
-def snap_down(value: float, increment: float) -> float:
+@overload
+def snap_down(value: float, increment: float) -> float: ...
+@overload
+def snap_down(value: np.ndarray, increment: float) -> np.ndarray: ...
+def snap_down(value: Any, increment: float) -> Any:
+    """The strike at or below `value` on the increment's grid (a put's short leg, away from the money).
+    Takes a number or a numpy array (the grid builder snaps every entry at once)."""
+    if isinstance(value, np.ndarray):
+        return np.floor(value / increment + 1e-9) * increment
     return math.floor(value / increment + 1e-9) * increment
 
 
-def snap_up(value: float, increment: float) -> float:
+@overload
+def snap_up(value: float, increment: float) -> float: ...
+@overload
+def snap_up(value: np.ndarray, increment: float) -> np.ndarray: ...
+def snap_up(value: Any, increment: float) -> Any:
+    """The strike at or above `value` on the increment's grid (a call's short leg, away from the money)."""
+    if isinstance(value, np.ndarray):
+        return np.ceil(value / increment - 1e-9) * increment
     return math.ceil(value / increment - 1e-9) * increment
 
 

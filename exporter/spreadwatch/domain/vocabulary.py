@@ -5,7 +5,11 @@ Pure constants and tiny helpers; no I/O. The meaning of each term is in the docs
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The exchange's zone: session dates, entry times (`entry_time_et`) and the calendar's hours are Eastern time.
 ET = ZoneInfo("America/New_York")
@@ -61,3 +65,20 @@ def flow_qualifies(flow_mode: str, spread_type: str, flow: str | None) -> bool:
     if flow_mode == "against_flow":
         return (spread_type == "put_spread" and flow == "up") or (spread_type == "call_spread" and flow == "down")
     return False
+
+
+def flow_qualifies_array(flow_mode: Any, spread_type: Any, flow: Any) -> np.ndarray:
+    """`flow_qualifies` element by element over arrays (or scalars broadcast against them): the one flow rule the
+    scanner (grid rows against today's flow) and the grid builder (one config against each entry's gap) share.
+    A flow other than up/down (flat, unknown, None, "") admits only neutral configs."""
+    import numpy as np  # here, not at the top: the light CLI paths (positions list) import this module
+
+    mode, spread, observed = np.broadcast_arrays(np.asarray(flow_mode, dtype=object),
+                                                 np.asarray(spread_type, dtype=object),
+                                                 np.asarray(flow, dtype=object))
+    up, down = observed == "up", observed == "down"
+    put, call, condor = spread == "put_spread", spread == "call_spread", spread == "iron_condor"
+    with_flow = condor & (up | down) | put & down | call & up
+    against = condor & (up | down) | put & up | call & down
+    return np.asarray((mode == "neutral") | (mode == "with_flow") & with_flow | (mode == "against_flow") & against,
+                      dtype=bool)

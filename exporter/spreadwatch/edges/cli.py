@@ -316,15 +316,16 @@ def grid_group() -> None:
               help="DTEs (trading sessions) to test.")
 @click.option("--bands", default="P95,P97,P98,P99,P100", show_default=True, callback=_csv_list(str, "--bands"),
               help="Percentile bands to test.")
-@click.option("--widths", default="10,25,50", show_default=True, callback=_csv_list(float, "--widths"),
-              help="Spread widths (index points).")
+@click.option("--widths", default=None, callback=_csv_list(float, "--widths"),
+              help="Spread widths (index points), multiples of the ticker's strike increment "
+                   "(default: 2, 5 and 10 increments: SPX 10,25,50).")
 @click.option("--out", default="grid.csv", show_default=True, type=click.Path(dir_okay=False),
               help="Canonical grid CSV to write.")
 @click.option("--report", default=None, type=click.Path(dir_okay=False), help="Also write a PNG report here.")
 @pass_ctx
 @handle_errors
 def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, end: Any, history_spec: str,
-               chains_dir: str | None, dtes: tuple[int, ...], bands: tuple[str, ...], widths: tuple[float, ...],
+               chains_dir: str | None, dtes: tuple[int, ...], bands: tuple[str, ...], widths: tuple[float, ...] | None,
                out: str, report: str | None) -> None:
     """Backtest every config (DTE x band x spread x flow x width) and write the canonical grid."""
     from spreadwatch.app.gridbuild import BuildRequest, build, summary_lines

@@ -230,8 +230,10 @@ def positions_import(ctx: Context, file: str, db_path: str | None) -> None:
     """Import the original system's positions.json: every record validated, all or nothing."""
     from spreadwatch.app.book import import_original
 
-    imported, opened = import_original(ctx.config, _book_path(ctx, db_path), file, now=_cli._now())
+    imported, opened, warnings = import_original(ctx.config, _book_path(ctx, db_path), file, now=_cli._now())
     click.echo(f"Imported {imported} position(s) from {file} ({opened} open, {imported - opened} closed)")
+    for line in warnings:
+        click.echo(line, err=True)
 
 
 _cli.cli.add_command(positions_group)

@@ -199,11 +199,13 @@ class SnapshotCollector(Collector):
         names = {
             "score": "Trade score.", "in_window": "1 while in its entry window.",
             "blocked_by_risk": "1 when taking it would break a risk limit.",
-            "win_ratio": "Backtested win rate (0..1).", "roi_ratio": "Credit / max risk.",
+            "win_ratio": "Backtested win rate held to expiry (0..1).",
+            "roi_ratio": "Credit / max risk: the most a trade can return.",
             "sharpe": "Per-trade Sharpe.", "credit_dollars": "Credit, dollars per contract.",
             "risk_dollars": "Max risk, dollars per contract.", "rank": "1 = best.",
         }
         fams = {k: _g(f"spreadwatch_opportunity_{k}", doc, OPPORTUNITY_LABELS) for k, doc in names.items()}
+        managed = {k: _g(f"spreadwatch_opportunity_{k}", doc, OPPORTUNITY_LABELS) for k, doc in MANAGED_DOCS.items()}
         strike = _g("spreadwatch_opportunity_strike", "Suggested strike by leg.", (*OPPORTUNITY_LABELS, "leg"))
         for ticker, result in sorted(s.scans.items()):
             count.add_metric([ticker], result.matching_count)
@@ -216,10 +218,13 @@ class SnapshotCollector(Collector):
                           "risk_dollars": o.max_risk, "rank": o.rank}
                 for key, value in values.items():
                     fams[key].add_metric(labels, value)
+                for key, value in _managed_values(o).items():  # absent where the grid does not know them
+                    if value is not None:
+                        managed[key].add_metric(labels, value)
                 if o.strikes is not None:
                     for leg, value in o.strikes.as_dict().items():
                         strike.add_metric([*labels, leg], value)
-        return [count, *fams.values(), strike]
+        return [count, *fams.values(), *managed.values(), strike]
 
     # ---- positions ----------------------------------------------------------------------------------------
     def _positions(self, s: Snapshot, now: datetime) -> list[Metric]:
@@ -250,7 +255,7 @@ class SnapshotCollector(Collector):
 
             add("pnl_dollars", p.pnl)
             add("credit_dollars", p.credit)
-            add("risk_dollars", p.risk)
+            add("risk_dollars", p.strikes_risk)  # the strikes' risk, what the limits count
             add("pnl_to_credit_ratio", facts.pnl_to_credit)
             if item.sessions_to_expiry is not None:
                 add("sessions_to_expiry", item.sessions_to_expiry)
@@ -288,6 +293,25 @@ class SnapshotCollector(Collector):
         real = _g("spreadwatch_portfolio_realized_pnl_dollars", "Sum of closed P&L.")
         real.add_metric([], pf.realized_pnl)
         return [*families, counts, open_risk, unreal, real]
+
+
+MANAGED_DOCS = {
+    "exit_win_ratio": "Backtested win rate with the exit rules (profit target, stop, time exit), after costs.",
+    "exit_win_lower_ratio": "Lower bound of the 95 % interval of the managed win rate.",
+    "exit_win_upper_ratio": "Upper bound of the 95 % interval of the managed win rate.",
+    "expected_return_ratio": "Expected return on risk held to expiry: average P&L / average max risk.",
+    "exit_expected_return_ratio": "Expected return on risk with the exit rules: average P&L / average max risk.",
+    "pnl_dollars": "Average P&L held to expiry, dollars per contract.",
+    "exit_pnl_dollars": "Average P&L with the exit rules, dollars per contract.",
+    "effective_trades": "Backtested trades counting each loss episode once (the interval's sample size).",
+}
+
+
+def _managed_values(o: Any) -> dict[str, float | None]:
+    return {"exit_win_ratio": o.exit_win_rate, "exit_win_lower_ratio": o.exit_win_rate_low,
+            "exit_win_upper_ratio": o.exit_win_rate_high, "expected_return_ratio": o.expected_return,
+            "exit_expected_return_ratio": o.exit_expected_return, "pnl_dollars": o.avg_pnl,
+            "exit_pnl_dollars": o.exit_avg_pnl, "effective_trades": o.n_effective}
 
 
 def build_registry(collector: SnapshotCollector) -> Any:

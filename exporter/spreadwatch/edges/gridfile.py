@@ -10,17 +10,14 @@ Formats (detected from the header; docs/grid.md has the full column mapping):
 - analysis: the original's `grid_analysis_*.csv` (`win_rate_pct`, `roi_pct`, `successful`...);
 - summary: the original's `grid_summary.csv` / `grid_dteN.csv` (`win_rate_pct`, `n_wins`, no ROI column).
 The original formats carry no ticker, regime or trend: their rows apply to whichever ticker is scanned, in any
-regime and trend (`all`).
-
-COORDINATION NOTE (lead engineer): this module has landed and other modules and tests depend on its names.
-If your task lists this file as yours, extend it in place with small edits; do not rewrite or replace it.
+regime and trend (`all`), and no managed (exit-rule) figures: those are unknown (NaN), never invented.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -33,9 +30,16 @@ from spreadwatch.errors import DataError
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "ticker", "dte", "band", "spread_type", "flow_mode", "spread_width", "entry_time_et", "regime", "trend",
-    "n_trades", "n_wins", "win_rate", "avg_credit", "avg_max_risk", "roi", "avg_pnl", "sharpe", "max_drawdown",
-    "trade_score", "exit_win_rate", "exit_avg_pnl", "band_lower_move", "band_upper_move", "credit_source",
-    "low_sample", "data_start", "data_end",
+    "n_trades", "n_wins", "win_rate", "avg_credit", "avg_max_risk", "roi", "avg_pnl", "expected_return", "sharpe",
+    "max_drawdown", "trade_score", "exit_n_wins", "exit_win_rate", "exit_avg_pnl", "exit_expected_return",
+    "exit_sharpe", "exit_trade_score", "exit_loss_episodes", "n_effective", "exit_win_rate_low",
+    "exit_win_rate_high", "commission_per_leg", "slippage_per_leg", "band_lower_move", "band_upper_move",
+    "credit_source", "low_sample", "data_start", "data_end",
+)
+# The managed (exit-rule) figures: unknown (NaN) in a file without them (the original's formats).
+MANAGED_COLUMNS: tuple[str, ...] = (
+    "exit_n_wins", "exit_win_rate", "exit_avg_pnl", "exit_expected_return", "exit_sharpe", "exit_trade_score",
+    "exit_loss_episodes", "n_effective", "exit_win_rate_low", "exit_win_rate_high",
 )
 # Columns a canonical file must have; the others may be absent or blank.
 CANONICAL_REQUIRED: tuple[str, ...] = (
@@ -67,9 +71,8 @@ ORIGINAL_FORMATS: dict[str, dict[str, tuple[str, float]]] = {
 }
 # Optional columns read when present (same name in every format).
 OPTIONAL_NUMERIC: dict[str, str] = {
-    "avg_pnl": "avg_pnl", "trade_score": "trade_score", "n_wins": "n_wins", "max_drawdown": "max_drawdown",
-    "exit_win_rate": "exit_win_rate", "exit_avg_pnl": "exit_avg_pnl", "band_lower_move": "band_lower_move",
-    "band_upper_move": "band_upper_move",
+    name: name for name in ("avg_pnl", "expected_return", "trade_score", "n_wins", "max_drawdown", *MANAGED_COLUMNS,
+                            "commission_per_leg", "slippage_per_leg", "band_lower_move", "band_upper_move")
 }
 NUMERIC = ("dte", "spread_width", "n_trades", "win_rate", "avg_credit", "avg_max_risk", "roi", "sharpe")
 # Optional text columns of the canonical format (the builder writes them), read when present. A blank cell, or a
@@ -84,6 +87,9 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "regime": (*REGIMES, "all"),
     "trend": (*TRENDS, "all"),
 }
+CATEGORICAL: tuple[str, ...] = ("ticker", "band", "spread_type", "flow_mode", "regime", "trend", "entry_time_et")
+# The grid bundled with the package: `spreadwatch grid build` on real S&P 500 and VIX history (docs/grid-builder.md).
+BUNDLED_GRID = "grid_spx.csv"
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -97,6 +103,7 @@ class Grid:
     total_rows: int
     skipped_rows: int
     mtime: float
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)  # impossible reason -> rows skipped
 
     @property
     def rows(self) -> int:
@@ -142,49 +149,76 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
     impossible = reasons != ""
     frame["impossible"] = impossible
     frame["impossible_reason"] = reasons
-    skipped = int(impossible.sum()) if skip_impossible else 0
+    by_reason = skipped_by_reason(reasons) if skip_impossible else {}
     if skip_impossible:
         frame = frame.loc[~impossible]
     frame = frame.reset_index(drop=True)
-    return Grid(path=path, format=fmt, frame=frame, total_rows=len(raw), skipped_rows=skipped,
-                mtime=stat.st_mtime)
+    for column in CATEGORICAL:  # a handful of values over many rows: the scan's filters compare codes
+        frame[column] = frame[column].astype("category")
+    return Grid(path=path, format=fmt, frame=frame, total_rows=len(raw), skipped_rows=sum(by_reason.values()),
+                mtime=stat.st_mtime, skipped_by_reason=by_reason)
 
 
 # Rounding slack for the ROI bound: the original files give ROI in percent with two decimals (5e-5 as a fraction).
 ROI_SLACK_ABS = 5e-5
 ROI_SLACK_REL = 1e-3
+RISK_SLACK_DOLLARS = 1.0  # max risk may differ from width x 100 - credit by rounding, never by more than $1
+WIN_RATE_SLACK = 1e-3  # a win rate written in percent with one or two decimals, against n_wins / n_trades
 IMPOSSIBLE_REASONS: tuple[str, ...] = (
-    "credit <= 0", "credit > width x 100", "win rate outside [0, 1]", "ROI above credit / (width x 100 - credit)",
+    "credit <= 0", "credit >= width x 100", "max risk != width x 100 - credit", "win rate outside [0, 1]",
+    "counts disagree", "ROI above credit / (width x 100 - credit)",
 )
 
 
 def impossible_reasons(frame: pd.DataFrame) -> pd.Series:
-    """Why each row is impossible ("" when it is not), the first reason that applies, in IMPOSSIBLE_REASONS order.
+    """Why each row cannot be a trade anyone made ("" when it can), the first reason that applies, in
+    IMPOSSIBLE_REASONS order. Per contract, a credit spread of width w (w x 100 dollars) collecting credit c:
 
-    The ROI bound: a credit spread of width w (dollars per contract: w x 100) collecting credit c risks at least
-    w x 100 - c on every trade (an iron condor's two wings share one credit), so ROI = credit / max risk can
-    never exceed c / (w x 100 - c). ROI over 100 % alone is no defect: it is what a credit above half the width
-    gives. The original's rows with ROI up to 393 % all fail the credit bound first.
+    - 0 < c < w x 100, and its max risk is w x 100 - c (an iron condor's two wings share one credit and only one
+      side can lose, so the wider wing's width is the row's width), within $1 of rounding;
+    - every win rate (held, and managed where given) is in [0, 1];
+    - counts agree: 0 <= n_wins <= n_trades and win_rate = n_wins / n_trades where both are given (the same for
+      the managed exit_n_wins / exit_win_rate);
+    - ROI = credit / max risk can never exceed c / (w x 100 - c).
     """
     credit = frame["avg_credit"].to_numpy(dtype=float)
     width = frame["spread_width"].to_numpy(dtype=float) * 100
-    win = frame["win_rate"].to_numpy(dtype=float)
+    risk = frame["avg_max_risk"].to_numpy(dtype=float)
     roi = frame["roi"].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         roi_max = credit / (width - credit)
     conditions = [
         credit <= 0,
-        credit > width,
-        (win < 0) | (win > 1),
+        credit >= width,
+        np.abs(risk - (width - credit)) > RISK_SLACK_DOLLARS,
+        _outside_unit(frame, "win_rate") | _outside_unit(frame, "exit_win_rate"),
+        _counts_disagree(frame, "n_wins", "win_rate") | _counts_disagree(frame, "exit_n_wins", "exit_win_rate"),
         roi > roi_max * (1 + ROI_SLACK_REL) + ROI_SLACK_ABS,
     ]
     return pd.Series(np.select(conditions, list(IMPOSSIBLE_REASONS), default=""), index=frame.index)
 
 
-def impossible_mask(frame: pd.DataFrame) -> pd.Series:
-    """Rows whose numbers cannot be true of a credit spread: credit <= 0, credit > width x 100, win rate
-    outside [0, 1], or ROI above the spread's arithmetic maximum (see `impossible_reasons`)."""
-    return impossible_reasons(frame) != ""
+def _outside_unit(frame: pd.DataFrame, column: str) -> np.ndarray:
+    values = frame[column].to_numpy(dtype=float)
+    return np.isfinite(values) & ((values < 0) | (values > 1))
+
+
+def _counts_disagree(frame: pd.DataFrame, wins_column: str, rate_column: str) -> np.ndarray:
+    """n_wins outside [0, n_trades], or a win rate that is not n_wins / n_trades (where both are given)."""
+    wins = frame[wins_column].to_numpy(dtype=float)
+    trades = frame["n_trades"].to_numpy(dtype=float)
+    rate = frame[rate_column].to_numpy(dtype=float)
+    given = np.isfinite(wins)
+    out_of_range = given & ((wins < 0) | (wins > trades))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mismatch = given & np.isfinite(rate) & (trades > 0) & (np.abs(rate - wins / trades) > WIN_RATE_SLACK)
+    return out_of_range | mismatch
+
+
+def skipped_by_reason(reasons: pd.Series) -> dict[str, int]:
+    """How many rows each impossible reason removed (reasons that removed none are left out)."""
+    counts = reasons[reasons != ""].value_counts()
+    return {reason: int(counts[reason]) for reason in IMPOSSIBLE_REASONS if reason in counts}
 
 
 def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
@@ -222,9 +256,18 @@ def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
     out["n_trades"] = out["n_trades"].astype(int)
     out["line"] = raw.index.to_numpy() + 2
     out["entry_minutes"] = out["entry_time_et"].map(lambda s: int(s[:2]) * 60 + int(s[3:]))
+    _fill_derived(out)
+    return out
+
+
+def _fill_derived(out: pd.DataFrame) -> None:
+    """Figures a file may leave out that follow from its others (NaN stays NaN where their inputs are unknown)."""
     score = original_trade_score(out["roi"], out["sharpe"], out["win_rate"], out["avg_max_risk"])
     out["trade_score"] = out["trade_score"].fillna(score)
-    return out
+    exit_score = original_trade_score(out["roi"], out["exit_sharpe"], out["exit_win_rate"], out["avg_max_risk"])
+    out["exit_trade_score"] = out["exit_trade_score"].fillna(exit_score)
+    out["expected_return"] = out["expected_return"].fillna(out["avg_pnl"] / out["avg_max_risk"])
+    out["exit_expected_return"] = out["exit_expected_return"].fillna(out["exit_avg_pnl"] / out["avg_max_risk"])
 
 
 def original_trade_score(roi: Any, sharpe: Any, win_rate: Any, max_risk: Any) -> Any:
@@ -368,10 +411,11 @@ class GridCache:
 
 SHOW_COLUMNS: tuple[str, ...] = (
     "ticker", "dte", "band", "spread_type", "flow_mode", "spread_width", "entry_time_et", "regime", "trend",
-    "n_trades", "win_rate", "roi", "avg_credit", "avg_max_risk", "sharpe", "trade_score", "credit_source",
-    "low_sample", "data_start", "data_end",
+    "n_trades", "win_rate", "exit_win_rate", "exit_win_rate_low", "exit_win_rate_high", "n_effective", "roi",
+    "expected_return", "exit_expected_return", "avg_pnl", "exit_avg_pnl", "avg_credit", "avg_max_risk", "sharpe",
+    "trade_score", "exit_trade_score", "credit_source", "low_sample", "data_start", "data_end",
 )
-_INT_COLUMNS = frozenset({"dte", "n_trades", "n_wins"})
+_INT_COLUMNS = frozenset({"dte", "n_trades", "n_wins", "exit_n_wins", "exit_loss_episodes"})
 
 
 def _json_value(column: str, value: Any) -> Any:
@@ -405,10 +449,16 @@ def low_sample_count(frame: pd.DataFrame) -> int | None:
     return int(flags.map(lambda v: v is True).sum())
 
 
+def show_score(grid: Grid) -> str:
+    """The score `grid show` ranks by: the managed trade score when the grid has managed figures, else the held."""
+    managed = grid.frame["exit_trade_score"] if "exit_trade_score" in grid.frame else pd.Series(dtype=float)
+    return "exit_trade_score" if managed.notna().any() else "trade_score"
+
+
 def show_rows(grid: Grid, *, top: int, min_trades: int) -> pd.DataFrame:
-    """The rows `grid show` lists: at least `min_trades` trades, best trade score first, `top` of them."""
+    """The rows `grid show` lists: at least `min_trades` trades, best (managed, else held) trade score first."""
     frame = grid.frame[grid.frame["n_trades"] >= min_trades]
-    return frame.sort_values("trade_score", ascending=False, kind="stable").head(top)
+    return frame.sort_values(show_score(grid), ascending=False, kind="stable").head(top)
 
 
 def show_json(grid: Grid, *, top: int, min_trades: int) -> dict[str, Any]:
@@ -416,6 +466,7 @@ def show_json(grid: Grid, *, top: int, min_trades: int) -> dict[str, Any]:
     frame = show_rows(grid, top=top, min_trades=min_trades)
     return {
         "file": str(grid.path), "format": grid.format, "rows": grid.total_rows, "skipped_rows": grid.skipped_rows,
+        "skipped_by_reason": dict(grid.skipped_by_reason),
         "min_trades": min_trades, "credit_sources": credit_source_counts(grid.frame),
         "low_sample_rows": low_sample_count(grid.frame),
         "top": [{c: _json_value(c, row.get(c)) for c in SHOW_COLUMNS} for _, row in frame.iterrows()],
@@ -449,24 +500,43 @@ def _provenance_lines(grid: Grid) -> list[str]:
     return lines
 
 
+def _pct(value: float, width: int) -> str:
+    return f"{value:>{width}.1%}" if np.isfinite(value) else f"{'?':>{width}}"
+
+
+def skipped_text(skipped_rows: int, by_reason: dict[str, int]) -> str:
+    """`12 impossible rows skipped (credit >= width x 100: 9, counts disagree: 3)`"""
+    detail = ", ".join(f"{reason}: {count}" for reason, count in by_reason.items())
+    return f"{skipped_rows} impossible rows skipped" + (f" ({detail})" if detail else "")
+
+
 def show_lines(grid: Grid, *, top: int, min_trades: int) -> list[str]:
-    """`grid show` as text: a header (file, credit source and low-sample counts, window), then one line per row
-    with its credit source (`model`, `chains`, `?` not recorded) and `low` on low-sample rows."""
+    """`grid show` as text: a header (file, impossible rows by reason, credit source and low-sample counts,
+    window), then one line per row: held and managed win rate, the managed rate's 95 % interval, ROI (credit /
+    risk) and the managed expected return on risk, with its credit source and `low` on low-sample rows."""
     frame = show_rows(grid, top=top, min_trades=min_trades)
-    lines = [f"{grid.path} ({grid.format}): {grid.total_rows} rows, {grid.skipped_rows} impossible skipped; "
-             f"top {len(frame)} by trade score with at least {min_trades} trades",
+    score = show_score(grid)
+    lines = [f"{grid.path} ({grid.format}): {grid.total_rows} rows, "
+             f"{skipped_text(grid.skipped_rows, grid.skipped_by_reason)}; "
+             f"top {len(frame)} by {'managed' if show_score(grid) == 'exit_trade_score' else 'held'} trade score "
+             f"with at least {min_trades} trades",
              *_provenance_lines(grid),
+             "win: held to expiry; managed: with the exit rules; 95% interval of the managed win rate; "
+             "exp: managed average P&L / average max risk",
              f"{'dte':>3} {'band':<5} {'spread':<12} {'flow':<12} {'width':>5} {'ET':<5} {'regime':<8} "
-             f"{'trend':<8} {'n':>5} {'win':>6} {'roi':>6} {'credit':>8} {'risk':>8} {'sharpe':>6} {'score':>7} "
-             f"{'credits':<7} sample"]
+             f"{'trend':<8} {'n':>5} {'win':>6} {'managed':>7} {'interval':>13} {'roi':>6} {'exp':>6} "
+             f"{'credit':>8} {'risk':>8} {'score':>7} {'credits':<7} sample"]
     for _, r in frame.iterrows():
         source = r.get("credit_source") or "?"
         flag = r.get("low_sample")
         sample = "?" if flag is None else ("low" if flag is True else "")
+        low, high = float(r.exit_win_rate_low), float(r.exit_win_rate_high)
+        interval = f"{low:.1%}-{high:.1%}" if np.isfinite(low) and np.isfinite(high) else "?"
         lines.append(f"{int(r.dte):>3} {r.band:<5} {r.spread_type:<12} {r.flow_mode:<12} {r.spread_width:>5g} "
-                     f"{r.entry_time_et:<5} {r.regime:<8} {r.trend:<8} {int(r.n_trades):>5} {r.win_rate:>6.1%} "
-                     f"{r.roi:>6.1%} {r.avg_credit:>8.2f} {r.avg_max_risk:>8.2f} {r.sharpe:>6.2f} "
-                     f"{r.trade_score:>7.1f} {source:<7} {sample}".rstrip())
+                     f"{r.entry_time_et:<5} {r.regime:<8} {r.trend:<8} {int(r.n_trades):>5} "
+                     f"{_pct(r.win_rate, 6)} {_pct(r.exit_win_rate, 7)} {interval:>13} {_pct(r.roi, 6)} "
+                     f"{_pct(r.exit_expected_return, 6)} {r.avg_credit:>8.2f} {r.avg_max_risk:>8.2f} "
+                     f"{r[score]:>7.1f} {source:<7} {sample}".rstrip())
     return lines
 
 
@@ -478,4 +548,4 @@ def grid_path(config_grid: str, override: str | None = None) -> Path:
         return Path(override)
     if config_grid:
         return Path(config_grid)
-    return bundled_path("grid_trading_ready.csv")
+    return bundled_path(BUNDLED_GRID)

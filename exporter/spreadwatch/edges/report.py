@@ -1,10 +1,11 @@
-"""The grid builder's PNG report: win rate and average return on risk by DTE x band, one row of panels per regime.
+"""The grid builder's PNG report: win rates and expected return on risk by DTE x band, one row of panels per regime.
 
 Owns the picture only; takes the canonical grid frame. matplotlib is imported inside the function (Agg backend)
 so importing this module, or the CLI, stays light. Must not: compute backtest statistics.
 
 Each cell aggregates the configs of that DTE and band over spread types, flow modes and widths in the rows with
-trend `all`, weighted by their trade counts: win rate held to expiry, and average P&L / average max risk.
+trend `all`, weighted by their trade counts: the win rate held to expiry, the managed win rate (the exit rules,
+after costs), and the managed expected return on risk (average P&L / average max risk).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import pandas as pd
 from spreadwatch.domain.vocabulary import BANDS, REGIMES
 
 
-def cell_table(frame: pd.DataFrame, regime: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray]:
-    """(dtes, bands, win rate [dte x band], return on risk [dte x band]) for one regime; NaN where no trades.
-    Every flow mode's rows are pooled (an entry in a with_flow row also sits in the neutral row), as the title says."""
+def cell_table(frame: pd.DataFrame, regime: str, managed: bool = False
+               ) -> tuple[list[int], list[str], np.ndarray, np.ndarray]:
+    """(dtes, bands, win rate [dte x band], expected return on risk [dte x band]) for one regime, held to expiry
+    or `managed`; NaN where no trades. Every flow mode's rows are pooled (an entry in a with_flow row also sits in
+    the neutral row), as the title says."""
+    win_col, pnl_col = ("exit_win_rate", "exit_avg_pnl") if managed else ("win_rate", "avg_pnl")
     rows = frame[(frame["regime"] == regime) & (frame["trend"] == "all")]
     dtes = sorted(int(d) for d in frame["dte"].unique())
     bands = [b for b in BANDS if b in set(frame["band"])]
@@ -30,8 +34,8 @@ def cell_table(frame: pd.DataFrame, regime: str) -> tuple[list[int], list[str], 
             cell = rows[(rows["dte"] == dte) & (rows["band"] == band)]
             n = cell["n_trades"].to_numpy(float)
             if n.sum() > 0:
-                win[i, j] = float((cell["win_rate"] * n).sum() / n.sum())
-                ret[i, j] = float((cell["avg_pnl"] * n).sum() / (cell["avg_max_risk"] * n).sum())
+                win[i, j] = float((cell[win_col] * n).sum() / n.sum())
+                ret[i, j] = float((cell[pnl_col] * n).sum() / (cell["avg_max_risk"] * n).sum())
     return dtes, bands, win, ret
 
 
@@ -42,11 +46,13 @@ def write_report(frame: pd.DataFrame, path: Path, title: str = "grid") -> None:
     import matplotlib.pyplot as plt
 
     regimes = [r for r in (*REGIMES, "all") if r in set(frame["regime"])]
-    fig, axes = plt.subplots(len(regimes), 2, figsize=(11, 2.6 * len(regimes) + 0.8), squeeze=False)
+    fig, axes = plt.subplots(len(regimes), 3, figsize=(15, 2.6 * len(regimes) + 0.8), squeeze=False)
     for r_i, regime in enumerate(regimes):
-        dtes, bands, win, ret = cell_table(frame, regime)
-        panels = ((win, "win rate (held to expiry)", "RdYlGn", 0.5, 1.0, "{:.0%}"),
-                  (ret, "avg return on risk", "RdYlGn", -0.05, 0.05, "{:+.1%}"))
+        dtes, bands, win, _ = cell_table(frame, regime)
+        _, _, exit_win, exit_ret = cell_table(frame, regime, managed=True)
+        panels = ((win, "win rate held to expiry", "RdYlGn", 0.5, 1.0, "{:.0%}"),
+                  (exit_win, "win rate managed (exit rules)", "RdYlGn", 0.5, 1.0, "{:.0%}"),
+                  (exit_ret, "expected return on risk, managed", "RdYlGn", -0.05, 0.05, "{:+.1%}"))
         for c_i, (values, label, cmap, lo, hi, fmt) in enumerate(panels):
             ax = axes[r_i][c_i]
             ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
