@@ -78,19 +78,19 @@ def test_the_import_file_names_what_is_wrong(tmp_path: Path):
 
 # ---- status and scan --------------------------------------------------------------------------------------------
 def test_status_report_has_every_section_and_an_absent_book_is_an_empty_portfolio(tmp_path: Path):
-    report, lines = status_report(Config(), ticker=None, source_spec=None, at="2026-11-24T15:30:00Z", start=None,
+    report, lines = status_report(Config(), ticker=None, source_spec=None, at="2019-01-02T15:30:00Z", start=None,
                                   trend=None, db_path=str(tmp_path / "none.db"))
-    assert report["ticker"] == "NDX" and report["source"] == "replay" and report["regime"] is not None
+    assert report["ticker"] == "SPX" and report["source"] == "replay" and report["regime"] is not None
     assert report["portfolio_error"] is None and report["portfolio"]["open_count"] == 0
     assert report["scan_error"] is None and report["matching_count"] is not None
-    assert lines[0].startswith("NDX at 2026-11-24 07:30 PST")
+    assert lines[0].startswith("SPX at 2019-01-02 07:30 PST")
     assert any(line.startswith("Portfolio: 0 open (max 5)") for line in lines)
 
 
 def test_a_corrupt_book_is_reported_in_the_status_not_fatal(tmp_path: Path):
     book = tmp_path / "book.db"
     book.write_text("not a database")
-    report, lines = status_report(Config(), ticker=None, source_spec=None, at="2026-11-24T15:30:00Z", start=None,
+    report, lines = status_report(Config(), ticker=None, source_spec=None, at="2019-01-02T15:30:00Z", start=None,
                                   trend=None, db_path=str(book))
     assert report["portfolio"] is None and "not a SQLite database" in report["portfolio_error"]
     assert report["price"] is not None  # the market part is still answered
@@ -98,9 +98,9 @@ def test_a_corrupt_book_is_reported_in_the_status_not_fatal(tmp_path: Path):
 
 def test_what_if_vix_sets_the_regime_without_hysteresis(tmp_path: Path):
     result, context, _ = run_scan(Config(), ticker=None, source_spec=None, start_at=None,
-                                  at="2026-11-24T15:30:00Z", trend=None, vix=31.0, price=20100.0, flow="down",
+                                  at="2019-01-02T15:30:00Z", trend=None, vix=31.0, price=2500.0, flow="down",
                                   grid_file=None, db_path=str(tmp_path / "none.db"), include_all=True)
-    assert (context.vix, context.regime, context.price, context.flow) == (31.0, "extreme", 20100.0, "down")
+    assert (context.vix, context.regime, context.price, context.flow) == (31.0, "extreme", 2500.0, "down")
     assert result.regime == "extreme"
 
 

@@ -90,8 +90,8 @@ def test_history_without_the_vol_index_is_a_one_line_error(tmp_path: Path) -> No
 def test_bad_history_cell_names_the_row_and_column(tmp_path: Path) -> None:
     path = tmp_path / "bars.csv"
     path.write_text("timestamp,symbol,open,high,low,close,volume\n2025-11-24T21:00:00Z,^NDX,1,x,1,1,\n")
-    with pytest.raises(DataError, match="row 1: column high: bad value 'x'"):
-        gridbuild.read_replay_csv(path)
+    with pytest.raises(DataError, match=rf"^{path}:2: column high: not a number: 'x'$"):
+        gridbuild.history_from_csv(path, ("^NDX",), "^VXN", "^VIX")
 
 
 def test_output_has_exactly_the_canonical_columns_and_loads_in_the_scanner_unchanged(built, replay_csv: Path) -> None:

@@ -25,12 +25,12 @@ import pandas as pd
 
 from spreadwatch.domain.backtest import BuildResult, BuildSpec, ChainBook, History, build_grid
 from spreadwatch.edges.calendar import ET, MarketCalendar
+from spreadwatch.edges.replayfile import history_frame
 from spreadwatch.errors import DataError, InputError
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
 
-REPLAY_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 CHAIN_COLUMNS = ("timestamp", "type", "strike", "bid", "ask", "expiration")
 DEFAULT_DAYS_LIVE = 90
 
@@ -57,42 +57,6 @@ DEFAULT_WIDTH_STEPS = (2, 5, 10)
 
 # ------------------------------------------------------------------------------------------------------------
 # History
-
-
-def read_replay_csv(path: Path) -> pd.DataFrame:
-    """Rows of a replay-format CSV ('#' comment lines allowed) with a UTC `time` and the ET session `day`."""
-    try:
-        raw = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise DataError(f"{path}: history file not found") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path}: cannot read history CSV: {str(exc).splitlines()[0]}") from None
-    raw.columns = [c.strip().lower() for c in raw.columns]
-    missing = [c for c in REPLAY_COLUMNS if c not in raw.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)} (replay format: {', '.join(REPLAY_COLUMNS)})")
-    stamps = raw["timestamp"].str.strip()
-    # A bare date is a daily bar of that session, visible from 16:00 ET (as the replay provider reads it).
-    bare = stamps.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
-    stamps = stamps.where(~bare, stamps + "T16:00:00")
-    times = pd.to_datetime(stamps.where(~bare), utc=True, errors="coerce", format="ISO8601")
-    if bare.any():
-        local = pd.to_datetime(stamps.where(bare), errors="coerce", format="ISO8601")
-        times = times.where(~bare, local.dt.tz_localize(ET, nonexistent="shift_forward").dt.tz_convert("UTC"))
-    if times.isna().any():
-        i = int(np.flatnonzero(times.isna().to_numpy())[0])
-        raise DataError(f"{path}: row {i + 1}: column timestamp: bad value {raw['timestamp'].iloc[i]!r} (ISO UTC)")
-    out = pd.DataFrame({"time": times, "symbol": raw["symbol"].str.strip()})
-    for col in ("open", "high", "low", "close"):
-        text = raw[col].str.strip()
-        values = pd.to_numeric(text, errors="coerce")
-        bad = values.isna() & (text != "") & (text.str.lower() != "nan")  # blank or NaN: no value, not an error
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: row {i + 1}: column {col}: bad value {text.iloc[i]!r}")
-        out[col] = values.astype(float)
-    out["day"] = out["time"].dt.tz_convert(ET).dt.date
-    return out.sort_values("time", kind="stable")
 
 
 def daily_bars(rows: pd.DataFrame, symbols: Sequence[str]) -> pd.DataFrame:
@@ -125,7 +89,7 @@ def history_from_frames(price: pd.DataFrame, vol: pd.DataFrame, vix: pd.DataFram
 
 
 def history_from_csv(path: Path, price_symbols: Sequence[str], vol_symbol: str, vix_symbol: str) -> History:
-    rows = read_replay_csv(path)
+    rows = history_frame(path)
     price = daily_bars(rows, price_symbols)
     if price.empty:
         raise DataError(f"{path}: no rows for {' or '.join(price_symbols)}")

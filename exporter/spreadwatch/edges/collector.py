@@ -218,9 +218,9 @@ class SnapshotCollector(Collector):
                           "risk_dollars": o.max_risk, "rank": o.rank}
                 for key, value in values.items():
                     fams[key].add_metric(labels, value)
-                for key, value in _managed_values(o).items():  # absent where the grid does not know them
-                    if value is not None:
-                        managed[key].add_metric(labels, value)
+                for key, known in _managed_values(o).items():  # absent where the grid does not know them
+                    if known is not None:
+                        managed[key].add_metric(labels, known)
                 if o.strikes is not None:
                     for leg, value in o.strikes.as_dict().items():
                         strike.add_metric([*labels, leg], value)
