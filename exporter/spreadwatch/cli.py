@@ -295,7 +295,8 @@ def scan_context(config: Any, context: Any, *, grid: Any = None, db_path: str | 
     if grid is None:
         grid = load_grid(grid_path(config.paths.grid), skip_impossible=config.scan.skip_impossible)
     return scan(
-        grid, ticker=context.ticker, now=context.time, calendar=MarketCalendar(config.display_timezone),
+        grid, ticker=context.ticker, now=context.time,
+        calendar=MarketCalendar(config.display_timezone, config.market.calendar),
         config=config, regime=context.regime, trend=context.trend, flow=context.flow, flow_0dte=context.flow_0dte,
         price=context.price, daily_closes=context.daily_closes, daily_opens=context.daily_opens,
         book=book_state(config, db_path), include_all=include_all,
@@ -407,7 +408,7 @@ def run_command(ctx: Context, tickers: tuple[str, ...], trend: str | None, scan_
         raise InputError("--speed must be > 0")
     address = parse_listen(listen)
     provider = make_provider(source, config)
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar(config.display_timezone, config.market.calendar)
     if provider.label == "replay":
         start = parse_instant(start_at) if start_at else provider.default_start(calendar)  # type: ignore[attr-defined]
         clock: Any = ReplayClock(start, speed)
@@ -580,7 +581,7 @@ def _exit_lines(config: Any, position: Any, now: Any) -> list[str]:
     from spreadwatch.market_calendar import MarketCalendar
     from spreadwatch.positions import exit_signals
 
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar(config.display_timezone, config.market.calendar)
     try:
         sessions = calendar.sessions_to_expiry(calendar.et_date(now), position.expiry)
     except ValueError:  # expiry beyond the calendar's range: the time rule cannot be judged
@@ -645,7 +646,7 @@ def positions_add(ctx: Context, dte: int, band: str, spread: str, flow_mode: str
     entered = parse_instant(entry_time) if entry_time else now
     if entered > now:
         raise InputError(f"--entry-time: {entry_time} is in the future")
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar(config.display_timezone, config.market.calendar)
     try:
         session = calendar.entry_session(entered)
         if expiry is None:
@@ -838,7 +839,7 @@ def positions_import(ctx: Context, file: str, db_path: str | None) -> None:
         raise InputError(f"{file}: cannot read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar(config.display_timezone, config.market.calendar)
 
     def expiry_for(entered: Any, dte: int) -> Any:
         try:

@@ -258,7 +258,7 @@ def load_history(config: Config, request: BuildRequest, max_dte: int) -> History
     if source == "yahoo":
         from spreadwatch.providers import make_provider
 
-        calendar = MarketCalendar(config.display_timezone)
+        calendar = MarketCalendar(config.display_timezone, config.market.calendar)
         before = _read_before(calendar, request.end, max_dte)
         if request.start is not None:
             entries = len(calendar.sessions_in_range(request.start, before))
@@ -320,7 +320,7 @@ def build(config: Config, request: BuildRequest) -> BuildResult:
     max_dte = max(request.dtes)
     history = load_history(config, request, max_dte)
     first_entry, last_entry = entry_range(history, request)
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar(config.display_timezone, config.market.calendar)
     sessions = sessions_for(history, calendar, max_dte)
     chains = read_chains(Path(request.chains_dir)) if request.chains_dir else None
     ticker = config.ticker(request.ticker)
