@@ -571,9 +571,12 @@ def _open_book(ctx: Context, db_path: str | None, *, create: bool = True) -> Any
 
 
 def _now() -> Any:
-    from datetime import UTC, datetime
+    from spreadwatch.clock import command_now
 
-    return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return command_now()  # the wall clock, or SPREADWATCH_NOW (a testing aid)
+    except SpreadwatchError as exc:  # a malformed value: exit 2, like a malformed option
+        raise click.UsageError(str(exc)) from None
 
 
 def _exit_lines(config: Any, position: Any, now: Any) -> list[str]:
