@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import date
 from pathlib import Path
 
@@ -18,13 +17,7 @@ from spreadwatch.grid import CANONICAL_COLUMNS, load_grid
 from spreadwatch.providers import DailyBar, ProviderError
 from spreadwatch.report import cell_table, write_report
 
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def write_replay(path: Path, start: str = "2016-01-01", end: str = "2018-12-31") -> Path:

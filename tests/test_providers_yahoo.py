@@ -6,7 +6,6 @@ limits, hangs)."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,13 +24,7 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 class _Response:

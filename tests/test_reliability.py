@@ -95,6 +95,7 @@ def check_acknowledged(db: Path, acks: list[dict]) -> None:
     assert {pid: row[0] for pid, row in positions.items()} == last  # each position holds its last P&L
 
 
+@pytest.mark.slow  # 7 processes writing and reading 90 times: 6-12 s on 2 CPUs
 def test_concurrent_cli_writers_and_a_reader_lose_no_acknowledged_write(tmp_path: Path):
     db = tmp_path / "book.db"  # not created yet: the writers race to create and migrate it too
     stop = tmp_path / "stop"
@@ -175,7 +176,7 @@ def test_concurrent_console_script_processes_lose_no_acknowledged_write(tmp_path
 # A writer that adds positions as fast as it can and prints each id once `add` has returned (committed).
 ADDER = r"""
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from spreadwatch.positions import PositionInput, validate
 from spreadwatch.store import PositionBook
 
@@ -184,13 +185,15 @@ entry, _ = validate(PositionInput(ticker="NDX", spread="iron_condor", band="P98"
                                   short_call=20500.0, long_call=20600.0, note="x" * 200), tickers=("NDX",))
 with PositionBook(sys.argv[1]) as book:
     print("ready", flush=True)
+    now = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)  # a pinned instant, a second later for each add
     while True:
-        now = datetime.now(UTC)
+        now += timedelta(seconds=1)
         position = book.add(entry, entry_time=now, expiry=date(2026, 12, 4), now=now)
         print(position.id, flush=True)
 """
 
 
+@pytest.mark.slow  # 5 writer processes killed in turn: about 7 s on 2 CPUs
 def test_kill_9_during_a_write_loop_leaves_a_consistent_book_with_every_acknowledged_row(tmp_path: Path):
     db = tmp_path / "book.db"
     acknowledged: list[str] = []
