@@ -137,8 +137,9 @@ class VirtualClock(ReplayClock):
 
 def make_service(tmp_path: Path, provider: Any | None = None, *, start: datetime = START,
                  config: Config | None = None, db: Path | None = None, fetch_deadline: float = FETCH_DEADLINE,
-                 tickers: tuple[str, ...] = ("NDX",)) -> Service:
-    """The real Service on a VirtualClock from `start`, the bundled grid and a book (created empty if missing)."""
+                 tickers: tuple[str, ...] = ("NDX",), grid: Path | None = None) -> Service:
+    """The real Service on a VirtualClock from `start`, a grid (the bundled one by default) and a book (created
+    empty if missing)."""
     from spreadwatch.store import PositionBook
 
     config = config or Config()
@@ -148,7 +149,7 @@ def make_service(tmp_path: Path, provider: Any | None = None, *, start: datetime
     if not db.exists():
         PositionBook(db).close()
     return Service(config, provider, VirtualClock(start), calendar, tickers=tickers, db_path=db,
-                   grid_path=bundled_path("grid_trading_ready.csv"), fetch_deadline=fetch_deadline)
+                   grid_path=grid or bundled_path("grid_trading_ready.csv"), fetch_deadline=fetch_deadline)
 
 
 def run_replay(service: Service, start: datetime, until: datetime,
