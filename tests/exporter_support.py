@@ -10,6 +10,7 @@ safety nets against a hung test, never what a test checks.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from realstack import ManagedProcess
 from spreadwatch.clock import ReplayClock
 from spreadwatch.config import Config, bundled_path
 from spreadwatch.market_calendar import MarketCalendar
@@ -216,6 +218,20 @@ class Running:
         self.service.stop()
         self.thread.join(SAFETY_SECONDS)
         self.server.stop()
+
+
+def spreadwatch_process(workdir: Path, *args: str) -> ManagedProcess:
+    """`python -m spreadwatch ARGS` (e.g. `run ...`) as a child process, its output in `workdir/exporter.log`;
+    `stop()` sends SIGTERM (then SIGKILL after 10 s), `proc.returncode` and `log()` say how it ended."""
+    return ManagedProcess("exporter", [sys.executable, "-m", "spreadwatch", *args], workdir)
+
+
+def metrics_or_empty(url: str) -> str:
+    """`url`/metrics, or "" while nothing answers there (a process still starting)."""
+    try:
+        return scrape(url)
+    except (OSError, AssertionError):
+        return ""
 
 
 # ---- samples -------------------------------------------------------------------------------------------------

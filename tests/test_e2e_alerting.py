@@ -26,11 +26,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import yaml
 
 from exporter_support import FaultyProvider, Running, make_service
 from realstack import (
     SmtpSink,
+    repo_routing,
     start_alertmanager,
     start_http_sink,
     start_metrics_stub,
@@ -50,38 +50,15 @@ NOTIFY_TIMEOUT = 30.0  # seconds; expected latency is scrape + evaluation + grou
 # ------------------------------------------------------------------------------------------------ the stack
 
 
-def routing_for_sinks(workdir: Path, smtp: SmtpSink, slack_url: str) -> dict:
-    """The repo's routing with the sinks as destinations (through *_file secrets) and short group timers."""
-    (workdir / "secrets").mkdir(exist_ok=True)
-    (workdir / "secrets" / "slack_webhook_url").write_text(slack_url + "\n", encoding="utf-8")
-    (workdir / "secrets" / "smtp_password").write_text("not-used-by-the-sink\n", encoding="utf-8")
-    config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
-    config["global"].update(
-        smtp_smarthost=smtp.smarthost,
-        smtp_require_tls=False,
-        slack_api_url_file=str(workdir / "secrets" / "slack_webhook_url"),
-        smtp_auth_password_file=str(workdir / "secrets" / "smtp_password"),
-    )
-
-    def shorten(route: dict) -> None:
-        route["group_wait"] = "1s"
-        route["group_interval"] = "2s"
-        for child in route.get("routes", []):
-            shorten(child)
-
-    shorten(config["route"])
-    return config
-
-
-
-
 class Stack:
     """Sinks, Alertmanager and Prometheus (repo rules, 1 s scrape and evaluation) around one scrape target."""
 
     def __init__(self, workdir: Path, target: str):
         self.smtp = start_smtp_sink()
         self.slack = start_http_sink()
-        self.am = start_alertmanager(routing_for_sinks(workdir, self.smtp, self.slack.url + "/slack"), workdir,
+        routing = repo_routing(workdir, self.smtp.smarthost, self.slack.url + "/slack", group_wait="1s",
+                               group_interval="2s")
+        self.am = start_alertmanager(routing, workdir,
                                      templates_dir=ROOT / "alertmanager" / "templates")
         self.prom = start_prometheus(ROOT / "prometheus", workdir, targets={"spreadwatch": [target]},
                                      alertmanager_urls=[self.am.url])

@@ -3,14 +3,17 @@ again, and fetch warnings said once per failure (not once per cycle), all on the
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 from datetime import datetime
 
-from exporter_support import FaultyProvider, make_service, run_replay, sample_value, scrape
+from exporter_support import (
+    FaultyProvider,
+    make_service,
+    metrics_or_empty,
+    run_replay,
+    sample_value,
+    spreadwatch_process,
+)
 from exporter_support import sample as value
 from realstack import free_port, wait_until
 
@@ -155,43 +158,34 @@ def test_a_failure_of_another_kind_is_warned_again(tmp_path, caplog):
     ]
 
 
-def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_path):
+def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_path, monkeypatch):
     """The audit's commands in one: `spreadwatch run --ticker NDX --ticker SPX` across the 11-25 open."""
     port = free_port()
     log_file = tmp_path / "events.log"
     config = tmp_path / "config.yml"
     config.write_text(f"paths:\n  log_file: {log_file}\n")
-    env = {**os.environ, "SPREADWATCH_DB": str(tmp_path / "book.db")}
-    proc = subprocess.Popen([sys.executable, "-m", "spreadwatch", "--config", str(config), "run",
-                             "--ticker", "NDX", "--ticker", "SPX", "--listen", f"127.0.0.1:{port}",
-                             "--speed", "300", "--start", "2026-11-25T14:28:00Z"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    monkeypatch.setenv("SPREADWATCH_DB", str(tmp_path / "book.db"))
 
     def market_run() -> float | None:
         """When the exporter's market task last ran, on its clock (None while it is not answering)."""
-        try:
-            text = scrape(f"http://127.0.0.1:{port}")
-        except (OSError, AssertionError):
-            return None
+        text = metrics_or_empty(f"http://127.0.0.1:{port}")
         return sample_value(text, "spreadwatch_task_last_run_timestamp_seconds", {"task": "market"})
 
-    try:
+    with spreadwatch_process(tmp_path, "--config", str(config), "run", "--ticker", "NDX", "--ticker", "SPX",
+                             "--listen", f"127.0.0.1:{port}", "--speed", "300",
+                             "--start", "2026-11-25T14:28:00Z") as exporter:
         wait_until(lambda: log_file.exists() and "Regime unknown" in log_file.read_text(), 60, "the regime line")
         # Ten more market cycles (each seen by its own run time) must not repeat a line.
-        after, runs = market_run(), set()
+        after, runs = wait_until(market_run, 30, "the exporter answering"), set()
 
         def ten_more_cycles() -> bool:
             run = market_run()
-            if run is not None and after is not None and run > after:
+            if run is not None and run > after:
                 runs.add(run)
             return len(runs) >= 10
         wait_until(ten_more_cycles, 60, "ten more market cycles", interval=0.1)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
+    out = exporter.log()
+    assert exporter.proc.returncode == 0, out  # SIGTERM: a clean exit
     stamp = r"\[2026-11-25 06:\d\d:\d\d\]"
     logged = log_file.read_text().splitlines()
     for pattern in (

@@ -32,6 +32,7 @@ import yaml
 
 from exporter_support import Running, exposition_samples, make_service, scrape
 from realstack import (
+    repo_routing,
     start_alertmanager,
     start_http_sink,
     start_prometheus,
@@ -386,18 +387,6 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
     out = re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", one, expr)
     assert "$" not in out, out
     return out
-
-
-def repo_routing(workdir: Path, smtp_smarthost: str, slack_url: str) -> dict:
-    """alertmanager/alertmanager.yml with only the delivery addresses on loopback sinks (no network)."""
-    (workdir / "secrets").mkdir(exist_ok=True)
-    (workdir / "secrets" / "slack_webhook_url").write_text(slack_url + "\n", encoding="utf-8")
-    (workdir / "secrets" / "smtp_password").write_text("unused\n", encoding="utf-8")
-    config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
-    config["global"].update(smtp_smarthost=smtp_smarthost, smtp_require_tls=False,
-                            slack_api_url_file=str(workdir / "secrets" / "slack_webhook_url"),
-                            smtp_auth_password_file=str(workdir / "secrets" / "smtp_password"))
-    return config
 
 
 def cli(tmp_path: Path, *args: str) -> str:

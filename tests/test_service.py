@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-
 from click.testing import CliRunner
 
-from exporter_support import START, Running, http_get, make_service, sample, sample_value
+from exporter_support import (
+    START,
+    Running,
+    http_get,
+    make_service,
+    metrics_or_empty,
+    sample,
+    sample_value,
+    spreadwatch_process,
+)
 from realstack import free_port, wait_until
 from spreadwatch.cli import cli
 
@@ -59,35 +63,22 @@ def test_cli_add_update_close_show_up_within_one_position_cycle(tmp_path, monkey
         assert sample(service, "spreadwatch_portfolio_realized_pnl_dollars") == 80
 
 
-def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path):
+def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path, monkeypatch):
     port = free_port()
-    env = {**os.environ, "SPREADWATCH_DB": str(tmp_path / "book.db")}
+    monkeypatch.setenv("SPREADWATCH_DB", str(tmp_path / "book.db"))
     config = tmp_path / "config.yml"
     config.write_text(f"paths:\n  log_file: {tmp_path / 'events.log'}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "spreadwatch", "--config", str(config), "run",
-                             "--listen", f"127.0.0.1:{port}", "--speed", "60",
-                             "--start", "2026-11-24T15:20:00Z"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        def metrics():
-            try:
-                return http_get(url + "/metrics")[1]
-            except OSError:
-                return ""
+    with spreadwatch_process(tmp_path, "--config", str(config), "run", "--listen", f"127.0.0.1:{port}",
+                             "--speed", "60", "--start", "2026-11-24T15:20:00Z") as exporter:
         def priced():
-            text = metrics()
+            text = metrics_or_empty(url)
             return text if sample_value(text, "spreadwatch_price", {"ticker": "NDX"}) is not None else None
         text = wait_until(priced, 60, "a price on /metrics")
         assert 'spreadwatch_build_info{source="replay",version=' in text
         assert "REPLAY" in http_get(url + "/")[1]
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
-    assert "REPLAY, not live data" in out
+    assert exporter.proc.returncode == 0, exporter.log()  # SIGTERM: a clean exit
+    assert "REPLAY, not live data" in exporter.log()
     assert "[OPPORTUNITY]" in (tmp_path / "events.log").read_text()
 
 
