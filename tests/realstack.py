@@ -323,6 +323,15 @@ class _Sink:
 
         return wait_until(find, timeout, what, interval=0.05)
 
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
 
 class SmtpSink(_Sink):
     """aiosmtpd on 127.0.0.1; ``messages[i].body`` is an ``email.message.EmailMessage``."""
@@ -357,11 +366,6 @@ class SmtpSink(_Sink):
     def stop(self) -> None:
         self._controller.stop()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def start_smtp_sink() -> SmtpSink:
@@ -401,11 +405,6 @@ class HttpSink(_Sink):
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def start_http_sink() -> HttpSink:
