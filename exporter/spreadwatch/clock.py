@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 ENV_NOW = "SPREADWATCH_NOW"
@@ -30,7 +30,7 @@ class WallClock:
 class ReplayClock:
     label = "replay"
 
-    def __init__(self, start: datetime, speed: float = 1.0, wall: callable = _time.monotonic) -> None:  # type: ignore[valid-type]
+    def __init__(self, start: datetime, speed: float = 1.0, wall: Callable[[], float] = _time.monotonic) -> None:
         if start.tzinfo is None:
             raise ValueError("replay start must be timezone-aware")
         if speed <= 0:
