@@ -1,16 +1,28 @@
-"""Helpers for the exporter tests: a provider that injects the outside world's failures, and a running service.
+"""Helpers for the exporter tests: a provider that injects the outside world's failures, the loop on a virtual clock
+(stepped by the test, or run to an instant), the running service with its HTTP server, and reading samples.
 
 Only the outside world (the market-data provider) is faked; the loop, collector and server are the real ones.
+No helper here measures wall time: the loop's clock advances only when the loop waits, by exactly what it waits,
+so a cycle is the same cycle on a loaded 2-core machine and on a fast laptop. Wall-clock timeouts that remain are
+safety nets against a hung test, never what a test checks.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from realstack import ManagedProcess
 from spreadwatch.app.clock import ReplayClock
 from spreadwatch.app.service import Service
 from spreadwatch.config import Config
@@ -22,10 +34,14 @@ START = datetime.fromisoformat("2026-11-24T15:20:00+00:00")
 # The NDX replay day the loop tests run on (synthetic, 2026-11-24) and the original's grid as their grid.
 NDX_REPLAY = Path(__file__).parent / "data" / "ndx" / "replay_sample.csv"
 SEED_GRID = Path(__file__).parent / "data" / "grids" / "grid_trading_ready.csv"
+SAFETY_SECONDS = 120.0  # wall seconds before a wait that should take milliseconds is called hung
+# A fetch that does not hang returns in milliseconds; this deadline is far above that, so only a hang reaches it.
+FETCH_DEADLINE = 30.0
 
 
 class FaultyProvider:
-    """Wraps the NDX replay day; `mode` (None | raise | hang | empty | nan) makes every intraday call fail."""
+    """Wraps the NDX replay day; `mode` (None | raise | hang | empty | nan) makes every intraday call fail. A hung
+    call returns when `release` is set; `wait_idle()` then waits for the fetches that called it to finish."""
 
     def __init__(self, inner: Any | None = None) -> None:
         self.inner = inner or ReplayProvider(NDX_REPLAY, bundled=True)
@@ -34,18 +50,29 @@ class FaultyProvider:
         self.mode: str | None = None
         self.release = threading.Event()
         self.calls = 0
+        self._callers: set[threading.Thread] = set()
 
     def default_start(self, calendar: MarketCalendar) -> datetime:
         return self.inner.default_start(calendar)
 
     def _fault(self, symbol: str) -> None:
         self.calls += 1
+        self._callers = {t for t in self._callers if t.is_alive()} | {threading.current_thread()}
         if self.mode == "raise":
             raise ProviderError(symbol, "exception", "injected")
         if self.mode == "empty":
             raise ProviderError(symbol, "empty", "injected")
         if self.mode == "hang":
-            self.release.wait(30)
+            self.release.wait(SAFETY_SECONDS)
+
+    def wait_idle(self) -> None:
+        """Join the fetch threads that called this provider (a released hung fetch finishes in milliseconds of
+        real time, but a virtual clock would run on past it): the next cycle then sees every fetch finished, as a
+        live loop would a minute later."""
+        for thread in list(self._callers):
+            if thread is not threading.current_thread():
+                thread.join(SAFETY_SECONDS)
+                assert not thread.is_alive(), f"{thread.name} still running after {SAFETY_SECONDS:g} s"
 
     def latest(self, symbol: str, now: datetime) -> Quote:
         self._fault(symbol)
@@ -65,23 +92,95 @@ class FaultyProvider:
         return self.inner.daily(symbol, before, count)
 
 
-def make_service(tmp_path: Path, provider: Any | None = None, *, speed: float = 600.0,
-                 start: datetime = START, config: Config | None = None, db: Path | None = None,
-                 fetch_deadline: float = 0.2, tickers: tuple[str, ...] = ("NDX",)) -> Service:
+class VirtualClock(ReplayClock):
+    """A replay clock whose wall time moves only when the loop waits, by exactly what it waits: every cycle falls on
+    its interval whatever the machine's speed. The loop pauses in each wait until the test lets it go on (`step`,
+    `until`), so the test decides how far the replayed day gets; scrapes and /healthz answer while it is paused."""
+
+    def __init__(self, start: datetime, speed: float = 60.0) -> None:
+        self._virtual_wall = 0.0
+        super().__init__(start, speed, wall=lambda: self._virtual_wall)
+        self._turn = threading.Condition()
+        self._permits = 0
+        self._paused = False
+        self.waits = 0
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        with self._turn:
+            self._paused = True
+            self._turn.notify_all()
+            while self._permits == 0 and not stop.is_set():
+                self._turn.wait(0.05)  # stop is an Event of its own: look at it now and then
+            self._paused = False
+            if stop.is_set():
+                return True
+            self._permits -= 1
+            self._virtual_wall += max(0.0, seconds) / self.speed
+            self.waits += 1
+        return False
+
+    def step(self, waits: int = 1) -> None:
+        """Let the loop wait `waits` more times; returns when the cycle after the last of them has run and the loop
+        is paused again. `step(0)`: until the loop is first paused (its first cycle done)."""
+        with self._turn:
+            target = self.waits + waits
+            self._permits += waits
+            self._turn.notify_all()
+            if not self._turn.wait_for(lambda: self.waits >= target and self._paused, SAFETY_SECONDS):
+                raise TimeoutError(f"the loop did not reach wait {target} (at {self.waits}, paused={self._paused})")
+
+    def until(self, predicate: Callable[[], Any], *, within: float) -> float:
+        """Step the loop one wait at a time until `predicate()` holds; the replay seconds that took. Fails when
+        more than `within` replay seconds pass first."""
+        started = self.now()
+        while not predicate():
+            elapsed = (self.now() - started).total_seconds()
+            assert elapsed <= within, f"not reached within {within:g} replay seconds (at {self.now():%H:%M:%S})"
+            self.step()
+        return (self.now() - started).total_seconds()
+
+
+def make_service(tmp_path: Path, provider: Any | None = None, *, start: datetime = START,
+                 config: Config | None = None, db: Path | None = None, fetch_deadline: float = FETCH_DEADLINE,
+                 tickers: tuple[str, ...] = ("NDX",), grid: Path | None = None) -> Service:
+    """The real Service on a VirtualClock from `start`, a grid (the original's, as the loop tests use, by default) and a book (created
+    empty if missing)."""
     from spreadwatch.edges.store import PositionBook
 
     config = config or Config()
     provider = provider or FaultyProvider()
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar.of(config)
     db = db or tmp_path / "book.db"
     if not db.exists():
         PositionBook(db).close()
-    return Service(config, provider, ReplayClock(start, speed), calendar, tickers=tickers, db_path=db,
-                   grid_path=SEED_GRID, fetch_deadline=fetch_deadline)
+    return Service(config, provider, VirtualClock(start), calendar, tickers=tickers, db_path=db,
+                   grid_path=grid or SEED_GRID, fetch_deadline=fetch_deadline)
+
+
+def run_replay(service: Service, start: datetime, until: datetime,
+               on_cycle: Callable[[datetime], None] | None = None) -> None:
+    """The real loop (`Service.run`) in this thread on a replay clock whose wall time advances exactly by what the
+    loop waits, so every cycle falls on its interval and the stamps are exact, up to `until`. `on_cycle(now)` may
+    change the world between cycles."""
+    wall = [0.0]
+    clock = ReplayClock(start, speed=60.0, wall=lambda: wall[0])
+
+    def wait(seconds: float, stop: threading.Event) -> bool:
+        wall[0] += max(0.0, seconds) / clock.speed
+        if on_cycle is not None:
+            on_cycle(clock.now())
+        return stop.is_set() or clock.now() > until
+
+    clock.wait = wait  # type: ignore[method-assign]
+    service.clock = clock
+    if on_cycle is not None:
+        on_cycle(start)
+    service.run()
 
 
 class Running:
-    """The real loop in a thread, with the real HTTP server on a free loopback port."""
+    """The real loop in a thread, with the real HTTP server on a free loopback port. With a VirtualClock (what
+    `make_service` gives) the loop runs its first cycle and then waits for the test: `step(n)`, `until(...)`."""
 
     def __init__(self, service: Service) -> None:
         from spreadwatch.edges.collector import SnapshotCollector, build_registry
@@ -97,12 +196,77 @@ class Running:
         host, port = self.server.address
         return f"http://{host}:{port}"
 
+    @property
+    def clock(self) -> VirtualClock:
+        return self.service.clock
+
+    def step(self, waits: int = 1) -> None:
+        self.clock.step(waits)
+
+    def until(self, predicate: Callable[[], Any], *, within: float) -> float:
+        return self.clock.until(predicate, within=within)
+
+    def start_loop(self) -> None:
+        """Start the loop and return after its first cycle."""
+        self.thread.start()
+        if isinstance(self.service.clock, VirtualClock):
+            self.clock.step(0)
+
     def __enter__(self) -> Running:
         self.server.start()
-        self.thread.start()
+        self.start_loop()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.service.stop()
-        self.thread.join(10)
+        self.thread.join(SAFETY_SECONDS)
         self.server.stop()
+
+
+def spreadwatch_process(workdir: Path, *args: str) -> ManagedProcess:
+    """`python -m spreadwatch ARGS` (e.g. `run ...`) as a child process, its output in `workdir/exporter.log`;
+    `stop()` sends SIGTERM (then SIGKILL after 10 s), `proc.returncode` and `log()` say how it ended."""
+    return ManagedProcess("exporter", [sys.executable, "-m", "spreadwatch", *args], workdir)
+
+
+def metrics_or_empty(url: str) -> str:
+    """`url`/metrics, or "" while nothing answers there (a process still starting)."""
+    try:
+        return scrape(url)
+    except (OSError, AssertionError):
+        return ""
+
+
+# ---- samples -------------------------------------------------------------------------------------------------
+def sample(service: Service, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """A sample of the service's current snapshot, through the real collector (no HTTP)."""
+    from spreadwatch.collector import SnapshotCollector, build_registry
+
+    registry = build_registry(SnapshotCollector(lambda: service.snapshot, service.clock.now))
+    return registry.get_sample_value(name, labels or {})
+
+
+def http_get(url: str) -> tuple[int, str, str]:
+    """(status, body, Content-Type) of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode(), response.headers.get("Content-Type")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(), err.headers.get("Content-Type")
+
+
+def scrape(url: str) -> str:
+    """The exposition text of `url`/metrics (which must answer 200)."""
+    status, body, _ = http_get(url.rstrip("/") + "/metrics")
+    assert status == 200, (status, body)
+    return body
+
+
+def exposition_samples(text: str) -> list[Sample]:
+    """Every sample of an exposition text, parsed (a counter's samples keep their `_total`)."""
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def sample_value(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """The value of the sample named exactly `name` with exactly `labels` in an exposition text, or None."""
+    return next((s.value for s in exposition_samples(text) if s.name == name and s.labels == (labels or {})), None)

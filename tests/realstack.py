@@ -11,6 +11,7 @@ manager). Nothing here touches the network beyond 127.0.0.1.
   name) with clustering off. ``alerts()``, ``post_alerts()``.
 - ``start_smtp_sink()``: an aiosmtpd server collecting every message (parsed ``email.message.EmailMessage``).
 - ``start_http_sink()``: an HTTP server recording every POSTed JSON body (stands in for Slack's webhook).
+- ``repo_routing(workdir, smtp_smarthost, slack_url)``: the repo's Alertmanager routing delivering to the sinks.
 - ``start_metrics_stub(text)``: serves a fixed ``/metrics`` exposition you can change with ``set()``, to feed a real
   Prometheus known series (e.g. to run dashboard panel queries against it).
 - High availability: ``start_prometheus_replica(config_file, rules_dir, workdir, replica=..., port=...)`` runs one
@@ -327,6 +328,15 @@ class _Sink:
 
         return wait_until(find, timeout, what, interval=0.05)
 
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
 
 class SmtpSink(_Sink):
     """aiosmtpd on 127.0.0.1; ``messages[i].body`` is an ``email.message.EmailMessage``."""
@@ -361,11 +371,6 @@ class SmtpSink(_Sink):
     def stop(self) -> None:
         self._controller.stop()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def start_smtp_sink() -> SmtpSink:
@@ -405,11 +410,6 @@ class HttpSink(_Sink):
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def start_http_sink() -> HttpSink:
@@ -614,3 +614,30 @@ def start_alertmanager_cluster(configs: list[Path | dict | str], workdir: Path, 
             member.stop()
         raise
     return members
+# ---------------------------------------------------------------------------------------------- routing
+
+
+def repo_routing(workdir: Path, smtp_smarthost: str, slack_url: str, *, group_wait: str | None = None,
+                 group_interval: str | None = None) -> dict:
+    """The repo's alertmanager/alertmanager.yml with only the delivery addresses changed, to loopback sinks
+    (through the same ``*_file`` secret settings, written under ``workdir/secrets``); routes, repeats and
+    inhibitions stay the repo's. ``group_wait``/``group_interval``, when given, shorten every route's timers."""
+    root = Path(__file__).resolve().parents[1]
+    (workdir / "secrets").mkdir(exist_ok=True)
+    (workdir / "secrets" / "slack_webhook_url").write_text(slack_url + "\n", encoding="utf-8")
+    (workdir / "secrets" / "smtp_password").write_text("not-used-by-the-sink\n", encoding="utf-8")
+    config = yaml.safe_load((root / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
+    config["global"].update(smtp_smarthost=smtp_smarthost, smtp_require_tls=False,
+                            slack_api_url_file=str(workdir / "secrets" / "slack_webhook_url"),
+                            smtp_auth_password_file=str(workdir / "secrets" / "smtp_password"))
+
+    def shorten(route: dict) -> None:
+        if group_wait is not None:
+            route["group_wait"] = group_wait
+        if group_interval is not None:
+            route["group_interval"] = group_interval
+        for child in route.get("routes", []):
+            shorten(child)
+
+    shorten(config["route"])
+    return config

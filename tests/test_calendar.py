@@ -99,3 +99,12 @@ def test_entry_session_on_the_holiday_is_the_next_session(cal):
 def test_naive_instants_are_rejected(cal):
     with pytest.raises(ValueError):
         cal.session_phase(datetime(2026, 11, 24, 15, 0))
+
+
+def test_the_exchange_comes_from_the_calendar_name():
+    # market.calendar names the exchange_calendars calendar; a different exchange has different sessions
+    # (London trades on US Thanksgiving and closes for Boxing Day).
+    london = MarketCalendar("Europe/London", exchange="XLON")
+    assert london.exchange == "XLON" and MarketCalendar().exchange == "XNYS"
+    assert london.is_session(date(2026, 11, 26)) and not MarketCalendar().is_session(date(2026, 11, 26))
+    assert not london.is_session(date(2026, 12, 28)) and MarketCalendar().is_session(date(2026, 12, 28))

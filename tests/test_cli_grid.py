@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pandas as pd
@@ -16,11 +15,7 @@ from spreadwatch.edges.gridfile import CANONICAL_COLUMNS, load_grid
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+def isolated(no_network, monkeypatch):
     monkeypatch.setenv("SPREADWATCH_CONFIG", "")
 
 

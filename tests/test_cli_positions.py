@@ -8,13 +8,12 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-import spreadwatch.edges.cli as cli_module
 from spreadwatch.domain.positions import PositionInput, validate
 from spreadwatch.edges.calendar import MarketCalendar
 from spreadwatch.edges.cli import cli
@@ -65,8 +64,12 @@ def listed(db: str, *args: str) -> list[dict]:
 
 
 def pin_clock(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
-    instant = datetime.fromisoformat(when.replace("Z", "+00:00"))
-    monkeypatch.setattr(cli_module, "_now", lambda: instant)
+    """The CLI's "now" (SPREADWATCH_NOW; every test has one, the suite's PINNED_NOW unless it sets its own)."""
+    monkeypatch.setenv("SPREADWATCH_NOW", when)
+
+
+def pinned_instant() -> datetime:
+    return datetime.fromisoformat(os.environ["SPREADWATCH_NOW"].replace("Z", "+00:00"))
 
 
 # ---- the original's commands and flags -------------------------------------------------------------------------
@@ -192,8 +195,8 @@ def test_update_and_close_say_stop_loss_with_the_threshold(db: str):
 
 def test_update_says_time_exit_one_session_before_expiry(db: str):
     calendar = MarketCalendar()
-    today = calendar.et_date(datetime.now(UTC))
-    expiry = calendar.next_session(today)  # exactly 1 session to expiry from today, whatever today is
+    today = calendar.et_date(pinned_instant())
+    expiry = calendar.next_session(today)  # exactly 1 session to expiry from the CLI's today
     entry_session = expiry
     for _ in range(3):
         entry_session = calendar.previous_session(entry_session)
@@ -240,7 +243,7 @@ def book(tmp_path: Path) -> Path:
     entry, _ = validate(PositionInput(ticker="NDX", spread="put_spread", band="P97", flow_mode="neutral", dte=3,
                                       contracts=1, credit=200.0, risk=None, short_put=19500.0, long_put=19480.0),
                         tickers=("NDX",))
-    now = datetime.now(UTC)
+    now = pinned_instant()
     state = {"entry_time": now - timedelta(days=1), "expiry": date(2027, 6, 18), "pnl": 0.0, "status": "open",
              "pnl_updated_at": now, "closed_at": None}
     with PositionBook(path) as b:
@@ -433,6 +436,14 @@ def test_expiry_from_dte_counts_sessions_and_honours_holidays(now, entered, dte,
     args = without(PUT, "--dte")
     result = ok("positions", "add", "--db", db, "--json", *args, "--dte", dte, "--entry-time", entered)
     assert json.loads(result.stdout)["expiry"] == expiry
+
+
+def test_a_malformed_spreadwatch_now_is_a_usage_error_and_writes_nothing(db: str, monkeypatch: pytest.MonkeyPatch):
+    pin_clock(monkeypatch, "tomorrow")
+    result = run("positions", "add", "--db", db, *PUT)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: SPREADWATCH_NOW: not an ISO 8601 instant: 'tomorrow'")
+    assert len(result.stderr.splitlines()) == 1 and not Path(db).exists()
 
 
 def test_entry_time_defaults_to_now(db: str, monkeypatch: pytest.MonkeyPatch):

@@ -171,7 +171,7 @@ def test_no_two_series_on_a_real_scrape_share_a_label_set(tmp_path):
     config = Config()
     service = Service(config, ReplayProvider(bundled_path("replay_sample.csv"), bundled=True),
                       ReplayClock(datetime.fromisoformat("2019-01-02T14:33:00+00:00"), 60.0),
-                      MarketCalendar(config.display_timezone), tickers=("SPX",), db_path=db,
+                      MarketCalendar.of(config), tickers=("SPX",), db_path=db,
                       grid_path=grid_path(""))
     service.step(datetime.fromisoformat("2019-01-02T14:33:00+00:00"), {"market", "positions", "scan"})
     with Running(service) as running, urllib.request.urlopen(f"{running.url}/metrics", timeout=5) as response:

@@ -1,4 +1,4 @@
-"""Clocks: --at parsing, the replay clock's speed, the fixed clock."""
+"""Clocks: --at parsing, the replay clock's speed, the fixed clock, and the commands' "now" (SPREADWATCH_NOW)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from spreadwatch.app.clock import ReplayClock, WallClock, parse_instant
+from spreadwatch.app.clock import ReplayClock, WallClock, command_now, parse_instant
 from spreadwatch.errors import InputError
 
 
@@ -53,3 +53,21 @@ def test_wall_clock_is_aware_utc():
     now = WallClock().now()
     assert now.tzinfo is not None and now.utcoffset() == timedelta(0)
     assert WallClock.label == "live"
+
+
+def test_command_now_is_the_pinned_instant_when_spreadwatch_now_is_set():
+    assert command_now({"SPREADWATCH_NOW": "2027-01-04T07:30:00-08:00"}) == datetime(2027, 1, 4, 15, 30, tzinfo=UTC)
+    assert command_now({"SPREADWATCH_NOW": "2030-06-03T13:45:59.75Z"}) == datetime(2030, 6, 3, 13, 45, 59, tzinfo=UTC)
+
+
+def test_command_now_is_the_wall_clock_without_it():
+    for environ in ({}, {"SPREADWATCH_NOW": ""}):
+        before = datetime.now(UTC).replace(microsecond=0)
+        now = command_now(environ)
+        assert before <= now <= datetime.now(UTC) and now.microsecond == 0 and now.tzinfo == UTC
+
+
+@pytest.mark.parametrize("text,message", [("2026-11-24T15:30:00", "no time zone"), ("today", "not an ISO 8601")])
+def test_a_malformed_spreadwatch_now_is_named(text, message):
+    with pytest.raises(InputError, match=f"^SPREADWATCH_NOW: .*{message}"):
+        command_now({"SPREADWATCH_NOW": text})

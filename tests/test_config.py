@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import json
 import re
+import typing
 from datetime import time
 from pathlib import Path
 
@@ -232,26 +233,137 @@ def test_config_check_error_is_one_line_and_non_zero(tmp_path):
 # ---- every setting is used ------------------------------------------------------------------------------------
 
 
-def attributes_read_outside_config() -> set[str]:
-    names: set[str] = set()
-    for module in PACKAGE.rglob("*.py"):
-        if module.name == "config.py":
-            continue
-        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+# A setting counts as read only where the code reads it from a config record: `config.market.calendar`,
+# `hours.entry_start` after `hours = self.config.hours`, `t.price_symbol` after `t = config.ticker(name)`, a
+# parameter annotated with a record type. An attribute that merely shares a setting's name (`self.calendar`, `ctx.trend`)
+# is not a read of it.
+RECORDS = {c.__name__: c for c in vars(config_module).values() if isinstance(c, type) and dataclasses.is_dataclass(c)}
+
+
+def _record_schema() -> tuple[dict[tuple[str, str], object], dict[tuple[str, str], str]]:
+    """(record, field) -> the record it holds (a name, or ("items", name) for a dict of records), and
+    (record, method) -> the record a method returns (`Config.ticker(name) -> Ticker`)."""
+    fields: dict[tuple[str, str], object] = {}
+    methods: dict[tuple[str, str], str] = {}
+    for name, record in RECORDS.items():
+        hints = typing.get_type_hints(record, vars(config_module))
+        for f in dataclasses.fields(record):
+            hint = hints[f.name]
+            args = typing.get_args(hint)
+            if getattr(hint, "__name__", None) in RECORDS:
+                fields[(name, f.name)] = hint.__name__
+            elif typing.get_origin(hint) is dict and getattr(args[1], "__name__", None) in RECORDS:
+                fields[(name, f.name)] = ("items", args[1].__name__)
+        for method_name, method in vars(record).items():
+            if callable(method) and not method_name.startswith("_"):
+                returned = typing.get_type_hints(method, vars(config_module)).get("return")
+                if getattr(returned, "__name__", None) in RECORDS:
+                    methods[(name, method_name)] = returned.__name__
+    return fields, methods
+
+
+FIELDS, METHODS = _record_schema()
+
+
+def _alias_key(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return f"self.{node.attr}"
+    return None
+
+
+def _record_of(node: ast.expr, aliases: dict[str, object]) -> object:
+    """The config record `node` evaluates to, as far as the module shows it (None when it is not one)."""
+    key = _alias_key(node)
+    if key in aliases:
+        return aliases[key]
+    if isinstance(node, ast.Name):
+        return "Config" if node.id == "config" else None
+    if isinstance(node, ast.Attribute):
+        if node.attr == "config":  # `self.config`, `snapshot.config`, `ctx.config`
+            return "Config"
+        inner = _record_of(node.value, aliases)
+        return FIELDS.get((inner, node.attr)) if isinstance(inner, str) else None
+    if isinstance(node, ast.Subscript):
+        inner = _record_of(node.value, aliases)
+        return inner[1] if isinstance(inner, tuple) else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        inner = _record_of(node.func.value, aliases)
+        if isinstance(inner, tuple) and node.func.attr == "get":
+            return inner[1]
+        return METHODS.get((inner, node.func.attr)) if isinstance(inner, str) else None
+    return None
+
+
+def _aliases(tree: ast.Module) -> dict[str, object]:
+    """Names (and `self.` attributes) bound to a config record anywhere in the module: assignments, loops over a
+    dict of records, parameters annotated with a record type. Repeated so an alias of an alias is found."""
+    aliases: dict[str, object] = {}
+    for _ in range(3):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                record = _record_of(node.value, aliases)
+                for target in node.targets:
+                    if record is not None and _alias_key(target):
+                        aliases[_alias_key(target)] = record
+            elif isinstance(node, ast.arg) and node.annotation is not None:
+                annotation = node.annotation
+                name = annotation.value if isinstance(annotation, ast.Constant) else getattr(annotation, "id", None)
+                if name in RECORDS:
+                    aliases[node.arg] = name
+            elif (isinstance(node, ast.For) and isinstance(node.iter, ast.Call)
+                  and isinstance(node.iter.func, ast.Attribute)):
+                held = _record_of(node.iter.func.value, aliases)
+                target = node.target.elts[-1] if isinstance(node.target, ast.Tuple) else node.target
+                if isinstance(held, tuple) and node.iter.func.attr in ("values", "items") and _alias_key(target):
+                    aliases[_alias_key(target)] = held[1]
+    return aliases
+
+
+def settings_read_outside_config(sources: dict[str, str]) -> set[tuple[str, str]]:
+    """(record, field) for every setting read from a config record in `sources` (module name -> source text)."""
+    read: set[tuple[str, str]] = set()
+    for text in sources.values():
+        tree = ast.parse(text)
+        aliases = _aliases(tree)
+        for node in ast.walk(tree):
             if isinstance(node, ast.Attribute):
-                names.add(node.attr)
-    return names
+                record = _record_of(node.value, aliases)
+                if isinstance(record, str):
+                    read.add((record, node.attr))
+    return read
+
+
+def package_sources() -> dict[str, str]:
+    return {str(path.relative_to(PACKAGE)): path.read_text(encoding="utf-8")
+            for path in sorted(PACKAGE.rglob("*.py")) if path.name != "config.py"}
+
+
+def unread_settings(sources: dict[str, str]) -> list[str]:
+    read = settings_read_outside_config(sources)
+    return [f"{name}.{f.name}" for name, record in RECORDS.items() for f in dataclasses.fields(record)
+            if f.name != "config_file" and (name, f.name) not in read]
 
 
 def test_every_setting_is_read_by_the_code_that_obeys_it():
-    """The original silently ignored several of its settings. Here every field of every config record is read as
-    an attribute somewhere outside config.py (the loop, the scanner, the calendar, the book...)."""
-    read = attributes_read_outside_config()
-    records = [c for c in vars(config_module).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]
-    assert len(records) >= 12  # Config and every section record
-    unused = [f"{record.__name__}.{f.name}" for record in records for f in dataclasses.fields(record)
-              if f.name != "config_file" and f.name not in read]
+    """The original silently ignored several of its settings. Here every field of every config record is read from
+    a config record somewhere outside config.py (the loop, the scanner, the calendar, the book...)."""
+    assert len(RECORDS) >= 12  # Config and every section record
+    unused = unread_settings(package_sources())
     assert not unused, f"settings nothing reads: {unused}"
+
+
+def test_a_setting_is_read_only_through_a_config_record():
+    # An attribute that shares a setting's name is not a read of it: `self.calendar` is no read of market.calendar.
+    assert ("Market", "calendar") not in settings_read_outside_config(
+        {"m.py": "def f(self, s):\n    return self.calendar, s.calendar, s.config.hours\n"})
+    for source in ("def f(config):\n    return config.market.calendar\n",
+                   "def f(self):\n    m = self.config.market\n    return m.calendar\n",
+                   "def f(market: Market):\n    return market.calendar\n"):
+        assert ("Market", "calendar") in settings_read_outside_config({"m.py": source}), source
+    t = "def f(config):\n    t = config.ticker('NDX')\n    return t.vol_index, config.regime.recommendations['low'].dtes\n"
+    assert {("Ticker", "vol_index"), ("Recommendation", "dtes")} <= settings_read_outside_config({"m.py": t})
 
 
 def test_config_option_after_the_subcommand_too(tmp_path):

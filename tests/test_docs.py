@@ -14,9 +14,68 @@ from spreadwatch.edges.cli import cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
+DOC_FILES = [ROOT / "README.md", ROOT / "RUNBOOK.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def docs_text() -> str:
-    parts = [ROOT / "README.md", ROOT / "RUNBOOK.md", *sorted((ROOT / "docs").glob("*.md"))]
-    return "\n".join(p.read_text(encoding="utf-8") for p in parts if p.exists())
+    return "\n".join(p.read_text(encoding="utf-8") for p in DOC_FILES if p.exists())
+
+
+def mentions(text: str, phrase: str) -> bool:
+    """`phrase` as a whole word: `--db` is not in `--dbx`, `spreadwatch positions add` not in `... addons`."""
+    return re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", text) is not None
+
+
+def blocks_and_sections(text: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The Markdown's blocks (a paragraph, a list item, a table row, a fenced code block, a heading) and its
+    sections (title, text from the heading to the next heading of the same or a higher level)."""
+    lines = text.splitlines()
+    blocks: list[str] = []
+    headings: list[tuple[int, int, str]] = []
+    current: list[str] = []
+    fenced = False
+
+    def flush() -> None:
+        if current:
+            blocks.append("\n".join(current))
+            current.clear()
+
+    for i, line in enumerate(lines):
+        if line.startswith("```") or fenced:
+            current.append(line)
+            if line.startswith("```"):
+                if fenced:
+                    flush()
+                fenced = not fenced
+            continue
+        heading = re.match(r"(#+)\s+(.*)", line)
+        if heading:
+            headings.append((i, len(heading.group(1)), heading.group(2)))
+        if not line.strip() or heading or line.startswith("|") or re.match(r"\s*([-*]|\d+\.)\s", line):
+            flush()
+            if line.strip():
+                current.append(line)
+            if heading or line.startswith("|"):
+                flush()
+            continue
+        current.append(line)
+    flush()
+    sections = []
+    for n, (start, level, title) in enumerate(headings):
+        end = next((i for i, other, _ in headings[n + 1:] if other <= level), len(lines))
+        sections.append((title, "\n".join(lines[start:end])))
+    return blocks, sections
+
+
+def command_docs(path: str, texts: list[str]) -> str:
+    """What the docs say about one command: every block that names it (`spreadwatch status ...`) and every section
+    whose heading names it. An option mentioned only beside another command does not count."""
+    found = []
+    for text in texts:
+        blocks, sections = blocks_and_sections(text)
+        found += [block for block in blocks if mentions(block, path)]
+        found += [body for title, body in sections if mentions(title, path)]
+    return "\n".join(found)
 
 
 def walk_commands(group: click.Group, prefix: str = "spreadwatch"):
@@ -28,7 +87,13 @@ def walk_commands(group: click.Group, prefix: str = "spreadwatch"):
             yield path, command
 
 
+def long_options(command: click.Command) -> list[str]:
+    return [opt for param in command.params if isinstance(param, click.Option) for opt in param.opts
+            if opt.startswith("--") and opt != "--help"]
+
+
 COMMANDS = list(walk_commands(cli))
+GLOBAL_OPTIONS = long_options(cli)  # --config, --version: also accepted after the subcommand where they apply
 
 
 def test_cli_has_the_commands_of_every_issue():
@@ -40,13 +105,28 @@ def test_cli_has_the_commands_of_every_issue():
 
 @pytest.mark.parametrize("path,command", COMMANDS, ids=[p for p, _ in COMMANDS])
 def test_every_command_and_option_is_documented(path, command):
-    text = docs_text()
-    assert path in text, f"`{path}` is not mentioned in README.md or docs/"
-    for param in command.params:
-        if isinstance(param, click.Option):
-            for opt in param.opts:
-                if opt.startswith("--") and opt not in ("--help",):
-                    assert opt in text, f"option {opt} of `{path}` is not documented"
+    texts = [p.read_text(encoding="utf-8") for p in DOC_FILES if p.exists()]
+    assert mentions("\n".join(texts), path), f"`{path}` is not mentioned in README.md or docs/"
+    own = command_docs(path, texts)
+    missing = [opt for opt in long_options(command) if opt not in GLOBAL_OPTIONS and not mentions(own, opt)]
+    assert not missing, f"options of `{path}` documented nowhere beside it: {missing}"
+
+
+def test_global_options_are_documented():
+    blocks = [block for p in DOC_FILES if p.exists() for block in blocks_and_sections(p.read_text("utf-8"))[0]]
+    documented = "\n".join(block for block in blocks if "Global options" in block)
+    assert [opt for opt in GLOBAL_OPTIONS if not mentions(documented, opt)] == []
+
+
+def test_an_option_counts_only_beside_its_command():
+    doc = ("# Book\n\n`spreadwatch positions list [--db FILE]` lists.\n\n"
+           "## `spreadwatch status`\n\n| option | meaning |\n|---|---|\n| `--at` | when |\n\n"
+           "## Other\n\n`--json` somewhere else.\n\n`spreadwatch scan --all` lists every config.\n")
+    status = command_docs("spreadwatch status", [doc])
+    assert mentions(status, "--at") and not mentions(status, "--db") and not mentions(status, "--json")
+    assert mentions(command_docs("spreadwatch positions list", [doc]), "--db")
+    assert not mentions(command_docs("spreadwatch scan", [doc]), "--json")
+    assert not mentions("--dbx and --db-path", "--db")
 
 
 def emitted_metric_names() -> set[str]:

@@ -5,8 +5,8 @@ clears, and suppress what must be suppressed. Latency from condition to notifica
 Two drivers of the same pipeline:
 - ``test_alert_pipeline_with_scripted_metrics``: the exporter's metric contract (docs/metrics.md) served by a
   stub whose exposition the test changes step by step; exact, fast, independent of market data.
-- ``test_replayed_day_end_to_end``: the real exporter (``spreadwatch run``) on a replay scenario, positions driven
-  with the CLI.
+- ``test_replayed_day_end_to_end``: the real exporter (its loop, collector and HTTP server) on a replay scenario,
+  stepped on a virtual clock so each state is held while the pipeline works; positions driven with the CLI.
 
 Alertmanager runs a copy of alertmanager/alertmanager.yml with only the delivery addresses (sinks, via the same
 ``*_file`` secret settings) and group_wait/group_interval shortened; routes, repeats and inhibitions are the repo's.
@@ -15,20 +15,22 @@ Alertmanager runs a copy of alertmanager/alertmanager.yml with only the delivery
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
-import yaml
 
+from exporter_support import FaultyProvider, Running, make_service
 from realstack import (
-    ManagedProcess,
     SmtpSink,
-    free_port,
+    repo_routing,
     start_alertmanager,
     start_http_sink,
     start_metrics_stub,
@@ -36,6 +38,8 @@ from realstack import (
     start_smtp_sink,
     wait_until,
 )
+from spreadwatch.config import load_config_file
+from spreadwatch.providers.replay import ReplayProvider
 
 pytestmark = pytest.mark.slow
 
@@ -46,38 +50,15 @@ NOTIFY_TIMEOUT = 30.0  # seconds; expected latency is scrape + evaluation + grou
 # ------------------------------------------------------------------------------------------------ the stack
 
 
-def routing_for_sinks(workdir: Path, smtp: SmtpSink, slack_url: str) -> dict:
-    """The repo's routing with the sinks as destinations (through *_file secrets) and short group timers."""
-    (workdir / "secrets").mkdir(exist_ok=True)
-    (workdir / "secrets" / "slack_webhook_url").write_text(slack_url + "\n", encoding="utf-8")
-    (workdir / "secrets" / "smtp_password").write_text("not-used-by-the-sink\n", encoding="utf-8")
-    config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
-    config["global"].update(
-        smtp_smarthost=smtp.smarthost,
-        smtp_require_tls=False,
-        slack_api_url_file=str(workdir / "secrets" / "slack_webhook_url"),
-        smtp_auth_password_file=str(workdir / "secrets" / "smtp_password"),
-    )
-
-    def shorten(route: dict) -> None:
-        route["group_wait"] = "1s"
-        route["group_interval"] = "2s"
-        for child in route.get("routes", []):
-            shorten(child)
-
-    shorten(config["route"])
-    return config
-
-
-
-
 class Stack:
     """Sinks, Alertmanager and Prometheus (repo rules, 1 s scrape and evaluation) around one scrape target."""
 
     def __init__(self, workdir: Path, target: str):
         self.smtp = start_smtp_sink()
         self.slack = start_http_sink()
-        self.am = start_alertmanager(routing_for_sinks(workdir, self.smtp, self.slack.url + "/slack"), workdir,
+        routing = repo_routing(workdir, self.smtp.smarthost, self.slack.url + "/slack", group_wait="1s",
+                               group_interval="2s")
+        self.am = start_alertmanager(routing, workdir,
                                      templates_dir=ROOT / "alertmanager" / "templates")
         self.prom = start_prometheus(ROOT / "prometheus", workdir, targets={"spreadwatch": [target]},
                                      alertmanager_urls=[self.am.url])
@@ -278,18 +259,17 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
 # The scenario: the bundled SYNTHETIC replay day (2026-11-24; the VIX climbs through 16.5 and the regime turns
 # low -> medium at 10:39 ET) cut at 11:30 ET, so the data goes stale at 11:33 ET (stale_after 180 s); a one-row grid
 # whose setup (NDX 1DTE P98 put spread, with flow, entry 10:45 ET) passes in both regimes and is in window
-# 10:30-11:00 ET. Replayed at 60x from 10:25 ET: one replayed minute per wall second. The stack is up before the
-# exporter starts, so the whole replayed morning reaches Prometheus; the exit alerts must start before 11:33 ET
-# (about 68 s of wall time after the exporter starts), which the CLI steps take a few seconds of.
+# 10:30-11:00 ET. The exporter (its loop, collector and HTTP server, in this process) replays from 10:25 ET on a
+# virtual clock that moves only when the test steps it, a market cycle (60 s) at a time: it holds each state while
+# Prometheus scrapes it and the notifications arrive, however long that takes on this machine.
 #
-# Clocks: the CLI stamps entry and P&L times with the wall clock, the exporter runs on the replay clock. Positions
-# are added without --expiry, so their expiry is --dte sessions after today's (wall) session: never in the past for
-# the CLI, and at least 4 sessions after the replayed day for the exporter, so no time-exit or expiry-day alert
-# (asserted below, so a change in that arithmetic fails here rather than as a mysterious extra notification).
+# Clocks: the CLI runs at the exporter's instant (SPREADWATCH_NOW = the replay clock's now), so entry and P&L times
+# are on the replayed day. Positions are added without --expiry: dte 3 from 11-24 expires 11-30 (Thanksgiving is no
+# session), 3 sessions after the replayed day, so no time-exit or expiry-day alert (asserted below, so a change in
+# that arithmetic fails here rather than as a mysterious extra notification).
 REPLAY_START = "2026-11-24T15:25:00Z"
 REPLAY_CUT = "2026-11-24T16:30:00Z"
 STALE_FROM = "2026-11-24T16:33:00Z"  # the last bar + stale_after_seconds (180)
-SPEED = 60
 GRID = """\
 ticker,dte,band,spread_type,flow_mode,spread_width,entry_time_et,regime,trend,n_trades,n_wins,win_rate,avg_credit,avg_max_risk,roi,avg_pnl,sharpe,max_drawdown,trade_score,exit_win_rate,exit_avg_pnl,exit_sharpe,exit_trade_score,exit_win_rate_low,exit_win_rate_high,n_effective,band_lower_move,band_upper_move,credit_source,low_sample,data_start,data_end
 NDX,1,P98,put_spread,with_flow,50,10:45,all,all,60,57,0.95,1200,3800,0.3158,95,0.45,-2500,80,0.93,80,0.4,78,0.841,0.971,60,-0.021,0.019,model,false,2025-06-01,2026-11-20
@@ -394,25 +374,25 @@ def _epoch(iso: str) -> float:
 
 
 def test_replayed_day_end_to_end(tmp_path, capsys):
-    cli_help = subprocess.run([sys.executable, "-m", "spreadwatch", "--help"], capture_output=True, text=True)
-    if " run " not in cli_help.stdout or " positions " not in cli_help.stdout:
-        pytest.skip("`spreadwatch run` and `spreadwatch positions` are not available yet")
     replay, grid, cfg, db = tmp_path / "day.csv", tmp_path / "grid.csv", tmp_path / "cfg.yml", tmp_path / "book.db"
     write_replay_scenario(replay)
     grid.write_text(GRID, encoding="utf-8")
     cfg.write_text(CONFIG, encoding="utf-8")
-    port = free_port()
-    metrics_url = f"http://127.0.0.1:{port}/metrics"
-    stack = exporter = watcher = None
+    service = make_service(tmp_path, FaultyProvider(ReplayProvider(replay)), config=load_config_file(cfg), db=db,
+                           grid=grid, start=datetime.fromisoformat(REPLAY_START.replace("Z", "+00:00")))
+    stack = running = watcher = None
     # what -> (seconds from the exporter showing it, seconds from running the CLI command or None)
     latencies: dict[str, tuple[float, float | None]] = {}
     arrived_on_replay_clock: dict[str, str] = {}  # what -> the exporter's clock (ET) when it arrived
+    cycle = service.intervals["positions"]  # a position cycle, on the replay clock
 
     def cli(*args: str) -> tuple[float, str]:
-        """Runs ``spreadwatch ... --db BOOK``; returns when it was started (monotonic) and its stdout."""
+        """Runs ``spreadwatch ... --db BOOK`` at the exporter's instant; returns when it was started (monotonic)
+        and its stdout."""
         started = time.monotonic()
+        env = {**os.environ, "SPREADWATCH_NOW": service.clock.now().isoformat()}
         result = subprocess.run([sys.executable, "-m", "spreadwatch", "--config", str(cfg), *args, "--db", str(db)],
-                                capture_output=True, text=True, timeout=60, cwd=tmp_path)
+                                capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
         assert result.returncode == 0, f"spreadwatch {' '.join(args)}: {result.stdout}{result.stderr}"
         return started, result.stdout
 
@@ -434,10 +414,18 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         latencies[what] = (received - shown, None if commanded is None else received - commanded)
         arrived_on_replay_clock[what] = _et(replay_now())
 
-    def replay_now() -> float | None:
-        return watcher.latest(r"^spreadwatch_clock_timestamp_seconds ")
+    def replay_now() -> float:
+        return service.clock.now().timestamp()
+
+    def step_until(pattern: str, within: float, after: float = 0.0, shown: bool = True) -> float:
+        """Step the exporter until a sample line matches ``pattern`` (none does, with ``shown=False``), at most
+        ``within`` replay seconds; the monotonic time the watcher first saw it so (at or after ``after``)."""
+        regex = re.compile(pattern)
+        running.until(lambda: any(map(regex.search, scrape_lines(running.url))) == shown, within=within)
+        return watcher.when(pattern, after=after) if shown else watcher.gone(pattern, after=after)
 
     try:
+<<<<<<< HEAD
         # The pipeline first, so the replayed morning is not spent waiting for Prometheus's target discovery.
         stack = Stack(tmp_path, f"127.0.0.1:{port}")
         exporter = ManagedProcess("exporter", [
@@ -464,130 +452,154 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         assert float(line[2]) in strikes["short_put"] and float(line[3]) in strikes["long_put"], (line[0], strikes)
         assert float(line[2]) - float(line[3]) == 50  # the grid's width
         assert "<http://localhost:3000/d/spreadwatch?var-ticker=NDX|Open the spreadwatch dashboard>" in body
+=======
+        # The pipeline first; the exporter holds its first cycle (10:25 ET) until Prometheus scrapes it.
+        with Running(service) as running:
+            stack = Stack(tmp_path, urlparse(running.url).netloc)
+            watcher = MetricsWatcher(running.url + "/metrics")
+            stack.prom.wait_for_up("spreadwatch")
+            # 1. An opportunity enters its window (10:30 ET): one Slack message, with the strikes the exporter suggested.
+            shown = step_until(r'^spreadwatch_opportunity_in_window\{.*\} 1\.0$', within=3600)
+            got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=0, timeout=60)
+            record("opportunity in window -> Slack", got, shown)
+            title, body = text.split("\n", 1)
+            assert title == "[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", text
+            line = re.search(r"\] \[OPPORTUNITY\] (NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% ROI:31\.6% \| "
+                             r"Credit:\$1200 Risk:\$3800 \| Strikes: SP (\d+) LP (\d+))\n", body)
+            assert line, body
+            strikes = {leg: watcher.values(rf'^spreadwatch_opportunity_strike\{{[^}}]*leg="{leg}"')
+                       for leg in ("short_put", "long_put")}
+            assert float(line[2]) in strikes["short_put"] and float(line[3]) in strikes["long_put"], (line[0], strikes)
+            assert float(line[2]) - float(line[3]) == 50  # the grid's width
+            assert "<http://localhost:3000/d/spreadwatch?var-ticker=NDX|Open the spreadwatch dashboard>" in body
 
-        # 2. The regime turns medium (10:39 ET): Slack, with the VIX the exporter showed past the boundary + buffer.
-        shown = watcher.when(r'^spreadwatch_regime_info\{(?=.*previous="low")(?=.*regime="medium").*\} 1\.0$')
-        got, text = stack.wait_slack("Regime change: LOW → MEDIUM", after=0, timeout=60)
-        record("regime change -> Slack", got, shown)
-        vix = re.fullmatch(r"\[WARNING\] Regime change: LOW → MEDIUM \(VIX (\d+\.\d)\)", text.split("\n", 1)[0])
-        assert vix, text
-        shown_vix = {round(v, 1) for v in watcher.values(r"^spreadwatch_vix ") if v >= 16.5}
-        assert float(vix[1]) in shown_vix, (vix[0], sorted(shown_vix))
+            # 2. The regime turns medium (10:39 ET): Slack, with the VIX the exporter showed past the boundary + buffer.
+            shown = step_until(r'^spreadwatch_regime_info\{(?=.*previous="low")(?=.*regime="medium").*\} 1\.0$',
+                               within=3600)
+            got, text = stack.wait_slack("Regime change: LOW → MEDIUM", after=0, timeout=60)
+            record("regime change -> Slack", got, shown)
+            vix = re.fullmatch(r"\[WARNING\] Regime change: LOW → MEDIUM \(VIX (\d+\.\d)\)", text.split("\n", 1)[0])
+            assert vix, text
+            shown_vix = {round(v, 1) for v in watcher.values(r"^spreadwatch_vix ") if v >= 16.5}
+            assert float(vix[1]) in shown_vix, (vix[0], sorted(shown_vix))
+>>>>>>> issue-13
 
-        # 3. Positions logged with the CLI: A updated to its profit target, B to its stop. Exact texts on both
-        #    channels; the data is fresh (the exits are not gated off) and the expiry is not near.
-        _, a = add_position(285, 1715)
-        _, b = add_position(285, 1715)
-        subject_a = f"EXIT SIGNAL - Position {a} | Reason: Profit target hit | P&L: $150.00 (+52.6%)"
-        subject_b = f"EXIT SIGNAL - Position {b} | Reason: Stop loss hit | P&L: $-600.00 (-210.5%)"
-        t_a, out = cli("positions", "update", a, "--pnl", "150")
-        assert subject_a in out, out  # the CLI and the alert say the same
-        t_b, out = cli("positions", "update", b, "--pnl", "-600")
-        assert subject_b in out, out
-        assert replay_now() < _epoch(STALE_FROM) - 5 * 60, f"too late in the replayed day: {_et(replay_now())}"
-        for pid in (a, b):
-            sessions = watcher.values(position(pid, "sessions_to_expiry"))
-            assert sessions and min(sessions) > 1, (pid, sessions)  # above time_exit_dte (1): no time exit
+            # 3. Positions logged with the CLI: A updated to its profit target, B to its stop. Exact texts on both
+            #    channels; the data is fresh (the exits are not gated off) and the expiry is not near.
+            _, a = add_position(285, 1715)
+            _, b = add_position(285, 1715)
+            subject_a = f"EXIT SIGNAL - Position {a} | Reason: Profit target hit | P&L: $150.00 (+52.6%)"
+            subject_b = f"EXIT SIGNAL - Position {b} | Reason: Stop loss hit | P&L: $-600.00 (-210.5%)"
+            t_a, out = cli("positions", "update", a, "--pnl", "150")
+            assert subject_a in out, out  # the CLI and the alert say the same
+            shown_a = step_until(position(a) + r"150\.0$", within=cycle)  # within one position cycle
+            t_b, out = cli("positions", "update", b, "--pnl", "-600")
+            assert subject_b in out, out
+            shown_b = step_until(position(b) + r"-600\.0$", within=cycle)
+            assert replay_now() < _epoch(STALE_FROM) - 5 * 60, f"too late in the replayed day: {_et(replay_now())}"
+            for pid in (a, b):
+                sessions = watcher.values(position(pid, "sessions_to_expiry"))
+                assert sessions and min(sessions) > 1, (pid, sessions)  # above time_exit_dte (1): no time exit
 
-        shown = watcher.when(position(a) + r"150\.0$")
-        got, text = stack.wait_slack(subject_a, after=0)
-        record("profit target -> Slack", got, shown, t_a)
-        assert text.startswith(f"[EXIT] {subject_a}\n"), text
-        assert (f"NDX put_spread P98 (position {a}) has P&L $150.00; its profit target is $142.50 (credit $285.00)."
-                in text), text
-        assert "RUNBOOK.md#spreadwatchprofittarget|Runbook: SpreadwatchProfitTarget>" in text
-        got, text = stack.wait_email(subject_a, after=0)
-        record("profit target -> email", got, shown, t_a)
-        assert text.startswith(f"[spreadwatch] [EXIT] {subject_a}\n"), text
-        assert f"Close it in your broker, then `spreadwatch positions close {a} --pnl <P&L>" in text
+            shown = shown_a
+            got, text = stack.wait_slack(subject_a, after=0)
+            record("profit target -> Slack", got, shown, t_a)
+            assert text.startswith(f"[EXIT] {subject_a}\n"), text
+            assert (f"NDX put_spread P98 (position {a}) has P&L $150.00; its profit target is $142.50 (credit $285.00)."
+                    in text), text
+            assert "RUNBOOK.md#spreadwatchprofittarget|Runbook: SpreadwatchProfitTarget>" in text
+            got, text = stack.wait_email(subject_a, after=0)
+            record("profit target -> email", got, shown, t_a)
+            assert text.startswith(f"[spreadwatch] [EXIT] {subject_a}\n"), text
+            assert f"Close it in your broker, then `spreadwatch positions close {a} --pnl <P&L>" in text
 
-        shown = watcher.when(position(b) + r"-600\.0$")
-        got, text = stack.wait_slack(subject_b, after=0)
-        record("stop loss -> Slack", got, shown, t_b)
-        assert text.startswith(f"[EXIT] {subject_b}\n"), text
-        assert f"(position {b}) has P&L $-600.00; its stop is $-570.00 (credit $285.00)." in text, text
-        got, text = stack.wait_email(subject_b, after=0)
-        record("stop loss -> email", got, shown, t_b)
-        assert text.startswith(f"[spreadwatch] [EXIT] {subject_b}\n"), text
+            shown = shown_b
+            got, text = stack.wait_slack(subject_b, after=0)
+            record("stop loss -> Slack", got, shown, t_b)
+            assert text.startswith(f"[EXIT] {subject_b}\n"), text
+            assert f"(position {b}) has P&L $-600.00; its stop is $-570.00 (credit $285.00)." in text, text
+            got, text = stack.wait_email(subject_b, after=0)
+            record("stop loss -> email", got, shown, t_b)
+            assert text.startswith(f"[spreadwatch] [EXIT] {subject_b}\n"), text
 
-        # 4. Closing A: its series vanish and its alert resolves on both channels.
-        t, _ = cli("positions", "close", a, "--pnl", "150", "--note", "Profit target")
-        shown = watcher.gone(position(a), after=t)
-        got, text = stack.wait_slack("[RESOLVED]", f"Position {a}", after=t)
-        record("position closed -> resolved on Slack", got, shown, t)
-        assert text.startswith(f"[RESOLVED] [EXIT] {subject_a}\n"), text
-        # A resolved exit never claims the position was closed: the session's end or an exporter restart also
-        # resolve it.
-        assert "UTC: the position was closed or its P&L moved back, or the session ended or the exporter stopped " \
-               "reporting it; check `spreadwatch positions list`)" in text, text
-        got, text = stack.wait_email("[RESOLVED]", f"Position {a}", after=t)
-        record("position closed -> resolved by email", got, shown, t)
-        assert text.startswith(f"[spreadwatch] [RESOLVED] [EXIT] {subject_a}\n"), text
-        assert "(no longer signalled since " in text, text
+            # 4. Closing A: its series vanish and its alert resolves on both channels.
+            t, _ = cli("positions", "close", a, "--pnl", "150", "--note", "Profit target")
+            shown = step_until(position(a), within=cycle, after=t, shown=False)
+            got, text = stack.wait_slack("[RESOLVED]", f"Position {a}", after=t)
+            record("position closed -> resolved on Slack", got, shown, t)
+            assert text.startswith(f"[RESOLVED] [EXIT] {subject_a}\n"), text
+            # A resolved exit never claims the position was closed: the session's end or an exporter restart also
+            # resolve it.
+            assert "UTC: the position was closed or its P&L moved back, or the session ended or the exporter stopped " \
+                   "reporting it; check `spreadwatch positions list`)" in text, text
+            got, text = stack.wait_email("[RESOLVED]", f"Position {a}", after=t)
+            record("position closed -> resolved by email", got, shown, t)
+            assert text.startswith(f"[spreadwatch] [RESOLVED] [EXIT] {subject_a}\n"), text
+            assert "(no longer signalled since " in text, text
 
-        # 5. A third position pushes the capital at risk over the $5,000 limit (B $1,715 + C $4,000); closing it
-        #    brings the book back under.
-        t, c = add_position(400, 4000)
-        shown = watcher.when(r"^spreadwatch_portfolio_risk_dollars 5715\.0$", after=t)
-        subject_risk = "RISK LIMIT BREACH - Total Capital at Risk: $5715 exceeds $5000"
-        got, text = stack.wait_slack(subject_risk, after=t)
-        record("risk breach -> Slack", got, shown, t)
-        assert text.startswith(f"[ERROR] {subject_risk}\n"), text
-        got, text = stack.wait_email(subject_risk, after=t)
-        record("risk breach -> email", got, shown, t)
-        assert text.startswith(f"[spreadwatch] [ERROR] {subject_risk}\n"), text
-        t, _ = cli("positions", "close", c, "--pnl", "0")
-        shown = watcher.when(r"^spreadwatch_portfolio_risk_dollars 1715\.0$", after=t)
-        got, text = stack.wait_slack("[RESOLVED]", subject_risk, after=t)
-        record("risk back under -> resolved on Slack", got, shown, t)
-        assert text.startswith(f"[RESOLVED] [ERROR] {subject_risk}\n"), text
-        assert " (cleared 20" in text and "no longer signalled" not in text, text
-        got, _ = stack.wait_email("[RESOLVED]", subject_risk, after=t)
-        record("risk back under -> resolved by email", got, shown, t)
+            # 5. A third position pushes the capital at risk over the $5,000 limit (B $1,715 + C $4,000); closing it
+            #    brings the book back under.
+            t, c = add_position(400, 4000)
+            shown = step_until(r"^spreadwatch_portfolio_risk_dollars 5715\.0$", within=cycle, after=t)
+            subject_risk = "RISK LIMIT BREACH - Total Capital at Risk: $5715 exceeds $5000"
+            got, text = stack.wait_slack(subject_risk, after=t)
+            record("risk breach -> Slack", got, shown, t)
+            assert text.startswith(f"[ERROR] {subject_risk}\n"), text
+            got, text = stack.wait_email(subject_risk, after=t)
+            record("risk breach -> email", got, shown, t)
+            assert text.startswith(f"[spreadwatch] [ERROR] {subject_risk}\n"), text
+            t, _ = cli("positions", "close", c, "--pnl", "0")
+            shown = step_until(r"^spreadwatch_portfolio_risk_dollars 1715\.0$", within=cycle, after=t)
+            got, text = stack.wait_slack("[RESOLVED]", subject_risk, after=t)
+            record("risk back under -> resolved on Slack", got, shown, t)
+            assert text.startswith(f"[RESOLVED] [ERROR] {subject_risk}\n"), text
+            assert " (cleared 20" in text and "no longer signalled" not in text, text
+            got, _ = stack.wait_email("[RESOLVED]", subject_risk, after=t)
+            record("risk back under -> resolved by email", got, shown, t)
 
-        # 6. The replay file ends at 11:30 ET: every source is stale from 11:33 ET (replay clock). One email for
-        #    the outage, listing every source, after the rule's 30 s for:.
-        stale = r'^spreadwatch_source_age_seconds\{.*\} (18[1-9]|19\d|[2-9]\d\d|\d{4,})(\.\d+)?$'
-        shown = watcher.when(stale, timeout=90)
-        sources = sorted(re.search(r'source="([^"]+)"', line)[1] for line in watcher.polls()[-1][1]
-                         if line.startswith("spreadwatch_source_up{"))
-        assert len(sources) == 4, sources  # the replay's NDX, VIX, VXN and QQQ
-        got, text = stack.wait_email("SpreadwatchMarketDataStale", after=0, timeout=90)
-        record("data stale -> email (for: 30s)", got, shown)
-        assert text.startswith(f"[spreadwatch] [CRITICAL] SpreadwatchMarketDataStale: {len(sources)} firing, "
-                               "0 resolved\n"), text
-        for source in sources:
-            assert re.search(rf"\] \[CRITICAL\] Market data stale: {re.escape(source)} last valid value "
-                             rf"(\d+m )?\d+s ago\n", text), (source, text)
-        assert text.count("Opportunity and exit alerts are held back until it is fresh again.") == len(sources)
+            # 6. The replay file ends at 11:30 ET: every source is stale from 11:33 ET (replay clock). One email for
+            #    the outage, listing every source, after the rule's 30 s for:.
+            stale = r'^spreadwatch_source_age_seconds\{.*\} (18[1-9]|19\d|[2-9]\d\d|\d{4,})(\.\d+)?$'
+            shown = step_until(stale, within=2 * 3600)
+            sources = sorted(re.search(r'source="([^"]+)"', line)[1] for line in watcher.polls()[-1][1]
+                             if line.startswith("spreadwatch_source_up{"))
+            assert len(sources) == 4, sources  # the replay's NDX, VIX, VXN and QQQ
+            got, text = stack.wait_email("SpreadwatchMarketDataStale", after=0, timeout=90)
+            record("data stale -> email (for: 30s)", got, shown)
+            assert text.startswith(f"[spreadwatch] [CRITICAL] SpreadwatchMarketDataStale: {len(sources)} firing, "
+                                   "0 resolved\n"), text
+            for source in sources:
+                assert re.search(rf"\] \[CRITICAL\] Market data stale: {re.escape(source)} last valid value "
+                                 rf"(\d+m )?\d+s ago\n", text), (source, text)
+            assert text.count("Opportunity and exit alerts are held back until it is fresh again.") == len(sources)
 
-        # A stop reached now does not start (stale data gates the rule): D is exported at -900 (stop -570) and
-        # never becomes an alert, while B's stop is held firing (not resolved) and inhibited in Alertmanager.
-        t, d = add_position(285, 500)
-        cli("positions", "update", d, "--pnl", "-900")
-        watcher.when(position(d) + r"-900\.0$", after=t)
-        watch_until = time.monotonic() + 6  # six evaluations, three group intervals
-        while time.monotonic() < watch_until:
-            held = [x for x in stack.prom.alerts() if x["labels"].get("position_id") in (b, d)]
-            assert [(x["labels"]["alertname"], x["labels"]["position_id"], x["state"]) for x in held] == [
-                ("SpreadwatchStopLoss", b, "firing")], held
-            time.sleep(0.5)
-        in_am = [x for x in stack.am.alerts() if x["labels"].get("position_id") == b]
-        assert in_am and in_am[0]["status"]["state"] == "suppressed" and in_am[0]["status"]["inhibitedBy"], in_am
-        assert stack.count_slack(f"Position {d}") == 0 and stack.count_email(f"Position {d}") == 0
-        assert stack.count_slack("[RESOLVED]", f"Position {b}") == 0
-        assert stack.count_email("[RESOLVED]", f"Position {b}") == 0
+            # A stop reached now does not start (stale data gates the rule): D is exported at -900 (stop -570) and
+            # never becomes an alert, while B's stop is held firing (not resolved) and inhibited in Alertmanager.
+            t, d = add_position(285, 500)
+            cli("positions", "update", d, "--pnl", "-900")
+            step_until(position(d) + r"-900\.0$", within=cycle, after=t)
+            watch_until = time.monotonic() + 6  # six evaluations, three group intervals
+            while time.monotonic() < watch_until:
+                held = [x for x in stack.prom.alerts() if x["labels"].get("position_id") in (b, d)]
+                assert [(x["labels"]["alertname"], x["labels"]["position_id"], x["state"]) for x in held] == [
+                    ("SpreadwatchStopLoss", b, "firing")], held
+                time.sleep(0.5)
+            in_am = [x for x in stack.am.alerts() if x["labels"].get("position_id") == b]
+            assert in_am and in_am[0]["status"]["state"] == "suppressed" and in_am[0]["status"]["inhibitedBy"], in_am
+            assert stack.count_slack(f"Position {d}") == 0 and stack.count_email(f"Position {d}") == 0
+            assert stack.count_slack("[RESOLVED]", f"Position {b}") == 0
+            assert stack.count_email("[RESOLVED]", f"Position {b}") == 0
 
-        # Everything arrived once, where it belongs; nothing else arrived.
-        assert stack.count_slack("[OPPORTUNITY]") == 1
-        assert stack.count_slack("Regime change: LOW → MEDIUM") == 1
-        assert stack.count_slack(f"Position {a}") == 2 and stack.count_email(f"Position {a}") == 2
-        assert stack.count_slack(f"Position {b}") == 1 and stack.count_email(f"Position {b}") == 1
-        assert stack.count_slack("RISK LIMIT BREACH") == 2 and stack.count_email("RISK LIMIT BREACH") == 2
-        assert stack.count_email("SpreadwatchMarketDataStale") == 1 and stack.count_slack("Market data stale") == 0
-        assert stack.count_email("Regime change") == 0 and stack.count_email("OPPORTUNITY") == 0
-        assert len(stack.slack_messages()) == 1 + 1 + 2 + 1 + 2, stack.slack_messages()
-        assert len(stack.emails()) == 2 + 1 + 2 + 1, stack.emails()
+            # Everything arrived once, where it belongs; nothing else arrived.
+            assert stack.count_slack("[OPPORTUNITY]") == 1
+            assert stack.count_slack("Regime change: LOW → MEDIUM") == 1
+            assert stack.count_slack(f"Position {a}") == 2 and stack.count_email(f"Position {a}") == 2
+            assert stack.count_slack(f"Position {b}") == 1 and stack.count_email(f"Position {b}") == 1
+            assert stack.count_slack("RISK LIMIT BREACH") == 2 and stack.count_email("RISK LIMIT BREACH") == 2
+            assert stack.count_email("SpreadwatchMarketDataStale") == 1 and stack.count_slack("Market data stale") == 0
+            assert stack.count_email("Regime change") == 0 and stack.count_email("OPPORTUNITY") == 0
+            assert len(stack.slack_messages()) == 1 + 1 + 2 + 1 + 2, stack.slack_messages()
+            assert len(stack.emails()) == 2 + 1 + 2 + 1, stack.emails()
     finally:
         if stack is not None:
             notifications = [{"channel": "slack", "t": t, "text": s} for t, s in stack.slack_messages()]
@@ -596,13 +608,11 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
                                                                     indent=1, ensure_ascii=False), encoding="utf-8")
         if watcher is not None:
             watcher.stop()
-        if exporter is not None:
-            exporter.stop()
         if stack is not None:
             stack.stop()
 
     with capsys.disabled():
-        print(f"\nreplayed day at {SPEED}x, scrape/evaluation 1 s, group_wait 1 s: latency to notification")
+        print("\nreplayed day on a virtual clock, scrape/evaluation 1 s, group_wait 1 s: latency to notification")
         print(f"  {'':42s} {'from exporter':>14s} {'from CLI':>10s}   {'arrived (replay clock)'}")
         for what, (from_shown, from_cli) in latencies.items():
             cli_text = "-" if from_cli is None else f"{from_cli:.1f} s"
@@ -611,3 +621,10 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         bound = 45 if "stale" in what else 10
         assert from_shown < bound and (from_cli is None or from_cli < bound), (what, from_shown, from_cli)
     (tmp_path / "latencies.json").write_text(json.dumps(latencies, indent=1), encoding="utf-8")
+
+
+def scrape_lines(url: str) -> list[str]:
+    import requests
+
+    return [line for line in requests.get(url + "/metrics", timeout=10).text.splitlines()
+            if line and not line.startswith("#")]

@@ -3,17 +3,25 @@ again, and fetch warnings said once per failure (not once per cycle), all on the
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from datetime import datetime
 
+<<<<<<< HEAD
 from exporter_support import FaultyProvider, make_service
 from spreadwatch.app.clock import ReplayClock
 from spreadwatch.edges.collector import SnapshotCollector, build_registry
+=======
+from exporter_support import (
+    FaultyProvider,
+    make_service,
+    metrics_or_empty,
+    run_replay,
+    sample_value,
+    spreadwatch_process,
+)
+from exporter_support import sample as value
+from realstack import free_port, wait_until
+>>>>>>> issue-13
 
 EVENTS = "spreadwatch.events"
 FETCH = "spreadwatch.app.watcher"
@@ -21,30 +29,6 @@ FETCH = "spreadwatch.app.watcher"
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def value(service, name, labels=None):
-    registry = build_registry(SnapshotCollector(lambda: service.snapshot, service.clock.now))
-    return registry.get_sample_value(name, labels or {})
-
-
-def run_replay(service, start: datetime, until: datetime, on_cycle=None) -> None:
-    """The real loop (`Service.run`) on a replay clock whose wall time advances exactly by what the loop waits, so
-    every cycle falls on its interval and the stamps are exact. `on_cycle(now)` may change the world between cycles."""
-    wall = [0.0]
-    clock = ReplayClock(start, speed=60.0, wall=lambda: wall[0])
-
-    def wait(seconds, stop):
-        wall[0] += max(0.0, seconds) / clock.speed
-        if on_cycle is not None:
-            on_cycle(clock.now())
-        return stop.is_set() or clock.now() > until
-
-    clock.wait = wait
-    service.clock = clock
-    if on_cycle is not None:
-        on_cycle(start)
-    service.run()
 
 
 def lines(caplog, logger=EVENTS, level=None):
@@ -180,16 +164,13 @@ def test_a_failure_of_another_kind_is_warned_again(tmp_path, caplog):
     ]
 
 
-def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_path):
+def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_path, monkeypatch):
     """The audit's commands in one: `spreadwatch run --ticker NDX --ticker SPX` across the 11-25 open."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log_file = tmp_path / "events.log"
     config = tmp_path / "config.yml"
     config.write_text(f"paths:\n  log_file: {log_file}\n")
+<<<<<<< HEAD
     env = {**os.environ, "SPREADWATCH_DB": str(tmp_path / "book.db")}
     from exporter_support import NDX_REPLAY
 
@@ -211,6 +192,30 @@ def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_p
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out
+=======
+    monkeypatch.setenv("SPREADWATCH_DB", str(tmp_path / "book.db"))
+
+    def market_run() -> float | None:
+        """When the exporter's market task last ran, on its clock (None while it is not answering)."""
+        text = metrics_or_empty(f"http://127.0.0.1:{port}")
+        return sample_value(text, "spreadwatch_task_last_run_timestamp_seconds", {"task": "market"})
+
+    with spreadwatch_process(tmp_path, "--config", str(config), "run", "--ticker", "NDX", "--ticker", "SPX",
+                             "--listen", f"127.0.0.1:{port}", "--speed", "300",
+                             "--start", "2026-11-25T14:28:00Z") as exporter:
+        wait_until(lambda: log_file.exists() and "Regime unknown" in log_file.read_text(), 60, "the regime line")
+        # Ten more market cycles (each seen by its own run time) must not repeat a line.
+        after, runs = wait_until(market_run, 30, "the exporter answering"), set()
+
+        def ten_more_cycles() -> bool:
+            run = market_run()
+            if run is not None and run > after:
+                runs.add(run)
+            return len(runs) >= 10
+        wait_until(ten_more_cycles, 60, "ten more market cycles", interval=0.1)
+    out = exporter.log()
+    assert exporter.proc.returncode == 0, out  # SIGTERM: a clean exit
+>>>>>>> issue-13
     stamp = r"\[2026-11-25 06:\d\d:\d\d\]"
     logged = log_file.read_text().splitlines()
     for pattern in (
@@ -227,10 +232,12 @@ def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_p
 
 
 def test_a_hung_fetch_is_warned_once_and_its_recovery_said(tmp_path, caplog):
-    # The provider hangs from 11:00 to 11:06 ET (the fetch deadline is 1 s of wall time): the market task fails
-    # every cycle, first past its deadline, then with the fetch still running; each said once, then the recovery.
+    # The provider hangs from 11:00 to 11:06 ET (the fetch deadline is 2 s of wall time; a fetch that does not hang
+    # takes milliseconds once the watcher has its daily history): the market task fails every cycle, first past its
+    # deadline, then with the fetch still running; each said once, then the recovery.
     provider = FaultyProvider()
-    service = make_service(tmp_path, provider, fetch_deadline=1.0)
+    service = make_service(tmp_path, provider, fetch_deadline=2.0)
+    service.step(at("2026-11-24T15:57:00Z"), {"market"})  # the first fetch reads the daily history
 
     def on_cycle(now):
         if at("2026-11-24T16:00:00Z") <= now < at("2026-11-24T16:06:00Z"):
@@ -239,12 +246,13 @@ def test_a_hung_fetch_is_warned_once_and_its_recovery_said(tmp_path, caplog):
         else:
             provider.mode = None
             provider.release.set()
+            provider.wait_idle()  # a released fetch finishes before the next cycle, as it would live
     with caplog.at_level("DEBUG"):
         run_replay(service, at("2026-11-24T15:58:00Z"), at("2026-11-24T16:10:00Z"), on_cycle)
     said = [(r.levelname, r.getMessage()) for r in caplog.records
             if r.name == "spreadwatch.app.service" and r.levelname != "DEBUG"]
     assert said == [
-        ("WARNING", "market task failed: NDX: fetch exceeded 1 s"),
+        ("WARNING", "market task failed: NDX: fetch exceeded 2 s"),
         ("WARNING", "market task failed: NDX: previous fetch still running"),
         ("INFO", "market task recovered (was: NDX: previous fetch still running)"),
     ]

@@ -1,108 +1,111 @@
-"""Faults from the outside world never stop the exporter: counted, reported, recovered from within one cycle."""
+"""Faults from the outside world never stop the exporter: counted, reported, recovered from within one cycle.
+
+The loop runs in its own thread with the real HTTP server, on a virtual clock the test steps: a thousand faulty
+cycles are a thousand cycles however fast the machine is, and "within one market cycle" is measured on the replay
+clock.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
-import time
-import urllib.request
 
 import pytest
 
+<<<<<<< HEAD
 from exporter_support import FaultyProvider, Running, make_service
+=======
+from exporter_support import (
+    FaultyProvider,
+    Running,
+    exposition_samples,
+    http_get,
+    make_service,
+    sample,
+    sample_value,
+    scrape,
+)
+>>>>>>> issue-13
 from spreadwatch.config import Config, Intervals
 from spreadwatch.edges.collector import SnapshotCollector, build_registry
 
-
-def sample(service, name, labels=None):
-    registry = build_registry(SnapshotCollector(lambda: service.snapshot, service.clock.now))
-    return registry.get_sample_value(name, labels or {})
+DEFAULT_MARKET_CYCLE = Intervals().market_data_seconds  # 60 s
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
-        assert response.status == 200
-        return response.read().decode()
-
-
+@pytest.mark.slow  # 1,000 cycles through the real loop, collector and server: several seconds of CPU
 @pytest.mark.parametrize("mode,kind", [("raise", "exception"), ("empty", "empty"), ("nan", None),
                                        ("hang", None)])
 def test_provider_fault_for_1000_cycles_then_recovery(tmp_path, mode, kind):
     provider = FaultyProvider()
-    # A 5 s market cycle at 1,000x is 5 ms of wall time: 1,000 faulty cycles take about five seconds and 83 replayed
-    # minutes, all inside the regular session (10:20 to 11:43 ET), so the staleness bound (180 s) applies and
-    # the last close cannot stand in for the price.
+    # A 5 s market cycle: 1,000 faulty cycles are 83 replayed minutes, all inside the regular session (10:20 to
+    # 11:43 ET), so the staleness bound (180 s) applies and the last close cannot stand in for the price. A hung
+    # fetch is given up after 2 s of wall time (a fetch that does not hang takes milliseconds).
     config = dataclasses.replace(Config(), intervals=Intervals(market_data_seconds=5, scan_seconds=300,
                                                                positions_seconds=5))
-    service = make_service(tmp_path, provider, speed=1_000.0, fetch_deadline=0.05, config=config)
-    with Running(service) as running:
-        assert wait_for(lambda: sample(service, "spreadwatch_price", {"ticker": "NDX"}) is not None)
-        provider.mode = mode
-        start_cycles = service.cycles
-        assert wait_for(lambda: service.cycles - start_cycles >= 1000, timeout=60)
-        assert running.thread.is_alive()
-        text = scrape(running.url)  # /metrics answers throughout
-        assert 'spreadwatch_source_up{source="^NDX"} 0.0' in text
-        # Past the staleness bound the price is unknown: the series is absent, never frozen.
-        samples = [line for line in text.splitlines() if not line.startswith("#")]
-        assert not [line for line in samples if line.startswith(("spreadwatch_price{", "spreadwatch_vix "))]
-        if kind is not None:
-            assert sample(service, "spreadwatch_source_errors_total", {"source": "^NDX", "kind": kind}) >= 1000
-        if mode == "hang":
-            assert sample(service, "spreadwatch_task_errors_total", {"task": "market"}) >= 900
-        # The fault ends: within one market cycle the values are back.
-        provider.mode = None
+    service = make_service(tmp_path, provider, fetch_deadline=2.0, config=config)
+    try:
+        with Running(service) as running:
+            running.until(lambda: sample(service, "spreadwatch_price", {"ticker": "NDX"}) is not None,
+                          within=DEFAULT_MARKET_CYCLE)
+            provider.mode = mode
+            start_cycles = service.cycles
+            running.step(1000)
+            assert service.cycles - start_cycles == 1000
+            assert running.thread.is_alive()
+            text = scrape(running.url)  # /metrics answers throughout
+            assert sample_value(text, "spreadwatch_source_up", {"source": "^NDX"}) == 0.0
+            # Past the staleness bound the price is unknown: the series is absent, never frozen.
+            assert not [s for s in exposition_samples(text) if s.name in ("spreadwatch_price", "spreadwatch_vix")]
+            if kind is not None:
+                assert sample(service, "spreadwatch_source_errors_total", {"source": "^NDX", "kind": kind}) >= 1000
+            if mode == "hang":
+                assert sample(service, "spreadwatch_task_errors_total", {"task": "market"}) >= 900
+            # The fault ends: within one market cycle of the default cadence (60 s), measured on the replay clock,
+            # the values are back.
+            provider.mode = None
+            provider.release.set()
+            provider.wait_idle()
+            took = running.until(lambda: sample(service, "spreadwatch_price", {"ticker": "NDX"}) is not None,
+                                 within=DEFAULT_MARKET_CYCLE)
+            assert took <= DEFAULT_MARKET_CYCLE
+            assert sample(service, "spreadwatch_source_up", {"source": "^NDX"}) == 1.0
+    finally:
         provider.release.set()
-        fault_ended = service.clock.now()
-        assert wait_for(lambda: sample(service, "spreadwatch_price", {"ticker": "NDX"}) is not None)
-        # Within one market cycle of the default cadence (60 s), measured on the replay clock.
-        assert (service.clock.now() - fault_ended).total_seconds() <= 60
-        assert sample(service, "spreadwatch_source_up", {"source": "^NDX"}) == 1.0
 
 
 def test_missing_database_is_reported_and_recovered(tmp_path):
     db = tmp_path / "book.db"
-    service = make_service(tmp_path, speed=60_000.0, db=db)
+    service = make_service(tmp_path, db=db)
     with Running(service) as running:
-        assert wait_for(lambda: sample(service, "spreadwatch_task_age_seconds", {"task": "positions"}) is not None)
+        assert sample(service, "spreadwatch_task_age_seconds", {"task": "positions"}) is not None
         backup = db.read_bytes()
         db.unlink()
         errors_before = sample(service, "spreadwatch_task_errors_total", {"task": "positions"})
-        assert wait_for(lambda: sample(service, "spreadwatch_task_errors_total", {"task": "positions"})
-                        > errors_before + 100)
+        running.step(101)
+        assert sample(service, "spreadwatch_task_errors_total", {"task": "positions"}) == errors_before + 101
         assert running.thread.is_alive()
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(running.url + "/healthz", timeout=5)
-        assert err.value.code == 503
-        assert "positions" in err.value.read().decode()
+        status, body, _ = http_get(running.url + "/healthz")
+        assert status == 503 and "positions" in body
         scrape(running.url)
         db.write_bytes(backup)
-        assert wait_for(lambda: service.health()[0])
+        running.until(lambda: service.health()[0], within=service.intervals["positions"])
 
 
 def test_locked_database_is_reported_and_recovered(tmp_path):
     db = tmp_path / "book.db"
-    service = make_service(tmp_path, speed=60_000.0, db=db)
+    service = make_service(tmp_path, db=db)
     with Running(service) as running:
-        assert wait_for(lambda: service.health()[0])
+        running.until(lambda: service.health()[0], within=service.intervals["scan"])
         locker = sqlite3.connect(db, isolation_level=None)
         locker.execute("PRAGMA journal_mode=DELETE")  # a writer holding an exclusive lock blocks readers
         locker.execute("BEGIN EXCLUSIVE")
         try:
             errors_before = sample(service, "spreadwatch_task_errors_total", {"task": "positions"})
-            assert wait_for(lambda: sample(service, "spreadwatch_task_errors_total", {"task": "positions"})
-                            > errors_before, timeout=30)
+            running.step()  # one position cycle: the read waits out its busy timeout and fails
+            assert sample(service, "spreadwatch_task_errors_total", {"task": "positions"}) == errors_before + 1
+            assert not service.health()[0]
             scrape(running.url)
         finally:
             locker.execute("ROLLBACK")
             locker.close()
-        assert wait_for(lambda: service.health()[0], timeout=30)
+        running.until(lambda: service.health()[0], within=service.intervals["positions"])

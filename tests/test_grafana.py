@@ -1,13 +1,18 @@
 """Grafana as code: the generated dashboards, their provisioning, and every panel query against real components.
 
 - The committed JSON is exactly what grafana/generate.py produces (byte for byte).
+<<<<<<< HEAD
 - The dashboard shows the market context, opportunities, positions, portfolio and data health, and every metric it queries is documented and emitted.
+=======
+- The dashboard has the panels a trader needs, and every metric it queries is documented and emitted.
+>>>>>>> issue-13
 - Provisioning: valid YAML; datasources (Prometheus, Alertmanager) with the uids the dashboard uses, at the compose
   service names and ports; the dashboard provider reads the directory compose mounts the committed dashboards at;
   Grafana's admin password comes from a secret file and anonymous access is off.
 - Every Prometheus panel query (variables and Grafana's interval macros substituted) runs against a REAL
-  Prometheus (the repo's prometheus.yml and rules) scraping the REAL exporter (`spreadwatch run` on the bundled
-  replay day, positions logged with the CLI) and must return data. The Alertmanager panel has no query: it reads
+  Prometheus (the repo's prometheus.yml and rules) scraping the REAL exporter (its loop, collector and HTTP server
+  on the bundled replay day, held on a virtual clock at an instant inside the entry window; positions logged with
+  the CLI) and must return data. The Alertmanager panel has no query: it reads
   alert groups from the Alertmanager datasource, so the test checks that a real Alertmanager fed by that Prometheus
   (the repo's routing) answers `/api/v2/alerts/groups` (what Grafana's alertGroups panel calls through the
   datasource proxy) with the always-firing SpreadwatchWatchdog, and that the panel names a provisioned
@@ -21,7 +26,7 @@ import json
 import re
 import subprocess
 import sys
-import time
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,9 +34,9 @@ import pytest
 import requests
 import yaml
 
+from exporter_support import Running, exposition_samples, make_service, scrape
 from realstack import (
-    ManagedProcess,
-    free_port,
+    repo_routing,
     start_alertmanager,
     start_http_sink,
     start_prometheus,
@@ -44,8 +49,12 @@ GENERATE = ROOT / "grafana" / "generate.py"
 DASHBOARDS = ROOT / "grafana" / "dashboards"
 PROVISIONING = ROOT / "grafana" / "provisioning"
 COMPOSE = ROOT / "docker-compose.yml"
+<<<<<<< HEAD
 SPEED = 10  # the setups at the open stay in their window (09:30-09:45 ET) for 90 s of wall time
 REPLAY_START = "2019-01-02T14:31:00Z"  # the bundled SPX day's first bar: its setups at the open are in window
+=======
+REPLAY_START = datetime.fromisoformat("2026-11-24T15:20:00+00:00")  # 10:20 ET / 07:20 PT: inside the entry hours
+>>>>>>> issue-13
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -389,18 +398,6 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
     return out
 
 
-def repo_routing(workdir: Path, smtp_smarthost: str, slack_url: str) -> dict:
-    """alertmanager/alertmanager.yml with only the delivery addresses on loopback sinks (no network)."""
-    (workdir / "secrets").mkdir(exist_ok=True)
-    (workdir / "secrets" / "slack_webhook_url").write_text(slack_url + "\n", encoding="utf-8")
-    (workdir / "secrets" / "smtp_password").write_text("unused\n", encoding="utf-8")
-    config = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
-    config["global"].update(smtp_smarthost=smtp_smarthost, smtp_require_tls=False,
-                            slack_api_url_file=str(workdir / "secrets" / "slack_webhook_url"),
-                            smtp_auth_password_file=str(workdir / "secrets" / "smtp_password"))
-    return config
-
-
 def cli(tmp_path: Path, *args: str) -> str:
     result = subprocess.run([sys.executable, "-m", "spreadwatch", *args], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)
@@ -410,8 +407,6 @@ def cli(tmp_path: Path, *args: str) -> str:
 
 @pytest.mark.slow
 def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real_exporter(tmp_path, monkeypatch):
-    from spreadwatch.config import bundled_path
-
     monkeypatch.delenv("SPREADWATCH_CONFIG", raising=False)  # embedded defaults, whatever the caller's shell has
     monkeypatch.delenv("SPREADWATCH_DB", raising=False)
     db = tmp_path / "book.db"
@@ -428,6 +423,7 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
     cli(tmp_path, "positions", "close", ids[0], "--pnl", "100", "--db", str(db))
     cli(tmp_path, "positions", "update", ids[1], "--pnl", "40", "--db", str(db))
 
+<<<<<<< HEAD
     port = free_port()
     exporter = ManagedProcess("exporter", [
         sys.executable, "-m", "spreadwatch", "run", "--source", f"replay:{bundled_path('replay_sample.csv')}",
@@ -500,12 +496,98 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
 
         (group,) = wait_until(watchdog_group, 30, "the watchdog in Alertmanager's alert groups")
         assert group["receiver"]["name"] == "deadman"
+=======
+    # The exporter's loop, collector and HTTP server on the bundled replay day, stepped minute by minute on a
+    # virtual clock until every part of the snapshot is in (market, scan with strikes, positions, portfolio) and a
+    # setup is in its entry window; then it holds that instant while Prometheus scrapes it.
+    service = make_service(tmp_path, db=db, start=REPLAY_START)
+    smtp, slack = start_smtp_sink(), start_http_sink()
+    am = prom = None
+    try:
+        with Running(service) as running:
+            def full_snapshot() -> bool:
+                samples = exposition_samples(scrape(running.url))
+                names = {sample.name for sample in samples}
+                return {"spreadwatch_price", "spreadwatch_opportunity_strike", "spreadwatch_position_pnl_dollars",
+                        "spreadwatch_portfolio_realized_pnl_dollars"} <= names and any(
+                    sample.name == "spreadwatch_opportunity_in_window" and sample.value == 1 for sample in samples)
+            running.until(full_snapshot, within=3600)
+            target = urlparse(running.url).netloc
+            am = start_alertmanager(repo_routing(tmp_path, smtp.smarthost, slack.url + "/slack"), tmp_path,
+                                    templates_dir=ROOT / "alertmanager" / "templates")
+            prom = start_prometheus(ROOT / "prometheus", tmp_path, targets={"spreadwatch": [target]},
+                                    alertmanager_urls=[am.url])
+            prom.wait_for_up("spreadwatch")
+            wait_until(lambda: prom.query('count_over_time(up{job="spreadwatch"}[1m]) >= 6'), 60, "six scrapes")
+            check_panel_queries(prom)
+            check_alert_groups_panel(am)
+>>>>>>> issue-13
     finally:
-        for part in (prom, am, exporter):
+        for part in (prom, am):
             if part is not None:
                 part.stop()
         smtp.stop()
         slack.stop()
+
+
+def check_panel_queries(prom) -> None:
+    """Every Prometheus panel query returns data (with legends and table columns that fit), for one ticker and
+    for All; an in-window setup to highlight."""
+    end = float(prom.query("time()")[0])  # Prometheus's own clock: its samples are stamped with it
+    window = 30
+    # The ticker variable: Grafana's label_values(selector, ticker) through the labels API.
+    board = load_dashboards()["spreadwatch.json"]
+    (var,) = [v for v in board["templating"]["list"] if v["name"] == "ticker"]
+    selector, label = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]["query"]).groups()
+    tickers = prom.label_values(label, selector)
+    assert tickers == ["NDX"], tickers
+
+    failures: list[str] = []
+    checked = 0
+    for ticker_value in ("NDX", var["allValue"]):  # one ticker selected, and "All"
+        variables = {"ticker": ticker_value, **grafana_macros(window)}
+        for _, panel, target in prometheus_targets():
+            expr = substitute(target["expr"], variables)
+            where = f"{panel['title']} [{target['refId']}] ticker={ticker_value}: {expr}"
+            try:
+                if target.get("instant"):
+                    result = prom.query(expr, at=end)
+                    has_data = bool(result)
+                else:
+                    result = prom.query_range(expr, end - window, end, 1)
+                    has_data = any(series["values"] for series in result)
+            except RuntimeError as exc:
+                failures.append(f"{where}: ERROR {exc}")
+                continue
+            checked += 1
+            if not has_data:
+                failures.append(f"{where}: no data")
+                continue
+            failures += legend_problems(where, target, result)
+            failures += table_problems(where, panel, target, result)
+    assert not failures, "panel queries failing against the real stack:\n" + "\n".join(failures)
+    assert checked == 2 * len(prometheus_targets()) > 80
+
+    # The opportunities table has something to highlight: the replayed instant is inside the entry hours.
+    in_window = prom.query('spreadwatch_opportunity_in_window == 1', at=end)
+    assert in_window, "no opportunity in its entry window on the replay day"
+
+
+
+def check_alert_groups_panel(am) -> None:
+    # The Alertmanager panel: the groups Grafana's alertGroups panel reads (GET /api/v2/alerts/groups via the
+    # datasource proxy) hold the always-firing watchdog, delivered by this Prometheus through the repo's rules
+    # and routing; the panel's label filter is empty (every group).
+    (groups_panel,) = [p for _, p in all_panels() if p["type"] == "alertGroups"]
+    assert groups_panel["options"]["labels"] == ""
+
+    def watchdog_group():
+        groups = requests.get(f"{am.url}/api/v2/alerts/groups", timeout=5).json()
+        return [g for g in groups for a in g["alerts"]
+                if a["labels"].get("alertname") == "SpreadwatchWatchdog" and a["status"]["state"] == "active"]
+
+    (group,) = wait_until(watchdog_group, 30, "the watchdog in Alertmanager's alert groups")
+    assert group["receiver"]["name"] == "deadman"
 
 
 def legend_problems(where: str, target: dict, result: list[dict]) -> list[str]:

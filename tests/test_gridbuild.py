@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+<<<<<<< HEAD
 import dataclasses
 import socket
+=======
+>>>>>>> issue-13
 from datetime import date
 from pathlib import Path
 
@@ -19,13 +22,7 @@ from spreadwatch.edges.providers import DailyBar, ProviderError
 from spreadwatch.edges.report import cell_table, write_report
 from spreadwatch.errors import DataError, InputError
 
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def write_replay(path: Path, start: str = "2016-01-01", end: str = "2018-12-31") -> Path:

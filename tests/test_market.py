@@ -336,6 +336,7 @@ def _hovering_vix() -> FakeProvider:
     return p
 
 
+@pytest.mark.slow  # a loop stepped minute by minute over two sessions: about 10 s of CPU
 def test_one_shot_regime_equals_a_loop_running_since_yesterday():
     p = _hovering_vix()
     loop = watcher(p)

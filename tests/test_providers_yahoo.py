@@ -6,8 +6,7 @@ limits, hangs)."""
 from __future__ import annotations
 
 import json
-import socket
-import time
+import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -25,13 +24,7 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 class _Response:
@@ -97,16 +90,17 @@ def test_download_returning_an_empty_frame_is_reported_empty(recorded):
 
 
 class StubTicker:
-    def __init__(self, history=None, error: BaseException | None = None, delay: float = 0.0) -> None:
+    def __init__(self, history=None, error: BaseException | None = None,
+                 hang_until: threading.Event | None = None) -> None:
         self._history = history
         self._error = error
-        self._delay = delay
+        self._hang_until = hang_until  # history() blocks until it is set (a safety net of 60 s)
         self.calls = 0
 
     def history(self, **kwargs):
         self.calls += 1
-        if self._delay:
-            time.sleep(self._delay)
+        if self._hang_until is not None:
+            self._hang_until.wait(60)
         if self._error is not None:
             raise self._error
         return self._history if self._history is not None else pd.DataFrame()
@@ -161,12 +155,15 @@ def test_network_errors_are_retried_and_can_recover():
 
 
 def test_a_hanging_call_times_out():
-    provider, _ = provider_with(StubTicker(delay=1.0), timeout=0.05, attempts=1)
-    started = time.monotonic()
-    with pytest.raises(ProviderError) as info:
-        provider.latest("^NDX", utc("2026-11-24T15:00:00Z"))
-    assert info.value.kind == "timeout"
-    assert time.monotonic() - started < 0.9
+    hung = threading.Event()
+    provider, _ = provider_with(StubTicker(hang_until=hung), timeout=0.05, attempts=1)
+    try:
+        with pytest.raises(ProviderError) as info:
+            provider.latest("^NDX", utc("2026-11-24T15:00:00Z"))
+        assert info.value.kind == "timeout"
+        assert not hung.is_set()  # it returned while the call was still hanging
+    finally:
+        hung.set()
 
 
 def test_empty_history_with_a_keyerror_fast_info_is_empty_not_a_crash():

@@ -3,51 +3,46 @@
 from __future__ import annotations
 
 import dataclasses
-import time
-import urllib.error
-import urllib.request
 
 import pytest
 
+<<<<<<< HEAD
 from exporter_support import Running, make_service
 from spreadwatch.edges.server import parse_listen
+=======
+from exporter_support import Running, http_get, make_service
+>>>>>>> issue-13
 from spreadwatch.errors import InputError
 
 
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode(), r.headers.get("Content-Type")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(), err.headers.get("Content-Type")
-
-
 def test_healthz_is_503_until_every_task_succeeded_then_200(tmp_path):
-    service = make_service(tmp_path, speed=600.0)
+    service = make_service(tmp_path)
     running = Running(service)
     running.server.start()
     try:
-        status, body, _ = get(running.url + "/healthz")
+        status, body, _ = http_get(running.url + "/healthz")
         assert status == 503 and "no successful run yet" in body
-        running.thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and get(running.url + "/healthz")[0] != 200:
-            time.sleep(0.05)
-        assert get(running.url + "/healthz")[:2] == (200, "ok\n")
-        status, body, ctype = get(running.url + "/metrics")
+        running.start_loop()  # returns after the first cycle: every task has run once
+        assert http_get(running.url + "/healthz")[:2] == (200, "ok\n")
+        status, body, ctype = http_get(running.url + "/metrics")
         assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
-        assert get(running.url + "/nope")[0] == 404
+        assert http_get(running.url + "/nope")[0] == 404
     finally:
         running.__exit__()
 
 
 def test_landing_page_labels_replay_and_escapes_data(tmp_path):
+<<<<<<< HEAD
     service = make_service(tmp_path, speed=600.0)
     service.snapshot = dataclasses.replace(service.snapshot, data_description="<script>alert(1)</script>")
+=======
+    service = make_service(tmp_path)
+    service.snapshot = dataclasses.replace(service.snapshot, source_description="<script>alert(1)</script>")
+>>>>>>> issue-13
     running = Running(service)
     running.server.start()
     try:
-        status, body, _ = get(running.url + "/")
+        status, body, _ = http_get(running.url + "/")
         assert status == 200
         assert "REPLAY" in body and "not live market data" in body
         assert "<script>" not in body and "&lt;script&gt;" in body

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 from click.testing import CliRunner
 
+<<<<<<< HEAD
 from exporter_support import Running, make_service
 from spreadwatch.edges.cli import cli
 from spreadwatch.edges.collector import SnapshotCollector, build_registry
@@ -29,60 +22,73 @@ def wait_for(predicate, timeout=20.0):
             return True
         time.sleep(0.02)
     return False
+=======
+from exporter_support import (
+    START,
+    Running,
+    http_get,
+    make_service,
+    metrics_or_empty,
+    sample,
+    sample_value,
+    spreadwatch_process,
+)
+from realstack import free_port, wait_until
+from spreadwatch.cli import cli
+>>>>>>> issue-13
 
 
 def test_cadences_run_on_the_replay_clock(tmp_path):
-    service = make_service(tmp_path, speed=600.0)  # 60 s cycle = 0.1 s wall
-    with Running(service):
-        assert wait_for(lambda: service.snapshot.tasks["market"].last_success is not None)
+    service = make_service(tmp_path)
+    with Running(service) as running:
         first = service.snapshot.tasks["market"].last_success
-        time.sleep(1.0)
+        assert first == START  # the first cycle runs every task at the start instant
+        running.step(10)
         runs = service.snapshot.tasks["market"].last_success
-        # ~10 market cycles in a wall second at 600x; the replay clock moved ~10 minutes.
+        # Ten waits of one market interval (60 s) each: ten market cycles, ten replayed minutes.
         assert 300 <= (runs - first).total_seconds() <= 900
+        assert (runs - first).total_seconds() == 10 * service.intervals["market"]
         scan_runs = service.snapshot.tasks["scan"].last_success
         assert scan_runs is not None
+        assert (scan_runs - first).total_seconds() == 2 * service.intervals["scan"]  # every 300 s: at +5 and +10 min
 
 
-def test_cli_add_update_close_show_up_within_one_position_cycle(tmp_path):
+def test_cli_add_update_close_show_up_within_one_position_cycle(tmp_path, monkeypatch):
     db = tmp_path / "book.db"
-    service = make_service(tmp_path, speed=600.0, db=db)
+    service = make_service(tmp_path, db=db)
+    monkeypatch.setenv("SPREADWATCH_NOW", START.isoformat())  # the CLI's "now": the replayed instant
     runner = CliRunner()
-    with Running(service):
-        assert wait_for(lambda: value(service, "spreadwatch_portfolio_positions", {"status": "open"}) == 0)
+    cycle = service.intervals["positions"]
+    with Running(service) as running:
+        assert sample(service, "spreadwatch_portfolio_positions", {"status": "open"}) == 0
         result = runner.invoke(cli, ["positions", "add", "--db", str(db), "--dte", "3", "--band", "P98",
                                      "--spread", "put_spread", "--flow-mode", "with_flow", "--contracts", "1",
                                      "--credit", "150", "--short-put", "19800", "--long-put", "19700",
                                      "--expiry", "2026-12-31", "--ticker", "NDX"])
         assert result.exit_code == 0, result.output
-        cycle = service.intervals["positions"] / service.clock.speed
-        added = time.monotonic()
-        assert wait_for(lambda: value(service, "spreadwatch_portfolio_positions", {"status": "open"}) == 1)
-        assert time.monotonic() - added < cycle + 1.0
+        # Within one position cycle, on the replay clock.
+        took = running.until(lambda: sample(service, "spreadwatch_portfolio_positions", {"status": "open"}) == 1,
+                             within=cycle)
+        assert took <= cycle
         ids = [p.position.id for p in service.snapshot.positions]
         labels = {"position_id": ids[0], "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
-        assert value(service, "spreadwatch_position_credit_dollars", labels) == 150
-        assert value(service, "spreadwatch_position_profit_target_dollars", labels) == 75
-        assert value(service, "spreadwatch_position_stop_loss_dollars", labels) == -300
+        assert sample(service, "spreadwatch_position_credit_dollars", labels) == 150
+        assert sample(service, "spreadwatch_position_profit_target_dollars", labels) == 75
+        assert sample(service, "spreadwatch_position_stop_loss_dollars", labels) == -300
         runner.invoke(cli, ["positions", "update", ids[0], "--db", str(db), "--pnl", "80"])
-        assert wait_for(lambda: value(service, "spreadwatch_position_pnl_dollars", labels) == 80)
+        running.until(lambda: sample(service, "spreadwatch_position_pnl_dollars", labels) == 80, within=cycle)
         runner.invoke(cli, ["positions", "close", ids[0], "--db", str(db), "--pnl", "80"])
         # Closed positions vanish from the position series.
-        assert wait_for(lambda: value(service, "spreadwatch_position_pnl_dollars", labels) is None)
-        assert value(service, "spreadwatch_portfolio_realized_pnl_dollars") == 80
+        running.until(lambda: sample(service, "spreadwatch_position_pnl_dollars", labels) is None, within=cycle)
+        assert sample(service, "spreadwatch_portfolio_realized_pnl_dollars") == 80
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path):
+def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path, monkeypatch):
     port = free_port()
-    env = {**os.environ, "SPREADWATCH_DB": str(tmp_path / "book.db")}
+    monkeypatch.setenv("SPREADWATCH_DB", str(tmp_path / "book.db"))
     config = tmp_path / "config.yml"
     config.write_text(f"paths:\n  log_file: {tmp_path / 'events.log'}\n")
+<<<<<<< HEAD
     proc = subprocess.Popen([sys.executable, "-m", "spreadwatch", "--config", str(config), "run",
                              "--listen", f"127.0.0.1:{port}", "--speed", "60",
                              "--start", "2019-01-02T14:32:00Z"],  # the bundled SPX day, in its entry window
@@ -105,6 +111,19 @@ def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path):
             proc.kill()
     assert proc.returncode == 0, out
     assert "REPLAY, not live data" in out
+=======
+    url = f"http://127.0.0.1:{port}"
+    with spreadwatch_process(tmp_path, "--config", str(config), "run", "--listen", f"127.0.0.1:{port}",
+                             "--speed", "60", "--start", "2026-11-24T15:20:00Z") as exporter:
+        def priced():
+            text = metrics_or_empty(url)
+            return text if sample_value(text, "spreadwatch_price", {"ticker": "NDX"}) is not None else None
+        text = wait_until(priced, 60, "a price on /metrics")
+        assert 'spreadwatch_build_info{source="replay",version=' in text
+        assert "REPLAY" in http_get(url + "/")[1]
+    assert exporter.proc.returncode == 0, exporter.log()  # SIGTERM: a clean exit
+    assert "REPLAY, not live data" in exporter.log()
+>>>>>>> issue-13
     assert "[OPPORTUNITY]" in (tmp_path / "events.log").read_text()
 
 
@@ -114,11 +133,11 @@ def test_several_tickers_are_labels_in_one_process_and_a_ticker_without_data_is_
     service = make_service(tmp_path, tickers=("NDX", "SPX"), fetch_deadline=30.0)
     service.step(datetime.fromisoformat("2026-11-24T15:30:00+00:00"), {"market", "positions", "scan"})
     # The bundled replay day has NDX's symbols only: SPX is reported down and unknown, never filled in.
-    assert value(service, "spreadwatch_price", {"ticker": "NDX"}) is not None
-    assert value(service, "spreadwatch_price", {"ticker": "SPX"}) is None
-    assert value(service, "spreadwatch_source_up", {"source": "^NDX"}) == 1
-    assert value(service, "spreadwatch_source_up", {"source": "^GSPC"}) == 0
-    assert value(service, "spreadwatch_opportunities", {"ticker": "NDX"}) is not None
+    assert sample(service, "spreadwatch_price", {"ticker": "NDX"}) is not None
+    assert sample(service, "spreadwatch_price", {"ticker": "SPX"}) is None
+    assert sample(service, "spreadwatch_source_up", {"source": "^NDX"}) == 1
+    assert sample(service, "spreadwatch_source_up", {"source": "^GSPC"}) == 0
+    assert sample(service, "spreadwatch_opportunities", {"ticker": "NDX"}) is not None
 
 
 def test_event_log_reads_like_the_original_alerts_log(tmp_path, caplog):

@@ -42,7 +42,7 @@ def exit_lines(config: Config, position: Position, now: datetime) -> list[str]:
     from spreadwatch.domain.positions import exit_line, exit_signals
     from spreadwatch.edges.calendar import MarketCalendar
 
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar.of(config)
     try:
         sessions = calendar.sessions_to_expiry(calendar.et_date(now), position.expiry)
     except ValueError:  # expiry beyond the calendar's range: the time rule cannot be judged
@@ -98,7 +98,7 @@ def add_position(config: Config, path: Path, entry: PositionInput, *, entry_time
     entered = parse_instant(entry_time) if entry_time else now
     if entered > now:
         raise InputError(f"--entry-time: {entry_time} is in the future")
-    expires, expiry_warnings = resolve_expiry(MarketCalendar(config.display_timezone), entered, entry.dte, expiry,
+    expires, expiry_warnings = resolve_expiry(MarketCalendar.of(config), entered, entry.dte, expiry,
                                               now)
     warnings += expiry_warnings
     with open_book(path) as book:
@@ -143,7 +143,7 @@ def import_original(config: Config, path: Path, file: str, *, now: datetime) -> 
     from spreadwatch.edges.calendar import MarketCalendar
 
     data = read_import_file(file)
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar.of(config)
 
     def expiry_for(entered: datetime, dte: int) -> date:
         try:

@@ -2,14 +2,19 @@
 
 WallClock is live time; ReplayClock runs from a start instant at `speed` replay seconds per wall second.
 One-shot commands answer for one instant (`--at`) and need no clock. Everything else takes `now` as an argument.
+`command_now()` is the instant the position commands stamp: the wall clock, or `SPREADWATCH_NOW` when set (a testing
+aid that pins "now").
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+
+ENV_NOW = "SPREADWATCH_NOW"
 
 
 class WallClock:
@@ -56,3 +61,18 @@ def parse_instant(text: str) -> datetime:
         if exc.naive:
             raise InputError(f"instant {text!r} has no time zone; add Z for UTC (e.g. 2026-11-27T15:10:00Z)") from None
         raise InputError(f"not an ISO 8601 instant: {text!r} (e.g. 2026-11-27T15:10:00Z)") from None
+
+
+def command_now(environ: Mapping[str, str] = os.environ) -> datetime:
+    """"Now" for the commands that stamp or judge against the present (`positions add|update|close|import`): the
+    wall clock, or the instant in `SPREADWATCH_NOW` (ISO 8601 with a zone) when it is set and not empty. A testing
+    aid: it makes a test independent of the day it runs on. Whole seconds, UTC."""
+    from spreadwatch.errors import InputError
+
+    text = environ.get(ENV_NOW, "")
+    if not text:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return parse_instant(text).replace(microsecond=0)
+    except InputError as exc:
+        raise InputError(f"{ENV_NOW}: {exc}") from None

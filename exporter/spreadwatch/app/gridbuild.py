@@ -232,7 +232,7 @@ def load_history(config: Config, request: BuildRequest, max_dte: int) -> History
     if source == "yahoo":
         from spreadwatch.edges.providers import make_provider
 
-        calendar = MarketCalendar(config.display_timezone)
+        calendar = MarketCalendar.of(config)
         before = _read_before(calendar, request.end, max_dte)
         if request.start is not None:
             entries = len(calendar.sessions_in_range(request.start, before))
@@ -296,7 +296,7 @@ def build(config: Config, request: BuildRequest) -> BuildResult:
     max_dte = max(request.dtes)
     history = load_history(config, request, max_dte)
     first_entry, last_entry = entry_range(history, request)
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar.of(config)
     sessions = sessions_for(history, calendar, max_dte)
     chains = read_chains(Path(request.chains_dir)) if request.chains_dir else None
     costs = config.grid_build

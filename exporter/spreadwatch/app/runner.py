@@ -72,7 +72,7 @@ def run(config: Config, request: RunRequest) -> None:
     watch = _check(config, request)
     address = parse_listen(request.listen)
     provider = make_provider(request.source_spec)
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar.of(config)
     clock = _clock(provider, calendar, request)
     db = Path(request.db_path or config.paths.database)
     grid = grid_path(config.paths.grid, request.grid_file)

@@ -44,7 +44,7 @@ def scan_context(config: Config, context: MarketContext, *, grid: Grid | None = 
     if grid is None:
         grid = load_grid(grid_path(config.paths.grid), skip_impossible=config.scan.skip_impossible)
     return scan(
-        grid, ticker=context.ticker, now=context.time, calendar=MarketCalendar(config.display_timezone),
+        grid, ticker=context.ticker, now=context.time, calendar=MarketCalendar.of(config),
         config=config, regime=context.regime, trend=context.trend, flow=context.flow, flow_0dte=context.flow_0dte,
         price=context.price, daily_closes=context.daily_closes, daily_opens=context.daily_opens,
         book=book_state(config, db_path), include_all=include_all,

@@ -47,7 +47,7 @@ def market_context(config: Config, ticker: str | None = None, source_spec: str |
     name = ticker or config.watch[0]
     config.ticker(name)  # unknown ticker: ConfigError naming the configured ones
     provider = provider or make_provider(source_spec)
-    calendar = MarketCalendar(config.display_timezone)
+    calendar = MarketCalendar.of(config)
     now = one_shot_now(provider, calendar, at, start)
     # A week of margin: the answer also needs the previous and the next session.
     first = calendar.first_known_session + timedelta(days=7)

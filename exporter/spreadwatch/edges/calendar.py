@@ -1,8 +1,9 @@
 """The exchange calendar: sessions, phases, early closes, DTE and expiry.
 
 Owns every question of the form "is the market open at t", "which session is that", "what is the expiry of an
-N-DTE entry" and "how many sessions to expiry". It wraps exchange_calendars (XNYS), so holidays, early closes and
-DST come from there, never from fixed hours. Takes instants as arguments; never reads the clock.
+N-DTE entry" and "how many sessions to expiry". It wraps exchange_calendars (the exchange named by
+`market.calendar`, XNYS by default), so holidays, early closes and DST come from there, never from fixed hours. Takes
+instants as arguments; never reads the clock.
 
 DTE is counted in trading sessions: the expiry of an N-DTE entry is the N-th session after the entry session
 (0 = the same session). Times are UTC-aware datetimes in and out; `display_tz` is only for showing and for the
@@ -25,10 +26,10 @@ CALENDAR_START = "1995-01-01"
 
 
 @functools.cache
-def _xnys() -> Any:
+def _exchange(name: str) -> Any:
     import exchange_calendars
 
-    return exchange_calendars.get_calendar("XNYS", start=CALENDAR_START)
+    return exchange_calendars.get_calendar(name, start=CALENDAR_START)
 
 
 def _ts(day: date) -> Any:
@@ -44,35 +45,45 @@ def _require_aware(now: datetime) -> datetime:
 
 
 class MarketCalendar:
-    """XNYS sessions as plain dates and UTC datetimes."""
+    """An exchange's sessions (`exchange`, an exchange_calendars name: config `market.calendar`) as plain dates and
+    UTC datetimes."""
 
-    def __init__(self, display_tz: str = "America/Los_Angeles") -> None:
+    def __init__(self, display_tz: str = "America/Los_Angeles", exchange: str = "XNYS") -> None:
         self.display_tz = ZoneInfo(display_tz)
+        self.exchange = exchange
+
+    @classmethod
+    def of(cls, config: Any) -> MarketCalendar:
+        """The calendar the settings name: `market.calendar`, shown in `display_timezone`."""
+        return cls(config.display_timezone, config.market.calendar)
+
+    def _cal(self):  # type: ignore[no-untyped-def]
+        return _exchange(self.exchange)
 
     # ---- sessions -------------------------------------------------------------------------------------------
     @property
     def last_known_session(self) -> date:
-        return _xnys().last_session.date()
+        return self._cal().last_session.date()
 
     @property
     def first_known_session(self) -> date:
-        return _xnys().first_session.date()
+        return self._cal().first_session.date()
 
     def is_session(self, day: date) -> bool:
-        cal = _xnys()
+        cal = self._cal()
         if not (self.first_known_session <= day <= self.last_known_session):
             raise ValueError(f"{day} is outside the exchange calendar's range")
         return bool(cal.is_session(_ts(day)))
 
     def open_close(self, day: date) -> tuple[datetime, datetime]:
         """UTC open and close of a session (early closes honoured)."""
-        cal = _xnys()
+        cal = self._cal()
         ts = _ts(day)
         return cal.session_open(ts).to_pydatetime(), cal.session_close(ts).to_pydatetime()
 
     def next_session(self, day: date) -> date:
         """The first session strictly after `day` (a session or not)."""
-        cal = _xnys()
+        cal = self._cal()
         ts = _ts(day)
         if cal.is_session(ts):
             return cal.next_session(ts).date()
@@ -80,7 +91,7 @@ class MarketCalendar:
 
     def previous_session(self, day: date) -> date:
         """The last session strictly before `day` (a session or not)."""
-        cal = _xnys()
+        cal = self._cal()
         ts = _ts(day)
         if cal.is_session(ts):
             return cal.previous_session(ts).date()
@@ -90,7 +101,7 @@ class MarketCalendar:
         """Sessions with start <= session <= end."""
         if end < start:
             return []
-        return [ts.date() for ts in _xnys().sessions_in_range(_ts(start), _ts(end))]
+        return [ts.date() for ts in self._cal().sessions_in_range(_ts(start), _ts(end))]
 
     def et_date(self, now: datetime) -> date:
         return _require_aware(now).astimezone(ET).date()
@@ -112,7 +123,7 @@ class MarketCalendar:
             raise ValueError("dte must be >= 0")
         if not self.is_session(entry_session):
             raise ValueError(f"{entry_session} is not a trading session")
-        return _xnys().session_offset(_ts(entry_session), dte).date()
+        return self._cal().session_offset(_ts(entry_session), dte).date()
 
     def sessions_to_expiry(self, today: date, expiry: date) -> int:
         """Sessions after `today` up to and including `expiry`: 0 on expiry day, negative once past."""
