@@ -240,7 +240,7 @@ def metrics_or_empty(url: str) -> str:
 # ---- samples -------------------------------------------------------------------------------------------------
 def sample(service: Service, name: str, labels: dict[str, str] | None = None) -> float | None:
     """A sample of the service's current snapshot, through the real collector (no HTTP)."""
-    from spreadwatch.collector import SnapshotCollector, build_registry
+    from spreadwatch.edges.collector import SnapshotCollector, build_registry
 
     registry = build_registry(SnapshotCollector(lambda: service.snapshot, service.clock.now))
     return registry.get_sample_value(name, labels or {})

@@ -39,7 +39,7 @@ from realstack import (
     wait_until,
 )
 from spreadwatch.config import load_config_file
-from spreadwatch.providers.replay import ReplayProvider
+from spreadwatch.edges.providers.replay import ReplayProvider
 
 pytestmark = pytest.mark.slow
 
@@ -425,34 +425,6 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
         return watcher.when(pattern, after=after) if shown else watcher.gone(pattern, after=after)
 
     try:
-<<<<<<< HEAD
-        # The pipeline first, so the replayed morning is not spent waiting for Prometheus's target discovery.
-        stack = Stack(tmp_path, f"127.0.0.1:{port}")
-        exporter = ManagedProcess("exporter", [
-            sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--ticker", "NDX",
-            "--source", f"replay:{replay}",
-            "--speed", str(SPEED), "--start", REPLAY_START, "--listen", f"127.0.0.1:{port}", "--db", str(db),
-            "--grid", str(grid)], tmp_path)
-        watcher = MetricsWatcher(metrics_url)
-        exporter.wait_ready(metrics_url, 60)
-        stack.prom.wait_for_up("spreadwatch")
-
-        # 1. An opportunity enters its window (10:30 ET): one Slack message, with the strikes the exporter suggested.
-        shown = watcher.when(r'^spreadwatch_opportunity_in_window\{.*\} 1\.0$')
-        got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=0, timeout=60)
-        record("opportunity in window -> Slack", got, shown)
-        title, body = text.split("\n", 1)
-        assert title == "[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", text
-        line = re.search(r"\] \[OPPORTUNITY\] (NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% held 93\.0% managed "
-                         r"\(95%: 84\.1-97\.1%\) ROI:31\.6% Exp:\+2\.1% \| "
-                         r"Credit:\$1200 Risk:\$3800 \| Strikes: SP (\d+) LP (\d+))\n", body)
-        assert line, body
-        strikes = {leg: watcher.values(rf'^spreadwatch_opportunity_strike\{{[^}}]*leg="{leg}"')
-                   for leg in ("short_put", "long_put")}
-        assert float(line[2]) in strikes["short_put"] and float(line[3]) in strikes["long_put"], (line[0], strikes)
-        assert float(line[2]) - float(line[3]) == 50  # the grid's width
-        assert "<http://localhost:3000/d/spreadwatch?var-ticker=NDX|Open the spreadwatch dashboard>" in body
-=======
         # The pipeline first; the exporter holds its first cycle (10:25 ET) until Prometheus scrapes it.
         with Running(service) as running:
             stack = Stack(tmp_path, urlparse(running.url).netloc)
@@ -464,7 +436,8 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
             record("opportunity in window -> Slack", got, shown)
             title, body = text.split("\n", 1)
             assert title == "[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", text
-            line = re.search(r"\] \[OPPORTUNITY\] (NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% ROI:31\.6% \| "
+            line = re.search(r"\] \[OPPORTUNITY\] (NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% held 93\.0% "
+                             r"managed \(95%: 84\.1-97\.1%\) ROI:31\.6% Exp:\+2\.1% \| "
                              r"Credit:\$1200 Risk:\$3800 \| Strikes: SP (\d+) LP (\d+))\n", body)
             assert line, body
             strikes = {leg: watcher.values(rf'^spreadwatch_opportunity_strike\{{[^}}]*leg="{leg}"')
@@ -482,7 +455,6 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
             assert vix, text
             shown_vix = {round(v, 1) for v in watcher.values(r"^spreadwatch_vix ") if v >= 16.5}
             assert float(vix[1]) in shown_vix, (vix[0], sorted(shown_vix))
->>>>>>> issue-13
 
             # 3. Positions logged with the CLI: A updated to its profit target, B to its stop. Exact texts on both
             #    channels; the data is fresh (the exits are not gated off) and the expiry is not near.

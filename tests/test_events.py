@@ -6,12 +6,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-<<<<<<< HEAD
-from exporter_support import FaultyProvider, make_service
-from spreadwatch.app.clock import ReplayClock
-from spreadwatch.edges.collector import SnapshotCollector, build_registry
-=======
 from exporter_support import (
+    NDX_REPLAY,
     FaultyProvider,
     make_service,
     metrics_or_empty,
@@ -21,7 +17,6 @@ from exporter_support import (
 )
 from exporter_support import sample as value
 from realstack import free_port, wait_until
->>>>>>> issue-13
 
 EVENTS = "spreadwatch.events"
 FETCH = "spreadwatch.app.watcher"
@@ -170,29 +165,6 @@ def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_p
     log_file = tmp_path / "events.log"
     config = tmp_path / "config.yml"
     config.write_text(f"paths:\n  log_file: {log_file}\n")
-<<<<<<< HEAD
-    env = {**os.environ, "SPREADWATCH_DB": str(tmp_path / "book.db")}
-    from exporter_support import NDX_REPLAY
-
-    proc = subprocess.Popen([sys.executable, "-m", "spreadwatch", "--config", str(config), "run",
-                             "--source", f"replay:{NDX_REPLAY}",
-                             "--ticker", "NDX", "--ticker", "SPX", "--listen", f"127.0.0.1:{port}",
-                             "--speed", "300", "--start", "2026-11-25T14:28:00Z"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if log_file.exists() and "Regime unknown" in log_file.read_text():
-                break
-            time.sleep(0.05)
-        time.sleep(2.0)  # ~10 more market cycles at 300x
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
-=======
     monkeypatch.setenv("SPREADWATCH_DB", str(tmp_path / "book.db"))
 
     def market_run() -> float | None:
@@ -200,8 +172,8 @@ def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_p
         text = metrics_or_empty(f"http://127.0.0.1:{port}")
         return sample_value(text, "spreadwatch_task_last_run_timestamp_seconds", {"task": "market"})
 
-    with spreadwatch_process(tmp_path, "--config", str(config), "run", "--ticker", "NDX", "--ticker", "SPX",
-                             "--listen", f"127.0.0.1:{port}", "--speed", "300",
+    with spreadwatch_process(tmp_path, "--config", str(config), "run", "--source", f"replay:{NDX_REPLAY}",
+                             "--ticker", "NDX", "--ticker", "SPX", "--listen", f"127.0.0.1:{port}", "--speed", "300",
                              "--start", "2026-11-25T14:28:00Z") as exporter:
         wait_until(lambda: log_file.exists() and "Regime unknown" in log_file.read_text(), 60, "the regime line")
         # Ten more market cycles (each seen by its own run time) must not repeat a line.
@@ -215,7 +187,6 @@ def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_p
         wait_until(ten_more_cycles, 60, "ten more market cycles", interval=0.1)
     out = exporter.log()
     assert exporter.proc.returncode == 0, out  # SIGTERM: a clean exit
->>>>>>> issue-13
     stamp = r"\[2026-11-25 06:\d\d:\d\d\]"
     logged = log_file.read_text().splitlines()
     for pattern in (

@@ -12,9 +12,6 @@ import sqlite3
 
 import pytest
 
-<<<<<<< HEAD
-from exporter_support import FaultyProvider, Running, make_service
-=======
 from exporter_support import (
     FaultyProvider,
     Running,
@@ -25,9 +22,7 @@ from exporter_support import (
     sample_value,
     scrape,
 )
->>>>>>> issue-13
 from spreadwatch.config import Config, Intervals
-from spreadwatch.edges.collector import SnapshotCollector, build_registry
 
 DEFAULT_MARKET_CYCLE = Intervals().market_data_seconds  # 60 s
 

@@ -1,11 +1,8 @@
 """Grafana as code: the generated dashboards, their provisioning, and every panel query against real components.
 
 - The committed JSON is exactly what grafana/generate.py produces (byte for byte).
-<<<<<<< HEAD
-- The dashboard shows the market context, opportunities, positions, portfolio and data health, and every metric it queries is documented and emitted.
-=======
-- The dashboard has the panels a trader needs, and every metric it queries is documented and emitted.
->>>>>>> issue-13
+- The dashboard shows the market context, opportunities, positions, portfolio and data health, and every metric it
+  queries is documented and emitted.
 - Provisioning: valid YAML; datasources (Prometheus, Alertmanager) with the uids the dashboard uses, at the compose
   service names and ports; the dashboard provider reads the directory compose mounts the committed dashboards at;
   Grafana's admin password comes from a secret file and anonymous access is off.
@@ -43,18 +40,17 @@ from realstack import (
     start_smtp_sink,
     wait_until,
 )
+from spreadwatch.config import bundled_path
+from spreadwatch.edges.gridfile import BUNDLED_GRID
+from spreadwatch.edges.providers.replay import ReplayProvider
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATE = ROOT / "grafana" / "generate.py"
 DASHBOARDS = ROOT / "grafana" / "dashboards"
 PROVISIONING = ROOT / "grafana" / "provisioning"
 COMPOSE = ROOT / "docker-compose.yml"
-<<<<<<< HEAD
-SPEED = 10  # the setups at the open stay in their window (09:30-09:45 ET) for 90 s of wall time
-REPLAY_START = "2019-01-02T14:31:00Z"  # the bundled SPX day's first bar: its setups at the open are in window
-=======
-REPLAY_START = datetime.fromisoformat("2026-11-24T15:20:00+00:00")  # 10:20 ET / 07:20 PT: inside the entry hours
->>>>>>> issue-13
+# The bundled SPX day's first bar (09:31 ET): its setups at the open are in their entry window (09:30-09:45 ET).
+REPLAY_START = datetime.fromisoformat("2019-01-02T14:31:00+00:00")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -409,6 +405,7 @@ def cli(tmp_path: Path, *args: str) -> str:
 def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real_exporter(tmp_path, monkeypatch):
     monkeypatch.delenv("SPREADWATCH_CONFIG", raising=False)  # embedded defaults, whatever the caller's shell has
     monkeypatch.delenv("SPREADWATCH_DB", raising=False)
+    monkeypatch.setenv("SPREADWATCH_NOW", REPLAY_START.isoformat())  # the CLI's "now": the replayed instant
     db = tmp_path / "book.db"
 
     # Two positions logged with the CLI; one closed (realized P&L), one left open (the positions panels).
@@ -423,84 +420,11 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
     cli(tmp_path, "positions", "close", ids[0], "--pnl", "100", "--db", str(db))
     cli(tmp_path, "positions", "update", ids[1], "--pnl", "40", "--db", str(db))
 
-<<<<<<< HEAD
-    port = free_port()
-    exporter = ManagedProcess("exporter", [
-        sys.executable, "-m", "spreadwatch", "run", "--source", f"replay:{bundled_path('replay_sample.csv')}",
-        "--speed", str(SPEED), "--start", REPLAY_START, "--listen", f"127.0.0.1:{port}", "--db", str(db)],
-        tmp_path)  # the bundled grid
-    smtp, slack = start_smtp_sink(), start_http_sink()
-    am = prom = None
-    try:
-        exporter.wait_ready(f"http://127.0.0.1:{port}/metrics", 60)
-        # Every part of the snapshot is in: market, scan (strikes), positions, portfolio.
-        wait_until(lambda: all(name in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text for name in (
-            "spreadwatch_price{", "spreadwatch_opportunity_strike{", "spreadwatch_position_pnl_dollars{",
-            "spreadwatch_portfolio_realized_pnl_dollars ")), 60, "a full snapshot on /metrics")
-        am = start_alertmanager(repo_routing(tmp_path, smtp.smarthost, slack.url + "/slack"), tmp_path,
-                                templates_dir=ROOT / "alertmanager" / "templates")
-        prom = start_prometheus(ROOT / "prometheus", tmp_path, targets={"spreadwatch": [f"127.0.0.1:{port}"]},
-                                alertmanager_urls=[am.url])
-        prom.wait_for_up("spreadwatch")
-        wait_until(lambda: prom.query('count_over_time(up{job="spreadwatch"}[1m]) >= 6'), 30, "six scrapes")
-        end = time.time()
-        window = 30
-
-        # The ticker variable: Grafana's label_values(selector, ticker) through the labels API.
-        board = load_dashboards()["spreadwatch.json"]
-        (var,) = [v for v in board["templating"]["list"] if v["name"] == "ticker"]
-        selector, label = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]["query"]).groups()
-        tickers = prom.label_values(label, selector)
-        assert tickers == ["SPX"], tickers
-
-        failures: list[str] = []
-        checked = 0
-        for ticker_value in ("SPX", var["allValue"]):  # one ticker selected, and "All"
-            variables = {"ticker": ticker_value, **grafana_macros(window)}
-            for _, panel, target in prometheus_targets():
-                expr = substitute(target["expr"], variables)
-                where = f"{panel['title']} [{target['refId']}] ticker={ticker_value}: {expr}"
-                try:
-                    if target.get("instant"):
-                        result = prom.query(expr, at=end)
-                        has_data = bool(result)
-                    else:
-                        result = prom.query_range(expr, end - window, end, 1)
-                        has_data = any(series["values"] for series in result)
-                except RuntimeError as exc:
-                    failures.append(f"{where}: ERROR {exc}")
-                    continue
-                checked += 1
-                if not has_data:
-                    failures.append(f"{where}: no data")
-                    continue
-                failures += legend_problems(where, target, result)
-                failures += table_problems(where, panel, target, result)
-        assert not failures, "panel queries failing against the real stack:\n" + "\n".join(failures)
-        assert checked == 2 * len(prometheus_targets()) > 80
-
-        # The opportunities table has something to highlight: the replay is inside the entry hours.
-        in_window = prom.query('spreadwatch_opportunity_in_window == 1', at=end)
-        assert in_window, "no opportunity in its entry window at the bundled day's open"
-
-        # The Alertmanager panel: the groups Grafana's alertGroups panel reads (GET /api/v2/alerts/groups via the
-        # datasource proxy) hold the always-firing watchdog, delivered by this Prometheus through the repo's rules
-        # and routing; the panel's label filter is empty (every group).
-        (groups_panel,) = [p for _, p in all_panels() if p["type"] == "alertGroups"]
-        assert groups_panel["options"]["labels"] == ""
-
-        def watchdog_group():
-            groups = requests.get(f"{am.url}/api/v2/alerts/groups", timeout=5).json()
-            return [g for g in groups for a in g["alerts"]
-                    if a["labels"].get("alertname") == "SpreadwatchWatchdog" and a["status"]["state"] == "active"]
-
-        (group,) = wait_until(watchdog_group, 30, "the watchdog in Alertmanager's alert groups")
-        assert group["receiver"]["name"] == "deadman"
-=======
     # The exporter's loop, collector and HTTP server on the bundled replay day, stepped minute by minute on a
     # virtual clock until every part of the snapshot is in (market, scan with strikes, positions, portfolio) and a
     # setup is in its entry window; then it holds that instant while Prometheus scrapes it.
-    service = make_service(tmp_path, db=db, start=REPLAY_START)
+    service = make_service(tmp_path, ReplayProvider(bundled_path("replay_sample.csv"), bundled=True), db=db,
+                           start=REPLAY_START, tickers=("SPX",), grid=bundled_path(BUNDLED_GRID))
     smtp, slack = start_smtp_sink(), start_http_sink()
     am = prom = None
     try:
@@ -511,7 +435,7 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
                 return {"spreadwatch_price", "spreadwatch_opportunity_strike", "spreadwatch_position_pnl_dollars",
                         "spreadwatch_portfolio_realized_pnl_dollars"} <= names and any(
                     sample.name == "spreadwatch_opportunity_in_window" and sample.value == 1 for sample in samples)
-            running.until(full_snapshot, within=3600)
+            running.until(full_snapshot, within=14 * 60)  # before the window closes at 09:45 ET
             target = urlparse(running.url).netloc
             am = start_alertmanager(repo_routing(tmp_path, smtp.smarthost, slack.url + "/slack"), tmp_path,
                                     templates_dir=ROOT / "alertmanager" / "templates")
@@ -521,7 +445,6 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
             wait_until(lambda: prom.query('count_over_time(up{job="spreadwatch"}[1m]) >= 6'), 60, "six scrapes")
             check_panel_queries(prom)
             check_alert_groups_panel(am)
->>>>>>> issue-13
     finally:
         for part in (prom, am):
             if part is not None:
@@ -540,11 +463,11 @@ def check_panel_queries(prom) -> None:
     (var,) = [v for v in board["templating"]["list"] if v["name"] == "ticker"]
     selector, label = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]["query"]).groups()
     tickers = prom.label_values(label, selector)
-    assert tickers == ["NDX"], tickers
+    assert tickers == ["SPX"], tickers
 
     failures: list[str] = []
     checked = 0
-    for ticker_value in ("NDX", var["allValue"]):  # one ticker selected, and "All"
+    for ticker_value in ("SPX", var["allValue"]):  # one ticker selected, and "All"
         variables = {"ticker": ticker_value, **grafana_macros(window)}
         for _, panel, target in prometheus_targets():
             expr = substitute(target["expr"], variables)
@@ -570,7 +493,7 @@ def check_panel_queries(prom) -> None:
 
     # The opportunities table has something to highlight: the replayed instant is inside the entry hours.
     in_window = prom.query('spreadwatch_opportunity_in_window == 1', at=end)
-    assert in_window, "no opportunity in its entry window on the replay day"
+    assert in_window, "no opportunity in its entry window at the bundled day's open"
 
 
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-<<<<<<< HEAD
 import dataclasses
-import socket
-=======
->>>>>>> issue-13
 from datetime import date
 from pathlib import Path
 

@@ -54,13 +54,14 @@ from realstack import (
     SmtpSink,
     free_port,
     kill,
+    repo_routing,
     start_alertmanager_cluster,
     start_http_sink,
     start_prometheus_replica,
     start_smtp_sink,
     wait_until,
 )
-from test_e2e_alerting import MetricsWatcher, routing_for_sinks
+from test_e2e_alerting import MetricsWatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_TIMEOUT = 2.0      # --cluster.peer-timeout (15 s in production)
@@ -80,18 +81,10 @@ intervals:
 
 
 def cluster_routing(workdir: Path, smtp: SmtpSink, slack_url: str) -> dict:
-    """The repo's routing for one member: the sinks as destinations (routing_for_sinks), the test's timers."""
+    """The repo's routing for one member: the sinks as destinations, the test's timers."""
     workdir.mkdir(parents=True, exist_ok=True)
-    config = routing_for_sinks(workdir, smtp, slack_url)
-
-    def timers(route: dict) -> None:
-        route["group_wait"] = f"{GROUP_WAIT:g}s"
-        route["group_interval"] = f"{GROUP_INTERVAL:g}s"
-        for child in route.get("routes", []):
-            timers(child)
-
-    timers(config["route"])
-    return config
+    return repo_routing(workdir, smtp.smarthost, slack_url, group_wait=f"{GROUP_WAIT:g}s",
+                        group_interval=f"{GROUP_INTERVAL:g}s")
 
 
 @dataclass

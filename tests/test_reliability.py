@@ -175,15 +175,9 @@ def test_concurrent_console_script_processes_lose_no_acknowledged_write(tmp_path
 # A writer that adds positions as fast as it can and prints each id once `add` has returned (committed).
 ADDER = r"""
 import sys
-<<<<<<< HEAD
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from spreadwatch.domain.positions import PositionInput, validate
 from spreadwatch.edges.store import PositionBook
-=======
-from datetime import UTC, date, datetime, timedelta
-from spreadwatch.positions import PositionInput, validate
-from spreadwatch.store import PositionBook
->>>>>>> issue-13
 
 entry, _ = validate(PositionInput(ticker="NDX", spread="iron_condor", band="P98", flow_mode="with_flow", dte=3,
                                   contracts=2, credit=285.0, risk=None, short_put=19500.0, long_put=19400.0,

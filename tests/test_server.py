@@ -6,12 +6,8 @@ import dataclasses
 
 import pytest
 
-<<<<<<< HEAD
-from exporter_support import Running, make_service
-from spreadwatch.edges.server import parse_listen
-=======
 from exporter_support import Running, http_get, make_service
->>>>>>> issue-13
+from spreadwatch.edges.server import parse_listen
 from spreadwatch.errors import InputError
 
 
@@ -32,13 +28,8 @@ def test_healthz_is_503_until_every_task_succeeded_then_200(tmp_path):
 
 
 def test_landing_page_labels_replay_and_escapes_data(tmp_path):
-<<<<<<< HEAD
-    service = make_service(tmp_path, speed=600.0)
-    service.snapshot = dataclasses.replace(service.snapshot, data_description="<script>alert(1)</script>")
-=======
     service = make_service(tmp_path)
-    service.snapshot = dataclasses.replace(service.snapshot, source_description="<script>alert(1)</script>")
->>>>>>> issue-13
+    service.snapshot = dataclasses.replace(service.snapshot, data_description="<script>alert(1)</script>")
     running = Running(service)
     running.server.start()
     try:

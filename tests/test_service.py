@@ -4,25 +4,6 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-<<<<<<< HEAD
-from exporter_support import Running, make_service
-from spreadwatch.edges.cli import cli
-from spreadwatch.edges.collector import SnapshotCollector, build_registry
-
-
-def value(service, name, labels=None):
-    registry = build_registry(SnapshotCollector(lambda: service.snapshot, service.clock.now))
-    return registry.get_sample_value(name, labels or {})
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-=======
 from exporter_support import (
     START,
     Running,
@@ -34,8 +15,7 @@ from exporter_support import (
     spreadwatch_process,
 )
 from realstack import free_port, wait_until
-from spreadwatch.cli import cli
->>>>>>> issue-13
+from spreadwatch.edges.cli import cli
 
 
 def test_cadences_run_on_the_replay_clock(tmp_path):
@@ -88,42 +68,18 @@ def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path, monkeypatch):
     monkeypatch.setenv("SPREADWATCH_DB", str(tmp_path / "book.db"))
     config = tmp_path / "config.yml"
     config.write_text(f"paths:\n  log_file: {tmp_path / 'events.log'}\n")
-<<<<<<< HEAD
-    proc = subprocess.Popen([sys.executable, "-m", "spreadwatch", "--config", str(config), "run",
-                             "--listen", f"127.0.0.1:{port}", "--speed", "60",
-                             "--start", "2019-01-02T14:32:00Z"],  # the bundled SPX day, in its entry window
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        def metrics():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-                    return r.read().decode()
-            except OSError:
-                return ""
-        assert wait_for(lambda: "spreadwatch_price{" in metrics(), timeout=30)
-        assert 'spreadwatch_build_info{source="replay",version=' in metrics()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-            assert "REPLAY" in r.read().decode()
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
-    assert "REPLAY, not live data" in out
-=======
     url = f"http://127.0.0.1:{port}"
     with spreadwatch_process(tmp_path, "--config", str(config), "run", "--listen", f"127.0.0.1:{port}",
-                             "--speed", "60", "--start", "2026-11-24T15:20:00Z") as exporter:
+                             "--speed", "60",
+                             "--start", "2019-01-02T14:32:00Z") as exporter:  # the bundled SPX day, in its entry window
         def priced():
             text = metrics_or_empty(url)
-            return text if sample_value(text, "spreadwatch_price", {"ticker": "NDX"}) is not None else None
+            return text if sample_value(text, "spreadwatch_price", {"ticker": "SPX"}) is not None else None
         text = wait_until(priced, 60, "a price on /metrics")
         assert 'spreadwatch_build_info{source="replay",version=' in text
         assert "REPLAY" in http_get(url + "/")[1]
     assert exporter.proc.returncode == 0, exporter.log()  # SIGTERM: a clean exit
     assert "REPLAY, not live data" in exporter.log()
->>>>>>> issue-13
     assert "[OPPORTUNITY]" in (tmp_path / "events.log").read_text()
 
 
@@ -132,7 +88,7 @@ def test_several_tickers_are_labels_in_one_process_and_a_ticker_without_data_is_
 
     service = make_service(tmp_path, tickers=("NDX", "SPX"), fetch_deadline=30.0)
     service.step(datetime.fromisoformat("2026-11-24T15:30:00+00:00"), {"market", "positions", "scan"})
-    # The bundled replay day has NDX's symbols only: SPX is reported down and unknown, never filled in.
+    # The NDX replay day has NDX's symbols only: SPX is reported down and unknown, never filled in.
     assert sample(service, "spreadwatch_price", {"ticker": "NDX"}) is not None
     assert sample(service, "spreadwatch_price", {"ticker": "SPX"}) is None
     assert sample(service, "spreadwatch_source_up", {"source": "^NDX"}) == 1
@@ -148,7 +104,7 @@ def test_event_log_reads_like_the_original_alerts_log(tmp_path, caplog):
         for at in ("2026-11-24T15:30:00+00:00", "2026-11-24T15:45:00+00:00"):  # 10:30 and 10:45 ET
             service.step(datetime.fromisoformat(at), {"market", "positions", "scan"})
     lines = [r.getMessage() for r in caplog.records if r.name == "spreadwatch.events"]
-    # The bundled day's VIX crosses 16 at 10:39 ET: one change, stamped in the display zone (PST).
+    # The NDX day's VIX crosses 16 at 10:39 ET: one change, stamped in the display zone (PST).
     changes = [line for line in lines if "Regime change" in line]
     assert len(changes) == 1, lines
     assert changes[0].startswith("[2026-11-24 07:45:00] [WARNING] Regime change: LOW → MEDIUM (VIX 16.")
