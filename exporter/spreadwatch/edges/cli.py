@@ -367,9 +367,12 @@ def grid_show(ctx: Context, file: str, top: int, include_impossible: bool, min_t
 
 
 def _now() -> Any:
-    from datetime import UTC, datetime
+    from spreadwatch.app.clock import command_now
 
-    return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return command_now()  # the wall clock, or SPREADWATCH_NOW (a testing aid)
+    except SpreadwatchError as exc:  # a malformed value: exit 2, like a malformed option
+        raise click.UsageError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
