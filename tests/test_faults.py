@@ -98,9 +98,15 @@ def test_locked_database_is_reported_and_recovered(tmp_path):
             errors_before = sample(service, "spreadwatch_task_errors_total", {"task": "positions"})
             running.step()  # one position cycle: the read waits out its busy timeout and fails
             assert sample(service, "spreadwatch_task_errors_total", {"task": "positions"}) == errors_before + 1
-            assert not service.health()[0]
+            assert sample(service, "spreadwatch_task_failures_total", {"task": "positions", "kind": "data"}) == 1
+            task = service.snapshot.tasks["positions"]
+            assert not task.ok and "database is locked" in task.error
+            # One failed cycle of an expected fault: the last good values stand and /healthz stays 200 until the
+            # last success is older than three intervals (the missing-book test above reaches that).
+            assert service.health()[0]
             scrape(running.url)
         finally:
             locker.execute("ROLLBACK")
             locker.close()
-        running.until(lambda: service.health()[0], within=service.intervals["positions"])
+        running.until(lambda: service.snapshot.tasks["positions"].ok, within=service.intervals["positions"])
+        assert service.health()[0]
