@@ -4,8 +4,8 @@ same rules, jobs and exporter target as the single node, the `replica` label dro
 A Prometheus pair (two replicas running prometheus/prometheus-ha.yml and the repo's rules: external label `replica`,
 dropped from alerts by alert_relabel_configs; each sends to every Alertmanager) and a 3-member Alertmanager cluster
 (the repo's routing; member 1 started without peers as the compose `alertmanager` service is, members 2 and 3 naming
-the others) in front of ONE real exporter (`spreadwatch run` on the bundled replay day from 12:00 ET, at 1x) whose
-positions are driven with the CLI. Notifications go to an SMTP sink and an HTTP sink standing in for Slack; each
+the others) in front of ONE real exporter (`spreadwatch run --ticker NDX` on the NDX replay day from 12:00 ET, at
+1x) whose positions are driven with the CLI. Notifications go to an SMTP sink and an HTTP sink standing in for Slack; each
 member has its own webhook path and puts its URL in emails, so the sinks tell which member sent what.
 
 1. Both replicas fire the same stop loss: each channel gets it once, and its resolution once.
@@ -268,15 +268,15 @@ def test_the_recipe_writes_flags_the_servers_have():
 
 
 def start_stack(ha: Ha, cfg: Path, db: Path) -> None:
-    from spreadwatch.config import bundled_path
+    from exporter_support import NDX_REPLAY
 
     configs = [cluster_routing(ha.tmp / f"routing-am{i}", ha.smtp, f"{ha.slack.url}/slack/am{i}") for i in (1, 2, 3)]
     ha.members = start_alertmanager_cluster(configs, ha.tmp, templates_dir=ROOT / "alertmanager" / "templates",
                                             peer_timeout=f"{PEER_TIMEOUT:g}s")
     port = free_port()
     ha.exporter = ManagedProcess("exporter", [
-        sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--source",
-        f"replay:{bundled_path('replay_sample.csv')}", "--speed", "1", "--start", REPLAY_START,
+        sys.executable, "-m", "spreadwatch", "--config", str(cfg), "run", "--ticker", "NDX", "--source",
+        f"replay:{NDX_REPLAY}", "--speed", "1", "--start", REPLAY_START,
         "--listen", f"127.0.0.1:{port}", "--db", str(db)], ha.tmp)
     ha.watcher = MetricsWatcher(f"http://127.0.0.1:{port}/metrics")
     prom_ports = {"a": free_port(), "b": free_port()}
