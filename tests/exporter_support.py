@@ -1,5 +1,6 @@
 """Helpers for the exporter tests: a provider that injects the outside world's failures, the loop on a virtual clock
-(stepped by the test, or run to an instant), the running service with its HTTP server, and reading samples.
+(stepped by the test, or run to an instant), the running service with its HTTP server, and a sample of its
+snapshot through the real collector.
 
 Only the outside world (the market-data provider) is faked; the loop, collector and server are the real ones.
 No helper here measures wall time: the loop's clock advances only when the loop waits, by exactly what it waits,
@@ -18,9 +19,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 
 from realstack import ManagedProcess
 from spreadwatch.app.clock import ReplayClock
@@ -260,13 +258,3 @@ def scrape(url: str) -> str:
     status, body, _ = http_get(url.rstrip("/") + "/metrics")
     assert status == 200, (status, body)
     return body
-
-
-def exposition_samples(text: str) -> list[Sample]:
-    """Every sample of an exposition text, parsed (a counter's samples keep their `_total`)."""
-    return [s for family in text_string_to_metric_families(text) for s in family.samples]
-
-
-def sample_value(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
-    """The value of the sample named exactly `name` with exactly `labels` in an exposition text, or None."""
-    return next((s.value for s in exposition_samples(text) if s.name == name and s.labels == (labels or {})), None)

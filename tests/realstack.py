@@ -18,7 +18,8 @@ manager). Nothing here touches the network beyond 127.0.0.1.
   replica of a pair from its own config file (external labels, ``alert_relabel_configs`` kept);
   ``start_alertmanager_cluster(configs, workdir, ...)`` a gossip cluster of real Alertmanagers (``ClusterMember``:
   ``status()``, ``position()``, ``silences()``, ``create_silence()``); ``kill(process)`` is a SIGKILL (no shutdown:
-  a lost machine); ``metric_value(url, name)`` reads one sample of a ``/metrics`` page.
+  a lost machine).
+- ``exposition_samples(text)`` / ``sample_value(text, name, labels)``: the samples of a ``/metrics`` page.
 
 Example (a dashboard test)::
 
@@ -55,6 +56,8 @@ from typing import Any
 
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 PROMETHEUS_BIN = os.environ.get("SPREADWATCH_PROMETHEUS_BIN", "prometheus")
 ALERTMANAGER_BIN = os.environ.get("SPREADWATCH_ALERTMANAGER_BIN", "prometheus-alertmanager")
@@ -233,9 +236,15 @@ def start_prometheus(config_dir: Path, workdir: Path, *, targets: dict[str, list
     args = [PROMETHEUS_BIN, f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn",
             f"--rules.alert.resend-delay={resend_delay}", *extra_args]
+    return _launch_prometheus(args, workdir, url, config_path, timeout, discover=bool(alertmanager_urls))
+
+
+def _launch_prometheus(args: list[str], workdir: Path, url: str, config_path: Path, timeout: float, *,
+                       discover: bool) -> Prometheus:
+    """Run Prometheus with ``args``; return once it is ready and (``discover``) has found its Alertmanagers."""
     prom = Prometheus(args, workdir, url, config_path)
     prom.wait_ready(f"{url}/-/ready", timeout)
-    if alertmanager_urls:
+    if discover:
         try:
             wait_until(lambda: prom._api("alertmanagers")["activeAlertmanagers"], timeout, "Alertmanager discovery")
         except TimeoutError:
@@ -265,6 +274,23 @@ class Alertmanager(ManagedProcess):
         response.raise_for_status()
 
 
+def _write_alertmanager_config(config: Path | dict | str, conf_dir: Path, templates_dir: Path | None) -> Path:
+    """``config`` (a path, a parsed dict or YAML text) as ``conf_dir/alertmanager.yml``, with ``templates_dir``
+    copied beside it as ``templates/``; returns the file's path."""
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(config, Path):
+        text = config.read_text(encoding="utf-8")
+    elif isinstance(config, dict):
+        text = yaml.safe_dump(config, sort_keys=False)
+    else:
+        text = config
+    config_path = conf_dir / "alertmanager.yml"
+    config_path.write_text(text, encoding="utf-8")
+    if templates_dir is not None:
+        shutil.copytree(templates_dir, conf_dir / "templates", dirs_exist_ok=True)
+    return config_path
+
+
 def start_alertmanager(config: Path | dict | str, workdir: Path, *, templates_dir: Path | None = None,
                        extra_args: Iterable[str] = (), timeout: float = 30) -> Alertmanager:
     """Start Alertmanager with ``config`` (a path, a parsed dict or YAML text) written to ``workdir``.
@@ -273,18 +299,7 @@ def start_alertmanager(config: Path | dict | str, workdir: Path, *, templates_di
     (Alertmanager resolves template globs relative to the config file). Clustering is off.
     """
     workdir = Path(workdir)
-    am_dir = workdir / "alertmanager-config"
-    am_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(config, Path):
-        text = config.read_text(encoding="utf-8")
-    elif isinstance(config, dict):
-        text = yaml.safe_dump(config, sort_keys=False)
-    else:
-        text = config
-    config_path = am_dir / "alertmanager.yml"
-    config_path.write_text(text, encoding="utf-8")
-    if templates_dir is not None:
-        shutil.copytree(templates_dir, am_dir / "templates", dirs_exist_ok=True)
+    config_path = _write_alertmanager_config(config, workdir / "alertmanager-config", templates_dir)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [ALERTMANAGER_BIN, f"--config.file={config_path}", f"--storage.path={workdir / 'alertmanager-data'}",
@@ -474,14 +489,14 @@ def kill(process: ManagedProcess) -> float:
     return killed_at
 
 
-def metric_value(url: str, name: str, labels: dict[str, str] | None = None) -> float | None:
-    """The value of the first sample ``name{labels...}`` on the ``/metrics`` page at ``url`` (None if absent)."""
-    wanted = [f'{k}="{v}"' for k, v in (labels or {}).items()]
-    for line in requests.get(url, timeout=5).text.splitlines():
-        series, _, value = line.rpartition(" ")
-        if (series == name or series.startswith(name + "{")) and all(w in series for w in wanted):
-            return float(value)
-    return None
+def exposition_samples(text: str) -> list[Sample]:
+    """Every sample of an exposition text (a ``/metrics`` page), parsed (a counter's samples keep their ``_total``)."""
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def sample_value(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """The value of the sample named exactly ``name`` with exactly ``labels`` in an exposition text, or None."""
+    return next((s.value for s in exposition_samples(text) if s.name == name and s.labels == (labels or {})), None)
 
 
 def _replace_targets(config: dict, targets: dict[str, list[str]], alertmanager_urls: Iterable[str]) -> None:
@@ -521,14 +536,7 @@ def start_prometheus_replica(config_file: Path, rules_dir: Path, workdir: Path, 
             f"--storage.tsdb.path={workdir / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{port}",
             "--web.enable-lifecycle", "--log.level=warn", f"--rules.alert.resend-delay={resend_delay}",
             "--enable-feature=expand-external-labels"]
-    prom = Prometheus(args, workdir, url, config_path)
-    prom.wait_ready(f"{url}/-/ready", timeout)
-    try:
-        wait_until(lambda: prom._api("alertmanagers")["activeAlertmanagers"], timeout, "Alertmanager discovery")
-    except TimeoutError:
-        prom.stop()
-        raise
-    return prom
+    return _launch_prometheus(args, workdir, url, config_path, timeout, discover=True)
 
 
 class ClusterMember(Alertmanager):
@@ -545,7 +553,7 @@ class ClusterMember(Alertmanager):
 
     def position(self) -> int | None:
         """This member's place in the cluster (0 notifies first; member k waits k x ``--cluster.peer-timeout``)."""
-        value = metric_value(f"{self.url}/metrics", "alertmanager_peer_position")
+        value = sample_value(requests.get(f"{self.url}/metrics", timeout=5).text, "alertmanager_peer_position")
         return None if value is None else int(value)
 
     def silences(self) -> list[dict]:
@@ -565,10 +573,6 @@ class ClusterMember(Alertmanager):
         return response.json()["silenceID"]
 
 
-def _alertmanager_config_text(config: Path | dict | str) -> str:
-    if isinstance(config, Path):
-        return config.read_text(encoding="utf-8")
-    return yaml.safe_dump(config, sort_keys=False) if isinstance(config, dict) else config
 
 
 def start_alertmanager_cluster(configs: list[Path | dict | str], workdir: Path, *, templates_dir: Path | None = None,
@@ -585,12 +589,7 @@ def start_alertmanager_cluster(configs: list[Path | dict | str], workdir: Path, 
     try:
         for i, config in enumerate(configs):
             member_dir = Path(workdir) / f"am{i + 1}"
-            conf_dir = member_dir / "alertmanager-config"
-            conf_dir.mkdir(parents=True, exist_ok=True)
-            config_path = conf_dir / "alertmanager.yml"
-            config_path.write_text(_alertmanager_config_text(config), encoding="utf-8")
-            if templates_dir is not None:
-                shutil.copytree(templates_dir, conf_dir / "templates", dirs_exist_ok=True)
+            config_path = _write_alertmanager_config(config, member_dir / "alertmanager-config", templates_dir)
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             peers = [f"--cluster.peer={address}" for j, address in enumerate(gossip) if i and j != i]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter_support import exposition_samples
+from realstack import exposition_samples
 from spreadwatch.app.snapshot import CalendarFacts, GridInfo, OpenPosition, Portfolio, Snapshot, TaskStatus
 from spreadwatch.app.watcher import MarketContext, SourceStatus
 from spreadwatch.config import Config

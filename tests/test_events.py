@@ -12,11 +12,10 @@ from exporter_support import (
     make_service,
     metrics_or_empty,
     run_replay,
-    sample_value,
     spreadwatch_process,
 )
 from exporter_support import sample as value
-from realstack import free_port, wait_until
+from realstack import free_port, sample_value, wait_until
 
 EVENTS = "spreadwatch.events"
 FETCH = "spreadwatch.app.watcher"

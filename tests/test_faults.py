@@ -15,13 +15,12 @@ import pytest
 from exporter_support import (
     FaultyProvider,
     Running,
-    exposition_samples,
     http_get,
     make_service,
     sample,
-    sample_value,
     scrape,
 )
+from realstack import exposition_samples, sample_value
 from spreadwatch.config import Config, Intervals
 
 DEFAULT_MARKET_CYCLE = Intervals().market_data_seconds  # 60 s

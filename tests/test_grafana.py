@@ -31,8 +31,9 @@ import pytest
 import requests
 import yaml
 
-from exporter_support import Running, exposition_samples, make_service, scrape
+from exporter_support import Running, make_service, scrape
 from realstack import (
+    exposition_samples,
     repo_routing,
     start_alertmanager,
     start_http_sink,

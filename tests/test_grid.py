@@ -83,6 +83,16 @@ def write(tmp_path, text):
     return path
 
 
+def first_row_with(tmp_path, sample: str, **cells):
+    """The header and first row of a sample grid in GRIDS, with some cells replaced, written as grid.csv."""
+    lines = (GRIDS / sample).read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    for name, value in cells.items():
+        row[header.index(name)] = value
+    return write(tmp_path, "\n".join([lines[0], ",".join(row)]) + "\n")
+
+
 def test_bad_value_names_file_line_and_column(tmp_path):
     lines = (GRIDS / "trading_ready_sample.csv").read_text().splitlines()
     lines[3] = lines[3].replace(",91.4,", ",ninety,", 1) if ",91.4," in lines[3] else lines[3]
@@ -95,11 +105,7 @@ def test_bad_value_names_file_line_and_column(tmp_path):
 
 
 def test_blank_required_cell_is_an_error_but_blank_optional_is_missing(tmp_path):
-    text = (GRIDS / "canonical_sample.csv").read_text().splitlines()
-    header = text[0].split(",")
-    row = text[1].split(",")
-    row[header.index("sharpe")] = ""
-    path = write(tmp_path, "\n".join([text[0], ",".join(row)]) + "\n")
+    path = canonical_with(tmp_path, sharpe="")
     with pytest.raises(DataError, match="line 2: column sharpe: blank value"):
         load_grid(path)
     # The second sample row has blank exit_* and band_* cells: optional, read as missing.
@@ -225,13 +231,8 @@ def test_grid_records_mtime_and_cache_keeps_the_last_good_grid_on_a_bad_reload(t
 
 
 def canonical_with(tmp_path, **cells):
-    """The canonical sample's first row with some cells replaced (a name absent from the header is ignored)."""
-    lines = (GRIDS / "canonical_sample.csv").read_text().splitlines()
-    header = lines[0].split(",")
-    row = lines[1].split(",")
-    for name, value in cells.items():
-        row[header.index(name)] = value
-    return write(tmp_path, "\n".join([lines[0], ",".join(row)]) + "\n")
+    """The canonical sample's first row with some cells replaced."""
+    return first_row_with(tmp_path, "canonical_sample.csv", **cells)
 
 
 @pytest.mark.parametrize(("column", "cell"), [
@@ -247,11 +248,7 @@ def test_out_of_range_value_is_quoted_as_written_not_as_a_numpy_repr(tmp_path, c
 
 
 def test_out_of_range_in_an_original_format_names_its_own_column(tmp_path):
-    lines = (GRIDS / "trading_ready_sample.csv").read_text().splitlines()
-    header = lines[0].split(",")
-    cells = lines[1].split(",")
-    cells[header.index("max_risk_per_contract")] = " -12.50"
-    path = write(tmp_path, "\n".join([lines[0], ",".join(cells)]) + "\n")
+    path = first_row_with(tmp_path, "trading_ready_sample.csv", max_risk_per_contract=" -12.50")
     with pytest.raises(DataError, match=r"line 2: column max_risk_per_contract: bad value '-12.50' \(out of range"):
         load_grid(path)
 

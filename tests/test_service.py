@@ -11,10 +11,9 @@ from exporter_support import (
     make_service,
     metrics_or_empty,
     sample,
-    sample_value,
     spreadwatch_process,
 )
-from realstack import free_port, wait_until
+from realstack import free_port, sample_value, wait_until
 from spreadwatch.edges.cli import cli
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from exporter_support import FaultyProvider, make_service
+from exporter_support import FaultyProvider, make_service, sample
 from spreadwatch.app.clock import ReplayClock
 from spreadwatch.app.service import MarketFetchFailed, fault_kind
-from spreadwatch.edges.collector import SnapshotCollector, build_registry
 from spreadwatch.edges.providers import ProviderError
 from spreadwatch.errors import DataError, InputError
 
-T0 = datetime.fromisoformat("2026-11-24T15:30:00+00:00")  # 10:30 ET on the bundled replay day
+T0 = datetime.fromisoformat("2026-11-24T15:30:00+00:00")  # 10:30 ET on the NDX replay day
 ALL = {"market", "positions", "scan"}
 
 
@@ -26,11 +25,6 @@ def pinned(service, at: datetime) -> None:
 def step(service, at: datetime, due=frozenset(ALL)) -> None:
     pinned(service, at)
     service.step(at, set(due))
-
-
-def sample(service, name, labels):
-    registry = build_registry(SnapshotCollector(lambda: service.snapshot, service.clock.now))
-    return registry.get_sample_value(name, labels)
 
 
 class BuggyProvider(FaultyProvider):
