@@ -18,7 +18,7 @@ import pytest
 
 from realstack import ALERTMANAGER_BIN, PROMETHEUS_BIN
 
-PINNED_NOW = "2026-11-24T15:30:00Z"  # 10:30 ET on the bundled replay day: a Tuesday session
+PINNED_NOW = "2026-11-24T15:30:00Z"  # 10:30 ET on the NDX replay day the loop tests run on: a Tuesday session
 SLOW_SECONDS = 5.0
 REAL_COMPONENTS = {Path(PROMETHEUS_BIN).name, Path(ALERTMANAGER_BIN).name}
 

@@ -338,7 +338,7 @@ def test_the_healthcheck_probes_healthz_and_fails_on_503_or_no_answer(tmp_path):
         server.shutdown()
         server.server_close()
 
-    # The real exporter (service loop + HTTP server in-process, bundled replay): healthy -> exit 0.
+    # The real exporter (service loop + HTTP server in-process, NDX replay day): healthy -> exit 0.
     with Running(make_service(tmp_path)) as running:  # returns after the loop's first cycle: every task ran once
         assert requests.get(running.url + "/healthz", timeout=10).status_code == 200
         assert probe(running.server.address[1]) == 0

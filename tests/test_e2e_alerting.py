@@ -256,7 +256,7 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
 
 # ------------------------------------------------------------------------- the real exporter on a replayed day
 
-# The scenario: the bundled SYNTHETIC replay day (2026-11-24; the VIX climbs through 16.5 and the regime turns
+# The scenario: the SYNTHETIC NDX replay day (2026-11-24; the VIX climbs through 16.5 and the regime turns
 # low -> medium at 10:39 ET) cut at 11:30 ET, so the data goes stale at 11:33 ET (stale_after 180 s); a one-row grid
 # whose setup (NDX 1DTE P98 put spread, with flow, entry 10:45 ET) passes in both regimes and is in window
 # 10:30-11:00 ET. The exporter (its loop, collector and HTTP server, in this process) replays from 10:25 ET on a

@@ -33,7 +33,7 @@ def lines(caplog, logger=EVENTS, level=None):
 
 
 def test_data_going_stale_at_the_open_is_logged_once(tmp_path, caplog):
-    # The audit's case: the bundled replay's bars end on 2026-11-24; the last close is valid until the 11-25 open
+    # The audit's case: the NDX replay's bars end on 2026-11-24; the last close is valid until the 11-25 open
     # (09:30 ET = 06:30 PT), then every value is stale and the regime unknown. The first 3 minutes of a session are
     # the wait for the first bar (as in SpreadwatchMarketDataStale): said at 06:33, once, ten cycles later still once.
     service = make_service(tmp_path, fetch_deadline=30.0)
@@ -52,7 +52,7 @@ def test_data_going_stale_at_the_open_is_logged_once(tmp_path, caplog):
 
 
 def test_an_ordinary_open_is_not_news(tmp_path, caplog):
-    # The bundled day's first bars are stamped 09:31 ET: from 09:30 to 09:31 every source holds the previous close.
+    # The NDX day's first bars are stamped 09:31 ET: from 09:30 to 09:31 every source holds the previous close.
     # That is how every session starts, so the log says nothing about staleness or the regime.
     service = make_service(tmp_path, fetch_deadline=30.0)
     with caplog.at_level("DEBUG"):
@@ -71,7 +71,7 @@ def outage(provider, start: str, end: str):
 
 
 def test_outage_then_return_to_the_same_regime_is_not_a_regime_change(tmp_path, caplog):
-    # 11:00-11:10 ET on the bundled day, well after the VIX crossed 16 (MEDIUM): every intraday fetch is empty.
+    # 11:00-11:10 ET on the NDX day, well after the VIX crossed 16 (MEDIUM): every intraday fetch is empty.
     provider = FaultyProvider()
     service = make_service(tmp_path, provider, fetch_deadline=30.0)
     with caplog.at_level("DEBUG"):
@@ -104,7 +104,7 @@ def test_outage_then_return_to_the_same_regime_is_not_a_regime_change(tmp_path, 
 
 
 def test_outage_across_a_regime_boundary_reports_the_change_when_the_vix_returns(tmp_path, caplog):
-    # The bundled day's VIX crosses 16 at 10:39 ET. Blind from 10:32 to 10:45 ET: unknown from 10:35, and when the
+    # The NDX day's VIX crosses 16 at 10:39 ET. Blind from 10:32 to 10:45 ET: unknown from 10:35, and when the
     # VIX returns the rule resumes from LOW over the values it missed, so MEDIUM is a change (and said once).
     provider = FaultyProvider()
     service = make_service(tmp_path, provider, fetch_deadline=30.0)
@@ -121,7 +121,7 @@ def test_outage_across_a_regime_boundary_reports_the_change_when_the_vix_returns
 
 
 def test_a_source_failing_every_cycle_is_warned_once(tmp_path, caplog):
-    # SPX's symbols are not in the bundled replay: the same empty frame every cycle, one warning, all counted.
+    # SPX's symbols are not in the NDX replay: the same empty frame every cycle, one warning, all counted.
     service = make_service(tmp_path, tickers=("NDX", "SPX"), fetch_deadline=30.0)
     with caplog.at_level("DEBUG"):
         run_replay(service, at("2026-11-24T15:00:00Z"), at("2026-11-24T15:20:00Z"))
