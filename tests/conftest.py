@@ -70,6 +70,10 @@ _slow_key = pytest.StashKey[list]()  # (seconds, test) of tests over SLOW_SECOND
 
 def _recording_popen_init(self, args, *rest, **kwargs):
     words = [str(a) for a in args] if isinstance(args, (list, tuple)) else str(args).split()
+    if words and Path(words[0]).name == "env":  # `env NAME=value ... BINARY ARGS` runs BINARY
+        words = words[1:]
+        while words and "=" in words[0] and not words[0].startswith("-"):
+            words = words[1:]
     # A server: the binary with a config file (`prometheus --version` or `promtool` start nothing that stays).
     if words and Path(words[0]).name in REAL_COMPONENTS and any(w.startswith("--config.file") for w in words):
         _started.append(Path(words[0]).name)
