@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import math
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from spreadwatch.edges.calendar import MarketCalendar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+from make_replay_sample import bars_rows, iso, volume_profile  # noqa: E402  (the bundled day's bar helpers)
+from make_replay_sample import bridge as minute_path  # noqa: E402
 
 SEED = 20261124
 DAY = date(2026, 11, 24)
@@ -43,40 +47,6 @@ OUT = Path(__file__).resolve().parent / "replay_sample.csv"
 NDX_END = 20_480.0  # close of 2026-11-23, around which the bundled grid's strikes make sense
 VIX_PREV_CLOSE = 15.05
 QQQ_PER_NDX = 1 / 40.9
-
-
-def iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def minute_path(rng: np.random.Generator, start: float, end: float, n: int, vol: float) -> np.ndarray:
-    """A Brownian bridge (in log space) from start to end over n steps: a plausible intraday path."""
-    steps = rng.normal(0.0, vol, n)
-    walk = np.cumsum(steps)
-    drift = np.linspace(0.0, 1.0, n) * (math.log(end / start) - walk[-1])
-    return start * np.exp(walk + drift)
-
-
-def bars_rows(symbol: str, stamps: list[datetime], closes: np.ndarray, first_open: float,
-              volumes: np.ndarray | None, rng: np.random.Generator, decimals: int = 2) -> list[str]:
-    rows = []
-    prev = first_open
-    for i, (stamp, close) in enumerate(zip(stamps, closes, strict=True)):
-        wiggle = abs(rng.normal(0.0, 0.0003)) * close
-        high = max(prev, close) + wiggle
-        low = min(prev, close) - wiggle
-        volume = 0 if volumes is None else int(volumes[i])
-        rows.append(f"{iso(stamp)},{symbol},{prev:.{decimals}f},{high:.{decimals}f},{low:.{decimals}f},"
-                    f"{close:.{decimals}f},{volume}")
-        prev = close
-    return rows
-
-
-def volume_profile(n: int) -> np.ndarray:
-    """U-shaped share of the day's volume per minute (busy open and close)."""
-    x = np.linspace(-1.0, 1.0, n)
-    shape = 0.6 + 1.6 * x**4 + 0.4 * np.exp(-((x + 1) * 8) ** 2) + 0.8 * np.exp(-((x - 1) * 10) ** 2)
-    return shape / shape.sum()
 
 
 def main(out: Path) -> None:
