@@ -19,7 +19,8 @@ manager). Nothing here touches the network beyond 127.0.0.1.
   ``start_alertmanager_cluster(configs, workdir, ...)`` a gossip cluster of real Alertmanagers (``ClusterMember``:
   ``status()``, ``position()``, ``silences()``, ``create_silence()``); ``kill(process)`` is a SIGKILL (no shutdown:
   a lost machine).
-- ``exposition_samples(text)`` / ``sample_value(text, name, labels)``: the samples of a ``/metrics`` page.
+- ``exposition_samples(text)`` / ``sample_value(text, name, labels)``: the samples of a ``/metrics`` page;
+  ``MetricsWatcher(url)`` polls an exporter's ``/metrics`` and answers when a sample first appeared or went away.
 
 Example (a dashboard test)::
 
@@ -42,10 +43,12 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -640,3 +643,64 @@ def repo_routing(workdir: Path, smtp_smarthost: str, slack_url: str, *, group_wa
 
     shorten(config["route"])
     return config
+
+
+class MetricsWatcher:
+    """Polls the exporter's /metrics every 0.2 s and keeps every successful poll (time, sample lines), so a test can
+    ask when the exporter first showed a condition, when it stopped showing it, and which values it showed."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._polls: list[tuple[float, frozenset[str]]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                response = requests.get(self.url, timeout=2)
+            except requests.RequestException:  # not up yet
+                response = None
+            now = time.monotonic()
+            if response is not None and response.status_code == 200:
+                lines = frozenset(sys.intern(line) for line in response.text.splitlines()
+                                  if line and not line.startswith("#"))
+                with self._lock:
+                    self._polls.append((now, lines))
+            self._stop.wait(0.2)
+
+    def polls(self, after: float = 0.0) -> list[tuple[float, frozenset[str]]]:
+        with self._lock:
+            return [p for p in self._polls if p[0] >= after]
+
+    def when(self, pattern: str, after: float = 0.0, timeout: float = 60) -> float:
+        """Monotonic time of the first poll at or after ``after`` with a sample line matching ``pattern`` (a regex;
+        waits for one)."""
+        regex = re.compile(pattern)
+        return wait_until(lambda: next((t for t, lines in self.polls(after) if any(map(regex.search, lines))), None),
+                          timeout, f"exporter sample {pattern}")
+
+    def gone(self, pattern: str, after: float, timeout: float = 60) -> float:
+        """Monotonic time of the first poll at or after ``after`` without any sample line matching ``pattern``."""
+        regex = re.compile(pattern)
+        return wait_until(lambda: next((t for t, lines in self.polls(after)
+                                        if not any(map(regex.search, lines))), None),
+                          timeout, f"exporter sample {pattern} gone")
+
+    def values(self, pattern: str) -> set[float]:
+        """Every value the exporter showed for the sample lines matching ``pattern``."""
+        regex = re.compile(pattern)
+        return {float(line.rsplit(" ", 1)[1]) for _, lines in self.polls() for line in lines if regex.search(line)}
+
+    def latest(self, pattern: str) -> float | None:
+        regex = re.compile(pattern)
+        polls = self.polls()
+        if not polls:
+            return None
+        return next((float(line.rsplit(" ", 1)[1]) for line in polls[-1][1] if regex.search(line)), None)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

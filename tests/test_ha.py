@@ -50,6 +50,7 @@ import yaml
 from realstack import (
     ClusterMember,
     ManagedProcess,
+    MetricsWatcher,
     Prometheus,
     SmtpSink,
     free_port,
@@ -61,7 +62,6 @@ from realstack import (
     start_smtp_sink,
     wait_until,
 )
-from test_e2e_alerting import MetricsWatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_TIMEOUT = 2.0      # --cluster.peer-timeout (15 s in production)
