@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import json
 import os
 import re
@@ -562,9 +563,18 @@ class ClusterMember(Alertmanager):
     def silences(self) -> list[dict]:
         return requests.get(f"{self.url}/api/v2/silences", timeout=5).json()
 
+    def clock(self) -> float:
+        """The member's wall clock (epoch seconds, from its ``Date`` header: whole seconds, so up to 1 s behind).
+        Compare the times the member reports (``startsAt``, ``endsAt``) with this, not with the test's clock."""
+        served = requests.get(f"{self.url}/api/v2/status", timeout=5)
+        served.raise_for_status()
+        return email.utils.parsedate_to_datetime(served.headers["Date"]).timestamp()
+
     def create_silence(self, matchers: dict[str, str], *, minutes: float = 30, comment: str = "test") -> str:
-        """A silence of the alerts whose labels equal ``matchers``, from now; returns its id."""
-        now = time.time()
+        """A silence of the alerts whose labels equal ``matchers``, from now; returns its id. "Now" is the
+        Alertmanager's own clock (its ``Date`` header, a second early): under ``faketime`` the test's clock is not
+        the Go binary's, and a silence that starts in the member's future would stay pending."""
+        now = self.clock() - 1
 
         def iso(seconds: float) -> str:
             return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
@@ -574,8 +584,6 @@ class ClusterMember(Alertmanager):
         response = requests.post(f"{self.url}/api/v2/silences", json=body, timeout=5)
         response.raise_for_status()
         return response.json()["silenceID"]
-
-
 
 
 def start_alertmanager_cluster(configs: list[Path | dict | str], workdir: Path, *, templates_dir: Path | None = None,

@@ -412,7 +412,7 @@ def test_pair_and_cluster_survive_kills(tmp_path, capsys):
                                     "the survivors see 2")
 
         # 3. Kill replica a. A new stop loss comes from b; the stop of p2, still true, is kept alive by b.
-        killed_wall = time.time()
+        killed_wall = ha.members[-1].clock() + 1  # the members' clock, rounded up (faketime does not reach Go)
         kill(ha.proms["a"])
         last_word = killed_wall + 4 * max(RESEND_DELAY, EVALUATION)  # the latest end time a could have sent
         shown = stop(p3)
