@@ -99,7 +99,7 @@ def add_position(config: Config, path: Path, entry: PositionInput, *, entry_time
     from spreadwatch.edges.calendar import MarketCalendar
 
     entry, warnings = validate(entry, tickers=config.tickers)
-    entered = parse_instant(entry_time) if entry_time else now
+    entered = parse_instant(entry_time) if entry_time is not None else now
     if entered > now:
         raise InputError(f"--entry-time: {entry_time} is in the future")
     expires, expiry_warnings = resolve_expiry(MarketCalendar.of(config), entered, entry.dte, expiry,

@@ -400,7 +400,7 @@ def parse_original(data: Any, *, tickers: Iterable[str], local_tz: Any, expiry_f
             if value is not None or name not in record:
                 record[name] = value
         try:
-            parsed = _parse_record(record, known, local_tz, expiry_for, is_session, seen)
+            parsed = _parse_record(record, known, local_tz, expiry_for, is_session, seen, now)
             if now is not None:
                 check_record_times(parsed[2], now)
             out.append(parsed)
@@ -429,7 +429,7 @@ class _Record:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise InputError(f"{key}: {value!r} is not a number")
-        return _finite(key, value)
+        return _checked(key, values.number, value)  # type: ignore[no-any-return]  # its kind: validate()
 
     def stamp(self, key: str) -> datetime | None:
         """An ISO 8601 time; a naive one is in the original's local zone."""
@@ -489,7 +489,8 @@ def check_record_times(state: dict[str, Any], now: datetime) -> None:
 
 
 def _parse_record(record: dict[str, Any], tickers: tuple[str, ...], local_tz: Any, expiry_for: Any,
-                  is_session: Any, seen: set[str]) -> tuple[str | None, PositionInput, dict[str, Any]]:
+                  is_session: Any, seen: set[str],
+                  now: datetime | None = None) -> tuple[str | None, PositionInput, dict[str, Any]]:
     for key in ("spread", "band", "dte", "contracts", "credit", "entry_time"):
         if record.get(key) is None:
             raise InputError(f"{key}: missing")
@@ -507,8 +508,10 @@ def _parse_record(record: dict[str, Any], tickers: tuple[str, ...], local_tz: An
         raise InputError(f"status: {record.get('status')!r} is not open or closed")
     entry_time = r.stamp("entry_time")
     assert entry_time is not None  # required above
+    if now is not None and entry_time > now:  # before the expiry is computed from it
+        raise InputError(f"entry_time: {entry_time.isoformat()} is in the future")
     expiry = r.expiry(entry_time, entry.dte, expiry_for, is_session)
-    pnl = r.number("pnl") or 0.0
+    pnl = validate_pnl(r.number("pnl") or 0.0)
     closed_at = r.stamp("closed_at")
     if status == "closed" and closed_at is None:
         closed_at = r.stamp("pnl_updated_at") or entry_time

@@ -43,6 +43,11 @@ def _number(value: Any) -> float:
     return number
 
 
+def number(value: Any) -> float:
+    """Any finite number (its kind's bound is checked by the kind's validator)."""
+    return _number(value)
+
+
 def money(value: Any, *, positive: bool = False) -> float:
     """Dollars: finite, |x| <= MAX_MONEY; `positive` for a credit or a risk (> 0)."""
     number = _number(value)

@@ -112,6 +112,12 @@ def checked(kind: str) -> Checked:
     return Checked(getattr(values, kind), kind)
 
 
+def _values() -> Any:
+    from spreadwatch.domain import values
+
+    return values
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
@@ -330,7 +336,8 @@ def grid_group() -> None:
 
 @grid_group.command("build")
 @ticker_option
-@click.option("--days", type=checked("sessions"), default=None, help="Entries over the last N sessions (yahoo default: 90).")
+@click.option("--days", type=Checked(lambda v: _values().count(v, minimum=1, maximum=_values().MAX_SESSIONS),
+                                     "sessions"), default=None, help="Entries over the last N sessions (yahoo default: 90).")
 @click.option("--start", "start", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="First entry session.")
 @click.option("--end", "end", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="Last entry session.")
 @click.option("--source", "history_spec", default="yahoo", show_default=True, metavar="yahoo|csv:FILE",
