@@ -107,8 +107,10 @@ def test_what_if_vix_sets_the_regime_without_hysteresis(tmp_path: Path):
 # ---- run settings ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("request_, error, message", [
     (RunRequest(tickers=("XYZ",)), ConfigError, "unknown ticker 'XYZ'"),
-    (RunRequest(scan_interval=0), InputError, "--scan-interval must be > 0"),
-    (RunRequest(speed=0), InputError, "--speed must be > 0"),
+    (RunRequest(scan_interval=0), InputError, "--scan-interval: must be > 0"),
+    (RunRequest(speed=0), InputError, "--speed: must be > 0"),
+    (RunRequest(speed=float("nan")), InputError, "--speed: nan is not a finite number"),
+    (RunRequest(scan_interval=1e300), InputError, "--scan-interval: 1e\\+300 s is beyond the longest accepted"),
     (RunRequest(source_spec="yahoo", speed=60), InputError, "--start and --speed apply to a replay source only"),
     (RunRequest(listen="nowhere"), InputError, "--listen 'nowhere': expected HOST:PORT"),
 ])

@@ -192,7 +192,7 @@ def test_grid_show_bad_value_names_the_cell_plainly(tmp_path: Path) -> None:
     code, output = invoke("grid", "show", str(path))
     assert code == 1
     assert output.strip() == (f"Error: {path}: line 3: column dte: bad value '-3' "
-                              "(out of range: expected a whole number >= 0)")
+                              "(out of range: expected a whole number from 0 to 20,000)")
 
 
 def test_grid_build_with_yahoo_unreachable_is_one_line_without_library_warnings(monkeypatch, tmp_path: Path) -> None:

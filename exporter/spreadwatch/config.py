@@ -234,6 +234,8 @@ def load_config_file(path: Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     try:
@@ -243,6 +245,8 @@ def load_config_file(path: Path) -> Config:
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}:{where} {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
     if raw is None:
         raw = {}
     try:
@@ -342,9 +346,9 @@ def _convert_scalar(hint: Any, value: Any, path: str, key: str) -> Any:
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: must be a whole number, got {value!r}")
-        return value
+        return _bounded(value, path, key)
     if hint is float:
-        return _convert_float(value, path, key)
+        return _bounded(_convert_float(value, path, key), path, key)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: must be a string, got {_type_name(value)}")
@@ -352,6 +356,25 @@ def _convert_scalar(hint: Any, value: Any, path: str, key: str) -> Any:
     if hint is time:
         return _parse_hhmm(value, path)
     raise ConfigError(f"{path}: unsupported setting type")  # pragma: no cover - schema bug
+
+
+def _bounded(value: Any, path: str, key: str) -> Any:
+    """A number within the bound of its kind (domain/values.py), by the unit its name carries: `_seconds` and
+    `_minutes` are durations, `_sessions` and `_dte` counts of sessions, anything else within MAX_NUMBER."""
+    from spreadwatch.domain import values
+
+    try:
+        if key.endswith("_seconds"):
+            values.duration(value, allow_zero=True)
+        elif key.endswith("_minutes"):
+            values.duration(value * 60, allow_zero=True)
+        elif key.endswith(("_sessions", "_dte")):
+            values.count(value, minimum=min(value, 0), maximum=values.MAX_SESSIONS)
+        elif abs(value) > values.MAX_NUMBER:
+            raise values.ValueRefused(f"{value:g} is beyond the largest accepted ({values.MAX_NUMBER:g})")
+    except values.ValueRefused as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return value
 
 
 def _convert_float(value: Any, path: str, key: str) -> float:

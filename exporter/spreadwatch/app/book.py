@@ -22,19 +22,23 @@ if TYPE_CHECKING:
     from spreadwatch.edges.store import PositionBook
 
 
-def open_book(path: Path, *, create: bool = True) -> PositionBook:
+def open_book(path: Path, *, create: bool = True, read_only: bool = False) -> PositionBook:
     """The writable book; `create=False` for commands about an existing position (a mistyped --db must not
-    create an empty book)."""
+    create an empty book); `read_only` for commands that only read (opened `mode=ro`)."""
     from spreadwatch.edges.store import PositionBook
 
-    return PositionBook(path, create=create)
+    return PositionBook(path, create=create, read_only=read_only)
 
 
-def read_positions_if_any(path: Path, *, include_closed: bool = True) -> list[Position]:
-    """The book's positions; a book that does not exist yet is empty (a corrupt one is an error)."""
+def read_positions_if_any(path: Path, *, include_closed: bool = True,
+                          problems: list[str] | None = None) -> list[Position]:
+    """The book's positions; a book that does not exist yet is empty (a corrupt one is an error). A malformed
+    row is left out and described in `problems`."""
     from spreadwatch.edges.store import read_positions
 
-    return read_positions(path, include_closed=include_closed) if path.exists() else []
+    if not path.exists():
+        return []
+    return read_positions(path, include_closed=include_closed, problems=problems)
 
 
 def exit_lines(config: Config, position: Position, now: datetime) -> list[str]:
@@ -95,7 +99,7 @@ def add_position(config: Config, path: Path, entry: PositionInput, *, entry_time
     from spreadwatch.edges.calendar import MarketCalendar
 
     entry, warnings = validate(entry, tickers=config.tickers)
-    entered = parse_instant(entry_time) if entry_time else now
+    entered = parse_instant(entry_time) if entry_time is not None else now
     if entered > now:
         raise InputError(f"--entry-time: {entry_time} is in the future")
     expires, expiry_warnings = resolve_expiry(MarketCalendar.of(config), entered, entry.dte, expiry,
@@ -108,6 +112,16 @@ def add_position(config: Config, path: Path, entry: PositionInput, *, entry_time
     return position, warnings
 
 
+def checked_text(name: str, value: str) -> str:
+    """Free text from the command line (an id, a note): valid UTF-8, bounded; InputError naming `name`."""
+    from spreadwatch.domain import values
+
+    try:
+        return values.text(value)
+    except values.ValueRefused as exc:
+        raise InputError(f"{name}: {exc}") from None
+
+
 # ---- positions update / close -------------------------------------------------------------------------------
 def set_pnl(config: Config, path: Path, ref: str, pnl: float, *, note: str, now: datetime,
             close: bool) -> tuple[Position, Position, list[str]]:
@@ -115,6 +129,8 @@ def set_pnl(config: Config, path: Path, ref: str, pnl: float, *, note: str, now:
     from spreadwatch.domain.positions import validate_pnl
 
     value = validate_pnl(pnl)
+    checked_text("position id", ref)
+    checked_text("--note", note)
     with open_book(path, create=False) as book:
         before, after = book.set_pnl(ref, value, now=now, note=note or None, close=close)
     return before, after, exit_lines(config, after, now)
@@ -130,6 +146,8 @@ def read_import_file(file: str) -> Any:
         raise InputError(f"{file}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{file}: cannot read ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{file}: nested too deeply to be a positions file") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
 
@@ -159,7 +177,7 @@ def import_original(config: Config, path: Path, file: str, *, now: datetime) -> 
 
     try:
         records = parse_original(data, tickers=config.tickers, local_tz=ZoneInfo(config.display_timezone),
-                                 expiry_for=expiry_for, is_session=is_session)
+                                 expiry_for=expiry_for, is_session=is_session, now=now)
     except InputError as exc:
         raise InputError(f"{file}: {exc}; nothing imported") from None
     with open_book(path) as book:

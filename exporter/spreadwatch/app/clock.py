@@ -51,13 +51,18 @@ class ReplayClock:
 def parse_instant(text: str) -> datetime:
     """ISO 8601 with a zone (`2026-11-27T15:10:00Z`) for --at, --start, --entry-time; naive input is rejected, not
     guessed."""
+    from spreadwatch.domain import values
     from spreadwatch.domain.instants import InstantError
     from spreadwatch.domain.instants import parse_instant as parse
     from spreadwatch.errors import InputError
 
     try:
-        return parse(text)
-    except InstantError as exc:
+        return values.instant(parse(text))
+    except values.ValueRefused as exc:
+        raise InputError(f"instant {text!r}: {exc}") from None
+    except (InstantError, OverflowError) as exc:
+        if isinstance(exc, OverflowError):
+            raise InputError(f"instant {text!r} is outside the years {values.MIN_YEAR}-{values.MAX_YEAR}") from None
         if exc.naive:
             raise InputError(f"instant {text!r} has no time zone; add Z for UTC (e.g. 2026-11-27T15:10:00Z)") from None
         raise InputError(f"not an ISO 8601 instant: {text!r} (e.g. 2026-11-27T15:10:00Z)") from None

@@ -40,11 +40,38 @@ def _check(config: Config, request: RunRequest) -> tuple[str, ...]:
     watch = request.tickers or config.watch
     for name in watch:
         config.ticker(name)
-    if request.scan_interval is not None and request.scan_interval <= 0:
-        raise InputError("--scan-interval must be > 0")
-    if request.speed <= 0:
-        raise InputError("--speed must be > 0")
+    from spreadwatch.domain import values
+
+    try:
+        if request.scan_interval is not None:
+            values.duration(request.scan_interval)
+    except values.ValueRefused as exc:
+        raise InputError(f"--scan-interval: {exc}") from None
+    try:
+        values.speed(request.speed)
+    except values.ValueRefused as exc:
+        raise InputError(f"--speed: {exc}") from None
     return tuple(watch)
+
+
+def check_listen(address: tuple[str, int]) -> None:
+    """Refuse an address the server could not listen on (a host that does not resolve, a port in use, a port
+    that needs privileges) before anything is created or logged: one line naming the address."""
+    import socket
+
+    host, port = address
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputError(f"--listen {shown}: cannot resolve the host ({exc})") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            probe.bind(sockaddr)
+    except OSError as exc:
+        raise InputError(f"--listen {shown}: cannot listen there ({exc.strerror or exc})") from None
 
 
 def _clock(provider: Any, calendar: Any, request: RunRequest) -> Any:
@@ -71,6 +98,7 @@ def run(config: Config, request: RunRequest) -> None:
 
     watch = _check(config, request)
     address = parse_listen(request.listen)
+    check_listen(address)  # before the book, the log or any directory is created
     provider = make_provider(request.source_spec)
     calendar = MarketCalendar.of(config)
     clock = _clock(provider, calendar, request)

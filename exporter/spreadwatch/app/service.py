@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import logging.handlers
 import sqlite3
 import threading
 import time as wall
@@ -310,9 +311,21 @@ def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
+LOG_FILE_MODE = 0o600  # the event log names a trader's positions: private to its owner, rotated files too
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating file handler whose files are created 0600, whatever the umask."""
+
+    def _open(self) -> Any:
+        import os
+
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
+
+
 def setup_logging(config: Any) -> None:
     """Console and a rotating event-log file (paths.log_file), as the original's alerts.log."""
-    import logging.handlers
     import sys
 
     root = logging.getLogger()
@@ -329,10 +342,15 @@ def setup_logging(config: Any) -> None:
         events.addHandler(event_console)
     if config.paths.log_file:
         path = Path(config.paths.log_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=config.logging.file_max_bytes, backupCount=config.logging.file_backups,
-            encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler = _PrivateRotatingFileHandler(
+                path, maxBytes=config.logging.file_max_bytes, backupCount=config.logging.file_backups,
+                encoding="utf-8")
+        except OSError as exc:
+            from spreadwatch.errors import ConfigError
+
+            raise ConfigError(f"paths.log_file {path}: cannot open the event log ({exc.strerror or exc})") from None
         handler.setFormatter(formatter)
         events.addHandler(handler)
     events.propagate = False

@@ -12,12 +12,12 @@ expiry-day reminder instead.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
+from spreadwatch.domain import values
 from spreadwatch.domain.vocabulary import BANDS, FLOW_MODES, LEGS, SPREAD_TYPES, legs_for
 from spreadwatch.errors import InputError
 
@@ -129,13 +129,15 @@ def _article(word: str) -> str:
 
 
 def _finite(name: str, value: Any) -> float:
+    """Dollars (any sign) within the book's bound; InputError naming `name`."""
+    return _checked(name, values.money, value)
+
+
+def _checked(name: str, check: Any, value: Any) -> Any:
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: {value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise InputError(f"{name}: {value!r} is not a finite number")
-    return number
+        return check(value)
+    except values.ValueRefused as exc:
+        raise InputError(f"{name}: {exc}") from None
 
 
 def spread_width(spread: str, legs: dict[str, float | None]) -> float:
@@ -217,8 +219,11 @@ def _check_terms(entry: PositionInput, known: tuple[str, ...]) -> None:
         raise InputError(f"--flow-mode: unknown flow mode {entry.flow_mode!r} (one of {', '.join(FLOW_MODES)})")
     if isinstance(entry.dte, bool) or not isinstance(entry.dte, int) or entry.dte < 0:
         raise InputError(f"--dte: must be a whole number >= 0, got {entry.dte!r}")
+    _checked("--dte", values.sessions, entry.dte)
     if isinstance(entry.contracts, bool) or not isinstance(entry.contracts, int) or entry.contracts < 1:
         raise InputError(f"--contracts: must be a whole number >= 1, got {entry.contracts!r}")
+    _checked("--contracts", values.contracts, entry.contracts)
+    _checked("--note", values.text, entry.note or "")
 
 
 def _checked_legs(entry: PositionInput) -> dict[str, float | None]:
@@ -235,9 +240,7 @@ def _checked_legs(entry: PositionInput) -> dict[str, float | None]:
             continue
         if value is None:
             raise InputError(f"{_flag(leg)}: required for {_article(entry.spread)} {entry.spread}")
-        strike = _finite(_flag(leg), value)
-        if strike <= 0:
-            raise InputError(f"{_flag(leg)}: must be > 0, got {value:g}")
+        strike = _checked(_flag(leg), values.price, value)
         legs[leg] = strike
     order = [leg for leg in ("long_put", "short_put", "short_call", "long_call") if legs[leg] is not None]
     for lower, upper in zip(order, order[1:], strict=False):
@@ -369,7 +372,7 @@ _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_
 
 
 def parse_original(data: Any, *, tickers: Iterable[str], local_tz: Any, expiry_for: Any,
-                   is_session: Any) -> list[tuple[str | None, PositionInput, dict[str, Any]]]:
+                   is_session: Any, now: datetime | None = None) -> list[tuple[str | None, PositionInput, dict[str, Any]]]:
     """The records of the original system's positions.json (a list, `{"positions": [...]}` or `{id: record}`),
     each validated as `positions add` would be. Naive times are in `local_tz` (the original wrote local time).
     `expiry_for(entry_time, dte)` computes a missing expiry on the calendar. Raises InputError naming the
@@ -397,7 +400,10 @@ def parse_original(data: Any, *, tickers: Iterable[str], local_tz: Any, expiry_f
             if value is not None or name not in record:
                 record[name] = value
         try:
-            out.append(_parse_record(record, known, local_tz, expiry_for, is_session, seen))
+            parsed = _parse_record(record, known, local_tz, expiry_for, is_session, seen, now)
+            if now is not None:
+                check_record_times(parsed[2], now)
+            out.append(parsed)
         except InputError as exc:
             ident = f" (id {record.get('id')})" if record.get("id") is not None else ""
             raise InputError(f"{where}{ident}: {str(exc).removeprefix('--')}") from None
@@ -423,7 +429,7 @@ class _Record:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise InputError(f"{key}: {value!r} is not a number")
-        return _finite(key, value)
+        return _checked(key, values.number, value)  # type: ignore[no-any-return]  # its kind: validate()
 
     def stamp(self, key: str) -> datetime | None:
         """An ISO 8601 time; a naive one is in the original's local zone."""
@@ -436,7 +442,8 @@ class _Record:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise InputError(f"{key}: {value!r} is not an ISO 8601 time") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=self.local_tz)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=self.local_tz)
+        return _checked(key, values.instant, parsed)  # type: ignore[no-any-return]
 
     def expiry(self, entry_time: datetime, dte: int, expiry_for: Any, is_session: Any) -> date:
         if self.record.get("expiry") is None:
@@ -445,6 +452,7 @@ class _Record:
             expiry = date.fromisoformat(str(self.record["expiry"])[:10])
         except ValueError:
             raise InputError(f"expiry: {self.record['expiry']!r} is not a date (YYYY-MM-DD)") from None
+        _checked("expiry", values.day, expiry)
         if not is_session(expiry):
             raise InputError(f"expiry: {expiry} is not a trading session")
         return expiry
@@ -453,7 +461,7 @@ class _Record:
         wanted = self.record.get("id")
         if wanted is None:
             return None
-        wanted = str(wanted)
+        wanted = _checked("id", values.text, str(wanted))
         if not wanted or len(wanted) > 64 or not set(wanted) <= _ID_CHARS:
             raise InputError(f"id: {wanted!r} is not a usable id (letters, digits, _ - . only)")
         if wanted in seen:
@@ -462,8 +470,27 @@ class _Record:
         return wanted
 
 
+def check_record_times(state: dict[str, Any], now: datetime) -> None:
+    """The checks `positions add` and `close` make of times, for one imported record: the entry not in the future,
+    the expiry not before the entry, a close and a P&L update neither before the entry nor in the future."""
+    entry_time: datetime = state["entry_time"]
+    if entry_time > now:
+        raise InputError(f"entry_time: {entry_time.isoformat()} is in the future")
+    if state["expiry"] < entry_time.date():
+        raise InputError(f"expiry: {state['expiry']} is before the entry {entry_time.date()}")
+    for key in ("closed_at", "pnl_updated_at"):
+        stamp = state.get(key)
+        if stamp is None:
+            continue
+        if stamp < entry_time:
+            raise InputError(f"{key}: {stamp.isoformat()} is before the entry {entry_time.isoformat()}")
+        if stamp > now:
+            raise InputError(f"{key}: {stamp.isoformat()} is in the future")
+
+
 def _parse_record(record: dict[str, Any], tickers: tuple[str, ...], local_tz: Any, expiry_for: Any,
-                  is_session: Any, seen: set[str]) -> tuple[str | None, PositionInput, dict[str, Any]]:
+                  is_session: Any, seen: set[str],
+                  now: datetime | None = None) -> tuple[str | None, PositionInput, dict[str, Any]]:
     for key in ("spread", "band", "dte", "contracts", "credit", "entry_time"):
         if record.get(key) is None:
             raise InputError(f"{key}: missing")
@@ -481,8 +508,10 @@ def _parse_record(record: dict[str, Any], tickers: tuple[str, ...], local_tz: An
         raise InputError(f"status: {record.get('status')!r} is not open or closed")
     entry_time = r.stamp("entry_time")
     assert entry_time is not None  # required above
+    if now is not None and entry_time > now:  # before the expiry is computed from it
+        raise InputError(f"entry_time: {entry_time.isoformat()} is in the future")
     expiry = r.expiry(entry_time, entry.dte, expiry_for, is_session)
-    pnl = r.number("pnl") or 0.0
+    pnl = validate_pnl(r.number("pnl") or 0.0)
     closed_at = r.stamp("closed_at")
     if status == "closed" and closed_at is None:
         closed_at = r.stamp("pnl_updated_at") or entry_time

@@ -88,6 +88,36 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+class Checked(click.ParamType):
+    """A number checked by one of domain/values.py's validators (finite, in range, bound named): a value it refuses
+    is a malformed value, exit 2, one line."""
+
+    def __init__(self, check: Callable[[Any], Any], name: str) -> None:
+        self.check = check
+        self.name = name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from spreadwatch.domain.values import ValueRefused
+
+        try:
+            return self.check(value)
+        except ValueRefused as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def checked(kind: str) -> Checked:
+    """The click type of a kind of value: price, level, speed, duration, sessions, count."""
+    from spreadwatch.domain import values
+
+    return Checked(getattr(values, kind), kind)
+
+
+def _values() -> Any:
+    from spreadwatch.domain import values
+
+    return values
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
@@ -196,7 +226,9 @@ def status(ctx: Context, ticker: str | None, source_spec: str | None, start_at: 
     if as_json:
         echo_json(report)
         return
-    click.echo("\n".join(lines))
+    from spreadwatch.domain.values import printable
+
+    click.echo("\n".join(printable(line) for line in lines))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -210,8 +242,8 @@ def status(ctx: Context, ticker: str | None, source_spec: str | None, start_at: 
 @click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
               help="Override market.trend.")
 @source_options
-@click.option("--vix", type=float, default=None, help="What-if: use this VIX (regime from it, no hysteresis).")
-@click.option("--price", type=float, default=None, help="What-if: use this underlying price for strikes.")
+@click.option("--vix", type=checked("level"), default=None, help="What-if: use this VIX (regime from it, no hysteresis).")
+@click.option("--price", type=checked("price"), default=None, help="What-if: use this underlying price for strikes.")
 @click.option("--flow", type=click.Choice(["up", "down", "flat"]), default=None, help="What-if: use this flow.")
 @click.option("--at", "at", default=None, metavar="ISO", help="Scan as of this instant (e.g. 2026-11-24T15:30:00Z).")
 @click.option("--all", "include_all", is_flag=True, help="List every passing config, not just the top N.")
@@ -243,9 +275,9 @@ def scan_command(ctx: Context, grid_file: str | None, ticker: str | None, trend:
 @click.option("--ticker", "tickers", multiple=True, help="Ticker to watch (repeatable; default: config watch).")
 @click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
               help="Override market.trend.")
-@click.option("--scan-interval", type=float, default=None, help="Seconds between scans (default: intervals.scan_seconds).")
+@click.option("--scan-interval", type=checked("duration"), default=None, help="Seconds between scans (default: intervals.scan_seconds).")
 @source_options
-@click.option("--speed", type=float, default=1.0, show_default=True,
+@click.option("--speed", type=checked("speed"), default=1.0, show_default=True,
               help="Replay: replay seconds per wall second (60: a 60 s cycle per wall second).")
 @click.option("--listen", default="127.0.0.1:9877", show_default=True, metavar="HOST:PORT",
               help="Address of /, /metrics and /healthz (loopback by default).")
@@ -304,7 +336,8 @@ def grid_group() -> None:
 
 @grid_group.command("build")
 @ticker_option
-@click.option("--days", type=int, default=None, help="Entries over the last N sessions (yahoo default: 90).")
+@click.option("--days", type=Checked(lambda v: _values().count(v, minimum=1, maximum=_values().MAX_SESSIONS),
+                                     "sessions"), default=None, help="Entries over the last N sessions (yahoo default: 90).")
 @click.option("--start", "start", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="First entry session.")
 @click.option("--end", "end", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="Last entry session.")
 @click.option("--source", "history_spec", default="yahoo", show_default=True, metavar="yahoo|csv:FILE",

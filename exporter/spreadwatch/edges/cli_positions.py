@@ -84,7 +84,7 @@ def positions_add(ctx: Context, dte: int, band: str, spread: str, flow_mode: str
     if as_json:
         echo_json(position.to_json())
         return
-    click.echo(f"Added {_position_line(position)}")
+    click.echo(safe(f"Added {_position_line(position)}"))
 
 
 def _set_pnl(ctx: Context, ref: str, pnl: float, note: str, db_path: str | None, as_json: bool, close: bool) -> None:
@@ -138,7 +138,18 @@ def _read_book(ctx: Context, db_path: str | None, include_closed: bool) -> list[
     path = _book_path(ctx, db_path)
     if not path.exists():
         click.echo(f"(no position book at {path} yet: `spreadwatch positions add` creates it)", err=True)
-    return read_positions_if_any(path, include_closed=include_closed)
+    problems: list[str] = []
+    positions = read_positions_if_any(path, include_closed=include_closed, problems=problems)
+    for problem in problems:
+        click.echo(f"warning: {safe(problem)}; left out (`spreadwatch positions check` lists such rows)", err=True)
+    return positions
+
+
+def safe(text: Any) -> str:
+    """Text from the book or the config as printed: control characters (a terminal's escape sequences) escaped."""
+    from spreadwatch.domain.values import printable
+
+    return printable(str(text))
 
 
 @positions_group.command("list")
@@ -160,8 +171,9 @@ def positions_list(ctx: Context, include_closed: bool, db_path: str | None, as_j
         return
     columns = (("ID", "<"), ("Ticker", "<"), ("Spread", "<"), ("Band", "<"), ("DTE", ">"), ("Qty", ">"),
                ("Strikes", "<"), ("Credit", ">"), ("Risk", ">"), ("P&L", ">"), ("Expiry", "<"), ("Status", "<"))
-    rows = [[p.id, p.ticker, p.spread, p.band, str(p.dte), str(p.contracts), strikes_text(p),
-             money(p.credit, sign=False), money(p.risk, sign=False), money(p.pnl), p.expiry.isoformat(), p.status]
+    rows = [[safe(cell) for cell in (
+                p.id, p.ticker, p.spread, p.band, str(p.dte), str(p.contracts), strikes_text(p),
+                money(p.credit, sign=False), money(p.risk, sign=False), money(p.pnl), p.expiry.isoformat(), p.status)]
             for p in positions]
     # Plain fixed-width columns: rich's Table took about 1 s to lay out 1,000 rows (bench_positions.py).
     widths = [max(len(name), *(len(row[i]) for row in rows)) for i, (name, _) in enumerate(columns)]
@@ -204,21 +216,42 @@ def positions_summary(ctx: Context, db_path: str | None, as_json: bool) -> None:
 @handle_errors
 def positions_history(ctx: Context, position_id: str, db_path: str | None, as_json: bool) -> None:
     """Every add/update/close of POSITION_ID: time, old and new P&L, note (append-only)."""
-    from spreadwatch.app.book import open_book
+    from spreadwatch.app.book import checked_text, open_book
     from spreadwatch.domain.positions import money
 
-    with open_book(_book_path(ctx, db_path), create=False) as book:
+    checked_text("position id", position_id)
+    with open_book(_book_path(ctx, db_path), create=False, read_only=True) as book:
         position = book.get(position_id)
         entries = book.history(position.id)
     if as_json:
         echo_json([{"seq": e.seq, "position_id": e.position_id, "time": e.time.isoformat(), "action": e.action,
                     "old_pnl": e.old_pnl, "new_pnl": e.new_pnl, "note": e.note} for e in entries])
         return
-    click.echo(_position_line(position) + f" | {position.status}")
+    click.echo(safe(_position_line(position) + f" | {position.status}"))
     for e in entries:
         old = money(e.old_pnl) if e.old_pnl is not None else "-"
-        note = f"  {e.note}" if e.note else ""
+        note = f"  {safe(e.note)}" if e.note else ""
         click.echo(f"  {e.time.strftime('%Y-%m-%d %H:%M:%S')} UTC  {e.action:<6}  {old:>12} -> {money(e.new_pnl):>12}{note}")
+
+
+@positions_group.command("check")
+@db_option
+@pass_ctx
+@handle_errors
+def positions_check(ctx: Context, db_path: str | None) -> None:
+    """List every row of the book that cannot be read as a position (id and field); exit 1 if there is any."""
+    from spreadwatch.app.book import read_positions_if_any
+
+    path = _book_path(ctx, db_path)
+    if not path.exists():
+        raise click.ClickException(f"position book {path}: no such file")
+    problems: list[str] = []
+    positions = read_positions_if_any(path, include_closed=True, problems=problems)
+    for problem in problems:
+        click.echo(safe(problem))
+    if problems:
+        raise click.ClickException(f"{len(problems)} malformed row(s) in {path}; {len(positions)} readable")
+    click.echo(f"{path}: {len(positions)} position(s), every row readable")
 
 
 @positions_group.command("import")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spreadwatch.domain.values import MAX_NUMBER, MAX_SESSIONS
 from spreadwatch.domain.vocabulary import BANDS, FLOW_MODES, REGIMES, SPREAD_TYPES, TRENDS
 from spreadwatch.errors import DataError
 
@@ -296,6 +297,11 @@ def _numeric(raw: pd.DataFrame, column: str, path: Path, *, required: bool) -> p
         cell = text.iloc[index]
         what = "blank value" if cell == "" else f"bad value {cell!r}"
         raise DataError(f"{path}: line {index + 2}: column {column}: {what} (expected a number)")
+    huge = np.abs(values) > MAX_NUMBER  # the same ceiling as every other way in (domain/values.py)
+    if huge.any():
+        index = int(np.flatnonzero(huge.to_numpy())[0])
+        raise DataError(f"{path}: line {index + 2}: column {column}: bad value {text.iloc[index]!r} "
+                        f"(beyond the largest accepted, {MAX_NUMBER:g})")
     return values
 
 
@@ -321,7 +327,8 @@ def _check_times(out: pd.DataFrame, path: Path, raw_name: str) -> None:
 def _check_ranges(out: pd.DataFrame, path: Path, mapping: dict[str, tuple[str, float]], raw: pd.DataFrame) -> None:
     """Range checks; the message quotes the cell as the file wrote it (not a numpy repr, not a rescaled value)."""
     checks = {
-        "dte": ((out["dte"] < 0) | (out["dte"] != out["dte"].round()), "expected a whole number >= 0"),
+        "dte": ((out["dte"] < 0) | (out["dte"] != out["dte"].round()) | (out["dte"] > MAX_SESSIONS),
+                f"expected a whole number from 0 to {MAX_SESSIONS:,}"),
         "spread_width": (out["spread_width"] <= 0, "expected a number > 0"),
         "n_trades": ((out["n_trades"] < 0) | (out["n_trades"] != out["n_trades"].round()),
                      "expected a whole number >= 0"),

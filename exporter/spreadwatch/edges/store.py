@@ -15,6 +15,7 @@ installed, which would triple the start-up time of `positions list`.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -108,7 +109,28 @@ def _identify(conn: sqlite3.Connection, path: Path) -> int:
     return int(version)
 
 
-def _connect(path: Path, *, create: bool, timeout: float = BUSY_TIMEOUT_SECONDS) -> sqlite3.Connection:
+FILE_MODE = 0o600  # the book (and so its -wal and -shm files, which SQLite creates alike) is private to its owner
+
+
+def _create_private(path: Path) -> None:
+    """Create the missing book file (and its directory) readable by its owner only; DataError naming the path when
+    the parent is a file or not writable."""
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+    except FileExistsError:
+        if not path.exists() or not path.parent.is_dir():  # a parent on the way is a file
+            raise DataError(f"position book {path}: a parent of it is a file, not a directory") from None
+    except NotADirectoryError:
+        raise DataError(f"position book {path}: a parent of it is a file, not a directory") from None
+    except OSError as exc:
+        raise DataError(f"position book {path}: cannot create ({exc.strerror})") from None
+
+
+def _connect(path: Path, *, create: bool, timeout: float = BUSY_TIMEOUT_SECONDS,
+             read_only: bool = False) -> sqlite3.Connection:
     if path.exists():
         if path.is_dir():
             raise DataError(f"position book {path}: is a directory")
@@ -116,8 +138,8 @@ def _connect(path: Path, *, create: bool, timeout: float = BUSY_TIMEOUT_SECONDS)
     elif not create:
         raise DataError(f"position book {path}: no such file")
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "rwc" if create else "rw"
+        _create_private(path)
+    mode = "ro" if read_only else ("rwc" if create else "rw")
     try:
         conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=timeout, isolation_level=None,
                                check_same_thread=False)
@@ -127,38 +149,122 @@ def _connect(path: Path, *, create: bool, timeout: float = BUSY_TIMEOUT_SECONDS)
     return conn
 
 
+def _side_files(path: Path) -> bool:
+    """Whether the book's -wal or -shm file exists."""
+    return any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
+
+
+def _tidy_after_read(path: Path, had_side_files: bool) -> None:
+    """A read-only connection cannot remove the -wal and -shm files it created on closing; when they were not
+    there before and the book is writable, a writable connection opened and closed at once lets SQLite remove
+    them (it does so only as the last connection, under its locks), so a read leaves the directory as it was."""
+    import os
+
+    if had_side_files or not _side_files(path) or not os.access(path, os.W_OK):
+        return
+    with contextlib.suppress(sqlite3.Error):  # busy: another process holds the book and will remove them itself
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=0.1)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the WAL, so closing ends it
+        finally:
+            conn.close()
+
+
+class MalformedRow(ValueError):
+    """A row of the book that cannot be read as a position: its id and the field at fault."""
+
+    def __init__(self, position_id: Any, field: str, value: Any) -> None:
+        super().__init__(f"position {position_id!r}: field {field} is malformed ({_shown(value)})")
+        self.position_id = position_id
+        self.field = field
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TEXT_FIELDS = ("id", "ticker", "spread", "band", "flow_mode", "status")
+
+
 def _position(row: sqlite3.Row | tuple[Any, ...]) -> Position:
+    """A row as a Position; MalformedRow naming the id and the first field that cannot be read."""
     values = dict(zip(COLUMNS, row, strict=True))
 
-    def stamp(key: str) -> datetime | None:
+    def field(key: str, convert: Any) -> Any:
         value = values[key]
+        try:
+            return convert(value)
+        except (ValueError, TypeError, OverflowError):
+            raise MalformedRow(values["id"], key, value) from None
+
+    def stamp(value: Any) -> datetime | None:
         if value is None:
             return None
         parsed = datetime.fromisoformat(value)
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
+    def strike(value: Any) -> float | None:
+        return None if value is None else _finite(value)
+
+    def text(value: Any) -> str:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return value
+
+    for key in _TEXT_FIELDS:
+        field(key, text)
     return Position(
         id=values["id"], ticker=values["ticker"], spread=values["spread"], band=values["band"],
-        flow_mode=values["flow_mode"], dte=int(values["dte"]), contracts=int(values["contracts"]),
-        entry_time=stamp("entry_time"), expiry=date.fromisoformat(values["expiry"]),  # type: ignore[arg-type]
-        credit=float(values["credit"]), risk=float(values["risk"]), pnl=float(values["pnl"]),
-        pnl_updated_at=stamp("pnl_updated_at"), status=values["status"],
-        short_put=values["short_put"], long_put=values["long_put"], short_call=values["short_call"],
-        long_call=values["long_call"], note=values["note"] or "", closed_at=stamp("closed_at"),
+        flow_mode=values["flow_mode"], dte=field("dte", int), contracts=field("contracts", int),
+        entry_time=field("entry_time", stamp), expiry=field("expiry", date.fromisoformat),
+        credit=field("credit", _finite), risk=field("risk", _finite), pnl=field("pnl", _finite),
+        pnl_updated_at=field("pnl_updated_at", stamp), status=values["status"],
+        short_put=field("short_put", strike), long_put=field("long_put", strike),
+        short_call=field("short_call", strike), long_call=field("long_call", strike),
+        note=field("note", lambda v: "" if v is None else text(v)), closed_at=field("closed_at", stamp),
     )
+
+
+def _finite(value: Any) -> float:
+    import math
+
+    if isinstance(value, str | bytes):
+        raise TypeError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _readable(rows: list[Any], problems: list[str] | None) -> list[Position]:
+    """The rows that read as positions; each malformed one is left out and described once in `problems` (or,
+    without a list to collect them, raised as a DataError)."""
+    out: list[Position] = []
+    for row in rows:
+        try:
+            out.append(_position(row))
+        except MalformedRow as exc:
+            if problems is None:
+                raise DataError(str(exc)) from None
+            problems.append(str(exc))
+    return out
 
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM positions"
 _ORDER = " ORDER BY entry_time, id"
 
 
-def read_positions(path: Path | str, *, include_closed: bool = True,
-                   timeout: float = BUSY_TIMEOUT_SECONDS) -> list[Position]:
+def read_positions(path: Path | str, *, include_closed: bool = True, timeout: float = BUSY_TIMEOUT_SECONDS,
+                   problems: list[str] | None = None) -> list[Position]:
     """Every position (or the open ones) of the book at `path`, oldest entry first. Read-only; a missing, corrupt,
     foreign or locked-for-longer-than-`timeout` file raises DataError (never an empty list). A file with nothing
-    committed yet (another process is creating the book right now) is an empty book, as `PositionBook` sees it."""
+    committed yet (another process is creating the book right now) is an empty book, as `PositionBook` sees it.
+    Opened read-only (`mode=ro`): reading needs only read access. A malformed row is left out and described in
+    `problems` (with no list given, every problem is dropped silently)."""
     path = Path(path)
-    conn = _connect(path, create=False, timeout=timeout)
+    had_side_files = _side_files(path)
+    conn = _connect(path, create=False, timeout=timeout, read_only=True)
     try:
         conn.execute("BEGIN")  # the identity check and the rows from one snapshot
         version = _identify(conn, path)
@@ -167,13 +273,12 @@ def read_positions(path: Path | str, *, include_closed: bool = True,
         sql = _SELECT + ("" if include_closed else " WHERE status = 'open'") + _ORDER
         try:
             rows = conn.execute(sql).fetchall()
-            return [_position(row) for row in rows]
         except sqlite3.DatabaseError as exc:
             raise DataError(f"position book {path}: unreadable ({exc})") from None
-        except (ValueError, TypeError) as exc:
-            raise DataError(f"position book {path}: a row is malformed ({exc})") from None
+        return _readable(rows, [] if problems is None else problems)
     finally:
         conn.close()
+        _tidy_after_read(path, had_side_files)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -189,16 +294,20 @@ class PositionBook:
     (update, close, history: commands that need an existing position) a missing or never-initialised file is an
     error and is left as it is."""
 
-    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True, read_only: bool = False) -> None:
         import sqlite_utils
 
         self.path = Path(path)
-        self.conn = _connect(self.path, create=create)
+        self.read_only = read_only
+        self._had_side_files = _side_files(self.path)
+        self.conn = _connect(self.path, create=create and not read_only, read_only=read_only)
         try:
             self.db = sqlite_utils.Database(self.conn)
             # refuse foreign files before touching them
-            if _identify(self.conn, self.path) == 0 and not create:
+            if _identify(self.conn, self.path) == 0 and (not create or read_only):
                 raise DataError(f"position book {self.path}: empty, no position has been added to it")
+            if read_only:  # `history`: reading needs read access only; nothing is migrated
+                return
             try:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = FULL")
@@ -213,12 +322,14 @@ class PositionBook:
                     step(self.db)
                     self.conn.execute(f"PRAGMA user_version = {number}")
         except BaseException:
-            self.conn.close()
+            self.close()
             raise
 
     # ---- plumbing ----------------------------------------------------------------------------------------------
     def close(self) -> None:
         self.conn.close()
+        if self.read_only:
+            _tidy_after_read(self.path, self._had_side_files)
 
     def __enter__(self) -> PositionBook:
         return self
@@ -250,7 +361,10 @@ class PositionBook:
         row = self.conn.execute(_SELECT + " WHERE id = ?", [position_id]).fetchone()
         if row is None:
             raise InputError(f"unknown position id {position_id!r}")
-        return _position(row)
+        try:
+            return _position(row)
+        except MalformedRow as exc:
+            raise DataError(f"position book {self.path}: {exc}; `spreadwatch positions check` lists such rows") from None
 
     def _new_id(self) -> str:
         while True:
@@ -283,15 +397,21 @@ class PositionBook:
     def get(self, ref: str) -> Position:
         return self._row(self.resolve(ref))
 
-    def positions(self, *, include_closed: bool = True) -> list[Position]:
+    def positions(self, *, include_closed: bool = True, problems: list[str] | None = None) -> list[Position]:
+        """The readable positions; a malformed row is left out (and described in `problems` when given)."""
         sql = _SELECT + ("" if include_closed else " WHERE status = 'open'") + _ORDER
-        return [_position(r) for r in self.conn.execute(sql).fetchall()]
+        return _readable(self.conn.execute(sql).fetchall(), [] if problems is None else problems)
 
     def history(self, ref: str) -> list[HistoryEntry]:
         position_id = self.resolve(ref)
         rows = self.conn.execute("SELECT seq, position_id, time, action, old_pnl, new_pnl, note FROM history "
                                  "WHERE position_id = ? ORDER BY seq", [position_id]).fetchall()
-        return [HistoryEntry(r[0], r[1], datetime.fromisoformat(r[2]), r[3], r[4], r[5], r[6] or "") for r in rows]
+        try:
+            return [HistoryEntry(r[0], r[1], datetime.fromisoformat(r[2]), r[3], r[4], r[5], r[6] or "")
+                    for r in rows]
+        except (ValueError, TypeError):
+            raise DataError(f"position book {self.path}: a history row of position {position_id!r} is malformed "
+                            "(field time)") from None
 
     # ---- writes ------------------------------------------------------------------------------------------------
     def add(self, entry: PositionInput, *, entry_time: datetime, expiry: date, now: datetime) -> Position:
