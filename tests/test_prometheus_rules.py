@@ -22,7 +22,7 @@ DOCUMENTED_ALERTS = {
     "SpreadwatchRegimeChange", "SpreadwatchOpportunity", "SpreadwatchProfitTarget", "SpreadwatchStopLoss",
     "SpreadwatchTimeExit", "SpreadwatchExpiryDay", "SpreadwatchRiskLimitBreach", "SpreadwatchPositionLimitBreach",
     "SpreadwatchMarketDataStale", "SpreadwatchExporterDown", "SpreadwatchGridStale", "SpreadwatchPnlNotUpdated",
-    "SpreadwatchWatchdog",
+    "SpreadwatchWatchdog", "SpreadwatchPositionExpired",
 }
 # Added beside them: the pipeline watching itself (rules/spreadwatch-meta.yml).
 META_ALERTS = {

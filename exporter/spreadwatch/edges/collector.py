@@ -234,7 +234,7 @@ class SnapshotCollector(Collector):
             "credit_dollars": "Credit received (whole position).",
             "risk_dollars": "Max risk (whole position).",
             "pnl_to_credit_ratio": "P&L / credit.",
-            "sessions_to_expiry": "Trading sessions to expiry (0 on expiry day).",
+            "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
             "entry_dte": "DTE at entry.",
             "expiry_timestamp_seconds": "Close of the expiry session; for display.",
             "pnl_age_seconds": "Seconds since the P&L was last logged.",
