@@ -66,3 +66,17 @@ def test_the_part_of_today_still_to_trade():
     assert session_fraction_left(None, None, before_open=True) == 1.0
     assert session_fraction_left(5850.0, 23400.0, before_open=False) == 0.25  # 1 h 37.5 min of 6.5 h
     assert session_fraction_left(None, 23400.0, before_open=False) == 0.0  # after the close
+
+
+def test_the_part_of_today_on_the_exchange_calendar_honours_the_early_close():
+    from datetime import UTC, datetime
+
+    from spreadwatch.app.service import _today_left
+    from spreadwatch.edges.calendar import MarketCalendar
+
+    cal = MarketCalendar()
+    # 2026-11-27 opens 14:30 UTC and closes early at 18:00 UTC (13:00 ET): 3.5 h, half of it left at 16:15 UTC.
+    assert _today_left(cal, datetime(2026, 11, 27, 16, 15, tzinfo=UTC)) == pytest.approx(0.5)
+    assert _today_left(cal, datetime(2026, 11, 27, 13, 0, tzinfo=UTC)) == 1.0  # before the open
+    assert _today_left(cal, datetime(2026, 11, 27, 18, 30, tzinfo=UTC)) == 0.0  # after the close
+    assert _today_left(cal, datetime(2026, 11, 26, 16, 0, tzinfo=UTC)) == 0.0  # Thanksgiving

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from spreadwatch.domain.market_rules import known_at, looked_until
 from spreadwatch.domain.positions import Summary, exit_thresholds
 from spreadwatch.domain.scanner import BookState
+from spreadwatch.domain.watch import StrikeDistance, short_strike_distances
 
 if TYPE_CHECKING:
     from spreadwatch.app.watcher import MarketContext, RegimeReading, SourceStatus
@@ -87,6 +88,7 @@ class CalendarFacts:
     market_open: bool
     entry_window_open: bool
     seconds_to_close: float | None
+    session_left: float = 0.0  # the part of today's session still to trade (domain/watch.session_fraction_left)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,9 @@ class PositionFacts:
     profit_target: float
     stop_loss: float  # negative
     pnl_to_credit: float
+    # Distance from the ticker's price to each short strike (domain/watch.py); empty when the price is unknown or
+    # the position is past its expiry.
+    strike_distances: tuple[StrikeDistance, ...] = ()
 
 
 def _value_time(status: SourceStatus, context_time: datetime) -> datetime | None:
@@ -231,5 +236,20 @@ class Snapshot:
         for item in self.positions:
             p = item.position
             target, stop = exit_thresholds(p, exits)
-            out.append(PositionFacts(item, target, stop, p.pnl / p.credit if p.credit else 0.0))
+            out.append(PositionFacts(item, target, stop, p.pnl / p.credit if p.credit else 0.0,
+                                     self._strike_distances(item)))
         return tuple(out)
+
+    def _strike_distances(self, item: OpenPosition) -> tuple[StrikeDistance, ...]:
+        """On the ticker's price at the snapshot's time, with the vol index's move over the sessions left (whole
+        sessions after today to the expiry plus the part of today still to trade)."""
+        facts = self.tickers.get(item.position.ticker)
+        if facts is None or self.time is None or not facts.known_at(self.time):
+            return ()
+        if item.sessions_to_expiry is not None and item.sessions_to_expiry < 0:
+            return ()
+        left = None
+        if item.sessions_to_expiry is not None and self.calendar is not None:
+            left = item.sessions_to_expiry + self.calendar.session_left
+        ctx = facts.context
+        return tuple(short_strike_distances(item.position, ctx.price, ctx.vol_index, left))

@@ -245,6 +245,8 @@ class SnapshotCollector(Collector):
             "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
         }
         fams = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS) for k, doc in specs.items()}
+        distance = {k: _g(f"spreadwatch_position_short_strike_distance_{k}", doc, (*POSITION_LABELS, "leg"))
+                    for k, doc in DISTANCE_DOCS.items()}
         for facts in s.position_facts:
             item = facts.item
             p = item.position
@@ -270,7 +272,13 @@ class SnapshotCollector(Collector):
             add("stop_loss_dollars", facts.stop_loss)
             add("time_exit_sessions", exits.time_exit_dte)
             add("pnl_max_age_seconds", exits.pnl_stale_after_minutes * 60)
-        return list(fams.values())
+            ticker = s.tickers.get(p.ticker)
+            if ticker is not None and ticker.known_at(now):  # a price the loop could not refresh is no distance
+                for d in facts.strike_distances:
+                    for key, value in (("points", d.points), ("ratio", d.ratio), ("expected_moves", d.expected_moves)):
+                        if value is not None:
+                            distance[key].add_metric([*labels, d.leg], value)
+        return [*fams.values(), *distance.values()]
 
     # ---- portfolio ----------------------------------------------------------------------------------------
     def _portfolio(self, s: Snapshot, now: datetime) -> list[Metric]:
@@ -294,6 +302,12 @@ class SnapshotCollector(Collector):
         real.add_metric([], pf.realized_pnl)
         return [*families, counts, open_risk, unreal, real]
 
+
+DISTANCE_DOCS = {
+    "points": "Index points from the price to the short strike on the safe side; negative once breached.",
+    "ratio": "Distance to the short strike / price.",
+    "expected_moves": "Distance to the short strike / (price x vol index / 100 x sqrt(sessions left / 252)).",
+}
 
 MANAGED_DOCS = {
     "exit_win_ratio": "Backtested win rate with the exit rules (profit target, stop, time exit), after costs.",
