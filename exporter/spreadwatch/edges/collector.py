@@ -245,7 +245,7 @@ class SnapshotCollector(Collector):
             "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
         }
         fams = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS) for k, doc in specs.items()}
-        distance = {k: _g(f"spreadwatch_position_short_strike_distance_{k}", doc, (*POSITION_LABELS, "leg"))
+        distance = {k: _g(f"spreadwatch_position_short_strike{k}", doc, (*POSITION_LABELS, "leg"))
                     for k, doc in DISTANCE_DOCS.items()}
         for facts in s.position_facts:
             item = facts.item
@@ -275,7 +275,10 @@ class SnapshotCollector(Collector):
             ticker = s.tickers.get(p.ticker)
             if ticker is not None and ticker.known_at(now):  # a price the loop could not refresh is no distance
                 for d in facts.strike_distances:
-                    for key, value in (("points", d.points), ("ratio", d.ratio), ("expected_moves", d.expected_moves)):
+                    for key, value in (("", d.strike), ("_distance_points", d.points), ("_distance_ratio", d.ratio),
+                                       ("_distance_expected_moves", d.expected_moves),
+                                       ("_near_expected_moves", exits.short_strike_near_expected_moves),
+                                       ("_clear_expected_moves", exits.short_strike_clear_expected_moves)):
                         if value is not None:
                             distance[key].add_metric([*labels, d.leg], value)
         return [*fams.values(), *distance.values()]
@@ -304,9 +307,12 @@ class SnapshotCollector(Collector):
 
 
 DISTANCE_DOCS = {
-    "points": "Index points from the price to the short strike on the safe side; negative once breached.",
-    "ratio": "Distance to the short strike / price.",
-    "expected_moves": "Distance to the short strike / (price x vol index / 100 x sqrt(sessions left / 252)).",
+    "": "The short strike of the leg (index points).",
+    "_distance_points": "Index points from the price to the short strike on the safe side; negative once breached.",
+    "_distance_ratio": "Distance to the short strike / price.",
+    "_distance_expected_moves": "Distance to the short strike / (price x vol index / 100 x sqrt(sessions left / 252)).",
+    "_near_expected_moves": "SpreadwatchShortStrikeNear fires within this many expected moves (config).",
+    "_clear_expected_moves": "A firing SpreadwatchShortStrikeNear holds until the distance is above this (config).",
 }
 
 MANAGED_DOCS = {
