@@ -191,3 +191,22 @@ def test_no_short_strike_distance_on_a_stale_price_or_an_expired_position():
     for snap in (stale, expired):
         text = generate_latest(registry_for(snap)).decode()
         assert "spreadwatch_position_short_strike_distance_points{" not in text
+
+
+def test_the_model_mark_is_exported_with_source_model_beside_the_logged_pnl():
+    from spreadwatch.domain.marks import model_mark
+
+    ctx = dataclasses.replace(context(price=19800.0), vol_index=25.0)
+    snap = snapshot(n_positions=1, contexts={"NDX": ctx}, calendar=CalendarFacts("open", True, True, 11700.0, 0.5))
+    reg = registry_for(snap)
+    labels = {"position_id": "p0000", "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+    expected = model_mark(position(0), 19800.0, 25.0, 2.5)  # 2 sessions after today + half of today
+    assert expected is not None
+    model = {**labels, "source": "model"}
+    assert reg.get_sample_value("spreadwatch_position_estimated_pnl_dollars", model) == pytest.approx(expected.pnl)
+    assert reg.get_sample_value("spreadwatch_position_estimated_value_dollars", model) == pytest.approx(
+        expected.value)
+    assert reg.get_sample_value("spreadwatch_position_short_delta", {**model, "leg": "short_put"}) == pytest.approx(
+        expected.short_deltas["short_put"])
+    assert 0 < reg.get_sample_value("spreadwatch_position_otm_probability_ratio", model) < 1
+    assert reg.get_sample_value("spreadwatch_position_pnl_dollars", labels) == 50.0  # the logged P&L, untouched

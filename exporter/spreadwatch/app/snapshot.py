@@ -24,6 +24,7 @@ from spreadwatch.domain.watch import StrikeDistance, short_strike_distances
 if TYPE_CHECKING:
     from spreadwatch.app.watcher import MarketContext, RegimeReading, SourceStatus
     from spreadwatch.config import Config
+    from spreadwatch.domain.marks import ModelMark
     from spreadwatch.domain.scanner import ScanResult
 
 # What a failed task run was (spreadwatch_task_failures_total{kind}; service.fault_kind): an outside-world or input
@@ -156,6 +157,8 @@ class PositionFacts:
     # Distance from the ticker's price to each short strike (domain/watch.py); empty when the price is unknown or
     # the position is past its expiry.
     strike_distances: tuple[StrikeDistance, ...] = ()
+    # The pricing model's estimate of the position now (domain/marks.py); None when it cannot be computed.
+    model: ModelMark | None = None
 
 
 def _value_time(status: SourceStatus, context_time: datetime) -> datetime | None:
@@ -237,8 +240,21 @@ class Snapshot:
             p = item.position
             target, stop = exit_thresholds(p, exits)
             out.append(PositionFacts(item, target, stop, p.pnl / p.credit if p.credit else 0.0,
-                                     self._strike_distances(item)))
+                                     self._strike_distances(item), self._model_mark(item)))
         return tuple(out)
+
+    def _model_mark(self, item: OpenPosition) -> ModelMark | None:
+        """On the ticker's price and vol index at the snapshot's time, over the sessions left."""
+        from spreadwatch.domain.marks import model_mark  # numpy and scipy: only where a position is marked
+
+        facts = self.tickers.get(item.position.ticker)
+        if facts is None or self.time is None or not facts.known_at(self.time) or self.calendar is None:
+            return None
+        if item.sessions_to_expiry is None or item.sessions_to_expiry < 0:
+            return None
+        ctx = facts.context
+        return model_mark(item.position, ctx.price, ctx.vol_index,
+                          item.sessions_to_expiry + self.calendar.session_left)
 
     def _strike_distances(self, item: OpenPosition) -> tuple[StrikeDistance, ...]:
         """On the ticker's price at the snapshot's time, with the vol index's move over the sessions left (whole

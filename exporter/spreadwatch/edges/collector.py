@@ -247,6 +247,9 @@ class SnapshotCollector(Collector):
         fams = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS) for k, doc in specs.items()}
         distance = {k: _g(f"spreadwatch_position_short_strike{k}", doc, (*POSITION_LABELS, "leg"))
                     for k, doc in DISTANCE_DOCS.items()}
+        model = {k: _g(f"spreadwatch_position_{k}", doc,
+                       (*POSITION_LABELS, "leg", "source") if k == "short_delta" else (*POSITION_LABELS, "source"))
+                 for k, doc in MODEL_DOCS.items()}
         for facts in s.position_facts:
             item = facts.item
             p = item.position
@@ -281,7 +284,19 @@ class SnapshotCollector(Collector):
                                        ("_clear_expected_moves", exits.short_strike_clear_expected_moves)):
                         if value is not None:
                             distance[key].add_metric([*labels, d.leg], value)
-        return [*fams.values(), *distance.values()]
+                self._model(facts, labels, model)
+        return [*fams.values(), *distance.values(), *model.values()]
+
+    @staticmethod
+    def _model(facts: Any, labels: list[str], model: dict[str, GaugeMetricFamily]) -> None:
+        mark = facts.model
+        if mark is None:
+            return
+        model["estimated_value_dollars"].add_metric([*labels, "model"], mark.value)
+        model["estimated_pnl_dollars"].add_metric([*labels, "model"], mark.pnl)
+        model["otm_probability_ratio"].add_metric([*labels, "model"], mark.probability_otm)
+        for leg, delta in mark.short_deltas.items():
+            model["short_delta"].add_metric([*labels, leg, "model"], delta)
 
     # ---- portfolio ----------------------------------------------------------------------------------------
     def _portfolio(self, s: Snapshot, now: datetime) -> list[Metric]:
@@ -313,6 +328,13 @@ DISTANCE_DOCS = {
     "_distance_expected_moves": "Distance to the short strike / (price x vol index / 100 x sqrt(sessions left / 252)).",
     "_near_expected_moves": "SpreadwatchShortStrikeNear fires within this many expected moves (config).",
     "_clear_expected_moves": "A firing SpreadwatchShortStrikeNear holds until the distance is above this (config).",
+}
+
+MODEL_DOCS = {
+    "estimated_value_dollars": "Estimated cost to buy the position back (whole position); source says which estimate.",
+    "estimated_pnl_dollars": "Estimated P&L: credit - estimated value; never the logged P&L.",
+    "short_delta": "Delta of the short option of the leg, per unit of the index (model).",
+    "otm_probability_ratio": "Risk-neutral probability that every short strike finishes out of the money (model).",
 }
 
 MANAGED_DOCS = {
