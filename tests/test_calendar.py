@@ -84,6 +84,20 @@ def test_expiry_and_dte_count_sessions_across_the_holiday(cal):
     assert cal.sessions_to_expiry(wednesday, date(2026, 11, 27)) == 1
     assert cal.sessions_to_expiry(date(2026, 11, 27), date(2026, 11, 27)) == 0
     assert cal.sessions_to_expiry(date(2026, 11, 30), date(2026, 11, 27)) == -1
+
+
+def test_after_the_expiry_every_day_counts_negative_sessions_weekends_and_holidays_included(cal):
+    friday = date(2026, 11, 27)  # the early close after Thanksgiving
+    assert cal.sessions_to_expiry(friday, friday) == 0  # the expiry session itself, and only it
+    # A day without a session counts as the session after it: never 0 ("expires today") after the expiry.
+    assert [cal.sessions_to_expiry(date(2026, 11, d), friday) for d in (28, 29, 30)] == [-1, -1, -1]
+    assert cal.sessions_to_expiry(date(2026, 12, 1), friday) == -2
+    wednesday = date(2026, 11, 25)
+    assert cal.sessions_to_expiry(date(2026, 11, 26), wednesday) == -1  # Thanksgiving
+    assert cal.sessions_to_expiry(date(2026, 11, 27), wednesday) == -1  # the next session
+    assert cal.sessions_to_expiry(date(2026, 11, 28), wednesday) == -2
+    # Before the expiry nothing changes: a weekend counts the sessions up to and including the expiry.
+    assert cal.sessions_to_expiry(date(2026, 11, 28), date(2026, 11, 30)) == 1
     with pytest.raises(ValueError):
         cal.expiry_for(date(2026, 11, 26), 1)
 

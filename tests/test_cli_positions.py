@@ -493,11 +493,21 @@ def test_import_of_the_originals_positions_file(db: str):
     assert every["e41d"]["note"] == ""
     # The file's risks contradict its strikes: kept as imported, each disagreement reported, and the capital at
     # risk counts the strikes' risk (19,715 + 29,850 + 1,305 for the open ones), not the file's 3,870.
+    # The three open positions expired in February (pinned now: 2026-11-24): kept as open, each one said, beside
+    # its risk line, in sessions counted on the exchange calendar.
+    def risk_line(pid: str, given: str, strikes: str) -> str:
+        return (f"warning: position {pid}: risk ${given} disagrees with the strikes' ${strikes} (width x 100 x "
+                f"contracts - credit); kept as imported, risk limits count ${strikes}")
+
+    def expired_line(pid: str, sessions: int, expiry: str) -> str:
+        return (f"warning: position {pid}: open but expired {sessions} session(s) ago ({expiry}); kept as imported, "
+                f"close it with its final P&L: spreadwatch positions close {pid} --pnl <P&L>")
+
     assert result.stderr.splitlines() == [
-        f"warning: position {pid}: risk ${given} disagrees with the strikes' ${strikes} (width x 100 x contracts - "
-        f"credit); kept as imported, risk limits count ${strikes}" for pid, given, strikes in (
-            ("9c2e", "850.00", "14,850.00"), ("5d17", "1,890.00", "9,690.00"), ("a3f8", "1,715.00", "19,715.00"),
-            ("b7c1", "850.00", "29,850.00"))]
+        risk_line("9c2e", "850.00", "14,850.00"), risk_line("5d17", "1,890.00", "9,690.00"),
+        risk_line("a3f8", "1,715.00", "19,715.00"), expired_line("a3f8", 190, "2026-02-24"),
+        risk_line("b7c1", "850.00", "29,850.00"), expired_line("b7c1", 187, "2026-02-27"),
+        expired_line("e41d", 191, "2026-02-23")]
     summary = json.loads(ok("positions", "summary", "--db", db, "--json").stdout)
     assert summary == {"total_count": 5, "open_count": 3, "closed_count": 2, "total_risk": 50870.0,
                        "unrealized_pnl": 215.0, "realized_pnl": -470.0, "total_pnl": -255.0}

@@ -139,7 +139,7 @@ def test_cardinality_with_3_tickers_20_opportunities_50_positions():
         snap.config, tickers={**snap.config.tickers, "RUT": snap.config.tickers["SPX"]}))
     count = len(series(generate_latest(registry_for(snap)).decode()))
     # Stated in docs/exporter.md; a change here is a change of the cardinality contract.
-    assert count == 1523, count
+    assert count == 1773, count
 
 
 def documented_metric_names() -> set[str]:
@@ -167,3 +167,46 @@ def test_promtool_check_metrics_is_silent():
     result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert result.returncode == 0
     assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+
+
+def test_short_strike_distances_in_points_ratio_and_expected_moves():
+    # NDX at 19,800 with the VXN at 25, short put 19,500, 2 whole sessions after today plus half of today's session
+    # still to trade: an expected move of 19,800 x 0.25 x sqrt(2.5 / 252) = 493.03 points.
+    ctx = dataclasses.replace(context(price=19800.0), vol_index=25.0)
+    snap = snapshot(n_positions=1, contexts={"NDX": ctx}, calendar=CalendarFacts("open", True, True, 11700.0, 0.5))
+    reg = registry_for(snap)
+    labels = {"position_id": "p0000", "ticker": "NDX", "spread_type": "put_spread", "band": "P98", "leg": "short_put"}
+    assert reg.get_sample_value("spreadwatch_position_short_strike_distance_points", labels) == 300.0
+    assert reg.get_sample_value("spreadwatch_position_short_strike_distance_ratio", labels) == pytest.approx(
+        300.0 / 19800.0)
+    assert reg.get_sample_value("spreadwatch_position_short_strike_distance_expected_moves", labels) == pytest.approx(
+        300.0 / 493.0318, rel=1e-6)
+    assert reg.get_sample_value("spreadwatch_position_short_strike_distance_points",
+                                {**labels, "leg": "short_call"}) is None  # a put spread has no short call
+
+
+def test_no_short_strike_distance_on_a_stale_price_or_an_expired_position():
+    stale = snapshot(n_positions=1, contexts={"NDX": context(at=NOW - timedelta(minutes=10))})
+    expired = snapshot(n_positions=1, positions=(OpenPosition(position(0), -1, None),))
+    for snap in (stale, expired):
+        text = generate_latest(registry_for(snap)).decode()
+        assert "spreadwatch_position_short_strike_distance_points{" not in text
+
+
+def test_the_model_mark_is_exported_with_source_model_beside_the_logged_pnl():
+    from spreadwatch.domain.marks import model_mark
+
+    ctx = dataclasses.replace(context(price=19800.0), vol_index=25.0)
+    snap = snapshot(n_positions=1, contexts={"NDX": ctx}, calendar=CalendarFacts("open", True, True, 11700.0, 0.5))
+    reg = registry_for(snap)
+    labels = {"position_id": "p0000", "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+    expected = model_mark(position(0), 19800.0, 25.0, 2.5)  # 2 sessions after today + half of today
+    assert expected is not None
+    model = {**labels, "source": "model"}
+    assert reg.get_sample_value("spreadwatch_position_estimated_pnl_dollars", model) == pytest.approx(expected.pnl)
+    assert reg.get_sample_value("spreadwatch_position_estimated_value_dollars", model) == pytest.approx(
+        expected.value)
+    assert reg.get_sample_value("spreadwatch_position_short_delta", {**model, "leg": "short_put"}) == pytest.approx(
+        expected.short_deltas["short_put"])
+    assert 0 < reg.get_sample_value("spreadwatch_position_otm_probability_ratio", model) < 1
+    assert reg.get_sample_value("spreadwatch_position_pnl_dollars", labels) == 50.0  # the logged P&L, untouched

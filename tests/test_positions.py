@@ -238,7 +238,6 @@ def test_time_exit_at_or_under_time_exit_dte_sessions():
     assert reasons(position(dte=3), sessions=2) == []
     assert reasons(position(dte=3), sessions=1) == ["time_exit"]  # <=
     assert reasons(position(dte=3), sessions=0) == ["time_exit"]
-    assert reasons(position(dte=3), sessions=-1) == ["time_exit"]  # past expiry and still open
     [signal] = exit_signals(position(dte=3), 1, EXITS)
     assert signal.detail == "Time exit: 1 session(s) to expiry <= 1"
     assert signal.label == "time exit"
@@ -250,6 +249,17 @@ def test_short_dated_entries_get_an_expiry_day_reminder_instead_of_a_time_exit()
     assert reasons(position(dte=1), sessions=0) == ["expiry_day"]
     assert reasons(position(dte=0), sessions=0) == ["expiry_day"]
     assert reasons(position(dte=2), sessions=1) == ["time_exit"]  # dte just above the threshold
+
+
+def test_an_open_position_past_its_expiry_is_expired_never_a_negative_time_exit():
+    for dte in (0, 1, 3):
+        assert reasons(position(dte=dte), sessions=-1) == ["expired"]
+        assert reasons(position(dte=dte), sessions=-190) == ["expired"]
+    assert reasons(position(dte=3, pnl=-600.0), sessions=-2) == ["stop_loss", "expired"]
+    [signal] = exit_signals(position(dte=1), -190, EXITS)
+    assert signal.detail == (f"Expired: expired 190 session(s) ago ({position().expiry.isoformat()}); close it in "
+                             "the book with its final P&L")
+    assert "-" not in signal.detail.split("(")[0]  # no negative count in the words
 
 
 def test_unknown_sessions_to_expiry_only_judges_the_pnl_rules():

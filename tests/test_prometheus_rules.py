@@ -22,7 +22,7 @@ DOCUMENTED_ALERTS = {
     "SpreadwatchRegimeChange", "SpreadwatchOpportunity", "SpreadwatchProfitTarget", "SpreadwatchStopLoss",
     "SpreadwatchTimeExit", "SpreadwatchExpiryDay", "SpreadwatchRiskLimitBreach", "SpreadwatchPositionLimitBreach",
     "SpreadwatchMarketDataStale", "SpreadwatchExporterDown", "SpreadwatchGridStale", "SpreadwatchPnlNotUpdated",
-    "SpreadwatchWatchdog",
+    "SpreadwatchWatchdog", "SpreadwatchPositionExpired", "SpreadwatchShortStrikeNear", "SpreadwatchShortStrikeBreached",
 }
 # Added beside them: the pipeline watching itself (rules/spreadwatch-meta.yml).
 META_ALERTS = {
@@ -140,7 +140,8 @@ def test_exit_alerts_have_no_for_delay():
 def test_entry_and_exit_alerts_are_gated_on_session_and_fresh_data():
     for rule in ALERTS:
         if rule["alert"] in {"SpreadwatchOpportunity", "SpreadwatchProfitTarget", "SpreadwatchStopLoss",
-                             "SpreadwatchTimeExit", "SpreadwatchExpiryDay"}:
+                             "SpreadwatchTimeExit", "SpreadwatchExpiryDay", "SpreadwatchShortStrikeNear",
+                             "SpreadwatchShortStrikeBreached"}:
             expr = rule["expr"]
             assert "spreadwatch_market_open == 1" in expr, rule["alert"]
             assert "spreadwatch_stale_after_seconds" in expr, rule["alert"]

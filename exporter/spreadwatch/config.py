@@ -98,6 +98,10 @@ class Exits:
     stop_loss_mult: float = 2.0
     time_exit_dte: int = 1
     pnl_stale_after_minutes: int = 120
+    # SpreadwatchShortStrikeNear: the price within this many expected moves of a short strike fires it; once firing
+    # it holds until the price is more than `short_strike_clear_expected_moves` away (a hovering price notifies once).
+    short_strike_near_expected_moves: float = 0.5
+    short_strike_clear_expected_moves: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -475,6 +479,11 @@ def _check_exits(config: Config) -> None:
         raise ConfigError("exits.time_exit_dte: must be >= 0")
     if e.pnl_stale_after_minutes <= 0:
         raise ConfigError("exits.pnl_stale_after_minutes: must be > 0")
+    if e.short_strike_near_expected_moves <= 0:
+        raise ConfigError("exits.short_strike_near_expected_moves: must be > 0")
+    if e.short_strike_clear_expected_moves <= e.short_strike_near_expected_moves:
+        raise ConfigError("exits.short_strike_clear_expected_moves: must be above "
+                          "exits.short_strike_near_expected_moves (the hold band of SpreadwatchShortStrikeNear)")
 
 
 def _check_risk(config: Config) -> None:

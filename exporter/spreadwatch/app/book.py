@@ -185,7 +185,25 @@ def import_original(config: Config, path: Path, file: str, *, now: datetime) -> 
     from spreadwatch.domain.positions import risk_disagreement
 
     opened = sum(1 for _, _, state in records if state["status"] == "open")
-    warnings = [f"warning: position {position_id}: {problem}"
-                for position_id, (_, entry, _) in zip(ids, records, strict=True)
-                if (problem := risk_disagreement(entry))]
+    warnings = []
+    for position_id, (_, entry, state) in zip(ids, records, strict=True):
+        problems = [risk_disagreement(entry), _expired_problem(calendar, position_id, state, now)]
+        warnings += [f"warning: position {position_id}: {problem}" for problem in problems if problem]
     return len(ids), opened, warnings
+
+
+def _expired_problem(calendar: MarketCalendar, position_id: str, state: dict[str, Any], now: datetime
+                     ) -> str | None:
+    """For an imported open position already past its expiry session: kept as imported (its final P&L is the
+    trader's to log) and flagged (SpreadwatchPositionExpired) until it is closed. None otherwise."""
+    from spreadwatch.domain.positions import expired_text
+
+    today = calendar.et_date(now)
+    if state["status"] != "open" or state["expiry"] >= today:
+        return None
+    try:
+        sessions = calendar.sessions_to_expiry(today, state["expiry"])
+    except ValueError:
+        return None
+    return (f"open but {expired_text(state['expiry'], sessions)}; kept as imported, close it with its final P&L: "
+            f"spreadwatch positions close {position_id} --pnl <P&L>")

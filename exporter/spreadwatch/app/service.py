@@ -253,6 +253,7 @@ class Service:
             market_open=cal.within_local_hours(now, hours.trading_start, hours.trading_end),
             entry_window_open=cal.within_local_hours(now, hours.entry_start, hours.entry_end),
             seconds_to_close=cal.seconds_to_close(now),
+            session_left=_today_left(cal, now),
         )
         snapshot = dataclasses.replace(
             self.snapshot, time=now, calendar=facts, contexts=dict(self._contexts), scans=dict(self._scans),
@@ -305,6 +306,21 @@ class Service:
                 failing = f" (failing: {task.error})" if not task.ok else ""
                 reasons.append(f"{name}: last success {(now - task.last_success).total_seconds():.0f} s ago{failing}")
         return not reasons, reasons
+
+
+def _today_left(cal: Any, now: datetime) -> float:
+    """The part of today's session still to trade at `now` (0 on a day without a session or outside the calendar)."""
+    from spreadwatch.domain.watch import session_fraction_left
+
+    try:
+        today = cal.et_date(now)
+        if not cal.is_session(today):
+            return 0.0
+        open_, close = cal.open_close(today)
+    except ValueError:
+        return 0.0
+    to_close = (close - now).total_seconds() if open_ <= now < close else None
+    return session_fraction_left(to_close, (close - open_).total_seconds(), now < open_)
 
 
 def _seconds(value: float) -> timedelta:

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 from spreadwatch.domain.market_rules import known_at, looked_until
 from spreadwatch.domain.positions import Summary, exit_thresholds
 from spreadwatch.domain.scanner import BookState
+from spreadwatch.domain.watch import StrikeDistance, short_strike_distances
 
 if TYPE_CHECKING:
     from spreadwatch.app.watcher import MarketContext, RegimeReading, SourceStatus
     from spreadwatch.config import Config
+    from spreadwatch.domain.marks import ModelMark
     from spreadwatch.domain.scanner import ScanResult
 
 # What a failed task run was (spreadwatch_task_failures_total{kind}; service.fault_kind): an outside-world or input
@@ -87,6 +89,7 @@ class CalendarFacts:
     market_open: bool
     entry_window_open: bool
     seconds_to_close: float | None
+    session_left: float = 0.0  # the part of today's session still to trade (domain/watch.session_fraction_left)
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,11 @@ class PositionFacts:
     profit_target: float
     stop_loss: float  # negative
     pnl_to_credit: float
+    # Distance from the ticker's price to each short strike (domain/watch.py); empty when the price is unknown or
+    # the position is past its expiry.
+    strike_distances: tuple[StrikeDistance, ...] = ()
+    # The pricing model's estimate of the position now (domain/marks.py); None when it cannot be computed.
+    model: ModelMark | None = None
 
 
 def _value_time(status: SourceStatus, context_time: datetime) -> datetime | None:
@@ -231,5 +239,33 @@ class Snapshot:
         for item in self.positions:
             p = item.position
             target, stop = exit_thresholds(p, exits)
-            out.append(PositionFacts(item, target, stop, p.pnl / p.credit if p.credit else 0.0))
+            out.append(PositionFacts(item, target, stop, p.pnl / p.credit if p.credit else 0.0,
+                                     self._strike_distances(item), self._model_mark(item)))
         return tuple(out)
+
+    def _model_mark(self, item: OpenPosition) -> ModelMark | None:
+        """On the ticker's price and vol index at the snapshot's time, over the sessions left."""
+        from spreadwatch.domain.marks import model_mark  # numpy and scipy: only where a position is marked
+
+        facts = self.tickers.get(item.position.ticker)
+        if facts is None or self.time is None or not facts.known_at(self.time) or self.calendar is None:
+            return None
+        if item.sessions_to_expiry is None or item.sessions_to_expiry < 0:
+            return None
+        ctx = facts.context
+        return model_mark(item.position, ctx.price, ctx.vol_index,
+                          item.sessions_to_expiry + self.calendar.session_left)
+
+    def _strike_distances(self, item: OpenPosition) -> tuple[StrikeDistance, ...]:
+        """On the ticker's price at the snapshot's time, with the vol index's move over the sessions left (whole
+        sessions after today to the expiry plus the part of today still to trade)."""
+        facts = self.tickers.get(item.position.ticker)
+        if facts is None or self.time is None or not facts.known_at(self.time):
+            return ()
+        if item.sessions_to_expiry is not None and item.sessions_to_expiry < 0:
+            return ()
+        left = None
+        if item.sessions_to_expiry is not None and self.calendar is not None:
+            left = item.sessions_to_expiry + self.calendar.session_left
+        ctx = facts.context
+        return tuple(short_strike_distances(item.position, ctx.price, ctx.vol_index, left))

@@ -6,8 +6,9 @@ alert and an `update` say the same thing. Definitions (docs/positions.md): credi
 position; the risk is the strikes' risk, width x 100 x contracts - credit (an iron condor: its wider wing), and a
 given risk that disagrees by more than $1 is refused (an imported one is kept and reported); profit target when
 P&L >= profit_target_pct x credit; stop when P&L <= -stop_loss_mult x credit, both compared in whole cents; time
-exit when sessions to expiry <= time_exit_dte, except positions opened at or under that DTE, which get an
-expiry-day reminder instead.
+exit when 0 <= sessions to expiry <= time_exit_dte, except positions opened at or under that DTE, which get an
+expiry-day reminder on the expiry session instead; an open position past its expiry session is expired (close it
+in the book with its final P&L), said as "expired N session(s) ago", never as a negative count.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class PositionInput:
 
 @dataclass(frozen=True)
 class ExitSignal:
-    reason: str  # profit_target | stop_loss | time_exit | expiry_day
+    reason: str  # profit_target | stop_loss | time_exit | expiry_day | expired
     detail: str  # the sentence an alert and the CLI print
 
     @property
@@ -276,13 +277,22 @@ def exit_signals(position: Position, sessions_to_expiry: int | None, exits: Any)
     if pnl <= cents(stop):
         out.append(ExitSignal("stop_loss", f"Stop loss hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) <= ${stop:,.2f} "
                                            f"({exits.stop_loss_mult:g}x credit)"))
-    if sessions_to_expiry is not None:
+    if sessions_to_expiry is not None and sessions_to_expiry < 0:
+        out.append(ExitSignal("expired", f"Expired: {expired_text(p.expiry, sessions_to_expiry)}; close it in the "
+                                         f"book with its final P&L"))
+    elif sessions_to_expiry is not None:
         if p.dte > exits.time_exit_dte and sessions_to_expiry <= exits.time_exit_dte:
             out.append(ExitSignal("time_exit", f"Time exit: {sessions_to_expiry} session(s) to expiry <= "
                                                f"{exits.time_exit_dte}"))
         elif p.dte <= exits.time_exit_dte and sessions_to_expiry == 0:
             out.append(ExitSignal("expiry_day", "Expiry day: the position expires today"))
     return out
+
+
+def expired_text(expiry: date, sessions_to_expiry: int) -> str:
+    """How an open position past its expiry reads to people: "expired 2 session(s) ago (2026-11-25)", never a
+    negative count (the metric may be negative; see edges/calendar.py `sessions_to_expiry`)."""
+    return f"expired {-sessions_to_expiry} session(s) ago ({expiry.isoformat()})"
 
 
 def exit_line(position_id: str, signal: ExitSignal) -> str:

@@ -126,10 +126,13 @@ class MarketCalendar:
         return self._cal().session_offset(_ts(entry_session), dte).date()
 
     def sessions_to_expiry(self, today: date, expiry: date) -> int:
-        """Sessions after `today` up to and including `expiry`: 0 on expiry day, negative once past."""
+        """Sessions after `today` up to and including `expiry`: 0 on the expiry session only, negative on every day
+        after it. Past the expiry, -N means the expiry was N sessions ago, a day without a session counting as the
+        session that follows it: a Friday expiry reads -1 on Saturday, Sunday and Monday, -2 on Tuesday (never 0 on
+        a weekend or holiday after the expiry, which would read as "expires today")."""
         if expiry >= today:
             return len(self.sessions_in_range(today + timedelta(days=1), expiry))
-        return -len(self.sessions_in_range(expiry + timedelta(days=1), today))
+        return -(len(self.sessions_in_range(expiry + timedelta(days=1), today - timedelta(days=1))) + 1)
 
     # ---- phases ---------------------------------------------------------------------------------------------
     def session_phase(self, now: datetime) -> str:

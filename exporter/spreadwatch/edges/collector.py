@@ -234,7 +234,7 @@ class SnapshotCollector(Collector):
             "credit_dollars": "Credit received (whole position).",
             "risk_dollars": "Max risk (whole position).",
             "pnl_to_credit_ratio": "P&L / credit.",
-            "sessions_to_expiry": "Trading sessions to expiry (0 on expiry day).",
+            "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
             "entry_dte": "DTE at entry.",
             "expiry_timestamp_seconds": "Close of the expiry session; for display.",
             "pnl_age_seconds": "Seconds since the P&L was last logged.",
@@ -245,6 +245,11 @@ class SnapshotCollector(Collector):
             "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
         }
         fams = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS) for k, doc in specs.items()}
+        distance = {k: _g(f"spreadwatch_position_short_strike{k}", doc, (*POSITION_LABELS, "leg"))
+                    for k, doc in DISTANCE_DOCS.items()}
+        model = {k: _g(f"spreadwatch_position_{k}", doc,
+                       (*POSITION_LABELS, "leg", "source") if k == "short_delta" else (*POSITION_LABELS, "source"))
+                 for k, doc in MODEL_DOCS.items()}
         for facts in s.position_facts:
             item = facts.item
             p = item.position
@@ -270,7 +275,28 @@ class SnapshotCollector(Collector):
             add("stop_loss_dollars", facts.stop_loss)
             add("time_exit_sessions", exits.time_exit_dte)
             add("pnl_max_age_seconds", exits.pnl_stale_after_minutes * 60)
-        return list(fams.values())
+            ticker = s.tickers.get(p.ticker)
+            if ticker is not None and ticker.known_at(now):  # a price the loop could not refresh is no distance
+                for d in facts.strike_distances:
+                    for key, value in (("", d.strike), ("_distance_points", d.points), ("_distance_ratio", d.ratio),
+                                       ("_distance_expected_moves", d.expected_moves),
+                                       ("_near_expected_moves", exits.short_strike_near_expected_moves),
+                                       ("_clear_expected_moves", exits.short_strike_clear_expected_moves)):
+                        if value is not None:
+                            distance[key].add_metric([*labels, d.leg], value)
+                self._model(facts, labels, model)
+        return [*fams.values(), *distance.values(), *model.values()]
+
+    @staticmethod
+    def _model(facts: Any, labels: list[str], model: dict[str, GaugeMetricFamily]) -> None:
+        mark = facts.model
+        if mark is None:
+            return
+        model["estimated_value_dollars"].add_metric([*labels, "model"], mark.value)
+        model["estimated_pnl_dollars"].add_metric([*labels, "model"], mark.pnl)
+        model["otm_probability_ratio"].add_metric([*labels, "model"], mark.probability_otm)
+        for leg, delta in mark.short_deltas.items():
+            model["short_delta"].add_metric([*labels, leg, "model"], delta)
 
     # ---- portfolio ----------------------------------------------------------------------------------------
     def _portfolio(self, s: Snapshot, now: datetime) -> list[Metric]:
@@ -294,6 +320,22 @@ class SnapshotCollector(Collector):
         real.add_metric([], pf.realized_pnl)
         return [*families, counts, open_risk, unreal, real]
 
+
+DISTANCE_DOCS = {
+    "": "The short strike of the leg (index points).",
+    "_distance_points": "Index points from the price to the short strike on the safe side; negative once breached.",
+    "_distance_ratio": "Distance to the short strike / price.",
+    "_distance_expected_moves": "Distance to the short strike / (price x vol index / 100 x sqrt(sessions left / 252)).",
+    "_near_expected_moves": "SpreadwatchShortStrikeNear fires within this many expected moves (config).",
+    "_clear_expected_moves": "A firing SpreadwatchShortStrikeNear holds until the distance is above this (config).",
+}
+
+MODEL_DOCS = {
+    "estimated_value_dollars": "Estimated cost to buy the position back (whole position); source says which estimate.",
+    "estimated_pnl_dollars": "Estimated P&L: credit - estimated value; never the logged P&L.",
+    "short_delta": "Delta of the short option of the leg, per unit of the index (model).",
+    "otm_probability_ratio": "Risk-neutral probability that every short strike finishes out of the money (model).",
+}
 
 MANAGED_DOCS = {
     "exit_win_ratio": "Backtested win rate with the exit rules (profit target, stop, time exit), after costs.",
