@@ -99,7 +99,7 @@ def _virtual_wait(seconds: float, advance: Callable[[float], None], wake: Callab
         step = remaining if wake is None else min(every, remaining)
         advance(step)
         remaining -= step
-        if remaining <= 1e-9 or wake is None or wake():
+        if wake is None or wake() or remaining <= 1e-9:
             return
 
 
