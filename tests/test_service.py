@@ -185,3 +185,19 @@ def test_without_a_write_the_positions_task_runs_only_at_its_interval(tmp_path):
         running.step(4)
         assert runs[4:] == [START + timedelta(seconds=s) for s in (541, 720)]
         assert len(service.snapshot.positions) == 1
+
+
+def test_a_look_at_the_book_that_fails_is_logged_and_the_positions_cycle_goes_on(tmp_path, caplog):
+    service = make_service(tmp_path)
+    runs = record_positions_runs(service)
+
+    def broken() -> bool:
+        raise RuntimeError("injected")
+
+    service.book_watch.changed = broken
+    with caplog.at_level("ERROR"), Running(service) as running:
+        running.step(2)
+        assert running.thread.is_alive()
+        assert runs == [START + timedelta(seconds=s) for s in (0, 60, 120)]
+        assert service.snapshot.tasks["positions"].ok
+    assert "book check failed" in caplog.text

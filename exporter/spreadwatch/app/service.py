@@ -2,10 +2,11 @@
 
 Owns scheduling (market data, scan, positions; each at its own interval on the clock, so at --speed 60 a 60 s
 cycle takes one wall second; and a look at the book every second of the clock, which runs the positions task at once
-when another process committed to it, so a CLI write reaches /metrics within a second), fault containment (a provider that raises, hangs or returns nothing, a locked or
-missing database, a broken grid: the error is counted by kind, the last good part is kept, the process never
-exits; a bug is told apart and logged with its traceback), health, and the atomic snapshot swap (the event log,
-app/events.py, reads each new snapshot). Scrapes never reach in here: they read `Service.snapshot`.
+when another process committed to it, so a CLI write reaches /metrics within a second), fault containment (a
+provider that raises, hangs or returns nothing, a locked or missing database, a broken grid: the error is counted by
+kind, the last good part is kept, the process never exits; a bug is told apart and logged with its traceback),
+health, and the atomic snapshot swap (the event log, app/events.py, reads each new snapshot). Scrapes never reach in
+here: they read `Service.snapshot`.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ class Service:
         from spreadwatch.edges.store import read_positions
 
         # The watch's baseline is taken before the read: a commit after this look is the next look's change.
-        self.book_watch.changed()
+        self._look_at_book()
         self._book_changed = False
         # A short busy timeout: a book locked by someone else is this cycle's error, not a stalled loop.
         positions = read_positions(self.db_path, include_closed=True, timeout=2.0)
@@ -273,14 +274,19 @@ class Service:
         except Exception:
             log.exception("event log failed")
 
-    def book_check(self) -> bool:
-        """The wait's look at the book: True (ending the wait) when the book changed since the positions task read
-        it. Never raises: a look that fails is logged and the regular positions cycle still runs."""
+    def _look_at_book(self) -> bool:
+        """Whether the book changed since the last look. Never raises: a look that fails is logged, and the regular
+        positions cycle still runs."""
         try:
-            changed = self.book_watch.changed()
+            return self.book_watch.changed()
         except Exception:  # a bug in the look must not stop the loop
             log.exception("book check failed")
             return False
+
+    def book_check(self) -> bool:
+        """The wait's look at the book: True (ending the wait) when the book changed since the positions task read
+        it."""
+        changed = self._look_at_book()
         self._book_changed = self._book_changed or changed
         return changed
 
