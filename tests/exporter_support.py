@@ -90,9 +90,22 @@ class FaultyProvider:
         return self.inner.daily(symbol, before, count)
 
 
+def _virtual_wait(seconds: float, advance: Callable[[float], None], wake: Callable[[], bool] | None,
+                  every: float) -> None:
+    """Move a virtual clock on by `seconds` of clock time, in steps of `every` with `wake` asked after each (as the
+    real clocks do), stopping early once it answers True."""
+    remaining = max(0.0, seconds)
+    while True:
+        step = remaining if wake is None else min(every, remaining)
+        advance(step)
+        remaining -= step
+        if wake is None or wake() or remaining <= 1e-9:
+            return
+
+
 class VirtualClock(ReplayClock):
-    """A replay clock whose wall time moves only when the loop waits, by exactly what it waits: every cycle falls on
-    its interval whatever the machine's speed. The loop pauses in each wait until the test lets it go on (`step`,
+    """A replay clock whose wall time moves only when the loop waits, by exactly what it waits (or, when the wait's
+    `wake` check answers True, up to that check): every cycle falls on its interval whatever the machine's speed. The loop pauses in each wait until the test lets it go on (`step`,
     `until`), so the test decides how far the replayed day gets; scrapes and /healthz answer while it is paused."""
 
     def __init__(self, start: datetime, speed: float = 60.0) -> None:
@@ -103,7 +116,8 @@ class VirtualClock(ReplayClock):
         self._paused = False
         self.waits = 0
 
-    def wait(self, seconds: float, stop: threading.Event) -> bool:
+    def wait(self, seconds: float, stop: threading.Event, wake: Callable[[], bool] | None = None,
+             every: float = 1.0) -> bool:
         with self._turn:
             self._paused = True
             self._turn.notify_all()
@@ -113,9 +127,12 @@ class VirtualClock(ReplayClock):
             if stop.is_set():
                 return True
             self._permits -= 1
-            self._virtual_wall += max(0.0, seconds) / self.speed
+            _virtual_wait(seconds, self._advance, wake, every)
             self.waits += 1
         return False
+
+    def _advance(self, seconds: float) -> None:
+        self._virtual_wall += seconds / self.speed
 
     def step(self, waits: int = 1) -> None:
         """Let the loop wait `waits` more times; returns when the cycle after the last of them has run and the loop
@@ -163,8 +180,12 @@ def run_replay(service: Service, start: datetime, until: datetime,
     wall = [0.0]
     clock = ReplayClock(start, speed=60.0, wall=lambda: wall[0])
 
-    def wait(seconds: float, stop: threading.Event) -> bool:
-        wall[0] += max(0.0, seconds) / clock.speed
+    def advance(seconds: float) -> None:
+        wall[0] += seconds / clock.speed
+
+    def wait(seconds: float, stop: threading.Event, wake: Callable[[], bool] | None = None,
+             every: float = 1.0) -> bool:
+        _virtual_wait(seconds, advance, wake, every)
         if on_cycle is not None:
             on_cycle(clock.now())
         return stop.is_set() or clock.now() > until

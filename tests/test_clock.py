@@ -42,6 +42,23 @@ def test_replay_clock_waits_wall_time_divided_by_speed():
     assert clock.wait(60, stop) is True
 
 
+def test_a_wait_ends_early_once_its_wake_check_says_so():
+    stop = threading.Event()
+    answers = iter([False, False, True])
+    calls = []
+
+    def wake() -> bool:
+        calls.append(1)
+        return next(answers)
+
+    clock = ReplayClock(datetime(2026, 11, 24, tzinfo=UTC), speed=1000)
+    assert clock.wait(3600, stop, wake, every=1.0) is False  # an hour of replay: ended at the third look
+    assert len(calls) == 3
+    assert WallClock().wait(3600, stop, lambda: True, every=0.001) is False
+    stop.set()
+    assert clock.wait(3600, stop, lambda: False) is True
+
+
 def test_replay_clock_rejects_naive_start_and_bad_speed():
     with pytest.raises(ValueError):
         ReplayClock(datetime(2026, 11, 24), speed=1)

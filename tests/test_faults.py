@@ -90,12 +90,14 @@ def test_locked_database_is_reported_and_recovered(tmp_path):
     service = make_service(tmp_path, db=db)
     with Running(service) as running:
         running.until(lambda: service.health()[0], within=service.intervals["scan"])
+        # Leaving WAL needs the only connection: the loop's look at the book (paused now) lets go of its own.
+        service.book_watch.close()
         locker = sqlite3.connect(db, isolation_level=None)
         locker.execute("PRAGMA journal_mode=DELETE")  # a writer holding an exclusive lock blocks readers
         locker.execute("BEGIN EXCLUSIVE")
         try:
             errors_before = sample(service, "spreadwatch_task_errors_total", {"task": "positions"})
-            running.step()  # one position cycle: the read waits out its busy timeout and fails
+            running.step()  # one position run (the look at the book finds it locked): the read fails
             assert sample(service, "spreadwatch_task_errors_total", {"task": "positions"}) == errors_before + 1
             assert sample(service, "spreadwatch_task_failures_total", {"task": "positions", "kind": "data"}) == 1
             task = service.snapshot.tasks["positions"]

@@ -1,6 +1,10 @@
-"""The loop: replay clock cadences, CLI changes visible within one position cycle, clean shutdown."""
+"""The loop: replay clock cadences, CLI changes visible within one position cycle (within a second, by the look at
+the book), clean shutdown."""
 
 from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
 
 from click.testing import CliRunner
 
@@ -11,10 +15,13 @@ from exporter_support import (
     make_service,
     metrics_or_empty,
     sample,
+    scrape,
     spreadwatch_process,
 )
 from realstack import free_port, sample_value, wait_until
+from spreadwatch.config import Config, Intervals
 from spreadwatch.edges.cli import cli
+from spreadwatch.edges.store import PositionBook
 
 
 def test_cadences_run_on_the_replay_clock(tmp_path):
@@ -107,3 +114,90 @@ def test_event_log_reads_like_the_original_alerts_log(tmp_path, caplog):
     changes = [line for line in lines if "Regime change" in line]
     assert len(changes) == 1, lines
     assert changes[0].startswith("[2026-11-24 07:45:00] [WARNING] Regime change: LOW → MEDIUM (VIX 16.")
+
+
+ADD = ["positions", "add", "--dte", "3", "--band", "P98", "--spread", "put_spread", "--flow-mode", "with_flow",
+       "--contracts", "1", "--credit", "150", "--short-put", "19800", "--long-put", "19700", "--expiry",
+       "2026-12-31", "--ticker", "NDX"]
+
+
+def record_positions_runs(service) -> list:
+    """The instants the positions task runs at (the real task still runs)."""
+    runs: list = []
+    task = service.positions_task
+
+    def recorded(now):
+        runs.append(now)
+        task(now)
+
+    service.positions_task = recorded
+    return runs
+
+
+def test_a_book_write_reaches_metrics_within_one_second(tmp_path, monkeypatch):
+    db = tmp_path / "book.db"
+    service = make_service(tmp_path, db=db)
+    runs = record_positions_runs(service)
+    monkeypatch.setenv("SPREADWATCH_NOW", START.isoformat())
+    runner = CliRunner()
+    with Running(service) as running:
+        def pnl(labels):
+            return sample_value(scrape(running.url), "spreadwatch_position_pnl_dollars", labels)
+
+        result = runner.invoke(cli, [*ADD, "--db", str(db)])  # at START, the loop waiting for the next minute
+        assert result.exit_code == 0, result.output
+        took = running.until(lambda: service.snapshot.positions, within=1.0)
+        assert took == 1.0 and runs == [START, START + timedelta(seconds=1)]
+        position_id = service.snapshot.positions[0].position.id
+        labels = {"position_id": position_id, "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+        assert pnl(labels) == 0
+        # `positions update` in the middle of a wait: on /metrics one look (one clock second) later.
+        result = runner.invoke(cli, ["positions", "update", position_id, "--db", str(db), "--pnl", "80"])
+        assert result.exit_code == 0, result.output
+        assert running.until(lambda: pnl(labels) == 80, within=1.0) == 1.0
+        assert service.snapshot.tasks["positions"].last_success == START + timedelta(seconds=2)
+        # A write through the book itself, not the CLI, is seen the same way.
+        with PositionBook(db) as book:
+            book.set_pnl(position_id, -40.0, now=START)
+        assert running.until(lambda: pnl(labels) == -40, within=1.0) == 1.0
+        assert runs == [START + timedelta(seconds=s) for s in (0, 1, 2, 3)]
+
+
+def test_without_a_write_the_positions_task_runs_only_at_its_interval(tmp_path):
+    config = dataclasses.replace(Config(), intervals=Intervals(market_data_seconds=60, scan_seconds=300,
+                                                               positions_seconds=180))
+    db = tmp_path / "book.db"
+    service = make_service(tmp_path, db=db, config=config)
+    runs = record_positions_runs(service)
+    looks = []
+    look = service.book_check
+    service.book_check = lambda: looks.append(service.clock.now()) or look()
+    with Running(service) as running:
+        running.step(9)  # nine market cycles: 540 clock seconds, nothing written
+        assert service.clock.now() == START + timedelta(seconds=540)
+        assert runs == [START + timedelta(seconds=s) for s in (0, 180, 360, 540)]
+        assert len(looks) == 540  # the book was looked at every second, and never read in between
+        assert looks[:2] == [START + timedelta(seconds=1), START + timedelta(seconds=2)]
+        # A write: one extra run a second later; the regular cadence stays where it was.
+        runner = CliRunner()
+        result = runner.invoke(cli, [*ADD, "--db", str(db)], env={"SPREADWATCH_NOW": START.isoformat()})
+        assert result.exit_code == 0, result.output
+        running.step(4)
+        assert runs[4:] == [START + timedelta(seconds=s) for s in (541, 720)]
+        assert len(service.snapshot.positions) == 1
+
+
+def test_a_look_at_the_book_that_fails_is_logged_and_the_positions_cycle_goes_on(tmp_path, caplog):
+    service = make_service(tmp_path)
+    runs = record_positions_runs(service)
+
+    def broken() -> bool:
+        raise RuntimeError("injected")
+
+    service.book_watch.changed = broken
+    with caplog.at_level("ERROR"), Running(service) as running:
+        running.step(2)
+        assert running.thread.is_alive()
+        assert runs == [START + timedelta(seconds=s) for s in (0, 60, 120)]
+        assert service.snapshot.tasks["positions"].ok
+    assert "book check failed" in caplog.text

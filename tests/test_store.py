@@ -1,6 +1,6 @@
 """store.py, the position book on disk: pragmas, schema and migrations, refusing foreign or corrupt files without
 touching them, append-only history, ids by prefix, refused writes that leave nothing behind, all-or-nothing
-import, and the light read path."""
+import, the light read path, and the cheap look that tells the exporter the book changed."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from spreadwatch.edges.store import (
     APPLICATION_ID,
     BUSY_TIMEOUT_SECONDS,
     MIGRATIONS,
+    BookWatch,
     PositionBook,
     read_positions,
 )
@@ -378,3 +379,75 @@ def test_a_reader_never_sees_a_book_half_created(tmp_path: Path):
         done.set()
         reader.join()
     assert errors == []
+
+
+# ---- BookWatch: has the book changed since the last look? ------------------------------------------------------
+def files(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir())
+
+
+def test_watch_sees_a_commit_from_another_connection_once(book: PositionBook, db: Path):
+    watch = BookWatch(db)
+    assert watch.changed() is False  # the first look is the baseline
+    assert watch.changed() is False  # nothing happened
+    book.add(entry(), entry_time=ENTRY, expiry=EXPIRY, now=NOW)
+    assert watch.changed() is True
+    assert watch.changed() is False  # once per change
+    other = sqlite3.connect(db)
+    other.execute("PRAGMA user_version = 1")
+    other.commit()
+    other.close()
+    assert watch.changed() is True
+    watch.close()
+
+
+def test_watch_does_not_see_reads_nor_its_own_looks(book: PositionBook, db: Path):
+    book.add(entry(), entry_time=ENTRY, expiry=EXPIRY, now=NOW)
+    watch = BookWatch(db)
+    watch.changed()
+    for _ in range(3):
+        assert len(read_positions(db)) == 1  # how the exporter reads: must not look like a change
+        assert watch.changed() is False
+    watch.close()
+
+
+def test_watch_sees_a_book_deleted_created_or_replaced(db: Path, tmp_path: Path):
+    watch = BookWatch(db)
+    assert watch.changed() is False  # missing: a state like any other
+    assert watch.changed() is False
+    assert not db.exists()  # the look never creates the book
+    PositionBook(db).close()
+    assert watch.changed() is True  # created
+    assert watch.changed() is False
+    other = tmp_path / "other.db"
+    with PositionBook(other) as b:
+        b.add(entry(), entry_time=ENTRY, expiry=EXPIRY, now=NOW)
+    other.replace(db)  # replaced by another file (a restore from backup)
+    assert watch.changed() is True
+    assert watch.changed() is False
+    db.unlink()
+    assert watch.changed() is True  # deleted
+    assert watch.changed() is False
+    watch.close()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "header then garbage", "json"])
+def test_watch_never_raises_on_a_corrupt_file_and_leaves_it_untouched(kind: str, db: Path):
+    make, _ = BAD_FILES[kind]
+    make(db)
+    original, before = db.read_bytes(), files(db)
+    watch = BookWatch(db)
+    assert watch.changed() is False
+    assert watch.changed() is False  # still the same unreadable file: no change
+    assert db.read_bytes() == original and files(db) == before
+    db.unlink()
+    PositionBook(db).close()
+    assert watch.changed() is True  # the corrupt file was replaced by a book
+    assert watch.changed() is False
+    watch.close()
+
+
+def test_watch_on_a_directory_never_raises(tmp_path: Path):
+    watch = BookWatch(tmp_path)
+    assert watch.changed() is False
+    assert watch.changed() is False

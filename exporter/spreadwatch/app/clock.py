@@ -1,6 +1,7 @@
 """Clocks: the one source of "now" for the loop and one-shot commands.
 
-WallClock is live time; ReplayClock runs from a start instant at `speed` replay seconds per wall second.
+WallClock is live time; ReplayClock runs from a start instant at `speed` replay seconds per wall second. A wait can
+be cut short by a `wake` check asked every `every` clock seconds (the loop's look at the position book).
 One-shot commands answer for one instant (`--at`) and need no clock. Everything else takes `now` as an argument.
 `command_now()` is the instant the position commands stamp: the wall clock, or `SPREADWATCH_NOW` when set (a testing
 aid that pins "now").
@@ -15,6 +16,20 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 ENV_NOW = "SPREADWATCH_NOW"
+Wake = Callable[[], bool]
+
+
+def _wait(seconds: float, stop: threading.Event, wake: Wake | None, every: float) -> bool:
+    """Wait `seconds` of wall time; True if `stop` was set meanwhile. With `wake`, ask it every `every` wall seconds
+    and return False as soon as it answers True."""
+    if wake is None:
+        return stop.wait(max(0.0, seconds))
+    deadline = _time.monotonic() + max(0.0, seconds)
+    while True:
+        if stop.wait(max(0.0, min(every, deadline - _time.monotonic()))):
+            return True
+        if wake() or _time.monotonic() >= deadline:
+            return False
 
 
 class WallClock:
@@ -23,9 +38,10 @@ class WallClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def wait(self, seconds: float, stop: threading.Event) -> bool:
-        """Wait `seconds` of clock time; True if `stop` was set meanwhile."""
-        return stop.wait(max(0.0, seconds))
+    def wait(self, seconds: float, stop: threading.Event, wake: Wake | None = None, every: float = 1.0) -> bool:
+        """Wait `seconds` of clock time; True if `stop` was set meanwhile. With `wake`, ask it every `every` clock
+        seconds and return (False) early once it answers True."""
+        return _wait(seconds, stop, wake, every)
 
 
 class ReplayClock:
@@ -44,8 +60,8 @@ class ReplayClock:
     def now(self) -> datetime:
         return self.start + timedelta(seconds=(self._wall() - self._wall0) * self.speed)
 
-    def wait(self, seconds: float, stop: threading.Event) -> bool:
-        return stop.wait(max(0.0, seconds) / self.speed)
+    def wait(self, seconds: float, stop: threading.Event, wake: Wake | None = None, every: float = 1.0) -> bool:
+        return _wait(max(0.0, seconds) / self.speed, stop, wake, every / self.speed)
 
 
 def parse_instant(text: str) -> datetime:

@@ -1,10 +1,12 @@
 """The exporter loop: three cadences on one clock, building immutable snapshots.
 
 Owns scheduling (market data, scan, positions; each at its own interval on the clock, so at --speed 60 a 60 s
-cycle takes one wall second), fault containment (a provider that raises, hangs or returns nothing, a locked or
-missing database, a broken grid: the error is counted by kind, the last good part is kept, the process never
-exits; a bug is told apart and logged with its traceback), health, and the atomic snapshot swap (the event log,
-app/events.py, reads each new snapshot). Scrapes never reach in here: they read `Service.snapshot`.
+cycle takes one wall second; and a look at the book every second of the clock, which runs the positions task at once
+when another process committed to it, so a CLI write reaches /metrics within a second), fault containment (a
+provider that raises, hangs or returns nothing, a locked or missing database, a broken grid: the error is counted by
+kind, the last good part is kept, the process never exits; a bug is told apart and logged with its traceback),
+health, and the atomic snapshot swap (the event log, app/events.py, reads each new snapshot). Scrapes never reach in
+here: they read `Service.snapshot`.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ events = logging.getLogger("spreadwatch.events")
 # Wall seconds a market fetch may take before the cycle gives up on it (the fetch keeps its thread; the next
 # cycle will not start another one for that ticker until it returns).
 FETCH_DEADLINE_SECONDS = 20.0
+# Clock seconds between two looks at the book (`BookWatch`: a stat and one pragma, microseconds each).
+BOOK_CHECK_SECONDS = 1.0
 
 
 class _Fetch:
@@ -90,6 +94,7 @@ class Service:
                  fetch_deadline: float = FETCH_DEADLINE_SECONDS) -> None:
         from spreadwatch.app.watcher import MarketWatcher, RegimeWatcher
         from spreadwatch.edges.gridfile import GridCache
+        from spreadwatch.edges.store import BookWatch
 
         self.config = config
         self.provider = provider
@@ -121,6 +126,8 @@ class Service:
         self._portfolio: Portfolio | None = None
         self._tasks = {name: TaskStatus(name, self.intervals[name]) for name in self.intervals}
         self._events = EventTracker(config, calendar)
+        self.book_watch = BookWatch(self.db_path)
+        self._book_changed = False  # the book changed since the positions task last read it
         self.cycles = 0
         self.snapshot: Snapshot = Snapshot(
             version=__version__, data_mode=provider.label, data_description=provider.description, config=config,
@@ -204,6 +211,9 @@ class Service:
         from spreadwatch.domain.positions import summarize
         from spreadwatch.edges.store import read_positions
 
+        # The watch's baseline is taken before the read: a commit after this look is the next look's change.
+        self._look_at_book()
+        self._book_changed = False
         # A short busy timeout: a book locked by someone else is this cycle's error, not a stalled loop.
         positions = read_positions(self.db_path, include_closed=True, timeout=2.0)
         today = self.calendar.et_date(now)
@@ -266,18 +276,37 @@ class Service:
         except Exception:
             log.exception("event log failed")
 
+    def _look_at_book(self) -> bool:
+        """Whether the book changed since the last look. Never raises: a look that fails is logged, and the regular
+        positions cycle still runs."""
+        try:
+            return self.book_watch.changed()
+        except Exception:  # a bug in the look must not stop the loop
+            log.exception("book check failed")
+            return False
+
+    def book_check(self) -> bool:
+        """The wait's look at the book: True (ending the wait) when the book changed since the positions task read
+        it."""
+        changed = self._look_at_book()
+        self._book_changed = self._book_changed or changed
+        return changed
+
     def run(self) -> None:
-        """Loop until stop_event is set; each task runs when its interval has elapsed on the clock."""
+        """Loop until stop_event is set; each task runs when its interval has elapsed on the clock, and the positions
+        task also as soon as a look at the book (every BOOK_CHECK_SECONDS while waiting) sees it changed. That extra
+        run leaves the regular cadence where it was, so the positions and market cycles stay on one grid."""
         next_due = {name: self.clock.now() for name in self.intervals}
         while not self.stop_event.is_set():
             now = self.clock.now()
             due = {name for name, at in next_due.items() if now >= at}
-            if due:
-                self.step(now, due)
+            extra = {"positions"} if self._book_changed else set()
+            if due or extra:
+                self.step(now, due | extra)
                 for name in due:
                     next_due[name] = now + _seconds(self.intervals[name])
             wait = min((at - self.clock.now()).total_seconds() for at in next_due.values())
-            if self.clock.wait(max(wait, 0.0), self.stop_event):
+            if self.clock.wait(max(wait, 0.0), self.stop_event, self.book_check, BOOK_CHECK_SECONDS):
                 break
         self.close()
 
@@ -287,6 +316,7 @@ class Service:
     def close(self) -> None:
         # Nothing to join: fetch threads are daemons, and a hung one must not hold the exit.
         self._pending.clear()
+        self.book_watch.close()
 
     # ---- health -------------------------------------------------------------------------------------------
     def health(self) -> tuple[bool, list[str]]:

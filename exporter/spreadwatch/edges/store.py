@@ -468,3 +468,49 @@ class PositionBook:
                 self._history(position_id, now, "import", None, state["pnl"], entry.note)
                 ids.append(position_id)
         return ids
+
+
+class BookWatch:
+    """Whether the book at `path` changed since the last look, cheap enough to ask every second (microseconds: one
+    `stat` and one pragma, nothing of the book is parsed): SQLite's `PRAGMA data_version` on one long-lived
+    read-only connection, which moves whenever another connection commits, and the file's identity (a book
+    deleted, replaced or created since). Never writes and never creates the file; the connection stays outside any
+    transaction between looks, so it holds no lock and pins no WAL snapshot. Never raises: a missing, unreadable or
+    corrupt file is a state like any other, and a change of state is a change."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._seen: tuple[Any, ...] | None = None
+
+    def _state(self) -> tuple[Any, ...]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            self.close()
+            return ("missing",)
+        identity = (st.st_dev, st.st_ino)
+        try:
+            if self._conn is None or identity != self._identity:
+                self.close()
+                self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                             check_same_thread=False, timeout=0.1)
+                self._identity = identity
+            return (identity, self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            # Not a database (yet), or refused: the file's own identity and stamp say when that changes.
+            self.close()
+            return ("unreadable", identity, st.st_size, st.st_mtime_ns)
+
+    def changed(self) -> bool:
+        """True when the book changed since the previous call (the first call only takes the baseline)."""
+        state = self._state()
+        previous, self._seen = self._seen, state
+        return previous is not None and state != previous
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+            self._identity = None
