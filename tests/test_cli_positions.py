@@ -294,7 +294,7 @@ BAD_ADDS = {
                            "--expiry: 2020-01-02 is in the past"),
     "expiry before entry": (["--entry-time", "2020-01-06T15:00:00Z", "--expiry", "2020-01-03"],
                             "--expiry: 2020-01-03 is before the entry session 2020-01-06"),
-    "expiry beyond the calendar": (["--expiry", "2040-01-03"], "--expiry: 2040-01-03 is outside the exchange "
+    "expiry beyond the calendar": (["--expiry", "2101-01-03"], "--expiry: 2101-01-03 is outside the exchange "
                                                                "calendar's range"),
     "entry in the future": (["--entry-time", "2099-01-02T15:00:00Z"], "--entry-time: 2099-01-02T15:00:00Z is in "
                                                                       "the future"),

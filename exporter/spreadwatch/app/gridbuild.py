@@ -216,7 +216,7 @@ def sessions_for(history: History, calendar: MarketCalendar, max_dte: int) -> np
     first = history.dates[0].item()
     if first < calendar.first_known_session:
         raise DataError(f"history starts {first}, before the exchange calendar ({calendar.first_known_session})")
-    last = min(history.dates[-1].item() + timedelta(days=2 * max_dte + 10), calendar.last_known_session)
+    last = min(history.dates[-1].item() + timedelta(days=2 * max_dte + 10), calendar.last_day)
     return np.array(calendar.sessions_in_range(first, last), dtype="datetime64[D]")
 
 
@@ -255,7 +255,7 @@ def _read_before(calendar: MarketCalendar, end: date | None, max_dte: int) -> da
         return tomorrow
     last = end
     if max_dte > 0:
-        horizon = min(end + timedelta(days=2 * max_dte + 10), calendar.last_known_session)
+        horizon = min(end + timedelta(days=2 * max_dte + 10), calendar.last_day)
         ahead = calendar.sessions_in_range(end + timedelta(days=1), horizon)
         if ahead:
             last = ahead[min(max_dte, len(ahead)) - 1]

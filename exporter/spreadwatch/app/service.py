@@ -31,6 +31,7 @@ from spreadwatch.app.snapshot import (
     Snapshot,
     TaskStatus,
 )
+from spreadwatch.domain.vocabulary import UNKNOWN_PHASE
 from spreadwatch.edges.providers import ProviderError
 from spreadwatch.errors import DataError, SpreadwatchError
 
@@ -129,6 +130,7 @@ class Service:
         self.book_watch = BookWatch(self.db_path)
         self._book_changed = False  # the book changed since the positions task last read it
         self.cycles = 0
+        self._outside_calendar = False  # the clock is outside the exchange calendar's range (said once)
         self.snapshot: Snapshot = Snapshot(
             version=__version__, data_mode=provider.label, data_description=provider.description, config=config,
             tasks=dict(self._tasks))  # every task known from the start: /healthz is 503 until each has run
@@ -258,8 +260,10 @@ class Service:
     def publish(self, now: datetime) -> None:
         hours = self.config.hours
         cal = self.calendar
+        session = cal.session_phase(now)
+        self._note_calendar_range(now, session)
         facts = CalendarFacts(
-            session=cal.session_phase(now),
+            session=session,
             market_open=cal.within_local_hours(now, hours.trading_start, hours.trading_end),
             entry_window_open=cal.within_local_hours(now, hours.entry_start, hours.entry_end),
             seconds_to_close=cal.seconds_to_close(now),
@@ -291,6 +295,20 @@ class Service:
         changed = self._look_at_book()
         self._book_changed = self._book_changed or changed
         return changed
+
+    def _note_calendar_range(self, now: datetime, session: str) -> None:
+        """Said once when the clock leaves the exchange calendar's range (the phase is then `unknown`, entry windows
+        closed, values judged by the in-session staleness bound), and once when it is back."""
+        outside = session == UNKNOWN_PHASE
+        if outside == self._outside_calendar:
+            return
+        self._outside_calendar = outside
+        if outside:
+            log.warning("the clock (%s) is outside the exchange calendar's range (%s to %s): the session phase is "
+                        "unknown until it is back", now.isoformat(), self.calendar.first_day,
+                        self.calendar.last_day)
+        else:
+            log.info("the clock (%s) is within the exchange calendar's range again", now.isoformat())
 
     def run(self) -> None:
         """Loop until stop_event is set; each task runs when its interval has elapsed on the clock, and the positions

@@ -85,7 +85,7 @@ class GridInfo:
 class CalendarFacts:
     """The market phase at the snapshot's time, from the exchange calendar (never from market data)."""
 
-    session: str  # closed | pre | open | after
+    session: str  # closed | pre | open | after | unknown (outside the exchange calendar)
     market_open: bool
     entry_window_open: bool
     seconds_to_close: float | None

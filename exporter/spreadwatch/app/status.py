@@ -50,8 +50,8 @@ def market_context(config: Config, ticker: str | None = None, source_spec: str |
     calendar = MarketCalendar.of(config)
     now = one_shot_now(provider, calendar, at, start)
     # A week of margin: the answer also needs the previous and the next session.
-    first = calendar.first_known_session + timedelta(days=7)
-    last = calendar.last_known_session - timedelta(days=7)
+    first = calendar.first_day + timedelta(days=7)
+    last = calendar.last_day - timedelta(days=7)
     if not first <= now.date() <= last:
         raise InputError(f"{iso_utc(now)} is outside the exchange calendar's range ({first} to {last})")
     watcher = MarketWatcher(config, provider, calendar, name, trend=trend)

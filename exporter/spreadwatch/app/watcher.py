@@ -30,6 +30,7 @@ from spreadwatch.domain.market_rules import (
     iv_rank_percentile,
     known_at,
 )
+from spreadwatch.domain.vocabulary import UNKNOWN_PHASE
 from spreadwatch.edges.providers import FAILURE_KINDS, Bar, DailyBar, ProviderError, Quote
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class RegimeReading:
 class MarketContext:
     ticker: str
     time: datetime
-    session: str  # closed | pre | open | after
+    session: str  # closed | pre | open | after | unknown (outside the exchange calendar)
     market_open: bool
     entry_window_open: bool
     seconds_to_close: float | None
@@ -281,6 +282,10 @@ def _until(calendar: MarketCalendar, stale_after: timedelta, quote: Quote | None
     """`current_until` of a quote at `now`, with the session facts of `now` from the calendar."""
     if quote is None:
         return None
+    if not calendar.covers(now):
+        # No schedule says whether the market is open: only a value at most stale_after old is current (the
+        # session's rule, which holds whatever the phase).
+        return current_until(quote.time, now, stale_after, session_open=True, last_close=now)
     _, last_close = calendar.open_close(calendar.current_or_last_session(now))
     return current_until(quote.time, now, stale_after, session_open=calendar.is_open(now), last_close=last_close)
 
@@ -326,14 +331,17 @@ class RegimeWatcher:
         cal = self.calendar
         self.feeds.begin_round()
         self.feeds.refresh_quote(self.symbol, now)
-        session = cal.current_or_last_session(now)
-        _, session_close = cal.open_close(session)
-        self._step_new_values(now, session, now >= session_close)
+        covered = cal.covers(now)
+        if covered:  # outside the calendar no session says which VIX values to step over: the regime is unknown
+            session = cal.current_or_last_session(now)
+            _, session_close = cal.open_close(session)
+            self._step_new_values(now, session, now >= session_close)
         self.feeds.end_round()
         quote = self.feeds.last.get(self.symbol)
         until = _until(cal, self.stale_after, quote, now)
         vix = quote.price if quote is not None and until is not None else None
-        return RegimeReading(time=now, symbol=self.symbol, vix=vix, regime=self._regime if vix is not None else None,
+        regime = self._regime if vix is not None and covered else None
+        return RegimeReading(time=now, symbol=self.symbol, vix=vix, regime=regime,
                              previous_regime=self._previous, changed_at=self._changed_at,
                              source=self.feeds.status(self.symbol, now, until))
 
@@ -493,12 +501,31 @@ class MarketWatcher:
         return {symbol: reading.source_at(now) if symbol == self.vix_symbol
                 else self.feeds.status(symbol, now, self._until(symbol, now)) for symbol in self.symbols}
 
+    def _outside_calendar(self, now: datetime, reading: RegimeReading) -> MarketContext:
+        """An instant outside the exchange calendar: the quotes are fetched (sources report honestly) and a value at
+        most stale_after old is shown; everything that needs a session (previous close, history, volume, flow) is
+        unknown."""
+        for symbol in self.own_symbols:
+            self.feeds.refresh_quote(symbol, now)
+        self.feeds.end_round()
+        vol_level = reading.vix if self.vol_symbol == self.vix_symbol else self._fresh(self.vol_symbol, now)
+        trend = None if self.trend_setting == "auto" else self.trend_setting
+        return MarketContext(
+            ticker=self.ticker, time=now, session=UNKNOWN_PHASE, market_open=False, entry_window_open=False,
+            seconds_to_close=None, price=self._fresh(self.price_symbol, now), prev_close=None, change_ratio=None,
+            vix=reading.vix, regime=reading.regime, previous_regime=reading.previous_regime,
+            regime_changed_at=reading.changed_at, iv_rank=None, iv_percentile=None, volume_ratio=None, trend=trend,
+            flow=None, flow_0dte=None, daily_closes=(), daily_opens=(), sources=self._sources(now, reading),
+            vol_index=vol_level, data_mode=getattr(self.provider, "label", "live"))
+
     def update(self, now: datetime) -> MarketContext:
         now = _aware_utc(now)
         cal = self.calendar
         reading = self.regime.update(now)
         self.feeds.begin_round()
         phase = cal.session_phase(now)
+        if phase == UNKNOWN_PHASE:
+            return self._outside_calendar(now, reading)
         session = cal.current_or_last_session(now)
         price_bars = self._price_bars(now, session, now >= cal.open_close(session)[1])
         price = self._fresh(self.price_symbol, now)

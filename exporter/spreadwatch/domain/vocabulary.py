@@ -22,7 +22,9 @@ FLOW_MODES: tuple[str, ...] = ("neutral", "with_flow", "against_flow")
 TRENDS: tuple[str, ...] = ("up", "down", "sideways")
 TREND_CHOICES: tuple[str, ...] = (*TRENDS, "auto")
 FLOWS: tuple[str, ...] = ("up", "down", "flat")
-SESSION_PHASES: tuple[str, ...] = ("closed", "pre", "open", "after")
+SESSION_PHASES: tuple[str, ...] = ("closed", "pre", "open", "after", "unknown")
+# The phase of an instant outside the exchange calendar's range: no schedule says whether the market was open.
+UNKNOWN_PHASE = "unknown"
 LEGS: tuple[str, ...] = ("short_put", "long_put", "short_call", "long_call")
 
 # Percentile band -> (lower tail percentile, upper tail percentile) of trailing signed moves.

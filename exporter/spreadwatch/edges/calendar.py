@@ -8,28 +8,70 @@ instants as arguments; never reads the clock.
 DTE is counted in trading sessions: the expiry of an N-DTE entry is the N-th session after the entry session
 (0 = the same session). Times are UTC-aware datetimes in and out; `display_tz` is only for showing and for the
 configured local hours.
+
+The range: every day from CALENDAR_START to CALENDAR_LIMIT can be asked about. The exchange's schedule is built
+lazily, EXTENSION beyond the furthest day asked about so far, and built further whenever a day within MARGIN of its
+end is asked about (a clock nearing the end, a far expiry): a process that runs for years never meets the end of its
+calendar. A day outside the range is a CalendarRangeError (a ValueError and an expected error, one line); an
+instant outside it has the session phase `unknown`.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from spreadwatch.domain.vocabulary import ET
+from spreadwatch.domain.vocabulary import ET, UNKNOWN_PHASE
+from spreadwatch.errors import SpreadwatchError
 
 # Extended-hours boundaries (US equities): pre-market from 04:00 ET, after-hours until 20:00 ET.
 PRE_MARKET_START = time(4, 0)
 AFTER_HOURS_END = time(20, 0)
-CALENDAR_START = "1995-01-01"
+# The days the calendar answers for. The limit is far beyond any option expiry; the schedule is built one MARGIN past
+# it, so the sessions after the last day can still be named.
+CALENDAR_START = date(1995, 1, 1)
+CALENDAR_LIMIT = date(2100, 12, 31)
+# How far beyond the furthest day asked about the schedule is built, and how close to its end a day may come before
+# it is built further. Building ten years costs a fraction of a second, once.
+EXTENSION = timedelta(days=3660)
+MARGIN = timedelta(days=400)
 
 
-@functools.cache
-def _exchange(name: str) -> Any:
-    import exchange_calendars
+class CalendarRangeError(ValueError, SpreadwatchError):
+    """A day outside CALENDAR_START..CALENDAR_LIMIT (the message names the day and the range)."""
 
-    return exchange_calendars.get_calendar(name, start=CALENDAR_START)
+    def __init__(self, day: date) -> None:
+        super().__init__(f"{day} is outside the exchange calendar's range ({CALENDAR_START} to {CALENDAR_LIMIT})")
+        self.day = day
+
+
+_build_lock = threading.Lock()
+_built: dict[str, tuple[date, Any]] = {}  # exchange name -> (the day its schedule is built to, the calendar)
+
+
+def _exchange(name: str, through: date) -> Any:
+    """The exchange's calendar, built at least MARGIN past `through` (or to its hard end). Shared by every
+    MarketCalendar of the process; replaced whole when built further (readers holding the old one are not hurt)."""
+    hard_end = CALENDAR_LIMIT + MARGIN
+    with _build_lock:
+        have = _built.get(name)
+        if have is not None and (through + MARGIN <= have[0] or have[0] >= hard_end):
+            return have[1]
+        import exchange_calendars
+
+        end = min(max(through, have[0] if have else through) + EXTENSION, hard_end)
+        end = min(date(end.year, 12, 31), hard_end)
+        calendar = exchange_calendars.get_calendar(name, start=CALENDAR_START.isoformat(), end=end.isoformat())
+        _built[name] = (end, calendar)
+        return calendar
+
+
+def _in_range(day: date) -> date:
+    if not CALENDAR_START <= day <= CALENDAR_LIMIT:
+        raise CalendarRangeError(day)
+    return day
 
 
 def _ts(day: date) -> Any:
@@ -57,33 +99,42 @@ class MarketCalendar:
         """The calendar the settings name: `market.calendar`, shown in `display_timezone`."""
         return cls(config.display_timezone, config.market.calendar)
 
-    def _cal(self):  # type: ignore[no-untyped-def]
-        return _exchange(self.exchange)
+    def _cal(self, through: date) -> Any:
+        """The exchange's calendar, built far enough for `through` (CalendarRangeError outside the range)."""
+        return _exchange(self.exchange, _in_range(through))
 
     # ---- sessions -------------------------------------------------------------------------------------------
     @property
+    def first_day(self) -> date:
+        """The first day the calendar answers for."""
+        return CALENDAR_START
+
+    @property
+    def last_day(self) -> date:
+        """The last day the calendar answers for (its schedule is built that far when a day near it is asked)."""
+        return CALENDAR_LIMIT
+
+    @property
     def last_known_session(self) -> date:
-        return self._cal().last_session.date()
+        """The last session of the schedule as built so far (it grows as later days are asked about)."""
+        return self._cal(CALENDAR_START).last_session.date()
 
     @property
     def first_known_session(self) -> date:
-        return self._cal().first_session.date()
+        return self._cal(CALENDAR_START).first_session.date()
 
     def is_session(self, day: date) -> bool:
-        cal = self._cal()
-        if not (self.first_known_session <= day <= self.last_known_session):
-            raise ValueError(f"{day} is outside the exchange calendar's range")
-        return bool(cal.is_session(_ts(day)))
+        return bool(self._cal(day).is_session(_ts(day)))
 
     def open_close(self, day: date) -> tuple[datetime, datetime]:
         """UTC open and close of a session (early closes honoured)."""
-        cal = self._cal()
+        cal = self._cal(day)
         ts = _ts(day)
         return cal.session_open(ts).to_pydatetime(), cal.session_close(ts).to_pydatetime()
 
     def next_session(self, day: date) -> date:
         """The first session strictly after `day` (a session or not)."""
-        cal = self._cal()
+        cal = self._cal(day)
         ts = _ts(day)
         if cal.is_session(ts):
             return cal.next_session(ts).date()
@@ -91,17 +142,21 @@ class MarketCalendar:
 
     def previous_session(self, day: date) -> date:
         """The last session strictly before `day` (a session or not)."""
-        cal = self._cal()
+        cal = self._cal(day)
         ts = _ts(day)
-        if cal.is_session(ts):
-            return cal.previous_session(ts).date()
-        return cal.date_to_session(ts, direction="previous").date()
+        try:
+            if cal.is_session(ts):
+                return cal.previous_session(ts).date()
+            return cal.date_to_session(ts, direction="previous").date()
+        except ValueError:  # before the first session
+            raise CalendarRangeError(day) from None
 
     def sessions_in_range(self, start: date, end: date) -> list[date]:
         """Sessions with start <= session <= end."""
         if end < start:
             return []
-        return [ts.date() for ts in self._cal().sessions_in_range(_ts(start), _ts(end))]
+        _in_range(start)
+        return [ts.date() for ts in self._cal(end).sessions_in_range(_ts(start), _ts(end))]
 
     def et_date(self, now: datetime) -> date:
         return _require_aware(now).astimezone(ET).date()
@@ -123,7 +178,11 @@ class MarketCalendar:
             raise ValueError("dte must be >= 0")
         if not self.is_session(entry_session):
             raise ValueError(f"{entry_session} is not a trading session")
-        return self._cal().session_offset(_ts(entry_session), dte).date()
+        # Sessions are at least 5 of every 7 days, and never more than a few holidays apart.
+        through = entry_session + timedelta(days=dte * 7 // 5 + 14)
+        if through > CALENDAR_LIMIT:
+            raise CalendarRangeError(through)
+        return self._cal(through).session_offset(_ts(entry_session), dte).date()
 
     def sessions_to_expiry(self, today: date, expiry: date) -> int:
         """Sessions after `today` up to and including `expiry`: 0 on the expiry session only, negative on every day
@@ -136,10 +195,13 @@ class MarketCalendar:
 
     # ---- phases ---------------------------------------------------------------------------------------------
     def session_phase(self, now: datetime) -> str:
-        """closed | pre | open | after, from the calendar (holidays closed, early closes honoured)."""
+        """closed | pre | open | after, from the calendar (holidays closed, early closes honoured); `unknown` for an
+        instant outside the calendar's range (no exchange schedule says what it was)."""
         now = _require_aware(now)
         local = now.astimezone(ET)
         day = local.date()
+        if not self.covers(now):
+            return UNKNOWN_PHASE
         if not self.is_session(day):
             return "closed"
         open_, close = self.open_close(day)
@@ -148,6 +210,10 @@ class MarketCalendar:
         if now < open_:
             return "pre" if local.time() >= PRE_MARKET_START else "closed"
         return "after" if local.time() < AFTER_HOURS_END else "closed"
+
+    def covers(self, now: datetime) -> bool:
+        """Whether the calendar answers for `now`'s session date (its phase is known)."""
+        return CALENDAR_START <= self.et_date(now) <= CALENDAR_LIMIT
 
     def is_open(self, now: datetime) -> bool:
         return self.session_phase(now) == "open"
