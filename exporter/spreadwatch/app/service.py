@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spreadwatch import __version__
-from spreadwatch.app.events import EventTracker
+from spreadwatch.app.events import OPENING_GRACE_SECONDS, EventTracker
 from spreadwatch.app.snapshot import (
     CalendarFacts,
     GridInfo,
@@ -354,6 +354,36 @@ class Service:
                 failing = f" (failing: {task.error})" if not task.ok else ""
                 reasons.append(f"{name}: last success {(now - task.last_success).total_seconds():.0f} s ago{failing}")
         return not reasons, reasons
+
+
+    def data_health(self) -> list[str]:
+        """The market data a trader needs, one line per source that lacks it: during the session (from the opening
+        grace on, as the event log and SpreadwatchMarketDataStale), a source that is down, never gave a value or
+        gave nothing current within `market.stale_after_seconds` (the staleness rule). Outside the session the
+        last close is current, so an empty list. /healthz and the landing page report these as degraded."""
+        snapshot, now = self.snapshot, self.clock.now()
+        cal = self.calendar
+        try:
+            if not cal.is_open(now):
+                return []
+            session_open, _ = cal.open_close(cal.current_or_last_session(now))
+        except ValueError:  # outside the exchange calendar: no session to judge
+            return []
+        if (now - session_open).total_seconds() < OPENING_GRACE_SECONDS:
+            return []
+        bound = self.config.market.stale_after_seconds
+        seen: set[str] = set()
+        out = []
+        for ticker, ctx in sorted(snapshot.contexts.items()):
+            for symbol in sorted(ctx.sources):
+                if symbol in seen or ctx.source_current(symbol, now):
+                    continue
+                seen.add(symbol)
+                age = ctx.source_age(symbol, now)
+                state = "down" if not ctx.sources[symbol].up or symbol in snapshot.hung_sources else "up"
+                told = "no value yet" if age is None else f"nothing new for {age:.0f} s (bound {bound:.0f} s)"
+                out.append(f"{symbol} ({ticker}): {told}, last fetch {state}")
+        return out
 
 
 def _today_left(cal: Any, now: datetime) -> float:

@@ -68,7 +68,9 @@ class ExporterServer:
             rows.append(f"<tr><td>{e(ticker)}</td><td>{e(price)}</td><td>{e(vix)}</td>"
                         f"<td>{e(ctx.regime or 'unknown')}</td></tr>")
         clock = e(snap.time.isoformat()) if snap.time else "starting"
-        health = "OK" if ok else "; ".join(e(r) for r in reasons)
+        stale = self.service.data_health() if ok else []
+        health = ("OK" if not stale else "degraded, market data missing: " + "; ".join(e(r) for r in stale)) if ok \
+            else "; ".join(e(r) for r in reasons)
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>spreadwatch</title></head><body>"
             "<h1>spreadwatch exporter</h1>"
@@ -105,7 +107,9 @@ def _make_handler(server: ExporterServer) -> type[BaseHTTPRequestHandler]:
                     self._send(200, render(server.registry), CONTENT_TYPE_METRICS)
                 elif path in ("/healthz", "/health"):
                     ok, reasons = server.service.health()
-                    body = "ok\n" if ok else "unhealthy\n" + "".join(f"{r}\n" for r in reasons)
+                    stale = server.service.data_health() if ok else []
+                    body = (("degraded\n" + "".join(f"{r}\n" for r in stale) if stale else "ok\n") if ok
+                            else "unhealthy\n" + "".join(f"{r}\n" for r in reasons))
                     self._send(200 if ok else 503, body.encode(), "text/plain; charset=utf-8")
                 elif path == "/":
                     self._send(200, server.landing_page().encode(), "text/html; charset=utf-8")
