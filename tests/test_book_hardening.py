@@ -112,6 +112,50 @@ def test_readers_need_only_read_access(tmp_path: Path):
         folder.chmod(0o700)
 
 
+
+def _as_nobody(*argv: str) -> list[str]:
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+
+
+def _nobody_can_run_python() -> bool:
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return False
+    probe = subprocess.run(_as_nobody(sys.executable, "-c", "import spreadwatch"), capture_output=True, timeout=60)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _nobody_can_run_python(), reason="needs root, setpriv and an interpreter that uid 65534 "
+                    "can run (the read-only case as another user)")
+def test_another_user_with_read_permission_reads_the_book(tmp_path: Path):
+    """As root, the book's reader is another user (uid 65534) with read permission only: the file 0644 and its
+    folder 0755, both root's. Every read command answers; nothing is created beside the book."""
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="spreadwatch-ro-", dir="/tmp"))
+    try:
+        folder.chmod(0o755)
+        db = folder / "book.db"
+        pid = add(db)
+        db.chmod(0o644)
+        before = sorted(p.name for p in folder.iterdir())
+        env = {**os.environ, "HOME": str(folder), "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "exporter")}
+        for args in (["list"], ["summary"], ["history", pid], ["check"]):
+            result = subprocess.run(_as_nobody(sys.executable, "-m", "spreadwatch", "positions", *args, "--db", str(db)),
+                                    capture_output=True, text=True, timeout=120, cwd=folder, env=env)
+            assert result.returncode == 0, (args, result.stderr)
+            assert pid in result.stdout or args[0] in ("summary", "check"), (args, result.stdout)
+        assert sorted(p.name for p in folder.iterdir()) == before
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
 def test_reading_leaves_the_directory_as_it_was(tmp_path: Path):
     db = tmp_path / "book.db"
     pid = add(db)

@@ -140,6 +140,8 @@ def _connect(path: Path, *, create: bool, timeout: float = BUSY_TIMEOUT_SECONDS,
     else:
         _create_private(path)
     mode = "ro" if read_only else ("rwc" if create else "rw")
+    if read_only and _read_only_wal_without_side_files(path):
+        mode = "ro&immutable=1"
     try:
         conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=timeout, isolation_level=None,
                                check_same_thread=False)
@@ -148,6 +150,15 @@ def _connect(path: Path, *, create: bool, timeout: float = BUSY_TIMEOUT_SECONDS,
         raise DataError(f"position book {path}: cannot open ({exc})") from None
     return conn
 
+
+
+def _read_only_wal_without_side_files(path: Path) -> bool:
+    """A reader that cannot create the -wal/-shm files beside a WAL book (read permission only: another user, a
+    read-only mount) cannot open it even read-only. With neither file present no writer has the book open (a writer
+    creates them), so the file is read as it stands (`immutable=1`)."""
+    import os
+
+    return not _side_files(path) and not os.access(path.parent, os.W_OK)
 
 def _side_files(path: Path) -> bool:
     """Whether the book's -wal or -shm file exists."""
