@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,9 @@ def independent_percentile(values: np.ndarray, q: float) -> float:
 
 
 def all_sessions(first: date) -> np.ndarray:
-    return np.array(CAL.sessions_in_range(first, CAL.last_known_session), dtype="datetime64[D]")
+    """The exchange's sessions from `first` for a dozen years (more than any history here holds)."""
+    return np.array(CAL.sessions_in_range(first, min(CAL.last_day, first + timedelta(days=12 * 366))),
+                    dtype="datetime64[D]")
 
 
 def make_history(close: np.ndarray, *, open_: np.ndarray | None = None, high: np.ndarray | None = None,
