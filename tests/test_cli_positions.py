@@ -570,6 +570,7 @@ def spreadwatch(*args: str, env: dict | None = None) -> subprocess.CompletedProc
                           env={**os.environ, "SPREADWATCH_CONFIG": "", **(env or {})}, timeout=60)
 
 
+@pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it
 def test_a_real_process_round_trip_with_one_line_errors(tmp_path: Path):
     db = str(tmp_path / "book.db")
     added = spreadwatch("positions", "add", *CONDOR, "--risk", "19715", env={"SPREADWATCH_DB": db})

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+import pytest
+
 from exporter_support import (
     NDX_REPLAY,
     FaultyProvider,
@@ -158,6 +160,7 @@ def test_a_failure_of_another_kind_is_warned_again(tmp_path, caplog):
     ]
 
 
+@pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it
 def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_path, monkeypatch):
     """The audit's commands in one: `spreadwatch run --ticker NDX --ticker SPX` across the 11-25 open."""
     port = free_port()
@@ -201,6 +204,7 @@ def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_p
     assert out.count("market data SPY: empty (not in replay_sample.csv)") == 1, out
 
 
+@pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it
 def test_a_hung_fetch_is_warned_once_and_its_recovery_said(tmp_path, caplog):
     # The provider hangs from 11:00 to 11:06 ET (the fetch deadline is 2 s of wall time; a fetch that does not hang
     # takes milliseconds once the watcher has its daily history): the market task fails every cycle, first past its

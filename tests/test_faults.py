@@ -67,6 +67,7 @@ def test_provider_fault_for_1000_cycles_then_recovery(tmp_path, mode, kind):
         provider.release.set()
 
 
+@pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it
 def test_missing_database_is_reported_and_recovered(tmp_path):
     db = tmp_path / "book.db"
     service = make_service(tmp_path, db=db)
@@ -85,6 +86,7 @@ def test_missing_database_is_reported_and_recovered(tmp_path):
         running.until(lambda: service.health()[0], within=service.intervals["positions"])
 
 
+@pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it
 def test_locked_database_is_reported_and_recovered(tmp_path):
     db = tmp_path / "book.db"
     service = make_service(tmp_path, db=db)

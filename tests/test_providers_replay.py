@@ -175,6 +175,7 @@ def test_bundled_day_is_spx_on_the_real_history_and_opens_at_its_last_close():
     assert all(bundled.intraday("SPY", d, end) for d in prior)  # the volume ratio's 20 sessions
 
 
+@pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it
 def test_bundled_day_is_reproducible_from_its_script(tmp_path):
     out = tmp_path / "sample.csv"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_replay_sample.py"), str(out)], check=True,

@@ -192,6 +192,7 @@ with PositionBook(sys.argv[1]) as book:
 """
 
 
+@pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it
 def test_kill_9_during_a_write_loop_leaves_a_consistent_book_with_every_acknowledged_row(tmp_path: Path):
     db = tmp_path / "book.db"
     acknowledged: list[str] = []

@@ -342,6 +342,7 @@ def test_widths_off_the_strike_grid_are_refused_naming_both(tmp_path):
     assert "  refused width(s) 25: not a multiple of NDX's strike increment 10" in removed_lines(result)
 
 
+@pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it
 def test_the_bundled_grid_offers_no_impossible_row_and_no_repeated_setup_at_any_instant():
     # What a scan offers at an instant is the top N of the rows passing for the context, ordered by the window:
     # so every context's full passing list (--all) bounds what any instant can offer, and a spread of instants

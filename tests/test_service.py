@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+import pytest
 from click.testing import CliRunner
 
 from exporter_support import (
@@ -69,6 +70,7 @@ def test_cli_add_update_close_show_up_within_one_position_cycle(tmp_path, monkey
         assert sample(service, "spreadwatch_portfolio_realized_pnl_dollars") == 80
 
 
+@pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it
 def test_sigterm_exits_zero_and_replay_is_labelled(tmp_path, monkeypatch):
     port = free_port()
     monkeypatch.setenv("SPREADWATCH_DB", str(tmp_path / "book.db"))
