@@ -51,6 +51,14 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", guarded(connect_ex))
 
 
+@pytest.fixture(scope="session")
+def cal():
+    """The exchange calendar the product uses, with its default display zone (built once: it is read-only)."""
+    from spreadwatch.edges.calendar import MarketCalendar
+
+    return MarketCalendar("America/Los_Angeles")
+
+
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """No connection at all, not even to 127.0.0.1: for code that must answer from what it has."""

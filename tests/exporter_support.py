@@ -16,7 +16,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,11 @@ SAFETY_SECONDS = 120.0  # wall seconds before a wait that should take millisecon
 # A fetch that does not hang returns in milliseconds; this deadline is far above that, so only a hang reaches it.
 FETCH_DEADLINE = 30.0
 
+
+
+def utc(text: str) -> datetime:
+    """An ISO 8601 instant ("Z" accepted) as an aware UTC datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 class FaultyProvider:
     """Wraps the NDX replay day; `mode` (None | raise | hang | empty | nan) makes every intraday call fail. A hung

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 
 import pytest
 
+from exporter_support import utc
 from spreadwatch.edges.calendar import MarketCalendar
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-@pytest.fixture(scope="module")
-def cal() -> MarketCalendar:
-    return MarketCalendar("America/Los_Angeles")
 
 
 def test_thanksgiving_2026_is_closed_all_day(cal):

@@ -6,25 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from exporter_support import Running, VirtualClock, http_get, make_service, sample, scrape
+from exporter_support import Running, VirtualClock, http_get, make_service, sample, scrape, utc
 from realstack import sample_value
 from spreadwatch.config import Config, Intervals
-from spreadwatch.edges.calendar import CALENDAR_LIMIT, CalendarRangeError, MarketCalendar
+from spreadwatch.edges.calendar import CALENDAR_LIMIT, CalendarRangeError
 
 CYCLE = 2 * 3600  # replay seconds between cycles in the loop tests: a simulated week is 84 cycles
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-@pytest.fixture(scope="module")
-def cal() -> MarketCalendar:
-    return MarketCalendar("America/Los_Angeles")
 
 
 def test_a_day_decades_ahead_is_answered_and_the_schedule_grows_to_it(cal):

@@ -24,6 +24,15 @@ def _age_text(age: float | None) -> str:
 OPENING_GRACE_SECONDS = 180  # no "stale" event in a session's first 3 minutes (the alert rule waits as long)
 
 
+
+def in_opening_grace(calendar: Any, now: datetime) -> bool:
+    """The first minutes of a session, before the first bar of the day can be expected: every source still holds
+    the previous close. Stale data then is not news (as in SpreadwatchMarketDataStale's rule)."""
+    if not calendar.is_open(now):
+        return False
+    session_open, _ = calendar.open_close(calendar.current_or_last_session(now))
+    return (now - session_open).total_seconds() < OPENING_GRACE_SECONDS
+
 class EventTracker:
     """Writes the event log (`[2026-02-21 09:15:00] [WARNING] Regime change: LOW → MEDIUM (VIX 18.5)`) on changes
     only: a ticker's market data going stale and fresh again, the regime becoming unknown and known again, regime
@@ -48,12 +57,7 @@ class EventTracker:
 
     # ---- market data and regime: known or not (the snapshot's facts) -----------------------------------------
     def _opening(self, now: datetime) -> bool:
-        """The first minutes of a session, before the first bar of the day can be expected: every source still holds
-        the previous close. Not news (as in SpreadwatchMarketDataStale's rule)."""
-        if not self.calendar.is_open(now):
-            return False
-        session_open, _ = self.calendar.open_close(self.calendar.current_or_last_session(now))
-        return (now - session_open).total_seconds() < OPENING_GRACE_SECONDS
+        return in_opening_grace(self.calendar, now)
 
     def _stale_symbols(self, now: datetime, facts: TickerFacts, before: frozenset[str], opening: bool
                        ) -> frozenset[str]:

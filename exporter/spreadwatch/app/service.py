@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spreadwatch import __version__
-from spreadwatch.app.events import OPENING_GRACE_SECONDS, EventTracker
+from spreadwatch.app.events import EventTracker, in_opening_grace
 from spreadwatch.app.snapshot import (
     CalendarFacts,
     GridInfo,
@@ -362,14 +362,10 @@ class Service:
         gave nothing current within `market.stale_after_seconds` (the staleness rule). Outside the session the
         last close is current, so an empty list. /healthz and the landing page report these as degraded."""
         snapshot, now = self.snapshot, self.clock.now()
-        cal = self.calendar
         try:
-            if not cal.is_open(now):
+            if not self.calendar.is_open(now) or in_opening_grace(self.calendar, now):
                 return []
-            session_open, _ = cal.open_close(cal.current_or_last_session(now))
         except ValueError:  # outside the exchange calendar: no session to judge
-            return []
-        if (now - session_open).total_seconds() < OPENING_GRACE_SECONDS:
             return []
         bound = self.config.market.stale_after_seconds
         seen: set[str] = set()

@@ -92,12 +92,7 @@ def contracts(value: Any) -> int:
 
 def price(value: Any, *, maximum: float = MAX_PRICE) -> float:
     """An index price or a strike: finite, > 0, <= MAX_PRICE index points."""
-    number = _number(value)
-    if number <= 0:
-        raise ValueRefused(f"must be > 0, got {number:g}")
-    if number > maximum:
-        raise ValueRefused(f"{number:g} is above the largest accepted ({maximum:g})")
-    return number
+    return _positive(value, maximum, f"the largest accepted ({maximum:g})")
 
 
 def level(value: Any) -> float:
@@ -118,11 +113,16 @@ def duration(value: Any, *, allow_zero: bool = False, maximum: float = MAX_DURAT
 
 def speed(value: Any) -> float:
     """A replay speed: finite, > 0, <= MAX_SPEED."""
+    return _positive(value, MAX_SPEED, f"the fastest accepted ({MAX_SPEED:g}x)")
+
+
+def _positive(value: Any, maximum: float, bound: str) -> float:
+    """Finite, > 0 and <= `maximum` (named `bound` in the refusal)."""
     number = _number(value)
     if number <= 0:
         raise ValueRefused(f"must be > 0, got {number:g}")
-    if number > MAX_SPEED:
-        raise ValueRefused(f"{number:g} is above the fastest accepted ({MAX_SPEED:g}x)")
+    if number > maximum:
+        raise ValueRefused(f"{number:g} is above {bound}")
     return number
 
 
