@@ -73,7 +73,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---- real components need the slow marker ---------------------------------------------------------------------
 _started: list[str] = []  # real components started since the current test began (its fixtures included)
 _popen_init = subprocess.Popen.__init__
-_slow_key = pytest.StashKey[list]()  # (seconds, test) of tests over SLOW_SECONDS without the marker
+_over: list[tuple[float, str]] = []  # (seconds, test) of the tests over SLOW_SECONDS without the marker
 
 
 def _recording_popen_init(self, args, *rest, **kwargs):
@@ -90,7 +90,6 @@ def _recording_popen_init(self, args, *rest, **kwargs):
 
 def pytest_configure(config: pytest.Config) -> None:
     subprocess.Popen.__init__ = _recording_popen_init  # type: ignore[method-assign]
-    config.stash[_slow_key] = []
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -108,12 +107,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.outcome = "failed"
         report.longrepr = (f"{item.nodeid} started {', '.join(sorted(set(_started)))} without the slow marker: "
                            "mark it @pytest.mark.slow (the fast tier must not start real components)")
-    if report.when == "call" and not slow and report.duration > SLOW_SECONDS:
-        item.config.stash[_slow_key].append((report.duration, item.nodeid))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Runs where the terminal is (the main process when the tests run on xdist workers): the reports carry the
+    # test's markers among their keywords.
+    if report.when == "call" and "slow" not in report.keywords and report.duration > SLOW_SECONDS:
+        _over.append((report.duration, report.nodeid))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    over = sorted(config.stash.get(_slow_key, []), reverse=True)
+    over = sorted(_over, reverse=True)
     if over:
         terminalreporter.section(f"tests over {SLOW_SECONDS:g} s without the slow marker (mark them slow)")
         for seconds, nodeid in over:
