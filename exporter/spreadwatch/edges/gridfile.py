@@ -149,14 +149,15 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
 
 
 def _read(path: Path, *, typed: bool) -> pd.DataFrame:
-    """The file's cells: every column as text, or (`typed`) the format's numeric columns as the reader parses them."""
+    """The file's cells: every column as text, or (`typed`) the format's numeric columns as the reader parses them
+    and the others as categories of their text."""
     options: dict[str, Any] = dict(keep_default_na=False, na_filter=False, skipinitialspace=True)
     try:
         dtype: Any = str
         if typed:
             header = pd.read_csv(path, nrows=0, skipinitialspace=True).columns
             numeric = _numeric_sources(detect_format([c.strip() for c in header]))
-            dtype = {c: str for c in header if c.strip() not in numeric}
+            dtype = {c: "category" for c in header if c.strip() not in numeric}  # a handful of values each
         raw = pd.read_csv(path, dtype=dtype, **options)
     except FileNotFoundError:
         raise DataError(f"{path}: grid file not found") from None
@@ -236,7 +237,8 @@ def impossible_reasons(frame: pd.DataFrame) -> pd.Series:
         _counts_disagree(frame, "n_wins", "win_rate") | _counts_disagree(frame, "exit_n_wins", "exit_win_rate"),
         roi > roi_max * (1 + ROI_SLACK_REL) + ROI_SLACK_ABS,
     ]
-    return pd.Series(np.select(conditions, list(IMPOSSIBLE_REASONS), default=""), index=frame.index)
+    first = np.select(conditions, range(1, len(IMPOSSIBLE_REASONS) + 1), default=0)
+    return pd.Series(np.array(["", *IMPOSSIBLE_REASONS], dtype=object)[first], index=frame.index)
 
 
 def _outside_unit(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -326,11 +328,19 @@ def _source_name(mapping: dict[str, tuple[str, float]], canonical: str) -> str:
     return canonical
 
 
+def _codes_and_texts(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's code and the distinct cells, as written (a text column, or one read as categories)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(), [str(c) for c in column.cat.categories]
+    codes, uniques = pd.factorize(column, sort=False)
+    return codes, [str(u) for u in uniques]
+
+
 def _stripped_category(column: pd.Series) -> pd.Series:
     """A text column, each cell stripped, as a category (each distinct cell stripped once: a grid repeats a handful
     of values over many rows)."""
-    codes, uniques = pd.factorize(column, sort=False)
-    stripped = np.array([str(u).strip() for u in uniques], dtype=object)
+    codes, texts = _codes_and_texts(column)
+    stripped = np.array([t.strip() for t in texts], dtype=object)
     categories, inverse = np.unique(stripped, return_inverse=True) if len(stripped) else (stripped, codes)
     return pd.Series(pd.Categorical.from_codes(np.asarray(inverse, dtype=np.int64)[codes],
                                                categories=pd.Index(categories, dtype="str")), index=column.index)
@@ -419,9 +429,9 @@ def _read_provenance(raw: pd.DataFrame, out: pd.DataFrame, path: Path) -> None:
         if column not in raw.columns:
             out[column] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
             continue
-        codes, uniques = pd.factorize(raw[column])
-        texts = [str(v).strip() for v in uniques]
-        parsed = np.empty(len(uniques), dtype=object)
+        codes, written = _codes_and_texts(raw[column])
+        texts = [v.strip() for v in written]
+        parsed = np.empty(len(texts), dtype=object)
         parsed[:] = [None if v == "" else parse(v) for v in texts]
         bad = np.array([v is _BAD for v in parsed], dtype=bool)[codes]
         if bad.any():
