@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_positions import build_book  # noqa: E402  (the same busy-year book)
+from bench_positions import READ, build_book, compile_package  # noqa: E402  (the same book and read script)
 
 BIN = Path(sys.executable).parent
 PY = sys.executable
@@ -68,31 +68,6 @@ conn.execute("COMMIT")
 print(pid)
 """
 
-READ = """
-import sqlite3, sys
-conn = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-if sys.argv[2] == "list":
-    for row in conn.execute("SELECT id, ticker, spread, band, dte, contracts, short_put, long_put, short_call, "
-                            "long_call, credit, risk, pnl, expiry, status FROM positions WHERE status = 'open' "
-                            "ORDER BY entry_time, id"):
-        print("  ".join("" if v is None else str(v) for v in row))
-else:
-    rows = conn.execute("SELECT status, risk, pnl FROM positions").fetchall()
-    opened = [r for r in rows if r[0] == "open"]
-    print(f"Total: {len(rows)}\\nOpen: {len(opened)}\\nClosed: {len(rows) - len(opened)}")
-    print(f"Total Risk: {sum(r[1] for r in opened):.2f}")
-    print(f"Unrealized: {sum(r[2] for r in opened):.2f}\\nRealized: {sum(r[2] for r in rows if r[0] != 'open'):.2f}")
-"""
-
-
-def compile_package() -> None:
-    """Byte-compile the package, as pip does when it installs one: every command then starts from .pyc files, as
-    a user's does (an editable install under PYTHONDONTWRITEBYTECODE would recompile every module every run)."""
-    import compileall
-
-    import spreadwatch
-
-    compileall.compile_dir(Path(spreadwatch.__file__).parent, quiet=1)
 
 
 def wall(command: list[str], env: dict[str, str]) -> float:

@@ -37,10 +37,12 @@ class ReplayRow(NamedTuple):
 
 def parse_number(text: str) -> float:
     """A cell's number; NaN for a missing one (MISSING). ValueError otherwise."""
-    raw = text.strip()
-    if raw.lower() in MISSING:
-        return math.nan
-    return float(raw)
+    try:
+        return float(text)  # ignores surrounding blanks; "nan" in any case is NaN already
+    except ValueError:
+        if text.strip().lower() in MISSING:
+            return math.nan
+        raise
 
 
 def _stamp(text: str, path: Path, line: int) -> datetime:
