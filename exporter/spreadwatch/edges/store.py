@@ -17,7 +17,6 @@ would multiply the start-up time of `positions list`, `add`, `update` and `close
 from __future__ import annotations
 
 import contextlib
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -385,6 +384,8 @@ class PositionBook:
             raise DataError(f"position book {self.path}: {exc}; `spreadwatch positions check` lists such rows") from None
 
     def _new_id(self) -> str:
+        import secrets  # hashlib and random: a few ms of start-up only the writers need
+
         while True:
             candidate = secrets.token_hex(3)
             if self.conn.execute("SELECT 1 FROM positions WHERE id = ?", [candidate]).fetchone() is None:
