@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 MISSING = ("", "nan", "null")  # no value (NaN)
+_NUMBERS = ("open", "high", "low", "close", "volume")
 
 
 class ReplayRow(NamedTuple):
@@ -86,6 +87,7 @@ def read_rows(path: Path, *, what: str = "replay file") -> list[ReplayRow]:
         raise DataError(f"{path}:{numbered[0][0]}: missing column(s) {', '.join(missing)} "
                         f"(replay format: {', '.join(COLUMNS)})")
     index = {c: header.index(c) for c in COLUMNS}
+    number_at = [index[c] for c in _NUMBERS]
     rows = []
     for (line_no, _), record in zip(numbered[1:], records, strict=True):
         if len(record) < len(header):
@@ -94,8 +96,10 @@ def read_rows(path: Path, *, what: str = "replay file") -> list[ReplayRow]:
         if not symbol:
             raise DataError(f"{path}:{line_no}: column symbol: blank")
         stamp = _stamp(record[index["timestamp"]], path, line_no)
-        o, h, lo, c, v = (_number(record[index[col]], path, line_no, col)
-                          for col in ("open", "high", "low", "close", "volume"))
+        try:
+            o, h, lo, c, v = [parse_number(record[i]) for i in number_at]
+        except ValueError:  # the first bad cell, named
+            o, h, lo, c, v = (_number(record[index[col]], path, line_no, col) for col in _NUMBERS)
         rows.append(ReplayRow(stamp, symbol, o, h, lo, c, v))
     return rows
 
