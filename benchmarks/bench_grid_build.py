@@ -10,13 +10,14 @@ config's costs ($0.65 commission and $5 slippage per contract per leg).
    Python `math` (Black-Scholes with math.erf, sorted-list percentiles), which is what a competent engineer
    writes without numpy, and not numpy called on scalars (whose per-call overhead would flatter the build). It
    runs three configs on a subset of entries; its time per trade is scaled to the full build's trade count, and
-   its held and managed win rates and average P&L must equal the build's before the timing counts.
+   its held and managed win rates and average P&L must equal the build's before the timing counts. The full build
+   and the loop alternate for --build-repeat rounds; medians.
 2. The statistics the grid now carries per row (managed Sharpe and trade score, expected return on risk, loss
    episodes, effective count, the Wilson interval, on top of the held figures): `backtest.group_stats` on the
    per-trade outcomes of a sample of the build's configs vs the same statistics computed by a plain loop over
    those trades (lists, `math`), same inputs, results equal to 1e-9. Interleaved, median of the repeats.
 
-Run: python benchmarks/bench_grid_build.py [--repeat 5] [--configs 40]
+Run: python benchmarks/bench_grid_build.py [--repeat 5] [--configs 40] [--build-repeat 3]
 """
 
 from __future__ import annotations
@@ -162,15 +163,23 @@ def bench_statistics(calls: list[tuple], configs: int, repeat: int) -> tuple[flo
 # 1. The build against the independent per-trade loop
 
 
-def bench_build(hist: History, sessions: np.ndarray, frame, full_seconds: float, no_trade: int) -> None:
+def bench_build(hist: History, sessions: np.ndarray, spec: BuildSpec, frame, full_seconds: float, no_trade: int,
+                rounds: int) -> None:
     days = [d.item() for d in hist.dates]
     lists = [list(map(float, a)) for a in (hist.open, hist.high, hist.low, hist.close, hist.vol_index)]
     first = days[-SUBSET_ENTRIES - 10]
     cal_sessions = [d.item() for d in sessions]
     trades = 0
-    start = time.perf_counter()
-    outcomes = {name: ref.run(cfg, days, *lists, cal_sessions, first) for name, cfg in ref.CONFIGS.items()}
-    loop_seconds = time.perf_counter() - start
+    builds, loops = [full_seconds], []
+    for round_ in range(rounds):  # interleaved: the loop, then the build again
+        start = time.perf_counter()
+        outcomes = {name: ref.run(cfg, days, *lists, cal_sessions, first) for name, cfg in ref.CONFIGS.items()}
+        loops.append(time.perf_counter() - start)
+        if round_ < rounds - 1:
+            start = time.perf_counter()
+            build_grid(hist, sessions, spec)
+            builds.append(time.perf_counter() - start)
+    full_seconds, loop_seconds = statistics.median(builds), statistics.median(loops)
     for name, cfg in ref.CONFIGS.items():
         out = outcomes[name]
         row = ref.builder_row(cfg, days, *lists[:4], lists[4], cal_sessions, first, BuildSpec, History, build_grid)
@@ -183,8 +192,10 @@ def bench_build(hist: History, sessions: np.ndarray, frame, full_seconds: float,
     traded = int(all_rows["n_trades"].sum())
     per_trade = loop_seconds / trades
     estimate = per_trade * traded
-    print(f"full vectorized build: {full_seconds:.2f} s for {traded:,} trades (+{no_trade:,} no-trade entries)")
-    print(f"scalar per-trade loop (tests/reference_backtest.py): {loop_seconds:.2f} s for {trades} trades of 3 "
+    print(f"full vectorized build: {full_seconds:.2f} s for {traded:,} trades (+{no_trade:,} no-trade entries; "
+          f"median of {len(builds)}, interleaved with the loop)")
+    print(f"scalar per-trade loop (tests/reference_backtest.py, median of {len(loops)}): {loop_seconds:.2f} s for "
+          f"{trades} trades of 3 "
           f"configs ({per_trade * 1e3:.2f} ms/trade; held and managed figures identical to the build)")
     print(f"loop estimate for the full build: {estimate:.0f} s; speed-up {estimate / full_seconds:.0f}x "
           f"(target >= 20x)")
@@ -194,6 +205,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--configs", type=int, default=40, help="group_stats calls timed (of the build's)")
+    parser.add_argument("--build-repeat", type=int, default=3, help="rounds of the full build against the loop")
     args = parser.parse_args()
     hist = history()
     cal = MarketCalendar()
@@ -204,7 +216,7 @@ def main() -> None:
     print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}")
     print(f"history: {len(hist.dates)} sessions ({hist.dates[0]} .. {hist.dates[-1]}), configs {result.configs}, "
           f"rows written {len(result.frame)}")
-    bench_build(hist, sessions, result.frame, full_seconds, sum(result.no_trade.values()))
+    bench_build(hist, sessions, spec, result.frame, full_seconds, sum(result.no_trade.values()), args.build_repeat)
     vectorized, looped = bench_statistics(calls, args.configs, args.repeat)
     groups = sum(len(c[0]) for c in calls[:: max(1, len(calls) // args.configs)][: args.configs])
     print(f"row statistics for {groups:,} rows ({args.configs} configs x flow x regime x trend), median of "

@@ -608,3 +608,16 @@ def test_list_and_summary_import_no_pandas_calendar_or_sqlite_utils(args: list[s
     assert result.returncode == 0, result.stderr
     assert "aa11" in result.stdout or "Total: 3" in result.stdout or "total_count" in result.stdout
     assert result.stderr.strip().splitlines()[-1] == "HEAVY="
+
+
+@pytest.mark.parametrize("args", [["add", "--ticker", "NDX", *PUT], ["update", "aa11", "--pnl", "-25"],
+                                  ["close", "aa22", "--pnl", "40"]])
+def test_writes_import_no_pandas_calendar_or_sqlite_utils(args: list[str], book: Path):
+    # The expiry and the exit rules' session counts come from the bundled session table; the rows are written
+    # through the standard library's sqlite3.
+    result = subprocess.run([sys.executable, "-c", PROBE, ",".join(HEAVY), "positions", *args, "--db", str(book)],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "SPREADWATCH_CONFIG": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(("Added", "Updated aa11", "Closed aa22"))
+    assert result.stderr.strip().splitlines()[-1] == "HEAVY="

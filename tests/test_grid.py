@@ -285,3 +285,39 @@ def test_blank_provenance_cells_are_unknown(tmp_path):
 def test_bad_provenance_cell_is_named(tmp_path, column, cell):
     with pytest.raises(DataError, match=rf"line 2: column {column}: bad value '{cell}'"):
         load_grid(canonical_with(tmp_path, **{column: cell}))
+
+
+@pytest.mark.parametrize("name", ["trading_ready_sample.csv", "grid_analysis_sample.csv", "grid_dte1_sample.csv",
+                                  "canonical_sample.csv", "grid_trading_ready.csv", "bundled"])
+def test_the_fast_read_gives_the_frame_the_text_read_gives(name, tmp_path):
+    # load_grid lets the CSV reader parse the numeric columns; reading every cell as text (the way a file with a
+    # bad number is re-read, for its message) must give the same frame, value for value.
+    from pandas.testing import assert_frame_equal
+
+    from spreadwatch.edges import gridfile
+
+    path = GRIDS / name
+    if name == "bundled":  # the first 3,000 rows: every format feature the builder writes, in well under a second
+        path = tmp_path / "grid.csv"
+        path.write_text("".join(bundled_path("grid_spx.csv").read_text().splitlines(keepends=True)[:3001]))
+    for skip in (True, False):
+        fast = load_grid(path, skip_impossible=skip)
+        text = gridfile._grid(gridfile._read(path, typed=False), path, fast.mtime, skip)
+        assert_frame_equal(fast.frame, text.frame, check_exact=True)
+        assert (fast.format, fast.total_rows, fast.skipped_by_reason) == (text.format, text.total_rows,
+                                                                         text.skipped_by_reason)
+
+
+def test_a_number_the_fast_read_parses_but_refuses_is_quoted_as_written(tmp_path):
+    lines = (GRIDS / "canonical_sample.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("spread_width")] = "-5.50"  # parsed as -5.5 by the reader; the message quotes the file
+    path = tmp_path / "grid.csv"
+    path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    with pytest.raises(DataError, match=r"line 2: column spread_width: bad value '-5.50' \(out of range"):
+        load_grid(path)
+    cells[header.index("spread_width")] = "1e999"  # infinite
+    path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    with pytest.raises(DataError, match=r"line 2: column spread_width: bad value '1e999' \(expected a number\)"):
+        load_grid(path)

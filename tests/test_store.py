@@ -217,12 +217,12 @@ def test_new_ids_are_short_and_unique(book: PositionBook):
 
 
 def test_new_ids_skip_ones_already_taken(book: PositionBook, monkeypatch: pytest.MonkeyPatch):
-    import spreadwatch.edges.store as store
+    import secrets  # the store imports it when it makes an id
 
     first = book.add(entry(), entry_time=ENTRY, expiry=EXPIRY, now=NOW).id
     tokens = iter([first, first, "0a0a0a"])
-    real = store.secrets.token_hex  # sqlite-utils names its savepoints with token_hex(16) too
-    monkeypatch.setattr(store.secrets, "token_hex", lambda n: next(tokens) if n == 3 else real(n))
+    real = secrets.token_hex  # sqlite-utils names its savepoints with token_hex(16) too
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(tokens) if n == 3 else real(n))
     assert book.add(entry(), entry_time=ENTRY, expiry=EXPIRY, now=NOW).id == "0a0a0a"
 
 

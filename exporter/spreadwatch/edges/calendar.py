@@ -9,6 +9,12 @@ DTE is counted in trading sessions: the expiry of an N-DTE entry is the N-th ses
 (0 = the same session). Times are UTC-aware datetimes in and out; `display_tz` is only for showing and for the
 configured local hours.
 
+XNYS (the default) is answered from a bundled session table (data/xnys_sessions.json, written from
+exchange_calendars by scripts/make_session_table.py and checked against it day by day by the tests): the weekdays
+without a session and the early closes over the whole range. A command that needs the expiry of a position then
+starts without importing exchange_calendars, pandas and numpy (about half a second). Any other exchange is built
+by exchange_calendars, imported when first asked.
+
 The range: every day from CALENDAR_START to CALENDAR_LIMIT can be asked about. The exchange's schedule is built
 lazily, EXTENSION beyond the furthest day asked about so far, and built further whenever a day within MARGIN of its
 end is asked about (a clock nearing the end, a far expiry): a process that runs for years never meets the end of its
@@ -18,6 +24,7 @@ instant outside it has the session phase `unknown`.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -49,6 +56,138 @@ class CalendarRangeError(ValueError, SpreadwatchError):
 
 _build_lock = threading.Lock()
 _built: dict[str, tuple[date, Any]] = {}  # exchange name -> (the day its schedule is built to, the calendar)
+
+# The bundled table: sessions open at TABLE_OPEN and close at TABLE_CLOSE (ET) unless listed as early closes.
+TABLE_FILE = "xnys_sessions.json"
+TABLE_EXCHANGE = "XNYS"
+TABLE_OPEN, TABLE_CLOSE = "09:30", "16:00"
+
+
+class _TableSchedule:
+    """Sessions from the bundled table, as plain dates: every weekday from its first to its last day except the
+    listed ones. Standard library only."""
+
+    def __init__(self, table: dict[str, Any]) -> None:
+        self.first_day = date.fromisoformat(table["first_day"])
+        self.last_day = date.fromisoformat(table["last_day"])
+        self.zone = ZoneInfo(table["timezone"])
+        self.open_time = time.fromisoformat(table["open"])
+        self.close_time = time.fromisoformat(table["close"])
+        self._closed = sorted(date.fromisoformat(d).toordinal() for d in table["weekdays_without_session"])
+        self._closed_set = frozenset(self._closed)
+        self._early = {date.fromisoformat(d): time.fromisoformat(hhmm)
+                       for hhmm, days in table["early_closes"].items() for d in days}
+        self.first_session = self._step(self.first_day, 1, inclusive=True)
+        self.last_session = self._step(self.last_day, -1, inclusive=True)
+
+    def is_session(self, day: date) -> bool:
+        return (self.first_day <= day <= self.last_day and day.weekday() < 5
+                and day.toordinal() not in self._closed_set)
+
+    def open_close(self, day: date) -> tuple[datetime, datetime]:
+        if not self.is_session(day):
+            raise ValueError(f"{day} is not a session")
+        close = self._early.get(day, self.close_time)
+        return (datetime.combine(day, self.open_time, self.zone).astimezone(UTC),
+                datetime.combine(day, close, self.zone).astimezone(UTC))
+
+    def _step(self, day: date, direction: int, *, inclusive: bool = False) -> date:
+        """The first session after (direction 1) or before (-1) `day`, `day` itself when `inclusive`."""
+        one = timedelta(days=direction)
+        if not inclusive:
+            day += one
+        while not self.is_session(day):
+            if not self.first_day <= day <= self.last_day:
+                raise ValueError(f"no session {'after' if direction > 0 else 'before'} {day} in the table")
+            day += one
+        return day
+
+    def next_session(self, day: date) -> date:
+        return self._step(day, 1)
+
+    def previous_session(self, day: date) -> date:
+        return self._step(day, -1)
+
+    def _rank(self, day: date) -> int:
+        """Sessions strictly before `day` (from the proleptic first day; differences only are meaningful)."""
+        ordinal = day.toordinal() - 1  # day 1 (0001-01-01) is a Monday
+        weekdays = 5 * (ordinal // 7) + min(ordinal % 7, 5)
+        return weekdays - bisect.bisect_left(self._closed, day.toordinal())
+
+    def session_count(self, start: date, end: date) -> int:
+        """Sessions with start <= session <= end (both within the table)."""
+        return max(self._rank(end + timedelta(days=1)) - self._rank(start), 0)
+
+    def sessions_in_range(self, start: date, end: date) -> list[date]:
+        start, end = max(start, self.first_day), min(end, self.last_day)
+        days = (start + timedelta(days=i) for i in range((end - start).days + 1))
+        return [d for d in days if self.is_session(d)]
+
+    def session_offset(self, session: date, count: int) -> date:
+        day = session
+        for _ in range(count):
+            day = self._step(day, 1)
+        return day
+
+
+class _ExchangeSchedule:
+    """An exchange_calendars calendar behind the same date-based questions as the table."""
+
+    def __init__(self, calendar: Any) -> None:
+        self.cal = calendar
+        self.first_session = calendar.first_session.date()
+        self.last_session = calendar.last_session.date()
+
+    def is_session(self, day: date) -> bool:
+        return bool(self.cal.is_session(_ts(day)))
+
+    def open_close(self, day: date) -> tuple[datetime, datetime]:
+        ts = _ts(day)
+        return self.cal.session_open(ts).to_pydatetime(), self.cal.session_close(ts).to_pydatetime()
+
+    def next_session(self, day: date) -> date:
+        ts = _ts(day)
+        if self.cal.is_session(ts):
+            return self.cal.next_session(ts).date()
+        return self.cal.date_to_session(ts, direction="next").date()
+
+    def previous_session(self, day: date) -> date:
+        ts = _ts(day)
+        if self.cal.is_session(ts):
+            return self.cal.previous_session(ts).date()
+        return self.cal.date_to_session(ts, direction="previous").date()
+
+    def session_count(self, start: date, end: date) -> int:
+        return len(self.sessions_in_range(start, end))
+
+    def sessions_in_range(self, start: date, end: date) -> list[date]:
+        return [ts.date() for ts in self.cal.sessions_in_range(_ts(start), _ts(end))]
+
+    def session_offset(self, session: date, count: int) -> date:
+        return self.cal.session_offset(_ts(session), count).date()
+
+
+_table: list[_TableSchedule] = []
+
+
+def _bundled_table() -> _TableSchedule:
+    """The XNYS session table, read once per process."""
+    with _build_lock:
+        if not _table:
+            import json
+
+            from spreadwatch.config import bundled_path
+
+            _table.append(_TableSchedule(json.loads(bundled_path(TABLE_FILE).read_text())))
+        return _table[0]
+
+
+def _schedule(name: str, through: date) -> Any:
+    """The schedule that answers for exchange `name` through `through`: the bundled table for XNYS, else the
+    exchange's calendar from exchange_calendars."""
+    if name == TABLE_EXCHANGE:
+        return _bundled_table()
+    return _ExchangeSchedule(_exchange(name, through))
 
 
 def _exchange(name: str, through: date) -> Any:
@@ -100,8 +239,8 @@ class MarketCalendar:
         return cls(config.display_timezone, config.market.calendar)
 
     def _cal(self, through: date) -> Any:
-        """The exchange's calendar, built far enough for `through` (CalendarRangeError outside the range)."""
-        return _exchange(self.exchange, _in_range(through))
+        """The exchange's schedule, built far enough for `through` (CalendarRangeError outside the range)."""
+        return _schedule(self.exchange, _in_range(through))
 
     # ---- sessions -------------------------------------------------------------------------------------------
     @property
@@ -117,37 +256,27 @@ class MarketCalendar:
     @property
     def last_known_session(self) -> date:
         """The last session of the schedule as built so far (it grows as later days are asked about)."""
-        return self._cal(CALENDAR_START).last_session.date()
+        return self._cal(CALENDAR_START).last_session  # type: ignore[no-any-return]
 
     @property
     def first_known_session(self) -> date:
-        return self._cal(CALENDAR_START).first_session.date()
+        return self._cal(CALENDAR_START).first_session  # type: ignore[no-any-return]
 
     def is_session(self, day: date) -> bool:
-        return bool(self._cal(day).is_session(_ts(day)))
+        return bool(self._cal(day).is_session(day))
 
     def open_close(self, day: date) -> tuple[datetime, datetime]:
         """UTC open and close of a session (early closes honoured)."""
-        cal = self._cal(day)
-        ts = _ts(day)
-        return cal.session_open(ts).to_pydatetime(), cal.session_close(ts).to_pydatetime()
+        return self._cal(day).open_close(day)  # type: ignore[no-any-return]
 
     def next_session(self, day: date) -> date:
         """The first session strictly after `day` (a session or not)."""
-        cal = self._cal(day)
-        ts = _ts(day)
-        if cal.is_session(ts):
-            return cal.next_session(ts).date()
-        return cal.date_to_session(ts, direction="next").date()
+        return self._cal(day).next_session(day)  # type: ignore[no-any-return]
 
     def previous_session(self, day: date) -> date:
         """The last session strictly before `day` (a session or not)."""
-        cal = self._cal(day)
-        ts = _ts(day)
         try:
-            if cal.is_session(ts):
-                return cal.previous_session(ts).date()
-            return cal.date_to_session(ts, direction="previous").date()
+            return self._cal(day).previous_session(day)  # type: ignore[no-any-return]
         except ValueError:  # before the first session
             raise CalendarRangeError(day) from None
 
@@ -156,7 +285,13 @@ class MarketCalendar:
         if end < start:
             return []
         _in_range(start)
-        return [ts.date() for ts in self._cal(end).sessions_in_range(_ts(start), _ts(end))]
+        return self._cal(end).sessions_in_range(start, end)  # type: ignore[no-any-return]
+
+    def _session_count(self, start: date, end: date) -> int:
+        if end < start:
+            return 0
+        _in_range(start)
+        return self._cal(end).session_count(start, end)  # type: ignore[no-any-return]
 
     def et_date(self, now: datetime) -> date:
         return _require_aware(now).astimezone(ET).date()
@@ -182,7 +317,7 @@ class MarketCalendar:
         through = entry_session + timedelta(days=dte * 7 // 5 + 14)
         if through > CALENDAR_LIMIT:
             raise CalendarRangeError(through)
-        return self._cal(through).session_offset(_ts(entry_session), dte).date()
+        return self._cal(through).session_offset(entry_session, dte)  # type: ignore[no-any-return]
 
     def sessions_to_expiry(self, today: date, expiry: date) -> int:
         """Sessions after `today` up to and including `expiry`: 0 on the expiry session only, negative on every day
@@ -190,8 +325,8 @@ class MarketCalendar:
         session that follows it: a Friday expiry reads -1 on Saturday, Sunday and Monday, -2 on Tuesday (never 0 on
         a weekend or holiday after the expiry, which would read as "expires today")."""
         if expiry >= today:
-            return len(self.sessions_in_range(today + timedelta(days=1), expiry))
-        return -(len(self.sessions_in_range(expiry + timedelta(days=1), today - timedelta(days=1))) + 1)
+            return self._session_count(today + timedelta(days=1), expiry)
+        return -(self._session_count(expiry + timedelta(days=1), today - timedelta(days=1)) + 1)
 
     # ---- phases ---------------------------------------------------------------------------------------------
     def session_phase(self, now: datetime) -> str:

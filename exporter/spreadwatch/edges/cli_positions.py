@@ -1,8 +1,9 @@
 """`spreadwatch positions ...`: the position book's commands (decorators, arguments and output only).
 
-`list` and `summary` stay light: no pandas, exchange_calendars or sqlite-utils import (the read path is the
-standard library's sqlite3), so they start faster than `sqlite-utils rows` (benchmarks/bench_positions.py).
-`history` opens the book through sqlite-utils (store.PositionBook). What the commands decide is app/book.py's.
+Every command stays light: no pandas, numpy, exchange_calendars or sqlite-utils import (the book is read and written
+through the standard library's sqlite3, the expiry comes from the bundled session table), so they start within a
+few times a bare sqlite3 script (benchmarks/bench_cli.py, benchmarks/bench_positions.py). What the commands decide
+is app/book.py's.
 """
 
 from __future__ import annotations

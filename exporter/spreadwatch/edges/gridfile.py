@@ -124,12 +124,41 @@ def detect_format(columns: list[str]) -> str:
     return "unknown"
 
 
+class _NeedText(Exception):  # noqa: N818 (not an error: a signal to re-read the file as text)
+    """A natively parsed numeric column holds a cell that fails a check: re-read the file as text, so the message
+    quotes the cell as the file wrote it."""
+
+
 def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> Grid:
-    """Read and validate a grid file in any supported format."""
+    """Read and validate a grid file in any supported format.
+
+    The numeric columns are parsed by the CSV reader itself (every cell a number, none blank, NaN or infinite:
+    the fast way, in C), the text columns checked once per distinct value. A file any of whose numeric cells fails
+    is read again as text, where the checks name the line, column and cell exactly as written."""
     path = Path(path)
     try:
-        stat = path.stat()
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        raise DataError(f"{path}: grid file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read grid: {exc}") from None
+    try:
+        return _grid(_read(path, typed=True), path, mtime, skip_impossible)
+    except _NeedText:
+        return _grid(_read(path, typed=False), path, mtime, skip_impossible)
+
+
+def _read(path: Path, *, typed: bool) -> pd.DataFrame:
+    """The file's cells: every column as text, or (`typed`) the format's numeric columns as the reader parses them.
+    (Text columns read as text, then factorized as objects, load faster than read as categories by the reader.)"""
+    options: dict[str, Any] = dict(keep_default_na=False, na_filter=False, skipinitialspace=True)
+    try:
+        dtype: Any = str
+        if typed:
+            header = pd.read_csv(path, nrows=0, skipinitialspace=True).columns
+            numeric = _numeric_sources(detect_format([c.strip() for c in header]))
+            dtype = {c: str for c in header if c.strip() not in numeric}
+        raw = pd.read_csv(path, dtype=dtype, **options)
     except FileNotFoundError:
         raise DataError(f"{path}: grid file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -137,6 +166,18 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: not a CSV grid: {str(exc).splitlines()[0]}") from None
     raw.columns = [c.strip() for c in raw.columns]
+    return raw
+
+
+def _numeric_sources(fmt: str) -> set[str]:
+    """The source columns of a format that hold numbers."""
+    if fmt == "unknown":
+        return set()
+    mapping = {c: (c, 1.0) for c in CANONICAL_REQUIRED} if fmt == "canonical" else ORIGINAL_FORMATS[fmt]
+    return {src for src, (dst, _) in mapping.items() if dst in NUMERIC} | set(OPTIONAL_NUMERIC)
+
+
+def _grid(raw: pd.DataFrame, path: Path, mtime: float, skip_impossible: bool) -> Grid:
     fmt = detect_format(list(raw.columns))
     if fmt == "unknown":
         raise DataError(
@@ -155,9 +196,9 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
         frame = frame.loc[~impossible]
     frame = frame.reset_index(drop=True)
     for column in CATEGORICAL:  # a handful of values over many rows: the scan's filters compare codes
-        frame[column] = frame[column].astype("category")
+        frame[column] = frame[column].astype("category").cat.remove_unused_categories()
     return Grid(path=path, format=fmt, frame=frame, total_rows=len(raw), skipped_rows=sum(by_reason.values()),
-                mtime=stat.st_mtime, skipped_by_reason=by_reason)
+                mtime=mtime, skipped_by_reason=by_reason)
 
 
 # Rounding slack for the ROI bound: the original files give ROI in percent with two decimals (5e-5 as a fraction).
@@ -196,7 +237,8 @@ def impossible_reasons(frame: pd.DataFrame) -> pd.Series:
         _counts_disagree(frame, "n_wins", "win_rate") | _counts_disagree(frame, "exit_n_wins", "exit_win_rate"),
         roi > roi_max * (1 + ROI_SLACK_REL) + ROI_SLACK_ABS,
     ]
-    return pd.Series(np.select(conditions, list(IMPOSSIBLE_REASONS), default=""), index=frame.index)
+    first = np.select(conditions, range(1, len(IMPOSSIBLE_REASONS) + 1), default=0)
+    return pd.Series(np.array(["", *IMPOSSIBLE_REASONS], dtype=object)[first], index=frame.index)
 
 
 def _outside_unit(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -235,7 +277,7 @@ def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
             # Percent to fraction, rounded to 10 places so 95.5 % reads 0.955 in JSON, not 0.9550000000000001.
             out[dst] = (values / 100).round(10) if scale == 0.01 else values * scale
         else:
-            out[dst] = raw[src].str.strip()
+            out[dst] = _stripped_category(raw[src])
     for src, dst in OPTIONAL_NUMERIC.items():
         if src in raw.columns and dst not in out:
             out[dst] = _numeric(raw, src, path, required=False)
@@ -243,9 +285,9 @@ def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
             out[dst] = np.nan
     _read_provenance(raw, out, path)
     if fmt != "canonical":
-        out["ticker"] = "all"
-        out["regime"] = "all"
-        out["trend"] = "all"
+        for column in ("ticker", "regime", "trend"):
+            out[column] = pd.Categorical.from_codes(np.zeros(len(out), dtype=np.int8),
+                                                    categories=pd.Index(["all"], dtype="str"))
     if fmt == "summary":
         with np.errstate(divide="ignore", invalid="ignore"):
             out["roi"] = out["avg_credit"] / out["avg_max_risk"]
@@ -256,7 +298,9 @@ def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
     out["dte"] = out["dte"].astype(int)
     out["n_trades"] = out["n_trades"].astype(int)
     out["line"] = raw.index.to_numpy() + 2
-    out["entry_minutes"] = out["entry_time_et"].map(lambda s: int(s[:2]) * 60 + int(s[3:]))
+    times = out["entry_time_et"].cat
+    minutes = np.array([int(s[:2]) * 60 + int(s[3:]) for s in times.categories], dtype=np.int64)
+    out["entry_minutes"] = minutes[times.codes.to_numpy()] if len(minutes) else np.zeros(len(out), dtype=np.int64)
     _fill_derived(out)
     return out
 
@@ -284,7 +328,32 @@ def _source_name(mapping: dict[str, tuple[str, float]], canonical: str) -> str:
     return canonical
 
 
+def _codes_and_texts(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's code and the distinct cells, as written (a text column, or one read as categories)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(), [str(c) for c in column.cat.categories]
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object), sort=False)  # faster than on the str dtype
+    return codes, [str(u) for u in uniques]
+
+
+def _stripped_category(column: pd.Series) -> pd.Series:
+    """A text column, each cell stripped, as a category (each distinct cell stripped once: a grid repeats a handful
+    of values over many rows)."""
+    codes, texts = _codes_and_texts(column)
+    stripped = np.array([t.strip() for t in texts], dtype=object)
+    categories, inverse = np.unique(stripped, return_inverse=True) if len(stripped) else (stripped, codes)
+    return pd.Series(pd.Categorical.from_codes(np.asarray(inverse, dtype=np.int64)[codes],
+                                               categories=pd.Index(categories, dtype="str")), index=column.index)
+
+
 def _numeric(raw: pd.DataFrame, column: str, path: Path, *, required: bool) -> pd.Series:
+    if raw[column].dtype.kind in "iuf":  # every cell parsed as a number by the reader
+        values = raw[column].astype(float)
+        if np.isfinite(values.to_numpy()).all() and not (np.abs(values) > MAX_NUMBER).any():
+            return values
+        raise _NeedText(column)
+    if raw[column].dtype.kind == "b":  # true/false cells: text, refused below with the cell as written
+        raise _NeedText(column)
     text = raw[column].str.strip()
     values = pd.to_numeric(text, errors="coerce").astype(float)
     blank = text == ""
@@ -338,6 +407,8 @@ def _check_ranges(out: pd.DataFrame, path: Path, mapping: dict[str, tuple[str, f
         if bad.any():
             index = int(np.flatnonzero(bad.to_numpy())[0])
             source = _source_name(mapping, column)
+            if raw[source].dtype.kind in "iufb":  # parsed: the message quotes the cell as written
+                raise _NeedText(source)
             raise DataError(
                 f"{path}: line {index + 2}: column {source}: "
                 f"bad value {str(raw[source].iloc[index]).strip()!r} (out of range: {expected})"
@@ -358,15 +429,15 @@ def _read_provenance(raw: pd.DataFrame, out: pd.DataFrame, path: Path) -> None:
         if column not in raw.columns:
             out[column] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
             continue
-        text = raw[column].str.strip()
-        codes, uniques = pd.factorize(text)
-        parsed = np.empty(len(uniques), dtype=object)
-        parsed[:] = [None if v == "" else parse(str(v)) for v in uniques]
+        codes, written = _codes_and_texts(raw[column])
+        texts = [v.strip() for v in written]
+        parsed = np.empty(len(texts), dtype=object)
+        parsed[:] = [None if v == "" else parse(v) for v in texts]
         bad = np.array([v is _BAD for v in parsed], dtype=bool)[codes]
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{path}: line {index + 2}: column {column}: bad value {text.iloc[index]!r} ({expected})")
+                f"{path}: line {index + 2}: column {column}: bad value {texts[codes[index]]!r} ({expected})")
         out[column] = pd.Series(parsed[codes], index=raw.index, dtype=object)
 
 

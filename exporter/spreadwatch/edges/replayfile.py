@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 MISSING = ("", "nan", "null")  # no value (NaN)
+_NUMBERS = ("open", "high", "low", "close", "volume")
 
 
 class ReplayRow(NamedTuple):
@@ -37,10 +38,12 @@ class ReplayRow(NamedTuple):
 
 def parse_number(text: str) -> float:
     """A cell's number; NaN for a missing one (MISSING). ValueError otherwise."""
-    raw = text.strip()
-    if raw.lower() in MISSING:
-        return math.nan
-    return float(raw)
+    try:
+        return float(text)  # ignores surrounding blanks; "nan" in any case is NaN already
+    except ValueError:
+        if text.strip().lower() in MISSING:
+            return math.nan
+        raise
 
 
 def _stamp(text: str, path: Path, line: int) -> datetime:
@@ -84,6 +87,7 @@ def read_rows(path: Path, *, what: str = "replay file") -> list[ReplayRow]:
         raise DataError(f"{path}:{numbered[0][0]}: missing column(s) {', '.join(missing)} "
                         f"(replay format: {', '.join(COLUMNS)})")
     index = {c: header.index(c) for c in COLUMNS}
+    number_at = [index[c] for c in _NUMBERS]
     rows = []
     for (line_no, _), record in zip(numbered[1:], records, strict=True):
         if len(record) < len(header):
@@ -92,8 +96,10 @@ def read_rows(path: Path, *, what: str = "replay file") -> list[ReplayRow]:
         if not symbol:
             raise DataError(f"{path}:{line_no}: column symbol: blank")
         stamp = _stamp(record[index["timestamp"]], path, line_no)
-        o, h, lo, c, v = (_number(record[index[col]], path, line_no, col)
-                          for col in ("open", "high", "low", "close", "volume"))
+        try:
+            o, h, lo, c, v = [parse_number(record[i]) for i in number_at]
+        except ValueError:  # the first bad cell, named
+            o, h, lo, c, v = (_number(record[index[col]], path, line_no, col) for col in _NUMBERS)
         rows.append(ReplayRow(stamp, symbol, o, h, lo, c, v))
     return rows
 

@@ -1,4 +1,4 @@
-"""The position book on disk: one SQLite file, written through sqlite-utils, read by the CLI and the exporter.
+"""The position book on disk: one SQLite file, written by the CLI, read by the CLI and the exporter.
 
 Owns the schema and its migrations, transactions, ids and the append-only history. It never decides whether a
 position is valid (positions.py does) and never prints. Guarantees:
@@ -9,14 +9,14 @@ position is valid (positions.py does) and never prints. Guarantees:
 - a file that is not a SQLite database, or a SQLite database that is not a spreadwatch book, is a DataError, never
   an empty book; nothing is written to it.
 
-The read path (`read_positions`) uses the standard library's sqlite3 only: sqlite-utils imports pandas when it is
-installed, which would triple the start-up time of `positions list`.
+Reads and writes use the standard library's sqlite3 only: sqlite-utils imports pandas when it is installed, which
+would multiply the start-up time of `positions list`, `add`, `update` and `close`. sqlite-utils creates the schema
+(the migrations), imported only when a book is created or upgraded.
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -300,20 +300,22 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
+def _insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    """INSERT one row; the table and column names are this module's constants, the values are bound."""
+    conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
 class PositionBook:
     """The writable book. Opening creates the file when missing and migrates its schema; with `create=False`
     (update, close, history: commands that need an existing position) a missing or never-initialised file is an
     error and is left as it is."""
 
     def __init__(self, path: Path | str, *, create: bool = True, read_only: bool = False) -> None:
-        import sqlite_utils
-
         self.path = Path(path)
         self.read_only = read_only
         self._had_side_files = _side_files(self.path)
         self.conn = _connect(self.path, create=create and not read_only, read_only=read_only)
         try:
-            self.db = sqlite_utils.Database(self.conn)
             # refuse foreign files before touching them
             if _identify(self.conn, self.path) == 0 and (not create or read_only):
                 raise DataError(f"position book {self.path}: empty, no position has been added to it")
@@ -329,8 +331,12 @@ class PositionBook:
                 version = _identify(self.conn, self.path)  # again, under the write lock: another process may have migrated
                 if version == 0:
                     self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                if version < len(MIGRATIONS):
+                    import sqlite_utils
+
+                    db = sqlite_utils.Database(self.conn)
                 for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-                    step(self.db)
+                    step(db)
                     self.conn.execute(f"PRAGMA user_version = {number}")
         except BaseException:
             self.close()
@@ -378,6 +384,8 @@ class PositionBook:
             raise DataError(f"position book {self.path}: {exc}; `spreadwatch positions check` lists such rows") from None
 
     def _new_id(self) -> str:
+        import secrets  # hashlib and random: a few ms of start-up only the writers need
+
         while True:
             candidate = secrets.token_hex(3)
             if self.conn.execute("SELECT 1 FROM positions WHERE id = ?", [candidate]).fetchone() is None:
@@ -385,8 +393,8 @@ class PositionBook:
 
     def _history(self, position_id: str, when: datetime, action: str, old: float | None, new: float,
                   note: str) -> None:
-        self.db.table("history").insert({"position_id": position_id, "time": _iso(when), "action": action,
-                                   "old_pnl": old, "new_pnl": new, "note": note})
+        self.conn.execute("INSERT INTO history (position_id, time, action, old_pnl, new_pnl, note) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", [position_id, _iso(when), action, old, new, note])
 
     # ---- reads -------------------------------------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
@@ -436,7 +444,7 @@ class PositionBook:
 
     def _insert(self, position_id: str, entry: PositionInput, *, entry_time: datetime, expiry: date, pnl: float,
                 status: str, pnl_updated_at: datetime | None, closed_at: datetime | None) -> None:
-        self.db.table("positions").insert({
+        _insert_row(self.conn, "positions", {
             "id": position_id, "ticker": entry.ticker, "spread": entry.spread, "band": entry.band,
             "flow_mode": entry.flow_mode, "dte": entry.dte, "contracts": entry.contracts,
             "entry_time": _iso(entry_time), "expiry": expiry.isoformat(), "credit": entry.credit, "risk": entry.risk,
@@ -458,7 +466,8 @@ class PositionBook:
                 changes["note"] = f"{before.note}\n{note}" if before.note else note
             if close:
                 changes.update(status="closed", closed_at=_iso(now))
-            self.db.table("positions").update(before.id, changes)
+            self.conn.execute(f"UPDATE positions SET {', '.join(f'{name} = ?' for name in changes)} WHERE id = ?",
+                              [*changes.values(), before.id])
             self._history(before.id, now, "close" if close else "update", before.pnl, pnl, note or "")
             return before, self._row(before.id)
 
