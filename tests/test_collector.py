@@ -217,7 +217,8 @@ def _samples(text: bytes) -> list[tuple]:
     return sorted((s.name, tuple(sorted(s.labels.items())), s.value) for s in exposition_samples(text.decode()))
 
 
-@pytest.mark.parametrize("seconds", [0, 17.25, 179, 200, 86_400])  # fresh, aging, one past stale_after, a day on
+@pytest.mark.parametrize("seconds", [0, 17.25, 179, 200, 86_400, 1_500_000, -900])
+# fresh, aging, one past stale_after, a day on, ages past 1e6 s (Go's exponent form), a clock before the P&L update
 def test_the_served_page_holds_exactly_the_samples_generate_latest_gives(seconds):
     import gzip
 

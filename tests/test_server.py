@@ -233,3 +233,47 @@ def test_past_the_connection_bound_the_oldest_waiting_client_makes_room(tmp_path
         for sock in held:
             sock.close()
         server.stop()
+
+
+FLOOD = 2000
+
+
+@pytest.fixture
+def file_limit_for_flood():
+    """Room for FLOOD client sockets and the server's FLOOD accepted ones in this one process."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 2 * FLOOD + 256
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"the flood needs {needed} open files; this machine's hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, needed), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_scrape_answers_within_a_second_with_2000_idle_and_slow_connections_open(tmp_path, file_limit_for_flood):
+    """Half the flood connects and sends nothing, half sends a partial request head; every one stays open while
+    scrapes come and go (the clients' time to send is longer than the test)."""
+    service = make_service(tmp_path)
+    server = serving(service, request_seconds=60.0)
+    held: list[socket.socket] = []
+    try:
+        for i in range(FLOOD):
+            sock = socket.create_connection(server.address, timeout=10)
+            if i % 2:
+                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: flood\r\n")  # never finishes its head
+            held.append(sock)
+        wait_until(lambda: server.listener.open_connections >= FLOOD, 30, "the whole flood accepted")
+        latencies = []
+        for _ in range(5):
+            started = time.perf_counter()
+            status = split_response(raw_request(server.address, b"GET /metrics HTTP/1.1\r\n\r\n", timeout=10))[0]
+            latencies.append(time.perf_counter() - started)
+            assert status == 200
+        assert server.listener.open_connections >= FLOOD  # the flood is still there: it was not simply dropped
+        assert max(latencies) < 1.0, latencies
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()

@@ -13,7 +13,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import generate_latest
@@ -71,12 +71,15 @@ class ClockedGauge:
         self.documentation = documentation
         self.labels = labels
         self.samples: list[tuple[list[str], ValueAt]] = []
+        self.since: list[datetime | None] = []  # per sample: the instant it is the age of (None: not an age)
 
     def add(self, labelvalues: list[str], value_at: ValueAt) -> None:
         self.samples.append((labelvalues, value_at))
+        self.since.append(None)
 
     def add_age(self, labelvalues: list[str], since: datetime) -> None:
-        self.add(labelvalues, _since(since))
+        self.samples.append((labelvalues, _since(since)))
+        self.since.append(since)
 
     def at(self, now: datetime) -> GaugeMetricFamily:
         family = _g(self.name, self.documentation, self.labels)
@@ -458,10 +461,21 @@ class _Families:
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, unknown OS (RFC 1952)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """`at` in whole microseconds since the epoch, exactly (so an age computed from two of them is the float
+    `timedelta.total_seconds()` gives: one correctly rounded division of the same integer)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
 class _Tail:
     """A clocked family rendered from line templates: its header and each sample's line up to the value, made by
     prometheus_client itself from the family with placeholder values, so a line differs from its own only in the
-    value, formatted as it formats values."""
+    value, formatted as it formats values. A family of ages (a position's P&L age, one line per open position) is
+    rendered in one pass over integer microseconds."""
 
     def __init__(self, family: ClockedGauge) -> None:
         placeholder = _g(family.name, family.documentation, family.labels)
@@ -471,13 +485,38 @@ class _Tail:
         self.header = "".join(lines[:2])
         self.prefixes = [line.rsplit(" ", 1)[0] + " " for line in lines[2:]]
         self.values = [value_at for _, value_at in family.samples]
+        self.ages: list[int] | None = None  # each sample's instant in microseconds, when every one is an age
+        try:
+            if family.since and all(at is not None for at in family.since):
+                self.ages = [_micros(at) for at in family.since if at is not None]
+        except (TypeError, OverflowError):  # an instant without a zone: each sample's own function then
+            self.ages = None
+        # The lines as alternating pieces, prefix then value: each prefix after the first carries the newline
+        # that ends the line before it.
+        self._pieces: list[str] = [p for i, prefix in enumerate(self.prefixes)
+                                   for p in ((prefix if i == 0 else "\n" + prefix), "")]
 
     def render(self, now: datetime, out: list[str]) -> None:
         out.append(self.header)
+        if not self.prefixes:
+            return
+        if self.ages is not None:
+            now_us = _micros(now)
+            if now_us >= max(self.ages) and now_us - min(self.ages) < 10**12:
+                # Every age in [0, 1e6) s: `floatToGoString` is Python's repr there, so one pass does them all.
+                pieces = self._pieces.copy()
+                pieces[1::2] = map(repr, [(now_us - then) / 1e6 for then in self.ages])
+                out.append("".join(pieces))
+                out.append("\n")
+                return
         for prefix, value_at in zip(self.prefixes, self.values, strict=True):
             value = value_at(now)
             if value is not None:
                 out.append(f"{prefix}{floatToGoString(value)}\n")
+
+
+GZIP_LEVEL = 6  # zlib's default, for the fixed part: once per snapshot, so the better ratio is worth its time
+TAIL_GZIP_LEVEL = 1  # the clocked lines, at every scrape: their labels repeat, so the fastest level packs them well
 
 
 class _Page:
@@ -505,15 +544,12 @@ class _Page:
             self._deflated = compressor.compress(self.text) + compressor.flush(zlib.Z_SYNC_FLUSH)
         return self._deflated
 
-    def gzipped(self, now: datetime) -> bytes:
-        """The page at `now` as one gzip member: the cached deflate of the fixed part, then the tail's."""
+    def gzipped(self, now: datetime) -> tuple[bytes, ...]:
+        """The page at `now` as one gzip member, in pieces: the cached deflate of the fixed part, then the tail's."""
         tail = self.tail(now)
-        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        compressor = zlib.compressobj(TAIL_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         trailer = struct.pack("<II", zlib.crc32(tail, self._crc), (len(self.text) + len(tail)) & 0xFFFFFFFF)
-        return b"".join((_GZIP_HEADER, self.deflated(), compressor.compress(tail), compressor.flush(), trailer))
-
-
-GZIP_LEVEL = 6  # zlib's default: once per snapshot, so the better ratio is worth its few milliseconds
+        return _GZIP_HEADER, self.deflated(), compressor.compress(tail) + compressor.flush() + trailer
 
 
 class Exposition:
@@ -539,12 +575,16 @@ class Exposition:
 
     def body(self, *, gzipped: bool = False, now: datetime | None = None) -> bytes:
         """The page of the collector's current snapshot at `now` (default: the collector's clock)."""
+        return b"".join(self.pieces(gzipped=gzipped, now=now))
+
+    def pieces(self, *, gzipped: bool = False, now: datetime | None = None) -> tuple[bytes, ...]:
+        """`body()` in the pieces it is made of (the cached bytes are sent as they are, never copied)."""
         snapshot = self.collector.snapshot
         if snapshot is None:
-            return b""
+            return ()
         at = now or self.collector.now()
         page = self._page(snapshot, at)
-        return page.gzipped(at) if gzipped else page.text + page.tail(at)
+        return page.gzipped(at) if gzipped else (page.text, page.tail(at))
 
     def _page(self, snapshot: Snapshot, now: datetime) -> _Page:
         with self._lock:

@@ -115,17 +115,22 @@ def parse_request(head: bytes) -> Request:
     return Request(method, target.split("?", 1)[0], headers)
 
 
-def response(status: HTTPStatus, body: bytes, content_type: str, *, head_only: bool = False,
-             headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+Pieces = tuple[bytes, ...]  # a response as the buffers it is sent from, in order
+
+
+def response(status: HTTPStatus, body: bytes | Pieces, content_type: str, *, head_only: bool = False,
+             headers: tuple[tuple[str, str], ...] = ()) -> Pieces:
     """A whole HTTP/1.1 response that closes its connection (HEAD: the headers of the GET, no body)."""
+    pieces = (body,) if isinstance(body, bytes) else body
     lines = [f"HTTP/1.1 {status.value} {status.phrase}", "Server: spreadwatch",
-             f"Date: {formatdate(usegmt=True)}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}",
-             "Connection: close", *(f"{k}: {v}" for k, v in headers)]
+             f"Date: {formatdate(usegmt=True)}", f"Content-Type: {content_type}",
+             f"Content-Length: {sum(len(p) for p in pieces)}", "Connection: close",
+             *(f"{k}: {v}" for k, v in headers)]
     start = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return start if head_only else start + body
+    return (start,) if head_only else (start, *(p for p in pieces if p))
 
 
-def _error_response(exc: RequestError) -> bytes:
+def _error_response(exc: RequestError) -> Pieces:
     return response(exc.status, f"{exc}\n".encode(), TEXT, headers=exc.headers)
 
 
@@ -147,8 +152,8 @@ class _Connection:
     sock: socket.socket
     deadline: float  # monotonic: the end of its time to send the request, then to take the response
     received: bytearray = field(default_factory=bytearray)
-    out: memoryview | None = None  # the response, once a worker has made it
-    sent: int = 0
+    out: list[memoryview] | None = None  # what is left to send of the response, once a worker has made it
+    sent: int = 0  # of out[0]
 
 
 class _Listener:
@@ -166,7 +171,7 @@ class _Listener:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._answered: queue.SimpleQueue[tuple[_Connection, bytes]] = queue.SimpleQueue()
+        self._answered: queue.SimpleQueue[tuple[_Connection, Pieces]] = queue.SimpleQueue()
         # Insertion-ordered, so the first is the one whose deadline comes first (each phase has one duration).
         self.reading: dict[_Connection, None] = {}
         self.writing: dict[_Connection, None] = {}
@@ -290,8 +295,8 @@ class _Listener:
             self.busy -= 1
             self._send(conn, out)
 
-    def _send(self, conn: _Connection, out: bytes) -> None:
-        conn.out, conn.sent = memoryview(out), 0
+    def _send(self, conn: _Connection, out: Pieces) -> None:
+        conn.out, conn.sent = [memoryview(piece) for piece in out], 0
         conn.deadline = time.monotonic() + self.write_seconds
         self.writing[conn] = None
         self._write(conn)
@@ -299,16 +304,21 @@ class _Listener:
             self.selector.register(conn.sock, selectors.EVENT_WRITE, conn)
 
     def _write(self, conn: _Connection) -> None:
-        assert conn.out is not None
-        try:
-            conn.sent += conn.sock.send(conn.out[conn.sent:])
-        except BlockingIOError:
-            return
-        except OSError:  # the client went away
-            self._close(conn)
-            return
-        if conn.sent >= len(conn.out):
-            self._close(conn)
+        out = conn.out
+        assert out is not None
+        while out:
+            try:
+                conn.sent += conn.sock.send(out[0][conn.sent:])
+            except BlockingIOError:
+                return
+            except OSError:  # the client went away
+                self._close(conn)
+                return
+            if conn.sent < len(out[0]):
+                return  # the socket's buffer is full: the rest when it is writable again
+            out.pop(0)
+            conn.sent = 0
+        self._close(conn)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -421,7 +431,7 @@ class ExporterServer:
                     log.exception("rendering the /metrics page failed")
 
     # ---- requests (on a worker thread) --------------------------------------------------------------------
-    def answer(self, head: bytes) -> bytes:
+    def answer(self, head: bytes) -> Pieces:
         try:
             request = parse_request(head)
         except RequestError as exc:
@@ -430,7 +440,7 @@ class ExporterServer:
         if request.path == "/metrics":
             gzipped = request.accepts_gzip()
             extra = (("Vary", "Accept-Encoding"), *((("Content-Encoding", "gzip"),) if gzipped else ()))
-            return response(HTTPStatus.OK, self.exposition.body(gzipped=gzipped), CONTENT_TYPE_METRICS,
+            return response(HTTPStatus.OK, self.exposition.pieces(gzipped=gzipped), CONTENT_TYPE_METRICS,
                             head_only=head_only, headers=extra)
         if request.path in ("/healthz", "/health"):
             ok, reasons = self.service.health()
