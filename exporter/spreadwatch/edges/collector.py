@@ -1,9 +1,13 @@
-"""The Prometheus collector: the latest snapshot as metric families, built fresh on every scrape.
+"""The Prometheus collector: the latest snapshot as metric families, and the /metrics page made of them.
 
-The only module that imports prometheus_client's collector types. `collect()` reads the snapshot it is handed
-and the exporter's clock (for ages: on replay that is the replay clock, so a replayed day alerts like a live one);
-it does no I/O and never raises: a failure is logged and the families built so far are still yielded.
-Unknown values are absent series. docs/metrics.md is the contract for every name and label here.
+The only module that imports prometheus_client. `collect()` reads the snapshot it is handed and the exporter's
+clock (for ages: on replay that is the replay clock, so a replayed day alerts like a live one); it does no I/O and
+never raises: a failure is logged and the families built so far are still yielded. Unknown values are absent
+series. docs/metrics.md is the contract for every name and label here.
+
+`Exposition` is what /metrics serves: each snapshot's families rendered once to bytes (by prometheus_client's own
+`generate_latest`), the few that follow the clock (`ClockedGauge`: ages, the time to the close, the clock) appended
+at each scrape from line templates, gzipped on request. Its content is the collector's at the same instant.
 """
 
 from __future__ import annotations
@@ -305,25 +309,10 @@ class SnapshotCollector(Collector):
     # ---- positions ----------------------------------------------------------------------------------------
     def _positions(self, s: Snapshot, now: datetime) -> list[Family]:
         exits = s.config.exits
-        specs = {
-            "pnl_dollars": "Last P&L logged (whole position).",
-            "credit_dollars": "Credit received (whole position).",
-            "risk_dollars": "Max risk (whole position).",
-            "pnl_to_credit_ratio": "P&L / credit.",
-            "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
-            "entry_dte": "DTE at entry.",
-            "expiry_timestamp_seconds": "Close of the expiry session; for display.",
-            "pnl_age_seconds": "Seconds since the P&L was last logged.",
-            "pnl_updated_timestamp_seconds": "When the P&L was last logged; for display.",
-            "profit_target_dollars": "Profit target: profit_target_pct x credit.",
-            "stop_loss_dollars": "Stop: -stop_loss_mult x credit (negative).",
-            "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
-            "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
-        }
         fams: dict[str, Family] = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS)
-                                   for k, doc in specs.items()}
+                                   for k, doc in POSITION_DOCS.items()}
         pnl_age = fams["pnl_age_seconds"] = ClockedGauge("spreadwatch_position_pnl_age_seconds",
-                                                          specs["pnl_age_seconds"], POSITION_LABELS)
+                                                          POSITION_DOCS["pnl_age_seconds"], POSITION_LABELS)
         distance = {k: _g(f"spreadwatch_position_short_strike{k}", doc, (*POSITION_LABELS, "leg"))
                     for k, doc in DISTANCE_DOCS.items()}
         model = {k: _g(f"spreadwatch_position_{k}", doc,
@@ -399,6 +388,22 @@ class SnapshotCollector(Collector):
         real.add_metric([], pf.realized_pnl)
         return [*families, counts, open_risk, unreal, real]
 
+
+POSITION_DOCS = {
+        "pnl_dollars": "Last P&L logged (whole position).",
+        "credit_dollars": "Credit received (whole position).",
+        "risk_dollars": "Max risk (whole position).",
+        "pnl_to_credit_ratio": "P&L / credit.",
+        "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
+        "entry_dte": "DTE at entry.",
+        "expiry_timestamp_seconds": "Close of the expiry session; for display.",
+        "pnl_age_seconds": "Seconds since the P&L was last logged.",
+        "pnl_updated_timestamp_seconds": "When the P&L was last logged; for display.",
+        "profit_target_dollars": "Profit target: profit_target_pct x credit.",
+        "stop_loss_dollars": "Stop: -stop_loss_mult x credit (negative).",
+        "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
+        "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
+}
 
 DISTANCE_DOCS = {
     "": "The short strike of the leg (index points).",
