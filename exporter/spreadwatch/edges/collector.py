@@ -309,15 +309,28 @@ class SnapshotCollector(Collector):
     # ---- positions ----------------------------------------------------------------------------------------
     def _positions(self, s: Snapshot, now: datetime) -> list[Family]:
         exits = s.config.exits
+        specs = {
+            "pnl_dollars": "Last P&L logged (whole position).",
+            "credit_dollars": "Credit received (whole position).",
+            "risk_dollars": "Max risk (whole position).",
+            "pnl_to_credit_ratio": "P&L / credit.",
+            "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
+            "entry_dte": "DTE at entry.",
+            "expiry_timestamp_seconds": "Close of the expiry session; for display.",
+            "pnl_age_seconds": "Seconds since the P&L was last logged.",
+            "pnl_updated_timestamp_seconds": "When the P&L was last logged; for display.",
+            "profit_target_dollars": "Profit target: profit_target_pct x credit.",
+            "stop_loss_dollars": "Stop: -stop_loss_mult x credit (negative).",
+            "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
+            "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
+        }
         fams: dict[str, Family] = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS)
-                                   for k, doc in POSITION_DOCS.items()}
+                                   for k, doc in specs.items()}
         pnl_age = fams["pnl_age_seconds"] = ClockedGauge("spreadwatch_position_pnl_age_seconds",
-                                                          POSITION_DOCS["pnl_age_seconds"], POSITION_LABELS)
+                                                          specs["pnl_age_seconds"], POSITION_LABELS)
         distance = {k: _g(f"spreadwatch_position_short_strike{k}", doc, (*POSITION_LABELS, "leg"))
                     for k, doc in DISTANCE_DOCS.items()}
-        model = {k: _g(f"spreadwatch_position_{k}", doc,
-                       (*POSITION_LABELS, "leg", "source") if k == "short_delta" else (*POSITION_LABELS, "source"))
-                 for k, doc in MODEL_DOCS.items()}
+        model = _model_families()
         for facts in s.position_facts:
             item = facts.item
             p = item.position
@@ -389,22 +402,6 @@ class SnapshotCollector(Collector):
         return [*families, counts, open_risk, unreal, real]
 
 
-POSITION_DOCS = {
-        "pnl_dollars": "Last P&L logged (whole position).",
-        "credit_dollars": "Credit received (whole position).",
-        "risk_dollars": "Max risk (whole position).",
-        "pnl_to_credit_ratio": "P&L / credit.",
-        "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
-        "entry_dte": "DTE at entry.",
-        "expiry_timestamp_seconds": "Close of the expiry session; for display.",
-        "pnl_age_seconds": "Seconds since the P&L was last logged.",
-        "pnl_updated_timestamp_seconds": "When the P&L was last logged; for display.",
-        "profit_target_dollars": "Profit target: profit_target_pct x credit.",
-        "stop_loss_dollars": "Stop: -stop_loss_mult x credit (negative).",
-        "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
-        "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
-}
-
 DISTANCE_DOCS = {
     "": "The short strike of the leg (index points).",
     "_distance_points": "Index points from the price to the short strike on the safe side; negative once breached.",
@@ -431,6 +428,12 @@ MANAGED_DOCS = {
     "exit_pnl_dollars": "Average P&L with the exit rules, dollars per contract.",
     "effective_trades": "Backtested trades counting each loss episode once (the interval's sample size).",
 }
+
+
+def _model_families() -> dict[str, GaugeMetricFamily]:
+    return {k: _g(f"spreadwatch_position_{k}", doc,
+                  (*POSITION_LABELS, "leg", "source") if k == "short_delta" else (*POSITION_LABELS, "source"))
+            for k, doc in MODEL_DOCS.items()}
 
 
 def _managed_values(o: Any) -> dict[str, float | None]:
