@@ -207,12 +207,14 @@ class Running:
     `make_service` gives) the loop runs its first cycle and then waits for the test: `step(n)`, `until(...)`."""
 
     def __init__(self, service: Service) -> None:
-        from spreadwatch.edges.collector import SnapshotCollector, build_registry
+        from spreadwatch.edges.collector import Exposition, SnapshotCollector, build_registry
         from spreadwatch.edges.server import ExporterServer
 
         self.service = service
-        self.registry = build_registry(SnapshotCollector(lambda: service.snapshot, service.clock.now))
-        self.server = ExporterServer(service, self.registry, ("127.0.0.1", 0))
+        collector = SnapshotCollector(lambda: service.snapshot, service.clock.now)
+        self.registry = build_registry(collector)
+        self.exposition = Exposition(collector)
+        self.server = ExporterServer(service, self.exposition, ("127.0.0.1", 0))
         self.thread = threading.Thread(target=service.run, daemon=True)
 
     @property

@@ -210,3 +210,62 @@ def test_the_model_mark_is_exported_with_source_model_beside_the_logged_pnl():
         expected.short_deltas["short_put"])
     assert 0 < reg.get_sample_value("spreadwatch_position_otm_probability_ratio", model) < 1
     assert reg.get_sample_value("spreadwatch_position_pnl_dollars", labels) == 50.0  # the logged P&L, untouched
+
+
+# ---- the page served at /metrics: rendered once per snapshot, equal in content to generate_latest ------------------
+def _samples(text: bytes) -> list[tuple]:
+    return sorted((s.name, tuple(sorted(s.labels.items())), s.value) for s in exposition_samples(text.decode()))
+
+
+@pytest.mark.parametrize("seconds", [0, 17.25, 179, 200, 86_400, 1_500_000, -900])
+# fresh, aging, one past stale_after, a day on, ages past 1e6 s (Go's exponent form), a clock before the P&L update
+def test_the_served_page_holds_exactly_the_samples_generate_latest_gives(seconds):
+    import gzip
+
+    from spreadwatch.edges.collector import Exposition
+
+    snap = snapshot(tickers=("NDX", "SPX"), n_opps=20, n_positions=30)
+    now = NOW + timedelta(seconds=seconds)
+    collector = SnapshotCollector(lambda: snap, lambda: now)
+    exposition = Exposition(collector)
+    exposition.prepare(snap)  # rendered at the snapshot's own instant, served later
+    page = exposition.body()
+    reference = generate_latest(registry_for(snap, now=now))
+    assert _samples(page) == _samples(reference)
+    assert len(page) == len(reference)  # the same lines, the clocked families moved to the end
+    assert gzip.decompress(exposition.body(gzipped=True)) == page
+
+
+def test_a_snapshot_is_rendered_once_and_each_scrape_only_appends_the_ages():
+    from spreadwatch.edges.collector import Exposition
+
+    snap = snapshot(n_positions=3)
+    clock = [NOW]
+    collector = SnapshotCollector(lambda: snap, lambda: clock[0])
+    renders = []
+    families = collector.families
+    collector.families = lambda s, now: renders.append(now) or families(s, now)  # type: ignore[method-assign]
+    exposition = Exposition(collector)
+    exposition.prepare(snap)
+    first = exposition.body()
+    clock[0] = NOW + timedelta(seconds=90)
+    later = exposition.body()
+    assert renders == [NOW]  # once, when published; the scrapes 90 s apart rendered nothing
+    assert sample_of(later, "spreadwatch_position_pnl_age_seconds", position_labels(0)) == 690
+    assert sample_of(first, "spreadwatch_position_pnl_age_seconds", position_labels(0)) == 600
+    assert sample_of(later, "spreadwatch_task_age_seconds", {"task": "market"}) == 90
+    clock[0] = NOW + timedelta(seconds=200)  # past stale_after: the price goes, as it goes from the collector
+    stale = exposition.body()
+    assert renders == [NOW, clock[0]]
+    assert sample_of(stale, "spreadwatch_price", {"ticker": "NDX"}) is None
+    assert sample_of(stale, "spreadwatch_source_up", {"source": "^NDX"}) == 0
+
+
+def position_labels(i):
+    return {"position_id": f"p{i:04d}", "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+
+
+def sample_of(text: bytes, name, labels):
+    from realstack import sample_value
+
+    return sample_value(text.decode(), name, labels)

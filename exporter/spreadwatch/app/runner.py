@@ -90,7 +90,7 @@ def run(config: Config, request: RunRequest) -> None:
     """Run the exporter until SIGTERM/SIGINT: fetch, scan and check exits on the clock, serving /metrics."""
     from spreadwatch.app.service import Service, setup_logging
     from spreadwatch.edges.calendar import MarketCalendar
-    from spreadwatch.edges.collector import SnapshotCollector, build_registry
+    from spreadwatch.edges.collector import Exposition, SnapshotCollector
     from spreadwatch.edges.gridfile import grid_path
     from spreadwatch.edges.providers import make_provider
     from spreadwatch.edges.server import ExporterServer, parse_listen
@@ -115,8 +115,7 @@ def run(config: Config, request: RunRequest) -> None:
         log.info("LIVE data: %s", provider.description)
     service = Service(config, provider, clock, calendar, tickers=watch, db_path=db, grid_path=grid,
                       trend=request.trend, scan_interval=request.scan_interval)
-    server = ExporterServer(service, build_registry(SnapshotCollector(lambda: service.snapshot, clock.now)),
-                            address)
+    server = ExporterServer(service, Exposition(SnapshotCollector(lambda: service.snapshot, clock.now)), address)
     server.start()
     host, port = server.address
     log.info("serving http://%s:%d/ (metrics at /metrics, health at /healthz); book %s; grid %s",

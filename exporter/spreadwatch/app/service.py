@@ -130,6 +130,7 @@ class Service:
         self.book_watch = BookWatch(self.db_path)
         self._book_changed = False  # the book changed since the positions task last read it
         self.cycles = 0
+        self.listeners: list[Any] = []  # told of each snapshot as it is published (the /metrics page renders it)
         self._outside_calendar = False  # the clock is outside the exchange calendar's range (said once)
         self.snapshot: Snapshot = Snapshot(
             version=__version__, data_mode=provider.label, data_description=provider.description, config=config,
@@ -279,6 +280,11 @@ class Service:
             self._events.observe(snapshot)
         except Exception:
             log.exception("event log failed")
+        for listener in self.listeners:
+            try:
+                listener(snapshot)
+            except Exception:
+                log.exception("snapshot listener failed")
 
     def _look_at_book(self) -> bool:
         """Whether the book changed since the last look. Never raises: a look that fails is logged, and the regular

@@ -1,20 +1,29 @@
-"""The Prometheus collector: the latest snapshot as metric families, built fresh on every scrape.
+"""The Prometheus collector: the latest snapshot as metric families, and the /metrics page made of them.
 
-The only module that imports prometheus_client's collector types. `collect()` reads the snapshot it is handed
-and the exporter's clock (for ages: on replay that is the replay clock, so a replayed day alerts like a live one);
-it does no I/O and never raises: a failure is logged and the families built so far are still yielded.
-Unknown values are absent series. docs/metrics.md is the contract for every name and label here.
+The only module that imports prometheus_client. `collect()` reads the snapshot it is handed and the exporter's
+clock (for ages: on replay that is the replay clock, so a replayed day alerts like a live one); it does no I/O and
+never raises: a failure is logged and the families built so far are still yielded. Unknown values are absent
+series. docs/metrics.md is the contract for every name and label here.
+
+`Exposition` is what /metrics serves: each snapshot's families rendered once to bytes (by prometheus_client's own
+`generate_latest`), the few that follow the clock (`ClockedGauge`: ages, the time to the close, the clock) appended
+at each scrape from line templates, gzipped on request. Its content is the collector's at the same instant.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
+import threading
+import zlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from spreadwatch.app.snapshot import FAULT_KINDS
 from spreadwatch.domain.vocabulary import FLOWS, REGIME_LEVEL, REGIMES, SESSION_PHASES, TRENDS
@@ -38,6 +47,56 @@ def _age(now: datetime, then: datetime) -> float:
     return max(0.0, (now - then).total_seconds())
 
 
+ValueAt = Callable[[datetime], "float | None"]
+
+
+def _since(then: datetime) -> ValueAt:
+    return lambda now: max(0.0, (now - then).total_seconds())
+
+
+def _remaining(seconds: float, since: datetime) -> ValueAt:
+    """`seconds` left at `since`, counted down on the clock; None (absent) once nothing is left."""
+    def left(now: datetime) -> float | None:
+        value = seconds - _age(now, since)
+        return value if value > 0 else None
+    return left
+
+
+class ClockedGauge:
+    """A gauge whose samples follow the exporter's clock: an age, the time left to the close, the clock itself.
+
+    Each sample is a function of the scrape's instant, fixed when the snapshot's families are built. `at(now)` is
+    the family as prometheus_client renders it; `Exposition` renders only these lines at a scrape, from line
+    templates made once per snapshot, and serves the rest of the page as bytes.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self.samples: list[tuple[list[str], ValueAt]] = []
+        self.since: list[datetime | None] = []  # per sample: the instant it is the age of (None: not an age)
+
+    def add(self, labelvalues: list[str], value_at: ValueAt) -> None:
+        self.samples.append((labelvalues, value_at))
+        self.since.append(None)
+
+    def add_age(self, labelvalues: list[str], since: datetime) -> None:
+        self.samples.append((labelvalues, _since(since)))
+        self.since.append(since)
+
+    def at(self, now: datetime) -> GaugeMetricFamily:
+        family = _g(self.name, self.documentation, self.labels)
+        for labels, value_at in self.samples:
+            value = value_at(now)
+            if value is not None:
+                family.add_metric(labels, value)
+        return family
+
+
+Family = Metric | ClockedGauge
+
+
 class SnapshotCollector(Collector):
     """Yields every spreadwatch metric from `get_snapshot()`; `clock()` gives the exporter's now."""
 
@@ -48,34 +107,56 @@ class SnapshotCollector(Collector):
     def describe(self) -> list[Metric]:
         return []  # unchecked collector: families depend on the snapshot
 
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._get_snapshot()
+
+    def now(self) -> datetime:
+        return self._clock()
+
     def collect(self) -> Iterator[Metric]:
         snapshot = self._get_snapshot()
         if snapshot is None:
             return
         try:
             now = self._clock()
-            families: list[Metric] = []
-            for part in (self._build, self._market, self._health, self._opportunities, self._positions,
-                         self._portfolio):
-                try:
-                    families.extend(part(snapshot, now))
-                except Exception:  # a bug in one part must not fail the scrape
-                    log.exception("collector part %s failed", part.__name__)
-            yield from families
+            for family in self.families(snapshot, now):
+                yield family.at(now) if isinstance(family, ClockedGauge) else family
         except Exception:
             log.exception("collector failed")
 
+    def families(self, snapshot: Snapshot, now: datetime) -> list[Family]:
+        """Every family of `snapshot` at `now`, in exposition order; the clocked ones (ages) as `ClockedGauge`."""
+        families: list[Family] = []
+        for part in (self._build, self._market, self._health, self._opportunities, self._positions,
+                     self._portfolio):
+            try:
+                families.extend(part(snapshot, now))
+            except Exception:  # a bug in one part must not fail the scrape
+                log.exception("collector part %s failed", part.__name__)
+        return families
+
+    @staticmethod
+    def knowledge(s: Snapshot, now: datetime) -> tuple[bool, ...]:
+        """What, apart from the clocked families, `now` changes in the families of `s`: which tickers, sources and
+        regime are still knowledge (each until its own instant). Two instants with the same answer give the same
+        families but for the clocked ones."""
+        regime = s.regime_facts
+        return (*(facts.known_at(now) for facts in s.tickers.values()),
+                *(facts.up_at(now) for facts in s.sources.values()),
+                regime is not None and regime.known_at(now))
+
     # ---- build --------------------------------------------------------------------------------------------
-    def _build(self, s: Snapshot, now: datetime) -> list[Metric]:
+    def _build(self, s: Snapshot, now: datetime) -> list[Family]:
         info = _g("spreadwatch_build_info", "Build and data source (live|replay); always 1.", ("version", "source"))
         info.add_metric([s.version, s.data_mode], 1)
-        clock = _g("spreadwatch_clock_timestamp_seconds",
-                   "The exporter's clock (the replay clock when replaying); for display only.")
-        clock.add_metric([], now.timestamp())
+        clock = ClockedGauge("spreadwatch_clock_timestamp_seconds",
+                             "The exporter's clock (the replay clock when replaying); for display only.")
+        clock.add([], lambda at: at.timestamp())
         return [info, clock]
 
     # ---- market -------------------------------------------------------------------------------------------
-    def _market(self, s: Snapshot, now: datetime) -> list[Metric]:
+    def _market(self, s: Snapshot, now: datetime) -> list[Family]:
         price = _g("spreadwatch_price", "Underlying level (index points); absent when unknown or stale.", ("ticker",))
         change = _g("spreadwatch_change_ratio", "Change vs the previous session's close (ratio).", ("ticker",))
         ivr = _g("spreadwatch_iv_rank_ratio", "IV rank of the ticker's vol index over 252 sessions (0..1).", ("ticker",))
@@ -98,14 +179,14 @@ class SnapshotCollector(Collector):
                 flow.add_metric([ticker, name], 1 if ctx.flow == name else 0)
         return [price, change, ivr, ivp, vol, trend, flow, *self._regime(s, now), *self._calendar(s, now)]
 
-    def _regime(self, s: Snapshot, now: datetime) -> list[Metric]:
+    def _regime(self, s: Snapshot, now: datetime) -> list[Family]:
         vix = _g("spreadwatch_vix", "The VIX level.")
         regime = _g("spreadwatch_regime", "1 for the current VIX regime; all 0 when unknown.", ("regime",))
         level = _g("spreadwatch_regime_level", "Regime as a number: 0 very_low ... 4 extreme; absent when unknown.")
         rinfo = _g("spreadwatch_regime_info", "1: the current regime and the one before the last change.",
                    ("regime", "previous"))
-        rage = _g("spreadwatch_regime_change_age_seconds", "Seconds since the last regime change.")
-        families: list[Metric] = [vix, regime, level, rinfo, rage]
+        rage = ClockedGauge("spreadwatch_regime_change_age_seconds", "Seconds since the last regime change.")
+        families: list[Family] = [vix, regime, level, rinfo, rage]
         facts = s.regime_facts
         if facts is None:
             return families
@@ -119,13 +200,14 @@ class SnapshotCollector(Collector):
             level.add_metric([], REGIME_LEVEL[current])
             rinfo.add_metric([current, facts.previous_regime or "none"], 1)
         if facts.changed_at is not None:
-            rage.add_metric([], _age(now, facts.changed_at))
+            rage.add_age([], facts.changed_at)
         return families
 
-    def _calendar(self, s: Snapshot, now: datetime) -> list[Metric]:
+    def _calendar(self, s: Snapshot, now: datetime) -> list[Family]:
         mopen = _g("spreadwatch_market_open", "1 during the regular session (clipped to configured hours).")
         sess = _g("spreadwatch_market_session", "1 for the current market phase.", ("session",))
-        to_close = _g("spreadwatch_market_seconds_to_close", "Seconds to the session close; absent when closed.")
+        to_close = ClockedGauge("spreadwatch_market_seconds_to_close",
+                                "Seconds to the session close; absent when closed.")
         window = _g("spreadwatch_entry_window_open", "1 inside the preferred entry hours on an open session.")
         facts = s.calendar
         if facts is not None:
@@ -133,25 +215,23 @@ class SnapshotCollector(Collector):
             for name in SESSION_PHASES:
                 sess.add_metric([name], 1 if facts.session == name else 0)
             if facts.seconds_to_close is not None and s.time is not None:
-                remaining = facts.seconds_to_close - _age(now, s.time)
-                if remaining > 0:
-                    to_close.add_metric([], remaining)
+                to_close.add([], _remaining(facts.seconds_to_close, s.time))
             window.add_metric([], 1 if facts.entry_window_open else 0)
         return [mopen, sess, to_close, window]
 
     # ---- data health --------------------------------------------------------------------------------------
-    def _health(self, s: Snapshot, now: datetime) -> list[Metric]:
+    def _health(self, s: Snapshot, now: datetime) -> list[Family]:
         up = _g("spreadwatch_source_up", "1 when the last fetch of this symbol gave a valid value.", ("source",))
-        age = _g("spreadwatch_source_age_seconds", "Age of the newest valid value of this symbol.", ("source",))
+        age = ClockedGauge("spreadwatch_source_age_seconds", "Age of the newest valid value of this symbol.",
+                           ("source",))
         last = _g("spreadwatch_source_last_success_timestamp_seconds",
                   "Exporter-clock time of the last valid value; for display only.", ("source",))
         errors = CounterMetricFamily("spreadwatch_source_errors", "Failed fetches by symbol and kind.",
                                      labels=["source", "kind"])
         for symbol, facts in s.sources.items():
             up.add_metric([symbol], 1 if facts.up_at(now) else 0)
-            value_age = facts.age_at(now)
-            if value_age is not None:
-                age.add_metric([symbol], value_age)
+            if facts.value_time is not None:  # the age of the newest value, as SourceFacts.age_at says it
+                age.add_age([symbol], facts.value_time)
             if facts.last_success is not None:
                 last.add_metric([symbol], facts.last_success.timestamp())
             for kind in FAILURE_KINDS:
@@ -160,8 +240,8 @@ class SnapshotCollector(Collector):
         stale.add_metric([], s.stale_after.total_seconds())
         return [up, age, last, errors, stale, *self._tasks(s, now), *self._grid(s, now)]
 
-    def _tasks(self, s: Snapshot, now: datetime) -> list[Metric]:
-        task_age = _g("spreadwatch_task_age_seconds", "Seconds since the task last succeeded.", ("task",))
+    def _tasks(self, s: Snapshot, now: datetime) -> list[Family]:
+        task_age = ClockedGauge("spreadwatch_task_age_seconds", "Seconds since the task last succeeded.", ("task",))
         task_dur = _g("spreadwatch_task_duration_seconds", "Wall duration of the task's last run.", ("task",))
         task_last = _g("spreadwatch_task_last_run_timestamp_seconds", "Exporter-clock time of the last run.",
                        ("task",))
@@ -170,7 +250,7 @@ class SnapshotCollector(Collector):
                                           "defect, not an outside-world fault).", labels=["task", "kind"])
         for name, task in sorted(s.tasks.items()):
             if task.last_success is not None:
-                task_age.add_metric([name], _age(now, task.last_success))
+                task_age.add_age([name], task.last_success)
             if task.duration_seconds is not None:
                 task_dur.add_metric([name], task.duration_seconds)
             if task.last_run is not None:
@@ -181,19 +261,19 @@ class SnapshotCollector(Collector):
                     task_faults.add_metric([name, kind], float(task.faults[kind]))
         return [task_age, task_dur, task_last, task_err, task_faults]
 
-    def _grid(self, s: Snapshot, now: datetime) -> list[Metric]:
+    def _grid(self, s: Snapshot, now: datetime) -> list[Family]:
         if s.grid is None:
             return []
         rows = _g("spreadwatch_grid_rows", "Grid rows loaded (impossible rows skipped).")
         rows.add_metric([], s.grid.rows)
         skipped = _g("spreadwatch_grid_skipped_rows", "Impossible grid rows skipped.")
         skipped.add_metric([], s.grid.skipped_rows)
-        grid_age = _g("spreadwatch_grid_age_seconds", "Age of the grid file on the exporter's clock.")
-        grid_age.add_metric([], _age(now, datetime.fromtimestamp(s.grid.mtime, UTC)))
+        grid_age = ClockedGauge("spreadwatch_grid_age_seconds", "Age of the grid file on the exporter's clock.")
+        grid_age.add_age([], datetime.fromtimestamp(s.grid.mtime, UTC))
         return [rows, skipped, grid_age]
 
     # ---- opportunities ------------------------------------------------------------------------------------
-    def _opportunities(self, s: Snapshot, now: datetime) -> list[Metric]:
+    def _opportunities(self, s: Snapshot, now: datetime) -> list[Family]:
         count = _g("spreadwatch_opportunities", "Configs passing every filter now (before the top-N cut).",
                    ("ticker",))
         names = {
@@ -227,7 +307,7 @@ class SnapshotCollector(Collector):
         return [count, *fams.values(), *managed.values(), strike]
 
     # ---- positions ----------------------------------------------------------------------------------------
-    def _positions(self, s: Snapshot, now: datetime) -> list[Metric]:
+    def _positions(self, s: Snapshot, now: datetime) -> list[Family]:
         exits = s.config.exits
         specs = {
             "pnl_dollars": "Last P&L logged (whole position).",
@@ -244,19 +324,20 @@ class SnapshotCollector(Collector):
             "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
             "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
         }
-        fams = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS) for k, doc in specs.items()}
+        fams: dict[str, Family] = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS)
+                                   for k, doc in specs.items()}
+        pnl_age = fams["pnl_age_seconds"] = ClockedGauge("spreadwatch_position_pnl_age_seconds",
+                                                          specs["pnl_age_seconds"], POSITION_LABELS)
         distance = {k: _g(f"spreadwatch_position_short_strike{k}", doc, (*POSITION_LABELS, "leg"))
                     for k, doc in DISTANCE_DOCS.items()}
-        model = {k: _g(f"spreadwatch_position_{k}", doc,
-                       (*POSITION_LABELS, "leg", "source") if k == "short_delta" else (*POSITION_LABELS, "source"))
-                 for k, doc in MODEL_DOCS.items()}
+        model = _model_families()
         for facts in s.position_facts:
             item = facts.item
             p = item.position
             labels = [p.id, p.ticker, p.spread, p.band]
 
             def add(key: str, value: float, labels: list[str] = labels) -> None:
-                fams[key].add_metric(labels, value)
+                fams[key].add_metric(labels, value)  # type: ignore[union-attr]  # a gauge, not the clocked age
 
             add("pnl_dollars", p.pnl)
             add("credit_dollars", p.credit)
@@ -269,7 +350,7 @@ class SnapshotCollector(Collector):
                 add("expiry_timestamp_seconds", item.expiry_close.timestamp())
             updated = p.pnl_updated_at
             if updated is not None:
-                add("pnl_age_seconds", _age(now, updated))
+                pnl_age.add_age(labels, updated)
                 add("pnl_updated_timestamp_seconds", updated.timestamp())
             add("profit_target_dollars", facts.profit_target)
             add("stop_loss_dollars", facts.stop_loss)
@@ -299,13 +380,13 @@ class SnapshotCollector(Collector):
             model["short_delta"].add_metric([*labels, leg, "model"], delta)
 
     # ---- portfolio ----------------------------------------------------------------------------------------
-    def _portfolio(self, s: Snapshot, now: datetime) -> list[Metric]:
+    def _portfolio(self, s: Snapshot, now: datetime) -> list[Family]:
         risk = s.config.risk
         limits_positions = _g("spreadwatch_portfolio_max_positions", "Config risk.max_positions.")
         limits_positions.add_metric([], risk.max_positions)
         limits_risk = _g("spreadwatch_portfolio_max_risk_dollars", "Config risk.max_total_risk.")
         limits_risk.add_metric([], risk.max_total_risk)
-        families: list[Metric] = [limits_positions, limits_risk]
+        families: list[Family] = [limits_positions, limits_risk]
         if s.portfolio is None:
             return families
         pf = s.portfolio
@@ -349,6 +430,12 @@ MANAGED_DOCS = {
 }
 
 
+def _model_families() -> dict[str, GaugeMetricFamily]:
+    return {k: _g(f"spreadwatch_position_{k}", doc,
+                  (*POSITION_LABELS, "leg", "source") if k == "short_delta" else (*POSITION_LABELS, "source"))
+            for k, doc in MODEL_DOCS.items()}
+
+
 def _managed_values(o: Any) -> dict[str, float | None]:
     return {"exit_win_ratio": o.exit_win_rate, "exit_win_lower_ratio": o.exit_win_rate_low,
             "exit_win_upper_ratio": o.exit_win_rate_high, "expected_return_ratio": o.expected_return,
@@ -365,7 +452,156 @@ def build_registry(collector: SnapshotCollector) -> Any:
 
 
 def render(registry: Any) -> bytes:
-    from prometheus_client import generate_latest
-
     return generate_latest(registry)
 
+
+
+class _Families:
+    """A list of families as prometheus_client's `generate_latest` takes them (it only calls `collect()`)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, unknown OS (RFC 1952)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """`at` in whole microseconds since the epoch, exactly (so an age computed from two of them is the float
+    `timedelta.total_seconds()` gives: one correctly rounded division of the same integer)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+class _Tail:
+    """A clocked family rendered from line templates: its header and each sample's line up to the value, made by
+    prometheus_client itself from the family with placeholder values, so a line differs from its own only in the
+    value, formatted as it formats values. A family of ages (a position's P&L age, one line per open position) is
+    rendered in one pass over integer microseconds."""
+
+    def __init__(self, family: ClockedGauge) -> None:
+        placeholder = _g(family.name, family.documentation, family.labels)
+        for labels, _ in family.samples:
+            placeholder.add_metric(labels, 0.0)
+        lines = generate_latest(_Families([placeholder])).decode().splitlines(keepends=True)
+        self.header = "".join(lines[:2])
+        self.prefixes = [line.rsplit(" ", 1)[0] + " " for line in lines[2:]]
+        self.values = [value_at for _, value_at in family.samples]
+        self.ages: list[int] | None = None  # each sample's instant in microseconds, when every one is an age
+        try:
+            if family.since and all(at is not None for at in family.since):
+                self.ages = [_micros(at) for at in family.since if at is not None]
+        except (TypeError, OverflowError):  # an instant without a zone: each sample's own function then
+            self.ages = None
+        # The lines as alternating pieces, prefix then value: each prefix after the first carries the newline
+        # that ends the line before it.
+        self._pieces: list[str] = [p for i, prefix in enumerate(self.prefixes)
+                                   for p in ((prefix if i == 0 else "\n" + prefix), "")]
+
+    def render(self, now: datetime, out: list[str]) -> None:
+        out.append(self.header)
+        if not self.prefixes:
+            return
+        if self.ages is not None:
+            now_us = _micros(now)
+            if now_us >= max(self.ages) and now_us - min(self.ages) < 10**12:
+                # Every age in [0, 1e6) s: `floatToGoString` is Python's repr there, so one pass does them all.
+                pieces = self._pieces.copy()
+                pieces[1::2] = map(repr, [(now_us - then) / 1e6 for then in self.ages])
+                out.append("".join(pieces))
+                out.append("\n")
+                return
+        for prefix, value_at in zip(self.prefixes, self.values, strict=True):
+            value = value_at(now)
+            if value is not None:
+                out.append(f"{prefix}{floatToGoString(value)}\n")
+
+
+GZIP_LEVEL = 6  # zlib's default, for the fixed part: once per snapshot, so the better ratio is worth its time
+TAIL_GZIP_LEVEL = 1  # the clocked lines, at every scrape: their labels repeat, so the fastest level packs them well
+
+
+class _Page:
+    """One snapshot's page for one state of knowledge: every family but the clocked ones as bytes (and as a
+    byte-aligned, unfinished deflate stream, for gzip), rendered once; the clocked ones as templates."""
+
+    def __init__(self, families: list[Family]) -> None:
+        fixed = [f for f in families if not isinstance(f, ClockedGauge)]
+        self.tails = [_Tail(f) for f in families if isinstance(f, ClockedGauge)]
+        self.text = generate_latest(_Families(fixed))
+        self._deflated: bytes | None = None
+        self._crc = zlib.crc32(self.text)
+
+    def tail(self, now: datetime) -> bytes:
+        out: list[str] = []
+        for tail in self.tails:
+            tail.render(now, out)
+        return "".join(out).encode()
+
+    def deflated(self) -> bytes:
+        if self._deflated is None:
+            # Raw deflate, flushed to a byte boundary but not finished: a scrape's tail, deflated on its own and
+            # finished, continues it into one valid stream.
+            compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+            self._deflated = compressor.compress(self.text) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        return self._deflated
+
+    def gzipped(self, now: datetime) -> tuple[bytes, ...]:
+        """The page at `now` as one gzip member, in pieces: the cached deflate of the fixed part, then the tail's."""
+        tail = self.tail(now)
+        compressor = zlib.compressobj(TAIL_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        trailer = struct.pack("<II", zlib.crc32(tail, self._crc), (len(self.text) + len(tail)) & 0xFFFFFFFF)
+        return _GZIP_HEADER, self.deflated(), compressor.compress(tail) + compressor.flush() + trailer
+
+
+class Exposition:
+    """/metrics as bytes: each snapshot is rendered once (when it is published, `prepare`), and a scrape appends
+    only the clocked families (ages, the time to the close, the clock: a few lines, one per open position at most)
+    to the cached bytes, gzipped or not.
+
+    The content is what prometheus_client's `generate_latest` gives for the collector at the same instant, the
+    clocked families moved to the end (the order of families means nothing to a scraper). A page is kept per
+    state of knowledge (`SnapshotCollector.knowledge`), so a value that goes stale between two snapshots leaves the
+    page as it leaves the collector's families. Thread-safe: the loop prepares while the server's workers read.
+    """
+
+    def __init__(self, collector: SnapshotCollector) -> None:
+        self.collector = collector
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._pages: dict[tuple[bool, ...], _Page] = {}
+
+    def prepare(self, snapshot: Snapshot) -> None:
+        """Render `snapshot` at its own instant (done when it is published, so scrapes find it ready)."""
+        self._page(snapshot, snapshot.time or self.collector.now())
+
+    def body(self, *, gzipped: bool = False, now: datetime | None = None) -> bytes:
+        """The page of the collector's current snapshot at `now` (default: the collector's clock)."""
+        return b"".join(self.pieces(gzipped=gzipped, now=now))
+
+    def pieces(self, *, gzipped: bool = False, now: datetime | None = None) -> tuple[bytes, ...]:
+        """`body()` in the pieces it is made of (the cached bytes are sent as they are, never copied)."""
+        snapshot = self.collector.snapshot
+        if snapshot is None:
+            return ()
+        at = now or self.collector.now()
+        page = self._page(snapshot, at)
+        return page.gzipped(at) if gzipped else (page.text, page.tail(at))
+
+    def _page(self, snapshot: Snapshot, now: datetime) -> _Page:
+        with self._lock:
+            if snapshot is not self._snapshot:
+                self._snapshot, self._pages = snapshot, {}
+            key = self.collector.knowledge(snapshot, now)
+            page = self._pages.get(key)
+            if page is None:
+                page = self._pages[key] = _Page(self.collector.families(snapshot, now))
+                if len(self._pages) > 8:  # knowledge only ever runs out: the first pages are past
+                    del self._pages[next(iter(self._pages))]
+            return page
