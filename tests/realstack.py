@@ -325,6 +325,7 @@ class Received:
     monotonic: float
     body: Any
     path: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -332,9 +333,9 @@ class _Sink:
     messages: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _add(self, body: Any, path: str = "") -> None:
+    def _add(self, body: Any, path: str = "", headers: dict[str, str] | None = None) -> None:
         with self.lock:
-            self.messages.append(Received(time.time(), time.monotonic(), body, path))
+            self.messages.append(Received(time.time(), time.monotonic(), body, path, dict(headers or {})))
 
     def snapshot(self) -> list[Received]:
         with self.lock:
@@ -397,7 +398,8 @@ def start_smtp_sink() -> SmtpSink:
 
 
 class HttpSink(_Sink):
-    """A threaded HTTP server recording POSTed bodies (JSON parsed when possible); answers 200 "ok"."""
+    """A threaded HTTP server recording POSTed bodies (JSON parsed when possible), their path (with the query) and
+    headers; answers 200 "ok"."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -410,7 +412,7 @@ class HttpSink(_Sink):
                     body: Any = json.loads(raw)
                 except ValueError:
                     body = raw.decode("utf-8", errors="replace")
-                sink._add(body, self.path)
+                sink._add(body, self.path, dict(self.headers.items()))
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
@@ -628,10 +630,13 @@ def start_alertmanager_cluster(configs: list[Path | dict | str], workdir: Path, 
 
 
 def repo_routing(workdir: Path, smtp_smarthost: str, slack_url: str, *, group_wait: str | None = None,
-                 group_interval: str | None = None) -> dict:
+                 group_interval: str | None = None, push_url: str | None = None) -> dict:
     """The repo's alertmanager/alertmanager.yml with only the delivery addresses changed, to loopback sinks
     (through the same ``*_file`` secret settings, written under ``workdir/secrets``); routes, repeats and
-    inhibitions stay the repo's. ``group_wait``/``group_interval``, when given, shorten every route's timers."""
+    inhibitions stay the repo's. ``group_wait``/``group_interval``, when given, shorten every route's timers.
+    The phone's push webhooks (ntfy) keep their path and query (topic, priority, templates) but go to ``push_url``
+    (default: ``/push`` on the Slack sink's server, whose JSON bodies have no Slack ``attachments``), with their
+    access token file written as ``workdir/secrets/<name>`` holding ``PUSH_TOKEN``."""
     root = Path(__file__).resolve().parents[1]
     (workdir / "secrets").mkdir(exist_ok=True)
     (workdir / "secrets" / "slack_webhook_url").write_text(slack_url + "\n", encoding="utf-8")
@@ -640,6 +645,8 @@ def repo_routing(workdir: Path, smtp_smarthost: str, slack_url: str, *, group_wa
     config["global"].update(smtp_smarthost=smtp_smarthost, smtp_require_tls=False,
                             slack_api_url_file=str(workdir / "secrets" / "slack_webhook_url"),
                             smtp_auth_password_file=str(workdir / "secrets" / "smtp_password"))
+    origin = re.match(r"https?://[^/]+", slack_url)
+    _route_push_webhooks(config, workdir / "secrets", push_url or f"{origin[0] if origin else slack_url}/push")
 
     def shorten(route: dict) -> None:
         if group_wait is not None:
@@ -651,6 +658,21 @@ def repo_routing(workdir: Path, smtp_smarthost: str, slack_url: str, *, group_wa
 
     shorten(config["route"])
     return config
+
+
+PUSH_TOKEN = "tk_test_push_token"
+
+
+def _route_push_webhooks(config: dict, secrets: Path, push_url: str) -> None:
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            target = re.sub(r"^https?://[^/]+", "", hook["url"])
+            hook["url"] = push_url.rstrip("/") + target
+            auth = hook.get("http_config", {}).get("authorization", {})
+            if "credentials_file" in auth:
+                token_file = secrets / Path(auth["credentials_file"]).name
+                token_file.write_text(PUSH_TOKEN + "\n", encoding="utf-8")
+                auth["credentials_file"] = str(token_file)
 
 
 class MetricsWatcher:

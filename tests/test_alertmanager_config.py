@@ -80,7 +80,36 @@ def test_secrets_only_through_files():
         for email in receiver.get("email_configs", []):
             assert "auth_password" not in email and "auth_secret" not in email
         for hook in receiver.get("webhook_configs", []):
-            assert "url" not in hook
+            # Alertmanager 0.25 has no url_file: a webhook's URL is written here only when it is no secret, because
+            # the service wants a token read from a file (the phone's ntfy topic), and it carries no credentials.
+            auth = hook.get("http_config", {}).get("authorization", {})
+            assert auth.get("credentials_file", "").startswith("/etc/alertmanager/secrets/"), hook
+            assert "credentials" not in auth and not re.match(r"https?://[^/]*@", hook["url"])
+
+
+def phone_hooks(receiver: str) -> list[dict]:
+    return next(r for r in config()["receivers"] if r["name"] == receiver)["webhook_configs"]
+
+
+def test_the_phone_gets_exits_and_stop_losses_and_breaches_at_urgent_priority():
+    from urllib.parse import parse_qs, urlsplit
+
+    def query(receiver: str) -> dict[str, list[str]]:
+        [hook] = phone_hooks(receiver)
+        assert hook["send_resolved"] is False  # a closed position needs no buzz
+        return parse_qs(urlsplit(hook["url"]).query)
+
+    normal, urgent = query("slack-email-phone"), query("slack-email-phone-urgent")
+    assert normal["p"] == ["3"] and urgent["p"] == ["5"]  # ntfy: 3 default, 5 urgent
+    for q in (normal, urgent):
+        assert q["tpl"] == ["1"]  # ntfy fills the title and message templates from Alertmanager's JSON
+        assert q["m"] == ["{{range .alerts}}{{.annotations.summary}}\n{{end}}"]
+        assert q["t"] == ["spreadwatch {{.commonLabels.ticker}}"]
+    # Beside the phone, the same Slack and email as every other exit.
+    both = next(r for r in config()["receivers"] if r["name"] == "slack-and-email")
+    for name in ("slack-email-phone", "slack-email-phone-urgent"):
+        phone = next(r for r in config()["receivers"] if r["name"] == name)
+        assert phone["slack_configs"] == both["slack_configs"] and phone["email_configs"] == both["email_configs"]
 
 
 def test_no_secret_literal_in_the_repository_config():

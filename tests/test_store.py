@@ -5,6 +5,8 @@ import, the light read path, and the cheap look that tells the exporter the book
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -451,3 +453,25 @@ def test_watch_on_a_directory_never_raises(tmp_path: Path):
     watch = BookWatch(tmp_path)
     assert watch.changed() is False
     assert watch.changed() is False
+
+
+def test_watch_sees_every_write_of_commands_that_open_and_close_the_book(db: Path):
+    # Each `spreadwatch positions add/update` is another process that opens the book, commits and closes it; closing
+    # as the last connection it knows of (SQLite's locks are per process), it checkpoints and removes the -wal and
+    # -shm files while the watch's connection stays open. Every one of those writes is a change, the first and
+    # every later one; the exporter's reads in between are not.
+    with PositionBook(db) as writer:
+        position = writer.add(entry(), entry_time=ENTRY, expiry=EXPIRY, now=NOW)
+    write = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA journal_mode = WAL'); "
+             "c.execute('UPDATE positions SET pnl = ? WHERE id = ?', (float(sys.argv[2]), sys.argv[3])); "
+             "c.commit(); c.close()")
+    watch = BookWatch(db)
+    watch.changed()
+    for pnl in (10.0, 20.0, 30.0):
+        assert len(read_positions(db)) == 1
+        assert watch.changed() is False
+        subprocess.run([sys.executable, "-c", write, str(db), str(pnl), position.id], check=True, timeout=30)
+        assert watch.changed() is True, f"the update to {pnl} was not seen"
+        assert watch.changed() is False
+    assert read_positions(db)[0].pnl == 30.0
+    watch.close()

@@ -432,7 +432,8 @@ def _accept_config_on_every_command(group: click.Group) -> None:
                 callback=_set_config_path, help="YAML config file (also before the subcommand; env SPREADWATCH_CONFIG)."))
 
 
-from spreadwatch.edges import cli_positions  # noqa: E402,F401  (registers the positions group on `cli`)
+# Register the positions group and check-alerting on `cli`.
+from spreadwatch.edges import cli_alerting, cli_positions  # noqa: E402,F401
 
 _accept_config_on_every_command(cli)
 

@@ -490,11 +490,21 @@ class PositionBook:
         return ids
 
 
+def _wal_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, modification time in ns) of a -wal file with frames in it; None for none or an empty one."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns) if st.st_size else None
+
+
 class BookWatch:
     """Whether the book at `path` changed since the last look, cheap enough to ask every second (microseconds: one
-    `stat` and one pragma, nothing of the book is parsed): SQLite's `PRAGMA data_version` on one long-lived
-    read-only connection, which moves whenever another connection commits, and the file's identity (a book
-    deleted, replaced or created since). Never writes and never creates the file; the connection stays outside any
+    `stat` or two and one pragma, nothing of the book is parsed): SQLite's `PRAGMA data_version` on one long-lived
+    read-only connection, which moves whenever another connection commits, the file's identity (a book deleted,
+    replaced or created since), and the stamps of the book and its -wal file, which every commit moves even when a
+    writer in another process has removed the -wal/-shm under this connection (its data_version then stays put). Never writes and never creates the file; the connection stays outside any
     transaction between looks, so it holds no lock and pins no WAL snapshot. Never raises: a missing, unreadable or
     corrupt file is a state like any other, and a change of state is a change."""
 
@@ -517,11 +527,16 @@ class BookWatch:
                 self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
                                              check_same_thread=False, timeout=0.1)
                 self._identity = identity
-            return (identity, self._conn.execute("PRAGMA data_version").fetchone()[0])
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error:
             # Not a database (yet), or refused: the file's own identity and stamp say when that changes.
             self.close()
             return ("unreadable", identity, st.st_size, st.st_mtime_ns)
+        # The files' stamps too: a writer in another process that closes the book as the last connection it knows
+        # of (SQLite's locks are per process) checkpoints it and removes the -wal and -shm files under this
+        # connection, whose data_version then never moves again. Every commit still writes frames to the -wal (or,
+        # without WAL, the book itself); readers, this look included, write neither (an empty -wal is no stamp).
+        return (identity, version, st.st_size, st.st_mtime_ns, _wal_stamp(Path(f"{self.path}-wal")))
 
     def changed(self) -> bool:
         """True when the book changed since the previous call (the first call only takes the baseline)."""
