@@ -146,6 +146,7 @@ def exposition(state: dict) -> str:
                             ("sessions_to_expiry", sessions), ("entry_dte", entry_dte), ("time_exit_sessions", 1),
                             ("pnl_age_seconds", 60), ("pnl_max_age_seconds", 7200), ("risk_dollars", 1715)):
             lines.append(_series(f"spreadwatch_position_{name}", value, **labels))
+        lines.append(_series("spreadwatch_position_exit_pnl_dollars", pnl, source="logged", **labels))
     return "\n".join(lines) + "\n"
 
 

@@ -102,6 +102,9 @@ class Exits:
     # it holds until the price is more than `short_strike_clear_expected_moves` away (a hovering price notifies once).
     short_strike_near_expected_moves: float = 0.5
     short_strike_clear_expected_moves: float = 0.75
+    # The P&L the profit target and the stop evaluate: the first of these with a current value (the logged P&L while
+    # younger than pnl_stale_after_minutes; a mark while its market data is); ["logged"] evaluates the logged P&L only.
+    pnl_sources: tuple[str, ...] = ("logged", "market", "model")
 
 
 @dataclass(frozen=True)
@@ -479,11 +482,24 @@ def _check_exits(config: Config) -> None:
         raise ConfigError("exits.time_exit_dte: must be >= 0")
     if e.pnl_stale_after_minutes <= 0:
         raise ConfigError("exits.pnl_stale_after_minutes: must be > 0")
+    _check_pnl_sources(e.pnl_sources)
     if e.short_strike_near_expected_moves <= 0:
         raise ConfigError("exits.short_strike_near_expected_moves: must be > 0")
     if e.short_strike_clear_expected_moves <= e.short_strike_near_expected_moves:
         raise ConfigError("exits.short_strike_clear_expected_moves: must be above "
                           "exits.short_strike_near_expected_moves (the hold band of SpreadwatchShortStrikeNear)")
+
+
+def _check_pnl_sources(sources: tuple[str, ...]) -> None:
+    from spreadwatch.domain.positions import PNL_SOURCES
+
+    if not sources:
+        raise ConfigError(f"exits.pnl_sources: must list at least one of {', '.join(PNL_SOURCES)}")
+    for i, source in enumerate(sources):
+        if source not in PNL_SOURCES:
+            raise ConfigError(f"exits.pnl_sources[{i}]: must be one of {', '.join(PNL_SOURCES)}, got {source!r}")
+        if source in sources[:i]:
+            raise ConfigError(f"exits.pnl_sources[{i}]: {source!r} is listed twice")
 
 
 def _check_risk(config: Config) -> None:

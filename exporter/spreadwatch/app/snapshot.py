@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from spreadwatch.domain.market_rules import known_at, looked_until
-from spreadwatch.domain.positions import Summary, exit_thresholds
+from spreadwatch.domain.positions import PnlReading, Summary, exit_pnl, exit_thresholds
 from spreadwatch.domain.scanner import BookState
 from spreadwatch.domain.watch import StrikeDistance, short_strike_distances
 
@@ -159,6 +159,9 @@ class PositionFacts:
     strike_distances: tuple[StrikeDistance, ...] = ()
     # The pricing model's estimate of the position now (domain/marks.py); None when it cannot be computed.
     model: ModelMark | None = None
+    # The P&L the profit target and the stop evaluate (exits.pnl_sources: logged, market or model), with its source
+    # and the instant it describes; None when no source in the order has one.
+    exit_pnl: PnlReading | None = None
 
 
 def _value_time(status: SourceStatus, context_time: datetime) -> datetime | None:
@@ -239,9 +242,39 @@ class Snapshot:
         for item in self.positions:
             p = item.position
             target, stop = exit_thresholds(p, exits)
+            model = self._model_mark(item)
             out.append(PositionFacts(item, target, stop, p.pnl / p.credit if p.credit else 0.0,
-                                     self._strike_distances(item), self._model_mark(item)))
+                                     self._strike_distances(item), model, self._exit_pnl(item, model)))
         return tuple(out)
+
+    def _exit_pnl(self, item: OpenPosition, model: ModelMark | None) -> PnlReading | None:
+        """The first current P&L in the configured order, at the snapshot's time (no chain mark is computed yet,
+        so `market` is never current)."""
+        exits = self.config.exits
+        p = item.position
+        readings = {"logged": PnlReading("logged", p.pnl, p.pnl_updated_at)}
+        if model is not None:
+            readings["model"] = PnlReading("model", model.pnl, self._marked_at(p.ticker), model.vol_index,
+                                           self._vol_name(p.ticker))
+        if self.time is None:
+            return readings["logged"] if "logged" in exits.pnl_sources else None
+        return exit_pnl(exits.pnl_sources, readings, self.time, exits.pnl_stale_after_minutes * 60)
+
+    def _marked_at(self, ticker: str) -> datetime | None:
+        """The stamp of the older of the ticker's price and vol index values (what a mark on them describes)."""
+        facts = self.tickers.get(ticker)
+        symbols = self.config.tickers.get(ticker)
+        if facts is None or symbols is None:
+            return None
+        ctx = facts.context
+        stamps = [_value_time(ctx.sources[sym], ctx.time) for sym in (symbols.price_symbol, symbols.vol_index)
+                  if sym in ctx.sources]
+        known = [t for t in stamps if t is not None]
+        return min(known) if known and len(known) == len(stamps) else None
+
+    def _vol_name(self, ticker: str) -> str:
+        symbols = self.config.tickers.get(ticker)
+        return "" if symbols is None else symbols.vol_index.lstrip("^")
 
     def _model_mark(self, item: OpenPosition) -> ModelMark | None:
         """On the ticker's price and vol index at the snapshot's time, over the sessions left."""

@@ -71,3 +71,4 @@ def model_mark(position: Any, price: float | None, vol_index_level: float | None
         prob -= float(ndtr(d2)) if is_call else float(ndtr(-d2))  # the tail beyond this short strike
     value *= position.contracts
     return ModelMark(value, position.credit - value, deltas, float(np.clip(prob, 0.0, 1.0)), vol_index_level)
+

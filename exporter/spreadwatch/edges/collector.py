@@ -229,27 +229,16 @@ class SnapshotCollector(Collector):
     # ---- positions ----------------------------------------------------------------------------------------
     def _positions(self, s: Snapshot, now: datetime) -> list[Metric]:
         exits = s.config.exits
-        specs = {
-            "pnl_dollars": "Last P&L logged (whole position).",
-            "credit_dollars": "Credit received (whole position).",
-            "risk_dollars": "Max risk (whole position).",
-            "pnl_to_credit_ratio": "P&L / credit.",
-            "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
-            "entry_dte": "DTE at entry.",
-            "expiry_timestamp_seconds": "Close of the expiry session; for display.",
-            "pnl_age_seconds": "Seconds since the P&L was last logged.",
-            "pnl_updated_timestamp_seconds": "When the P&L was last logged; for display.",
-            "profit_target_dollars": "Profit target: profit_target_pct x credit.",
-            "stop_loss_dollars": "Stop: -stop_loss_mult x credit (negative).",
-            "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
-            "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
-        }
-        fams = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS) for k, doc in specs.items()}
+        fams = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS) for k, doc in POSITION_DOCS.items()}
         distance = {k: _g(f"spreadwatch_position_short_strike{k}", doc, (*POSITION_LABELS, "leg"))
                     for k, doc in DISTANCE_DOCS.items()}
         model = {k: _g(f"spreadwatch_position_{k}", doc,
                        (*POSITION_LABELS, "leg", "source") if k == "short_delta" else (*POSITION_LABELS, "source"))
                  for k, doc in MODEL_DOCS.items()}
+        exit_fams = {k: _g(f"spreadwatch_position_{k}", doc, (*POSITION_LABELS, "source"))
+                     for k, doc in EXIT_DOCS.items()}
+        vol = _g("spreadwatch_position_estimated_vol_index", "The vol index level the estimate used.",
+                 (*POSITION_LABELS, "source", "symbol"))
         for facts in s.position_facts:
             item = facts.item
             p = item.position
@@ -275,17 +264,35 @@ class SnapshotCollector(Collector):
             add("stop_loss_dollars", facts.stop_loss)
             add("time_exit_sessions", exits.time_exit_dte)
             add("pnl_max_age_seconds", exits.pnl_stale_after_minutes * 60)
+            self._exit_pnl(facts, labels, exit_fams, now)
             ticker = s.tickers.get(p.ticker)
             if ticker is not None and ticker.known_at(now):  # a price the loop could not refresh is no distance
-                for d in facts.strike_distances:
-                    for key, value in (("", d.strike), ("_distance_points", d.points), ("_distance_ratio", d.ratio),
-                                       ("_distance_expected_moves", d.expected_moves),
-                                       ("_near_expected_moves", exits.short_strike_near_expected_moves),
-                                       ("_clear_expected_moves", exits.short_strike_clear_expected_moves)):
-                        if value is not None:
-                            distance[key].add_metric([*labels, d.leg], value)
+                self._distances(facts, labels, distance, exits)
                 self._model(facts, labels, model)
-        return [*fams.values(), *distance.values(), *model.values()]
+                symbols = s.config.tickers.get(p.ticker)
+                if facts.model is not None and symbols is not None:
+                    vol.add_metric([*labels, "model", symbols.vol_index], facts.model.vol_index)
+        return [*fams.values(), *distance.values(), *model.values(), vol, *exit_fams.values()]
+
+    @staticmethod
+    def _distances(facts: Any, labels: list[str], distance: dict[str, GaugeMetricFamily], exits: Any) -> None:
+        for d in facts.strike_distances:
+            for key, value in (("", d.strike), ("_distance_points", d.points), ("_distance_ratio", d.ratio),
+                               ("_distance_expected_moves", d.expected_moves),
+                               ("_near_expected_moves", exits.short_strike_near_expected_moves),
+                               ("_clear_expected_moves", exits.short_strike_clear_expected_moves)):
+                if value is not None:
+                    distance[key].add_metric([*labels, d.leg], value)
+
+    @staticmethod
+    def _exit_pnl(facts: Any, labels: list[str], fams: dict[str, GaugeMetricFamily], now: datetime) -> None:
+        """The P&L the exit rules evaluate, as the snapshot chose it (exits.pnl_sources), with its source."""
+        reading = facts.exit_pnl
+        if reading is None:
+            return
+        fams["exit_pnl_dollars"].add_metric([*labels, reading.source], reading.pnl)
+        if reading.as_of is not None:
+            fams["exit_pnl_age_seconds"].add_metric([*labels, reading.source], _age(now, reading.as_of))
 
     @staticmethod
     def _model(facts: Any, labels: list[str], model: dict[str, GaugeMetricFamily]) -> None:
@@ -321,6 +328,22 @@ class SnapshotCollector(Collector):
         return [*families, counts, open_risk, unreal, real]
 
 
+POSITION_DOCS = {
+    "pnl_dollars": "Last P&L logged (whole position).",
+    "credit_dollars": "Credit received (whole position).",
+    "risk_dollars": "Max risk (whole position).",
+    "pnl_to_credit_ratio": "P&L / credit.",
+    "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
+    "entry_dte": "DTE at entry.",
+    "expiry_timestamp_seconds": "Close of the expiry session; for display.",
+    "pnl_age_seconds": "Seconds since the P&L was last logged.",
+    "pnl_updated_timestamp_seconds": "When the P&L was last logged; for display.",
+    "profit_target_dollars": "Profit target: profit_target_pct x credit.",
+    "stop_loss_dollars": "Stop: -stop_loss_mult x credit (negative).",
+    "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
+    "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
+}
+
 DISTANCE_DOCS = {
     "": "The short strike of the leg (index points).",
     "_distance_points": "Index points from the price to the short strike on the safe side; negative once breached.",
@@ -335,6 +358,11 @@ MODEL_DOCS = {
     "estimated_pnl_dollars": "Estimated P&L: credit - estimated value; never the logged P&L.",
     "short_delta": "Delta of the short option of the leg, per unit of the index (model).",
     "otm_probability_ratio": "Risk-neutral probability that every short strike finishes out of the money (model).",
+}
+
+EXIT_DOCS = {
+    "exit_pnl_dollars": "The P&L the profit target and stop evaluate: the first current of exits.pnl_sources.",
+    "exit_pnl_age_seconds": "Age of the exit P&L: since it was logged, or of the oldest market value a mark used.",
 }
 
 MANAGED_DOCS = {
