@@ -22,9 +22,10 @@ from spreadwatch.domain.scanner import BookState
 from spreadwatch.domain.watch import StrikeDistance, short_strike_distances
 
 if TYPE_CHECKING:
+    from spreadwatch.app.chains import ChainStatus
     from spreadwatch.app.watcher import MarketContext, RegimeReading, SourceStatus
     from spreadwatch.config import Config
-    from spreadwatch.domain.marks import ModelMark
+    from spreadwatch.domain.marks import MarketMark, ModelMark
     from spreadwatch.domain.scanner import ScanResult
 
 # What a failed task run was (spreadwatch_task_failures_total{kind}; service.fault_kind): an outside-world or input
@@ -159,6 +160,8 @@ class PositionFacts:
     strike_distances: tuple[StrikeDistance, ...] = ()
     # The pricing model's estimate of the position now (domain/marks.py); None when it cannot be computed.
     model: ModelMark | None = None
+    # The delayed option chain's mark (app/chains.py); None without a chain (off, replay, failed, none listed).
+    market: MarketMark | None = None
     # The P&L the profit target and the stop evaluate (exits.pnl_sources: logged, market or model), with its source
     # and the instant it describes; None when no source in the order has one.
     exit_pnl: PnlReading | None = None
@@ -192,6 +195,9 @@ class Snapshot:
     # The process's regime reading (one regime watcher for every ticker). A snapshot built without the loop has
     # none: every context then carries the same regime, and `regime_facts` reads it from them.
     regime: RegimeReading | None = None
+    # The market marks of the open positions (position id -> mark) and the chain sources' states.
+    market_marks: dict[str, MarketMark] = field(default_factory=dict)
+    chains: dict[str, ChainStatus] = field(default_factory=dict)
 
     @property
     def stale_after(self) -> timedelta:
@@ -243,16 +249,20 @@ class Snapshot:
             p = item.position
             target, stop = exit_thresholds(p, exits)
             model = self._model_mark(item)
+            market = self.market_marks.get(p.id)
             out.append(PositionFacts(item, target, stop, p.pnl / p.credit if p.credit else 0.0,
-                                     self._strike_distances(item), model, self._exit_pnl(item, model)))
+                                     self._strike_distances(item), model, market,
+                                     self._exit_pnl(item, model, market)))
         return tuple(out)
 
-    def _exit_pnl(self, item: OpenPosition, model: ModelMark | None) -> PnlReading | None:
-        """The first current P&L in the configured order, at the snapshot's time (no chain mark is computed yet,
-        so `market` is never current)."""
+    def _exit_pnl(self, item: OpenPosition, model: ModelMark | None, market: MarketMark | None) -> PnlReading | None:
+        """The first current P&L in the configured order, at the snapshot's time. A market mark is current when the
+        chain it comes from was fetched at the last attempt and every leg had a usable quote."""
         exits = self.config.exits
         p = item.position
         readings = {"logged": PnlReading("logged", p.pnl, p.pnl_updated_at)}
+        if market is not None and market.pnl is not None:
+            readings["market"] = PnlReading("market", market.pnl, market.as_of)
         if model is not None:
             readings["model"] = PnlReading("model", model.pnl, self._marked_at(p.ticker), model.vol_index,
                                            self._vol_name(p.ticker))

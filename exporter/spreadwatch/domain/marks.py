@@ -126,7 +126,7 @@ def market_mark(position: Any, quotes: dict[str, LegQuote]) -> MarketMark:
         return MarketMark(None, None, None, flags)
     mids = {leg: (quotes[leg].bid + quotes[leg].ask) / 2 for leg in legs}  # type: ignore[operator]
     per_share = sum(mids[leg] if leg.startswith("short") else -mids[leg] for leg in legs)
-    value = per_share * 100 * position.contracts
+    value = round(per_share * 100 * position.contracts, 2)  # quotes are in cents: a mid x 100 is whole cents
     times = [quotes[leg].time for leg in legs]
     as_of = None if any(t is None for t in times) else min(t for t in times if t is not None)
     return MarketMark(value, position.credit - value, as_of, flags)

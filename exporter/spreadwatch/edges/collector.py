@@ -55,8 +55,8 @@ class SnapshotCollector(Collector):
         try:
             now = self._clock()
             families: list[Metric] = []
-            for part in (self._build, self._market, self._health, self._opportunities, self._positions,
-                         self._portfolio):
+            for part in (self._build, self._market, self._health, self._chains, self._opportunities,
+                         self._positions, self._portfolio):
                 try:
                     families.extend(part(snapshot, now))
                 except Exception:  # a bug in one part must not fail the scrape
@@ -73,6 +73,26 @@ class SnapshotCollector(Collector):
                    "The exporter's clock (the replay clock when replaying); for display only.")
         clock.add_metric([], now.timestamp())
         return [info, clock]
+
+    # ---- option chains (the market mark) -------------------------------------------------------------------
+    def _chains(self, s: Snapshot, now: datetime) -> list[Metric]:
+        """The chain sources, in families of their own: a delayed chain is always older than the index sources'
+        staleness bound, and a chain that is down must not hold back the exits as a stale index source does."""
+        if not s.chains:
+            return []
+        up = _g("spreadwatch_chain_up", "1 when the last fetch of every chain of the source gave quotes.", ("source",))
+        age = _g("spreadwatch_chain_age_seconds",
+                 "Age of the quotes of the last good fetch (since it, plus the chain's stated delay).", ("source",))
+        errors = CounterMetricFamily("spreadwatch_chain_errors", "Failed chain fetches by source and kind.",
+                                     labels=["source", "kind"])
+        delay = s.config.marks.chain_delay_minutes * 60
+        for name, status in s.chains.items():
+            up.add_metric([name], 1 if status.up else 0)
+            if status.last_success is not None:
+                age.add_metric([name], _age(now, status.last_success) + delay)
+            for kind in FAILURE_KINDS:
+                errors.add_metric([name, kind], float(status.errors.get(kind, 0)))
+        return [up, age, errors]
 
     # ---- market -------------------------------------------------------------------------------------------
     def _market(self, s: Snapshot, now: datetime) -> list[Metric]:
@@ -239,6 +259,8 @@ class SnapshotCollector(Collector):
                      for k, doc in EXIT_DOCS.items()}
         vol = _g("spreadwatch_position_estimated_vol_index", "The vol index level the estimate used.",
                  (*POSITION_LABELS, "source", "symbol"))
+        flags = _g("spreadwatch_position_market_quote_flag", "1 for a leg whose chain quote was refused (no mark).",
+                   (*POSITION_LABELS, "leg", "flag"))
         for facts in s.position_facts:
             item = facts.item
             p = item.position
@@ -265,6 +287,7 @@ class SnapshotCollector(Collector):
             add("time_exit_sessions", exits.time_exit_dte)
             add("pnl_max_age_seconds", exits.pnl_stale_after_minutes * 60)
             self._exit_pnl(facts, labels, exit_fams, now)
+            self._market_mark(facts, labels, model, flags)
             ticker = s.tickers.get(p.ticker)
             if ticker is not None and ticker.known_at(now):  # a price the loop could not refresh is no distance
                 self._distances(facts, labels, distance, exits)
@@ -272,7 +295,20 @@ class SnapshotCollector(Collector):
                 symbols = s.config.tickers.get(p.ticker)
                 if facts.model is not None and symbols is not None:
                     vol.add_metric([*labels, "model", symbols.vol_index], facts.model.vol_index)
-        return [*fams.values(), *distance.values(), *model.values(), vol, *exit_fams.values()]
+        return [*fams.values(), *distance.values(), *model.values(), vol, *exit_fams.values(), flags]
+
+    @staticmethod
+    def _market_mark(facts: Any, labels: list[str], model: dict[str, GaugeMetricFamily],
+                     flags: GaugeMetricFamily) -> None:
+        """The chain's mark beside the model's (source="market"), or the legs whose quotes it refused."""
+        mark = facts.market
+        if mark is None:
+            return
+        if mark.value is not None and mark.pnl is not None:
+            model["estimated_value_dollars"].add_metric([*labels, "market"], mark.value)
+            model["estimated_pnl_dollars"].add_metric([*labels, "market"], mark.pnl)
+        for leg, flag in sorted(mark.flags.items()):
+            flags.add_metric([*labels, leg, flag], 1)
 
     @staticmethod
     def _distances(facts: Any, labels: list[str], distance: dict[str, GaugeMetricFamily], exits: Any) -> None:
