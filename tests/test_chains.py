@@ -6,8 +6,10 @@ interface (the Yahoo parsing is tested on a payload in test_providers_yahoo.py);
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -40,9 +42,11 @@ class LiveWithChains(FaultyProvider):
 
 
 def config(**marks) -> Config:
+    """The market mark on, first in the exit P&L's order; positions every 30 s, chains at most every 60 s."""
     base = Config()
     return dataclasses.replace(
-        base, marks=dataclasses.replace(base.marks, chain=True, **marks),
+        base, marks=dataclasses.replace(base.marks, chain=True, chain_interval_seconds=60, **marks),
+        intervals=dataclasses.replace(base.intervals, positions_seconds=30),
         exits=dataclasses.replace(base.exits, pnl_sources=("market", "model", "logged")))
 
 
@@ -56,13 +60,17 @@ def add_spread(db: Path, monkeypatch, short_put: str = "19800", long_put: str = 
     return result.output.split('"id": "', 1)[1].split('"', 1)[0]
 
 
-def test_positions_are_marked_at_the_chain_mids_within_the_rate_limit_and_a_failing_chain_leaves_the_model(
-        tmp_path, monkeypatch):
+def running_with_chains(tmp_path, monkeypatch, provider: LiveWithChains) -> tuple[Any, dict[str, str]]:
     db = tmp_path / "book.db"
     pid = add_spread(db, monkeypatch)
-    provider = LiveWithChains()
     service = make_service(tmp_path, provider, config=config(), db=db, start=START)
-    labels = {"position_id": pid, "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+    return service, {"position_id": pid, "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+
+
+def test_positions_are_marked_at_the_chain_mids_and_a_chain_is_asked_at_most_once_per_interval(
+        tmp_path, monkeypatch):
+    provider = LiveWithChains()
+    service, labels = running_with_chains(tmp_path, monkeypatch, provider)
     market = {**labels, "source": "market"}
     with Running(service) as running:
         # (10.2 + 11.0) / 2 - (6.1 + 6.9) / 2 = 4.10 a share: $410 to buy back, P&L 330 - 410 = -$80.
@@ -74,23 +82,63 @@ def test_positions_are_marked_at_the_chain_mids_within_the_rate_limit_and_a_fail
         assert sample(service, "spreadwatch_chain_up", {"source": "^NDX options"}) == 1
         assert provider.asked == [("^NDX", date(2026, 11, 25))]
 
-        running.step(4)  # four positions cycles (60 s) inside the 300 s rate limit: the cached chain, no request
+        running.step()  # the next positions cycle (30 s) is inside the 60 s rate limit: the cached chain, no request
+        assert service.clock.now() == START + timedelta(seconds=30)
         assert len(provider.asked) == 1
-        assert sample(service, "spreadwatch_chain_age_seconds", {"source": "^NDX options"}) == 900 + 240
+        assert sample(service, "spreadwatch_chain_age_seconds", {"source": "^NDX options"}) == 900 + 30
+        assert sample(service, "spreadwatch_position_exit_pnl_dollars", market) == -80.0
+        running.step()
+        assert len(provider.asked) == 2  # due again 60 s after the first
 
-        provider.failing = True
-        running.until(lambda: len(provider.asked) == 2, within=120)  # due again 300 s after the first
+
+def test_a_failing_chain_leaves_the_model_mark_and_reports_its_source_down_then_up(tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="spreadwatch.events")
+    provider = LiveWithChains()
+    provider.failing = True
+    service, labels = running_with_chains(tmp_path, monkeypatch, provider)
+    market = {**labels, "source": "market"}
+    with Running(service) as running:
         assert sample(service, "spreadwatch_chain_up", {"source": "^NDX options"}) == 0
         assert sample(service, "spreadwatch_chain_errors_total", {"source": "^NDX options", "kind": "rate_limit"}) == 1
         assert sample(service, "spreadwatch_position_estimated_pnl_dollars", market) is None
         model_pnl = sample(service, "spreadwatch_position_estimated_pnl_dollars", {**labels, "source": "model"})
         assert sample(service, "spreadwatch_position_exit_pnl_dollars", {**labels, "source": "model"}) == model_pnl
         assert service.snapshot.tasks["positions"].ok  # the chain's failure is its source's, not the task's
+        assert "Market data source ^NDX options is down" in caplog.text  # said as an index source's is
 
         provider.failing = False
-        running.until(lambda: len(provider.asked) == 3, within=360)
+        running.until(lambda: len(provider.asked) == 2, within=60)
         assert sample(service, "spreadwatch_chain_up", {"source": "^NDX options"}) == 1
         assert sample(service, "spreadwatch_position_exit_pnl_dollars", market) == -80.0
+        assert "Market data source ^NDX options is back up" in caplog.text
+
+
+def test_a_hung_chain_request_is_a_timeout_and_the_loop_goes_on(tmp_path, monkeypatch):
+    db = tmp_path / "book.db"
+    pid = add_spread(db, monkeypatch)
+    release = threading.Event()
+
+    class Hanging(LiveWithChains):
+        def option_chain(self, symbol, expiry):
+            self.asked.append((symbol, expiry))
+            release.wait(60)
+            return list(CHAIN)
+
+    provider = Hanging()
+    service = make_service(tmp_path, provider, config=config(), db=db, start=START, fetch_deadline=0.2)
+    labels = {"position_id": pid, "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+    try:
+        with Running(service) as running:
+            assert sample(service, "spreadwatch_chain_up", {"source": "^NDX options"}) == 0
+            assert sample(service, "spreadwatch_chain_errors_total", {"source": "^NDX options", "kind": "timeout"}) == 1
+            assert sample(service, "spreadwatch_position_exit_pnl_dollars", {**labels, "source": "model"}) is not None
+            running.until(lambda: service.chains.requests == 1 and len(provider.asked) == 1
+                          and sample(service, "spreadwatch_chain_errors_total",
+                                     {"source": "^NDX options", "kind": "timeout"}) == 2, within=60)
+            assert len(provider.asked) == 1  # still hanging: not asked again, another timeout counted
+            assert service.snapshot.tasks["positions"].ok
+    finally:
+        release.set()
 
 
 def test_a_crossed_leg_is_flagged_and_gives_no_market_mark(tmp_path, monkeypatch):
@@ -112,7 +160,7 @@ def test_no_chain_is_asked_on_replay_or_with_the_chain_off(tmp_path):
     service = make_service(tmp_path, off, config=dataclasses.replace(config(), marks=Config().marks), start=START)
     assert service.chains is None
     with Running(service) as running:
-        running.step(2)
+        running.step()
     assert off.asked == []
     assert sample(service, "spreadwatch_chain_up", {"source": "^NDX options"}) is None
-    assert START + timedelta(minutes=2) == service.clock.now()
+    assert service.clock.now() == START + timedelta(seconds=30)

@@ -8,17 +8,22 @@ last good fetch). A chain that fails is dropped: its positions have no market ma
 so the model mark stays their estimate, and the source is down with the failure counted, as an index source is.
 A quote's instant is the fetch's minus `marks.chain_delay_minutes`, the chain's stated delay (Yahoo gives no quote
 time; the last trade time of a far option can be hours old and says nothing about its quote). Must not: make up a
-quote, run on replay (the service builds it only for a live provider with `marks.chain` on).
+quote, run on replay (the service builds it only for a live provider with `marks.chain` on), or stall the loop
+(each request has a wall-clock deadline; a hung one is a timeout and is not asked again while it hangs).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from spreadwatch.domain.marks import LegQuote, MarketMark, market_mark
 from spreadwatch.edges.providers import ChainProvider, OptionQuote, ProviderError
+
+log = logging.getLogger(__name__)
 
 LEG_SIDES = {"short_put": "put", "long_put": "put", "short_call": "call", "long_call": "call"}
 
@@ -34,8 +39,10 @@ class ChainStatus:
 
 
 class ChainMarker:
-    def __init__(self, provider: ChainProvider, config: Any) -> None:
+    def __init__(self, provider: ChainProvider, config: Any, deadline: float = 20.0) -> None:
         self._provider = provider
+        self._deadline = deadline  # wall seconds a chain request may take before it counts as a timeout
+        self._running: dict[tuple[str, date], threading.Thread] = {}
         self._config = config
         self._interval = timedelta(seconds=config.marks.chain_interval_seconds)
         self._delay = timedelta(minutes=config.marks.chain_delay_minutes)
@@ -53,17 +60,40 @@ class ChainMarker:
     def _fetch(self, key: tuple[str, date], now: datetime) -> None:
         symbol, expiry = key
         self._tried[key] = now
-        self.requests += 1
-        try:
-            quotes = self._provider.option_chain(symbol, expiry)
-        except ProviderError as exc:
-            self._chains.pop(key, None)
-            self._up[symbol] = False
-            errors = self._errors.setdefault(symbol, {})
-            errors[exc.kind] = errors.get(exc.kind, 0) + 1
+        running = self._running.get(key)
+        if running is not None and running.is_alive():  # the last request of this chain never came back
+            self._failed(key, "timeout")
             return
-        self._chains[key] = (now, {(q.right, q.strike): q for q in quotes})
-        self._success[symbol] = now
+        self.requests += 1
+        result: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                result["quotes"] = self._provider.option_chain(symbol, expiry)
+            except ProviderError as exc:
+                result["kind"] = exc.kind
+            except Exception:  # a provider bug is this chain's failure, never the positions task's
+                log.exception("option chain %s %s failed", symbol, expiry.isoformat())
+                result["kind"] = "exception"
+
+        thread = threading.Thread(target=call, name=f"chain-{symbol}", daemon=True)
+        thread.start()
+        thread.join(self._deadline)
+        if thread.is_alive():  # a hung request: the loop goes on; the thread ends with its request
+            self._running[key] = thread
+            self._failed(key, "timeout")
+        elif "quotes" in result:
+            self._chains[key] = (now, {(q.right, q.strike): q for q in result["quotes"]})
+            self._success[symbol] = now
+        else:
+            self._failed(key, result["kind"])
+
+    def _failed(self, key: tuple[str, date], kind: str) -> None:
+        symbol = key[0]
+        self._chains.pop(key, None)
+        self._up[symbol] = False
+        errors = self._errors.setdefault(symbol, {})
+        errors[kind] = errors.get(kind, 0) + 1
 
     def update(self, now: datetime, open_positions: tuple[Any, ...]) -> dict[str, MarketMark]:
         """Fetch the chains that are due, then mark every open position whose chain is held: position id -> mark."""

@@ -165,6 +165,7 @@ class EventTracker:
         # A source is down here when its last fetch failed (a fetch still stuck is the market task's failure).
         down_now = {symbol for facts in s.tickers.values() for symbol, st in facts.context.sources.items()
                     if not st.up}
+        down_now |= {name for name, chain in s.chains.items() if not chain.up}  # option chains: the same lines
         for symbol in sorted(down_now - self._down):
             self._emit(now, "WARNING", f"Market data source {symbol} is down")
         if not self._first:

@@ -89,7 +89,7 @@ class _Fetch:
             self.done.set()
 
 
-def _chain_marker(config: Any, provider: Any) -> Any:
+def _chain_marker(config: Any, provider: Any, deadline: float) -> Any:
     """The chain marker for a live provider that serves option chains, with `marks.chain` on; None otherwise (replay
     is never marked from a chain: its days have none)."""
     from spreadwatch.edges.providers import ChainProvider
@@ -98,7 +98,7 @@ def _chain_marker(config: Any, provider: Any) -> Any:
         return None
     from spreadwatch.app.chains import ChainMarker
 
-    return ChainMarker(provider, config)
+    return ChainMarker(provider, config, deadline)
 
 
 class Service:
@@ -129,7 +129,8 @@ class Service:
         self.watchers = {t: MarketWatcher(config, provider, calendar, t, trend=trend, regime=self.regime)
                          for t in tickers}
         self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
-        self.chains = _chain_marker(config, provider)  # the market mark: live data with marks.chain on, else None
+        # The market mark: live data with marks.chain on, else None.
+        self.chains = _chain_marker(config, provider, fetch_deadline)
         self._marks: dict[str, Any] = {}
         self._pending: dict[str, _Fetch] = {}
         self._timeouts: dict[str, int] = {}  # symbol -> fetches that missed the deadline
