@@ -105,9 +105,9 @@ def test_index_walking_through_a_short_strike_notifies_near_breached_and_a_model
         text = notified("short strike breached", "Reason: Short strike breached")
         assert f"Position {pid} | Reason: Short strike breached | short_put 19800 | NDX: " in text, text
 
-        # The walk goes on to 19,750 and holds: ten more cycles, each held while Prometheus evaluates it; nothing
+        # The walk goes on to 19,750 and holds: five more cycles, each held while Prometheus evaluates it; nothing
         # notifies again (hysteresis; repeat_interval is 30 minutes).
-        for _ in range(10):
+        for _ in range(5):
             shown = service.clock.now().timestamp()
             running.step()
             wait_until(lambda s=shown: stack.prom.query("max(spreadwatch_clock_timestamp_seconds)")
