@@ -228,46 +228,126 @@ def portfolio_row() -> list:
     ]
 
 
-POS_VALUES = (
-    ("pnl_dollars", "P&L"), ("profit_target_dollars", "Target"), ("stop_loss_dollars", "Stop"),
-    ("pnl_to_credit_ratio", "P&L / credit"), ("credit_dollars", "Credit"), ("risk_dollars", "Max risk"),
-    ("sessions_to_expiry", "Sessions to expiry"), ("time_exit_sessions", "Time exit at"),
-    ("pnl_age_seconds", "P&L age"),
+POS_VALUES = (  # (query of the position's value, column title)
+    ("spreadwatch_position_pnl_dollars", "P&L"),
+    ("spreadwatch_position_exit_pnl_dollars", "Exit P&L"),
+    (None, "Exit P&L from"),  # EXIT_SOURCE_EXPR
+    ("spreadwatch_position_exit_pnl_age_seconds", "Exit P&L age"),
+    ('spreadwatch_position_estimated_pnl_dollars{source="model", __T__}', "Estimated P&L (model)"),
+    ("spreadwatch_position_profit_target_dollars", "Target"), ("spreadwatch_position_stop_loss_dollars", "Stop"),
+    ("spreadwatch_position_pnl_to_credit_ratio", "P&L / credit"), ("spreadwatch_position_credit_dollars", "Credit"),
+    ("spreadwatch_position_risk_dollars", "Max risk"), ("spreadwatch_position_sessions_to_expiry", "Sessions to expiry"),
+    ("spreadwatch_position_time_exit_sessions", "Time exit at"), ("spreadwatch_position_pnl_age_seconds", "P&L age"),
+    ('spreadwatch_position_otm_probability_ratio{source="model", __T__}', "P(short strikes OTM, model)"),
 )
+# The exit P&L's source as a number for a table cell (a label column would stop `merge` joining the frames): the
+# exporter exports exactly one exit P&L series per position, its `source` one of these.
+EXIT_SOURCES = ("logged", "market", "model")
+EXIT_SOURCE_EXPR = " or ".join(f'{code} + 0 * spreadwatch_position_exit_pnl_dollars{{source="{name}", {TICKER}}}'
+                               for code, name in enumerate(EXIT_SOURCES))
+EXIT_SOURCE_DISPLAY = {"logged": "green", "market": "blue", "model": "orange"}
+
+
+def _position_query(metric: str | None) -> str:
+    if metric is None:
+        inner = EXIT_SOURCE_EXPR
+    elif "__T__" in metric:
+        inner = metric.replace("__T__", TICKER)
+    else:
+        inner = f"{metric}{{{TICKER}}}"
+    return f"max by ({POS_LABELS}) ({inner})"
 
 
 def positions_table() -> table.Panel:
     panel = (table.Panel().title("Open positions").description(
-        "Open positions with their last logged P&L against the profit target and the stop (dollars, whole "
-        "position), and trading sessions to expiry against the time exit. Update P&L with "
+        "Open positions with their last logged P&L and the exit P&L the profit target and the stop evaluate "
+        "(exits.pnl_sources: the logged P&L while fresh, else the market mark, else the model's estimate; "
+        "its source and age beside it), the model's estimated P&L, the thresholds (dollars, whole position), "
+        "and trading sessions to expiry against the time exit. Update P&L with "
         "`spreadwatch positions update ID --pnl N`.").datasource(PROMETHEUS).span(24).height(7))
     rename = {"position_id": "ID", "ticker": "Ticker", "spread_type": "Spread", "band": "Band"}
-    for ref, (suffix, title) in zip("ABCDEFGHIJ", POS_VALUES, strict=False):
-        panel = panel.with_target(q(f"max by ({POS_LABELS}) (spreadwatch_position_{suffix}{{{TICKER}}})", ref=ref,
-                                    instant=True, table_format=True))
+    for ref, (metric, title) in zip("ABCDEFGHIJKLMNOP", POS_VALUES, strict=False):
+        panel = panel.with_target(q(_position_query(metric), ref=ref, instant=True, table_format=True))
         rename[f"Value #{ref}"] = title
     panel = (panel.with_transformation(MERGE).with_transformation(organize(rename)).show_header(True)
              .sort_by([common.TableSortByFieldState().display_name("Sessions to expiry").desc(False)]))
+    pnl_cell = {"unit": "currencyUSD", "custom__cellOptions": {"type": "color-text"},
+                "thresholds": steps((None, "red"), (0.0, "green")).build()}
+    sources = value_map({str(code): (name, EXIT_SOURCE_DISPLAY[name]) for code, name in enumerate(EXIT_SOURCES)})
     for field, props in (
-        ("P&L", {"unit": "currencyUSD", "custom__cellOptions": {"type": "color-text"},
-                 "thresholds": steps((None, "red"), (0.0, "green")).build()}),
+        ("P&L", pnl_cell), ("Exit P&L", pnl_cell), ("Estimated P&L (model)", pnl_cell),
+        ("Exit P&L from", {"mappings": [sources], "custom__cellOptions": {"type": "color-text"}}),
         ("Target", {"unit": "currencyUSD"}), ("Stop", {"unit": "currencyUSD"}),
         ("Credit", {"unit": "currencyUSD"}), ("Max risk", {"unit": "currencyUSD"}),
-        ("P&L / credit", {"unit": "percentunit"}), ("P&L age", {"unit": "s"}),
+        ("P&L / credit", {"unit": "percentunit"}), ("P&L age", {"unit": "s"}), ("Exit P&L age", {"unit": "s"}),
+        ("P(short strikes OTM, model)", {"unit": "percentunit", "decimals": 1}),
     ):
         panel = panel.with_override(*override(field, **props))
     return panel
 
 
+LEG_LABELS = f"{POS_LABELS}, leg"
+STRIKE_VALUES = (  # (metric, column title), per position and short leg
+    ("spreadwatch_position_short_strike", "Strike"),
+    ("spreadwatch_position_short_strike_distance_points", "Distance (points)"),
+    ("spreadwatch_position_short_strike_distance_ratio", "Distance / price"),
+    ("spreadwatch_position_short_strike_distance_expected_moves", "Distance (expected moves)"),
+    ("spreadwatch_position_short_strike_near_expected_moves", "Near within"),
+    ('spreadwatch_position_short_delta{source="model", __T__}', "Short delta (model)"),
+)
+
+
+def short_strikes_table() -> table.Panel:
+    panel = (table.Panel().title("Distance to the short strikes").description(
+        "Each open position's short strikes and how far the price is from them: in index points (negative once "
+        "the price is through the strike), as a fraction of the price, and in the vol index's expected moves to "
+        "expiry. SpreadwatchShortStrikeNear fires within the 'Near within' distance, SpreadwatchShortStrikeBreached "
+        "through the strike. Short delta: the model's, per unit of the index.")
+        .datasource(PROMETHEUS).span(12).height(8))
+    rename = {"position_id": "ID", "ticker": "Ticker", "spread_type": "Spread", "band": "Band", "leg": "Leg"}
+    for ref, (metric, title) in zip("ABCDEFGH", STRIKE_VALUES, strict=False):
+        inner = metric.replace("__T__", TICKER) if "__T__" in metric else f"{metric}{{{TICKER}}}"
+        panel = panel.with_target(q(f"max by ({LEG_LABELS}) ({inner})", ref=ref, instant=True, table_format=True))
+        rename[f"Value #{ref}"] = title
+    panel = (panel.with_transformation(MERGE).with_transformation(organize(rename)).show_header(True)
+             .sort_by([common.TableSortByFieldState().display_name("Distance (expected moves)").desc(False)]))
+    em = {"decimals": 2, "custom__cellOptions": {"type": "color-background"},
+          "thresholds": steps((None, "red"), (0.0, "orange"), (0.5, "transparent")).build()}
+    for field, props in (
+        ("Distance (expected moves)", em), ("Distance / price", {"unit": "percentunit", "decimals": 2}),
+        ("Distance (points)", {"decimals": 1}), ("Near within", {"decimals": 2}), ("Short delta (model)", {"decimals": 3}),
+    ):
+        panel = panel.with_override(*override(field, **props))
+    return panel
+
+
+def distance_timeseries() -> timeseries.Panel:
+    dashed = [dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})]
+    return (timeseries.Panel().title("Short strike distance (expected moves)").description(
+        "Distance from the price to each short strike in the vol index's expected moves to expiry, with the "
+        "distance at which SpreadwatchShortStrikeNear fires (dashed). Below 0: the strike is breached.")
+        .datasource(PROMETHEUS).span(12).height(8)
+        .with_target(q(f"spreadwatch_position_short_strike_distance_expected_moves{{{TICKER}}}",
+                       "{{position_id}} {{leg}}"))
+        .with_target(q(f"spreadwatch_position_short_strike_near_expected_moves{{{TICKER}}}",
+                       "{{position_id}} {{leg}} near", ref="B"))
+        .override_by_regexp(".* near$", dashed))
+
+
 def pnl_timeseries() -> timeseries.Panel:
     dashed = [dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})]
+    dotted = [dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dot", "dash": [2, 6]})]
     return (timeseries.Panel().title("Position P&L vs target and stop").description(
-        "Each open position's logged P&L with its profit target and stop lines (dashed).")
+        "Each open position's logged P&L and its estimated P&L (dotted; the source says which estimate: the "
+        "model's, or a market mark) with its profit target and stop lines (dashed).")
         .datasource(PROMETHEUS).unit("currencyUSD").span(12).height(8)
         .with_target(q(f"spreadwatch_position_pnl_dollars{{{TICKER}}}", "{{position_id}} P&L"))
+        .with_target(q(f"spreadwatch_position_estimated_pnl_dollars{{{TICKER}}}",
+                       "{{position_id}} estimated ({{source}})", ref="D"))
         .with_target(q(f"spreadwatch_position_profit_target_dollars{{{TICKER}}}", "{{position_id}} target", ref="B"))
         .with_target(q(f"spreadwatch_position_stop_loss_dollars{{{TICKER}}}", "{{position_id}} stop", ref="C"))
-        .override_by_regexp(".* (target|stop)$", dashed))
+        .override_by_regexp(".* (target|stop)$", dashed)
+        .override_by_regexp(r".* estimated \(.*\)$", dotted))
 
 
 def portfolio_pnl_timeseries() -> timeseries.Panel:
@@ -390,6 +470,7 @@ def main_dashboard() -> dash.Dashboard:
     for panel in portfolio_row():
         board = board.with_panel(panel)
     board = board.with_panel(positions_table())
+    board = board.with_panel(short_strikes_table()).with_panel(distance_timeseries())
     board = board.with_panel(pnl_timeseries()).with_panel(portfolio_pnl_timeseries())
     board = board.with_row(dash.Row("Alerts"))
     board = board.with_panel(alert_groups()).with_panel(recent_alerts())

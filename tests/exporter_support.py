@@ -206,7 +206,9 @@ class Running:
     """The real loop in a thread, with the real HTTP server on a free loopback port. With a VirtualClock (what
     `make_service` gives) the loop runs its first cycle and then waits for the test: `step(n)`, `until(...)`."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, address: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+        """`address`: where the server listens (a free loopback port by default; a given one lets a Prometheus
+        started before the exporter scrape it)."""
         from spreadwatch.edges.collector import Exposition, SnapshotCollector, build_registry
         from spreadwatch.edges.server import ExporterServer
 
@@ -214,7 +216,7 @@ class Running:
         collector = SnapshotCollector(lambda: service.snapshot, service.clock.now)
         self.registry = build_registry(collector)
         self.exposition = Exposition(collector)
-        self.server = ExporterServer(service, self.exposition, ("127.0.0.1", 0))
+        self.server = ExporterServer(service, self.exposition, address)
         self.thread = threading.Thread(target=service.run, daemon=True)
 
     @property

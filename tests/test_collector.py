@@ -139,7 +139,7 @@ def test_cardinality_with_3_tickers_20_opportunities_50_positions():
         snap.config, tickers={**snap.config.tickers, "RUT": snap.config.tickers["SPX"]}))
     count = len(series(generate_latest(registry_for(snap)).decode()))
     # Stated in docs/exporter.md; a change here is a change of the cardinality contract.
-    assert count == 1774, count
+    assert count == 1874, count
 
 
 def documented_metric_names() -> set[str]:
@@ -269,3 +269,48 @@ def sample_of(text: bytes, name, labels):
     from realstack import sample_value
 
     return sample_value(text.decode(), name, labels)
+
+
+def test_the_exit_pnl_is_the_logged_pnl_while_fresh_then_the_model_mark_with_its_source_and_age():
+    from spreadwatch.domain.marks import model_mark
+
+    ctx = dataclasses.replace(context(price=19800.0), vol_index=25.0)
+    calendar = CalendarFacts("open", True, True, 11700.0, 0.5)
+    labels = {"position_id": "p0000", "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+    fresh = registry_for(snapshot(n_positions=1, contexts={"NDX": ctx}, calendar=calendar))
+    assert fresh.get_sample_value("spreadwatch_position_exit_pnl_dollars", {**labels, "source": "logged"}) == 50.0
+    assert fresh.get_sample_value("spreadwatch_position_exit_pnl_age_seconds", {**labels, "source": "logged"}) == 600
+    assert fresh.get_sample_value("spreadwatch_position_exit_pnl_dollars", {**labels, "source": "model"}) is None
+
+    old = dataclasses.replace(position(0), pnl_updated_at=NOW - timedelta(minutes=121))  # past pnl_stale_after 120
+    stale_logged = snapshot(n_positions=1, contexts={"NDX": ctx}, calendar=calendar,
+                            positions=(OpenPosition(old, 2, NOW + timedelta(days=3)),))
+    reg = registry_for(stale_logged, now=NOW + timedelta(seconds=15))
+    expected = model_mark(old, 19800.0, 25.0, 2.5)
+    assert expected is not None and expected.pnl != 50.0
+    model = {**labels, "source": "model"}
+    assert reg.get_sample_value("spreadwatch_position_exit_pnl_dollars", model) == pytest.approx(expected.pnl)
+    assert reg.get_sample_value("spreadwatch_position_exit_pnl_age_seconds", model) == 45  # the price is 30 s old
+    assert reg.get_sample_value("spreadwatch_position_exit_pnl_dollars", {**labels, "source": "logged"}) is None
+    assert reg.get_sample_value("spreadwatch_position_estimated_vol_index", {**model, "symbol": "^VXN"}) == 25.0
+    assert reg.get_sample_value("spreadwatch_position_pnl_dollars", labels) == 50.0  # the logged series stays
+
+    logged_only = dataclasses.replace(stale_logged, config=dataclasses.replace(
+        Config(), exits=dataclasses.replace(Config().exits, pnl_sources=("logged",))))
+    reg = registry_for(logged_only)
+    assert reg.get_sample_value("spreadwatch_position_exit_pnl_dollars", {**labels, "source": "logged"}) == 50.0
+    assert reg.get_sample_value("spreadwatch_position_exit_pnl_dollars", model) is None
+    assert reg.get_sample_value("spreadwatch_position_estimated_pnl_dollars", model) == pytest.approx(expected.pnl)
+
+
+def test_without_a_current_mark_the_exit_pnl_is_the_old_logged_pnl_unless_the_order_leaves_it_out():
+    old = dataclasses.replace(position(0), pnl_updated_at=NOW - timedelta(hours=5))
+    no_vol = snapshot(n_positions=1, positions=(OpenPosition(old, 2, NOW + timedelta(days=3)),))  # no vol index
+    labels = {"position_id": "p0000", "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
+    reg = registry_for(no_vol)
+    assert reg.get_sample_value("spreadwatch_position_exit_pnl_dollars", {**labels, "source": "logged"}) == 50.0
+    assert reg.get_sample_value("spreadwatch_position_exit_pnl_age_seconds", {**labels, "source": "logged"}) == 18000
+    marks_only = dataclasses.replace(no_vol, config=dataclasses.replace(
+        Config(), exits=dataclasses.replace(Config().exits, pnl_sources=("model",))))
+    text = generate_latest(registry_for(marks_only)).decode()
+    assert "spreadwatch_position_exit_pnl_dollars{" not in text

@@ -158,6 +158,10 @@ def test_wrong_keys_and_types_name_the_key_path(tmp_path, text, expected):
         ("scan: {top_n: 0}\n", "scan.top_n: must be >= 1"),
         ("exits: {stop_loss_mult: 0}\n", "exits.stop_loss_mult: must be > 0"),
         ("exits: {time_exit_dte: -1}\n", "exits.time_exit_dte: must be >= 0"),
+        ("exits: {pnl_sources: [logged, broker]}\n",
+         "exits.pnl_sources[1]: must be one of logged, market, model, got 'broker'"),
+        ("exits: {pnl_sources: [model, logged, model]}\n", "exits.pnl_sources[2]: 'model' is listed twice"),
+        ("exits: {pnl_sources: []}\n", "exits.pnl_sources: must list at least one of logged, market, model"),
         ("risk: {max_positions: 0}\n", "risk.max_positions: must be >= 1"),
         ("regime: {boundaries: {low: 12, medium: 11, high: 20, extreme: 30}}\n", "regime.boundaries: must be "
                                                                                  "positive and increasing"),
@@ -171,6 +175,11 @@ def test_wrong_keys_and_types_name_the_key_path(tmp_path, text, expected):
 )
 def test_values_that_make_no_sense_are_refused(tmp_path, text, expected):
     assert expected in refused(text, tmp_path)
+
+
+def test_logged_only_exits_are_one_setting(tmp_path):
+    assert load_config_file(write(tmp_path, "exits: {pnl_sources: logged}\n")).exits.pnl_sources == ("logged",)
+    assert Config().exits.pnl_sources == ("logged", "market", "model")
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):

@@ -146,6 +146,7 @@ def exposition(state: dict) -> str:
                             ("sessions_to_expiry", sessions), ("entry_dte", entry_dte), ("time_exit_sessions", 1),
                             ("pnl_age_seconds", 60), ("pnl_max_age_seconds", 7200), ("risk_dollars", 1715)):
             lines.append(_series(f"spreadwatch_position_{name}", value, **labels))
+        lines.append(_series("spreadwatch_position_exit_pnl_dollars", pnl, source="logged", **labels))
     return "\n".join(lines) + "\n"
 
 
@@ -294,6 +295,17 @@ def write_replay_scenario(path: Path) -> None:
             out.write(line)
 
 
+def logged_headline(text: str, prefix: str, subject: str) -> bool:
+    """The message starts with the exit's headline, which names its P&L as the logged one and its age (the exit
+    P&L's source: a P&L logged moments ago is the freshest)."""
+    return re.match(rf"{re.escape(prefix + subject)} \(logged [0-9hms ]+ ago\)\n", text) is not None
+
+
+def logged_age(text: str) -> str:
+    match = re.search(r"\(logged ([0-9hms ]+) ago\)", text)
+    return match[1] if match else "?"
+
+
 def _et(seconds: float | None) -> str:
     """An epoch time as HH:MM:SS ET (the replayed day's clock)."""
     from datetime import datetime
@@ -413,37 +425,39 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
             shown = shown_a
             got, text = stack.wait_slack(subject_a, after=0)
             record("profit target -> Slack", got, shown, t_a)
-            assert text.startswith(f"[EXIT] {subject_a}\n"), text
-            assert (f"NDX put_spread P98 (position {a}) has P&L $150.00; its profit target is $142.50 (credit $285.00)."
+            assert logged_headline(text, "[EXIT] ", subject_a), text
+            assert (f"NDX put_spread P98 (position {a}) has P&L $150.00 (logged {logged_age(text)} ago); its profit "
+                    f"target is $142.50 (credit $285.00)."
                     in text), text
             assert "RUNBOOK.md#spreadwatchprofittarget|Runbook: SpreadwatchProfitTarget>" in text
             got, text = stack.wait_email(subject_a, after=0)
             record("profit target -> email", got, shown, t_a)
-            assert text.startswith(f"[spreadwatch] [EXIT] {subject_a}\n"), text
+            assert logged_headline(text, "[spreadwatch] [EXIT] ", subject_a), text
             assert f"Close it in your broker, then `spreadwatch positions close {a} --pnl <P&L>" in text
 
             shown = shown_b
             got, text = stack.wait_slack(subject_b, after=0)
             record("stop loss -> Slack", got, shown, t_b)
-            assert text.startswith(f"[EXIT] {subject_b}\n"), text
-            assert f"(position {b}) has P&L $-600.00; its stop is $-570.00 (credit $285.00)." in text, text
+            assert logged_headline(text, "[EXIT] ", subject_b), text
+            assert (f"(position {b}) has P&L $-600.00 (logged {logged_age(text)} ago); its stop is $-570.00 "
+                    f"(credit $285.00).") in text, text
             got, text = stack.wait_email(subject_b, after=0)
             record("stop loss -> email", got, shown, t_b)
-            assert text.startswith(f"[spreadwatch] [EXIT] {subject_b}\n"), text
+            assert logged_headline(text, "[spreadwatch] [EXIT] ", subject_b), text
 
             # 4. Closing A: its series vanish and its alert resolves on both channels.
             t, _ = cli("positions", "close", a, "--pnl", "150", "--note", "Profit target")
             shown = step_until(position(a), within=cycle, after=t, shown=False)
             got, text = stack.wait_slack("[RESOLVED]", f"Position {a}", after=t)
             record("position closed -> resolved on Slack", got, shown, t)
-            assert text.startswith(f"[RESOLVED] [EXIT] {subject_a}\n"), text
+            assert logged_headline(text, "[RESOLVED] [EXIT] ", subject_a), text
             # A resolved exit never claims the position was closed: the session's end or an exporter restart also
             # resolve it.
             assert "UTC: the position was closed or its P&L moved back, or the session ended or the exporter stopped " \
                    "reporting it; check `spreadwatch positions list`)" in text, text
             got, text = stack.wait_email("[RESOLVED]", f"Position {a}", after=t)
             record("position closed -> resolved by email", got, shown, t)
-            assert text.startswith(f"[spreadwatch] [RESOLVED] [EXIT] {subject_a}\n"), text
+            assert logged_headline(text, "[spreadwatch] [RESOLVED] [EXIT] ", subject_a), text
             assert "(no longer signalled since " in text, text
 
             # 5. A third position pushes the capital at risk over the $5,000 limit (B $1,715 + C $4,000); closing it

@@ -210,6 +210,23 @@ def test_the_main_dashboard_has_what_the_issue_lists():
         assert f"spreadwatch_position_{metric}{{" in table, metric
     lines = exprs(find_panel("Position P&L vs target and stop"))
     assert all(m in lines for m in ("pnl_dollars", "profit_target_dollars", "stop_loss_dollars"))
+    # The estimated P&L next to the logged one, with its source: a line per estimate named by its source, and in
+    # the table the exit P&L, where it comes from (logged, market, model) and how old it is.
+    pnl_panel = find_panel("Position P&L vs target and stop")
+    assert any("estimated_pnl_dollars" in t["expr"] and "{{source}}" in t["legendFormat"]
+               for t in pnl_panel["targets"])
+    positions = find_panel("Open positions")
+    for metric in ("exit_pnl_dollars", "exit_pnl_age_seconds", 'estimated_pnl_dollars{source="model"'):
+        assert f"spreadwatch_position_{metric}" in exprs(positions), metric
+    (source,) = [o for o in positions["fieldConfig"]["overrides"] if o["matcher"]["options"] == "Exit P&L from"]
+    (mapping,) = [p["value"] for p in source["properties"] if p["id"] == "mappings"]
+    assert {k: v["text"] for k, v in mapping[0]["options"].items()} == {"0": "logged", "1": "market", "2": "model"}
+    # The distance to the short strikes: points, ratio, expected moves (with the near threshold), per leg.
+    strikes = exprs(find_panel("Distance to the short strikes"))
+    for suffix in ("", "_distance_points", "_distance_ratio", "_distance_expected_moves", "_near_expected_moves"):
+        assert f"spreadwatch_position_short_strike{suffix}{{" in strikes, suffix
+    assert "leg" in strikes
+    assert "near_expected_moves" in exprs(find_panel("Short strike distance (expected moves)"))
     assert "realized_pnl_dollars" in exprs(find_panel("P&L over time"))
 
     # Firing (Alertmanager) and recent (Prometheus ALERTS) alerts, data health, regime history.
@@ -251,6 +268,12 @@ def emitted_metrics() -> set[str]:
     for prefix, block in (("spreadwatch_opportunity_", "_opportunities"), ("spreadwatch_position_", "_positions")):
         body = source.split(f"def {block}(", 1)[1].split("\n    def ", 1)[0]
         names |= {prefix + k for k in re.findall(r"\"([a-z_]+)\": \"", body)}
+    # ... and of the module's tables of position families (collector.POSITION_DOCS and its siblings)
+    for prefix, table_name in (("spreadwatch_position_", "POSITION_DOCS"), ("spreadwatch_position_", "MODEL_DOCS"),
+                               ("spreadwatch_position_", "EXIT_DOCS"),
+                               ("spreadwatch_position_short_strike", "DISTANCE_DOCS")):
+        body = source.split(f"\n{table_name} = {{", 1)[1].split("\n}", 1)[0]
+        names |= {prefix + k for k in re.findall(r"\"([a-z_]*)\": \"", body)}
     return names
 
 

@@ -13,9 +13,11 @@ from spreadwatch.domain.positions import (
     IMPORT_ALIASES,
     JSON_KEYS,
     SUMMARY_KEYS,
+    PnlReading,
     Position,
     PositionInput,
     computed_risk,
+    exit_pnl,
     exit_signals,
     limit_warnings,
     money,
@@ -232,6 +234,47 @@ def test_stop_loss_fires_at_exactly_minus_twice_the_credit():
     [signal] = exit_signals(position(pnl=-600.0), 3, EXITS)
     assert signal.detail.startswith("Stop loss hit | P&L: $-600.00 (-210.5%) <= $-570.00 (2x credit)")
     assert signal.label == "stop loss"
+
+
+# ---- the exit P&L: which P&L the target and stop evaluate -------------------------------------------------------
+AT = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+LOGGED_FRESH = 120 * 60.0  # exits.pnl_stale_after_minutes 120
+
+
+def readings(logged_minutes: float, model: float | None = -612.4) -> dict[str, PnlReading]:
+    out = {"logged": PnlReading("logged", 20.0, AT - timedelta(minutes=logged_minutes))}
+    if model is not None:
+        out["model"] = PnlReading("model", model, AT - timedelta(seconds=30), 18.2, "VIX")
+    return out
+
+
+def test_the_logged_pnl_wins_while_younger_than_the_staleness_bound_then_the_model_mark():
+    order = ("logged", "market", "model")
+    assert exit_pnl(order, readings(119), AT, LOGGED_FRESH).source == "logged"
+    assert exit_pnl(order, readings(120), AT, LOGGED_FRESH).source == "model"  # younger than: 120 min is stale
+    assert exit_pnl(("model", "logged"), readings(1), AT, LOGGED_FRESH).source == "model"  # the order decides
+
+
+def test_without_a_current_mark_the_old_logged_pnl_stays_and_an_order_without_logged_gives_none():
+    order = ("logged", "market", "model")
+    assert exit_pnl(order, readings(300, model=None), AT, LOGGED_FRESH).pnl == 20.0
+    assert exit_pnl(("logged",), readings(300), AT, LOGGED_FRESH).source == "logged"  # logged only: never a mark
+    assert exit_pnl(("market", "model"), readings(1, model=None), AT, LOGGED_FRESH) is None
+    never_timed = {"logged": PnlReading("logged", 20.0, None)}
+    assert exit_pnl(order, {**never_timed, **readings(0)}, AT, LOGGED_FRESH).source == "logged"
+    assert exit_pnl(order, {**readings(0), **never_timed}, AT, LOGGED_FRESH).source == "model"  # age unknown
+
+
+def test_a_stop_on_the_model_mark_says_where_its_pnl_comes_from_and_how_old_it_is():
+    reading = readings(300)["model"]
+    [signal] = exit_signals(position(pnl=20.0), 3, EXITS, reading, AT)
+    assert signal.reason == "stop_loss"
+    assert signal.detail == ("Stop loss hit | P&L: $-612.40 (-214.9%) (estimated from the model, VIX 18.2, data 30s "
+                             "old) <= $-570.00 (2x credit)")
+    logged = PnlReading("logged", 150.0, AT - timedelta(minutes=12))
+    [signal] = exit_signals(position(pnl=150.0), 3, EXITS, logged, AT)
+    assert signal.detail.startswith("Profit target hit | P&L: $150.00 (+52.6%) (logged 12m ago) >= $142.50")
+    assert reasons(position(pnl=20.0)) == []  # the logged P&L alone meets nothing
 
 
 def test_time_exit_at_or_under_time_exit_dte_sessions():

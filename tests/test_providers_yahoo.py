@@ -18,6 +18,7 @@ from spreadwatch.edges.providers.yahoo import YahooProvider, frame_to_daily, fra
 
 DATA = Path(__file__).parent / "data" / "yahoo"
 PAYLOADS = {"^NDX": "ndx_1m.json", "^VIX": "vix_1d.json", "^VXN": "vxn_empty_1d.json"}
+OPTION_PAYLOADS = {"^NDX": "ndx_options_20261125.json"}
 
 
 def utc(text: str) -> datetime:
@@ -50,6 +51,10 @@ def recorded(monkeypatch, tmp_path):
     requests: list[tuple[str, dict]] = []
 
     def get(self, url, params=None, timeout=30):
+        if "/v7/finance/options/" in url:  # an option chain: the expiry list, then ?date=<expiry>
+            symbol, _, query = url.rsplit("/", 1)[1].partition("?")
+            requests.append((symbol, {"options": query}))
+            return _Response(json.loads((DATA / OPTION_PAYLOADS[symbol]).read_text(encoding="utf-8")), url)
         symbol = url.rsplit("/", 1)[1]
         requests.append((symbol, dict(params or {})))
         return _Response(json.loads((DATA / PAYLOADS[symbol]).read_text(encoding="utf-8")), url)
@@ -81,6 +86,34 @@ def test_recorded_daily_chart_parses_through_download(recorded):
     assert [b.close for b in bars] == [16.5, 17.0, 14.0]
     assert len(provider.daily("^VIX", date(2026, 11, 24), 400)) == 30
     assert len([p for _, p in recorded if "events" in p]) == 1  # daily history is cached for the day
+
+
+def test_a_hand_written_option_chain_parses_into_quotes_with_bid_ask_and_trade_time(recorded):
+    quotes = YahooProvider(timeout=5).option_chain("^NDX", date(2026, 11, 25))
+    by_key = {(q.right, q.strike): q for q in quotes}
+    assert sorted(by_key) == [("call", 20500.0), ("call", 20600.0), ("put", 19600.0), ("put", 19700.0),
+                              ("put", 19800.0), ("put", 19850.0)]
+    short = by_key[("put", 19800.0)]
+    assert (short.bid, short.ask, short.last_trade) == (10.2, 11.0, utc("2026-11-24T16:02:00Z"))
+    assert (by_key[("put", 19850.0)].bid, by_key[("put", 19850.0)].ask) == (14.0, 13.2)  # crossed: kept as quoted
+    assert by_key[("call", 20600.0)].ask is None  # no ask in the payload: missing, never 0
+    assert by_key[("put", 19600.0)].last_trade is None and by_key[("put", 19600.0)].bid == 0.0
+    assert [q["options"] for s, q in recorded if "options" in q] == ["", "date=1795564800"]
+
+
+def test_an_expiry_the_chain_does_not_list_is_empty_and_a_rate_limit_keeps_its_kind(recorded):
+    with pytest.raises(ProviderError) as info:
+        YahooProvider(timeout=5).option_chain("^NDX", date(2026, 11, 30))
+    assert info.value.kind == "empty" and "2026-11-30" in str(info.value)
+
+    class Limited:
+        def option_chain(self, expiry):
+            raise RuntimeError("Too Many Requests. Rate limited. Try after a while.")
+
+    provider = YahooProvider(timeout=5, attempts=2, ticker_factory=lambda s: Limited(), sleep=lambda s: None)
+    with pytest.raises(ProviderError) as info:
+        provider.option_chain("^NDX", date(2026, 11, 25))
+    assert info.value.kind == "rate_limit"
 
 
 def test_download_returning_an_empty_frame_is_reported_empty(recorded):

@@ -102,6 +102,18 @@ class Exits:
     # it holds until the price is more than `short_strike_clear_expected_moves` away (a hovering price notifies once).
     short_strike_near_expected_moves: float = 0.5
     short_strike_clear_expected_moves: float = 0.75
+    # The P&L the profit target and the stop evaluate: the first of these with a current value (the logged P&L while
+    # younger than pnl_stale_after_minutes; a mark while its market data is); ["logged"] evaluates the logged P&L only.
+    pnl_sources: tuple[str, ...] = ("logged", "market", "model")
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The market mark: open positions marked at the mids of a delayed option chain (live data only)."""
+
+    chain: bool = False  # off by default: the model mark needs no chain
+    chain_interval_seconds: int = 300  # at most one request per chain (symbol and expiry) this often
+    chain_delay_minutes: int = 15  # the chain's stated quote delay: a mark fetched at t describes t - this
 
 
 @dataclass(frozen=True)
@@ -150,12 +162,15 @@ class Ticker:
     vol_index: str
     volume_symbol: str
     strike_increment: float
+    # The symbol of the ticker's options on the chain provider (the market mark): ^SPX for SPX, whose price symbol
+    # ^GSPC has none. Empty: no market mark for this ticker.
+    chain_symbol: str = ""
 
 
 def _default_tickers() -> dict[str, Ticker]:
     return {
-        "NDX": Ticker("^NDX", "^VXN", "QQQ", 10.0),
-        "SPX": Ticker("^GSPC", "^VIX", "SPY", 5.0),
+        "NDX": Ticker("^NDX", "^VXN", "QQQ", 10.0, "^NDX"),
+        "SPX": Ticker("^GSPC", "^VIX", "SPY", 5.0, "^SPX"),
     }
 
 
@@ -199,6 +214,7 @@ class Config:
     scan: Scan = field(default_factory=Scan)
     grid_build: GridBuild = field(default_factory=GridBuild)
     exits: Exits = field(default_factory=Exits)
+    marks: Marks = field(default_factory=Marks)
     risk: Risk = field(default_factory=Risk)
     regime: Regime = field(default_factory=Regime)
     paths: Paths = field(default_factory=Paths)
@@ -428,7 +444,7 @@ def check_consistency(config: Config) -> None:
     for name, value in dataclasses.asdict(config.intervals).items():
         if value <= 0:
             raise ConfigError(f"intervals.{name}: must be > 0")
-    for check in (_check_market, _check_hours, _check_scan, _check_exits, _check_risk, _check_regime,
+    for check in (_check_market, _check_hours, _check_scan, _check_exits, _check_marks, _check_risk, _check_regime,
                   _check_tickers, _check_logging):
         check(config)
 
@@ -485,11 +501,32 @@ def _check_exits(config: Config) -> None:
         raise ConfigError("exits.time_exit_dte: must be >= 0")
     if e.pnl_stale_after_minutes <= 0:
         raise ConfigError("exits.pnl_stale_after_minutes: must be > 0")
+    _check_pnl_sources(e.pnl_sources)
     if e.short_strike_near_expected_moves <= 0:
         raise ConfigError("exits.short_strike_near_expected_moves: must be > 0")
     if e.short_strike_clear_expected_moves <= e.short_strike_near_expected_moves:
         raise ConfigError("exits.short_strike_clear_expected_moves: must be above "
                           "exits.short_strike_near_expected_moves (the hold band of SpreadwatchShortStrikeNear)")
+
+
+def _check_pnl_sources(sources: tuple[str, ...]) -> None:
+    from spreadwatch.domain.positions import PNL_SOURCES
+
+    if not sources:
+        raise ConfigError(f"exits.pnl_sources: must list at least one of {', '.join(PNL_SOURCES)}")
+    for i, source in enumerate(sources):
+        if source not in PNL_SOURCES:
+            raise ConfigError(f"exits.pnl_sources[{i}]: must be one of {', '.join(PNL_SOURCES)}, got {source!r}")
+        if source in sources[:i]:
+            raise ConfigError(f"exits.pnl_sources[{i}]: {source!r} is listed twice")
+
+
+def _check_marks(config: Config) -> None:
+    m = config.marks
+    if m.chain_interval_seconds < 60:
+        raise ConfigError("marks.chain_interval_seconds: must be >= 60 (a chain is two requests; be gentle)")
+    if m.chain_delay_minutes < 0:
+        raise ConfigError("marks.chain_delay_minutes: must be >= 0")
 
 
 def _check_risk(config: Config) -> None:

@@ -132,8 +132,12 @@ class EventTracker:
 
     def _exit_events(self, now: datetime, s: Snapshot) -> None:
         exits_now: set[tuple[str, str]] = set()
-        for item in s.positions:
-            for signal in exit_signals(item.position, item.sessions_to_expiry, self.config.exits):
+        for facts in s.position_facts:  # target and stop on the exit P&L, as the alerts evaluate them
+            item = facts.item
+            reading = facts.exit_pnl
+            for signal in exit_signals(item.position, item.sessions_to_expiry, self.config.exits, reading, now):
+                if reading is None and signal.reason in ("profit_target", "stop_loss"):
+                    continue  # no exit P&L (an order without `logged`, no current mark): nothing to evaluate
                 key = (item.position.id, signal.reason)
                 exits_now.add(key)
                 if key not in self._exits:
@@ -161,6 +165,7 @@ class EventTracker:
         # A source is down here when its last fetch failed (a fetch still stuck is the market task's failure).
         down_now = {symbol for facts in s.tickers.values() for symbol, st in facts.context.sources.items()
                     if not st.up}
+        down_now |= {name for name, chain in s.chains.items() if not chain.up}  # option chains: the same lines
         for symbol in sorted(down_now - self._down):
             self._emit(now, "WARNING", f"Market data source {symbol} is down")
         if not self._first:

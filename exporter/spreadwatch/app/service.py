@@ -89,6 +89,18 @@ class _Fetch:
             self.done.set()
 
 
+def _chain_marker(config: Any, provider: Any, deadline: float) -> Any:
+    """The chain marker for a live provider that serves option chains, with `marks.chain` on; None otherwise (replay
+    is never marked from a chain: its days have none)."""
+    from spreadwatch.edges.providers import ChainProvider
+
+    if not config.marks.chain or provider.label != "live" or not isinstance(provider, ChainProvider):
+        return None
+    from spreadwatch.app.chains import ChainMarker
+
+    return ChainMarker(provider, config, deadline)
+
+
 class Service:
     def __init__(self, config: Any, provider: Any, clock: Any, calendar: Any, *, tickers: tuple[str, ...],
                  db_path: Path, grid_path: Path, trend: str | None = None, scan_interval: float | None = None,
@@ -117,6 +129,9 @@ class Service:
         self.watchers = {t: MarketWatcher(config, provider, calendar, t, trend=trend, regime=self.regime)
                          for t in tickers}
         self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
+        # The market mark: live data with marks.chain on, else None.
+        self.chains = _chain_marker(config, provider, fetch_deadline)
+        self._marks: dict[str, Any] = {}
         self._pending: dict[str, _Fetch] = {}
         self._timeouts: dict[str, int] = {}  # symbol -> fetches that missed the deadline
         self._hung: frozenset[str] = frozenset()  # symbols whose ticker's fetch is past its deadline now
@@ -232,6 +247,8 @@ class Service:
             open_items.append(OpenPosition(p, sessions, close))
         self._open = tuple(open_items)
         self._portfolio = Portfolio.of(summarize(positions))
+        if self.chains is not None:  # a failing chain is its source's state, never this task's failure
+            self._marks = self.chains.update(now, self._open)
 
     def scan_task(self, now: datetime) -> None:
         from spreadwatch.domain.scanner import scan
@@ -274,7 +291,8 @@ class Service:
             self.snapshot, time=now, calendar=facts, contexts=dict(self._contexts), scans=dict(self._scans),
             grid=self._grid_info, positions=self._open, portfolio=self._portfolio, tasks=dict(self._tasks),
             today=cal.et_date(now), fetch_timeouts=dict(self._timeouts), hung_sources=self._hung,
-            regime=self.regime.reading)
+            regime=self.regime.reading, market_marks=dict(self._marks),
+            chains=self.chains.statuses() if self.chains is not None else {})
         self.snapshot = snapshot  # the atomic swap: one reference assignment
         try:
             self._events.observe(snapshot)

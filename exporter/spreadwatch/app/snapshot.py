@@ -17,14 +17,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from spreadwatch.domain.market_rules import known_at, looked_until
-from spreadwatch.domain.positions import Summary, exit_thresholds
+from spreadwatch.domain.positions import PnlReading, Summary, exit_pnl, exit_thresholds
 from spreadwatch.domain.scanner import BookState
 from spreadwatch.domain.watch import StrikeDistance, short_strike_distances
 
 if TYPE_CHECKING:
+    from spreadwatch.app.chains import ChainStatus
     from spreadwatch.app.watcher import MarketContext, RegimeReading, SourceStatus
     from spreadwatch.config import Config
-    from spreadwatch.domain.marks import ModelMark
+    from spreadwatch.domain.marks import MarketMark, ModelMark
     from spreadwatch.domain.scanner import ScanResult
 
 # What a failed task run was (spreadwatch_task_failures_total{kind}; service.fault_kind): an outside-world or input
@@ -159,6 +160,11 @@ class PositionFacts:
     strike_distances: tuple[StrikeDistance, ...] = ()
     # The pricing model's estimate of the position now (domain/marks.py); None when it cannot be computed.
     model: ModelMark | None = None
+    # The delayed option chain's mark (app/chains.py); None without a chain (off, replay, failed, none listed).
+    market: MarketMark | None = None
+    # The P&L the profit target and the stop evaluate (exits.pnl_sources: logged, market or model), with its source
+    # and the instant it describes; None when no source in the order has one.
+    exit_pnl: PnlReading | None = None
 
 
 def _value_time(status: SourceStatus, context_time: datetime) -> datetime | None:
@@ -189,6 +195,9 @@ class Snapshot:
     # The process's regime reading (one regime watcher for every ticker). A snapshot built without the loop has
     # none: every context then carries the same regime, and `regime_facts` reads it from them.
     regime: RegimeReading | None = None
+    # The market marks of the open positions (position id -> mark) and the chain sources' states.
+    market_marks: dict[str, MarketMark] = field(default_factory=dict)
+    chains: dict[str, ChainStatus] = field(default_factory=dict)
 
     @property
     def stale_after(self) -> timedelta:
@@ -239,9 +248,43 @@ class Snapshot:
         for item in self.positions:
             p = item.position
             target, stop = exit_thresholds(p, exits)
+            model = self._model_mark(item)
+            market = self.market_marks.get(p.id)
             out.append(PositionFacts(item, target, stop, p.pnl / p.credit if p.credit else 0.0,
-                                     self._strike_distances(item), self._model_mark(item)))
+                                     self._strike_distances(item), model, market,
+                                     self._exit_pnl(item, model, market)))
         return tuple(out)
+
+    def _exit_pnl(self, item: OpenPosition, model: ModelMark | None, market: MarketMark | None) -> PnlReading | None:
+        """The first current P&L in the configured order, at the snapshot's time. A market mark is current when the
+        chain it comes from was fetched at the last attempt and every leg had a usable quote."""
+        exits = self.config.exits
+        p = item.position
+        readings = {"logged": PnlReading("logged", p.pnl, p.pnl_updated_at)}
+        if market is not None and market.pnl is not None:
+            readings["market"] = PnlReading("market", market.pnl, market.as_of)
+        if model is not None:
+            readings["model"] = PnlReading("model", model.pnl, self._marked_at(p.ticker), model.vol_index,
+                                           self._vol_name(p.ticker))
+        if self.time is None:
+            return readings["logged"] if "logged" in exits.pnl_sources else None
+        return exit_pnl(exits.pnl_sources, readings, self.time, exits.pnl_stale_after_minutes * 60)
+
+    def _marked_at(self, ticker: str) -> datetime | None:
+        """The stamp of the older of the ticker's price and vol index values (what a mark on them describes)."""
+        facts = self.tickers.get(ticker)
+        symbols = self.config.tickers.get(ticker)
+        if facts is None or symbols is None:
+            return None
+        ctx = facts.context
+        stamps = [_value_time(ctx.sources[sym], ctx.time) for sym in (symbols.price_symbol, symbols.vol_index)
+                  if sym in ctx.sources]
+        known = [t for t in stamps if t is not None]
+        return min(known) if known and len(known) == len(stamps) else None
+
+    def _vol_name(self, ticker: str) -> str:
+        symbols = self.config.tickers.get(ticker)
+        return "" if symbols is None else symbols.vol_index.lstrip("^")
 
     def _model_mark(self, item: OpenPosition) -> ModelMark | None:
         """On the ticker's price and vol index at the snapshot's time, over the sessions left."""

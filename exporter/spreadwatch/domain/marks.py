@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -71,3 +72,61 @@ def model_mark(position: Any, price: float | None, vol_index_level: float | None
         prob -= float(ndtr(d2)) if is_call else float(ndtr(-d2))  # the tail beyond this short strike
     value *= position.contracts
     return ModelMark(value, position.credit - value, deltas, float(np.clip(prob, 0.0, 1.0)), vol_index_level)
+
+
+
+# ---- the market mark: a delayed option chain's mid prices -------------------------------------------------------
+
+@dataclass(frozen=True)
+class LegQuote:
+    """One option's quote from a chain: bid and ask per share (None when the chain gave none) and when it was
+    last traded or quoted (None when unknown)."""
+
+    bid: float | None
+    ask: float | None
+    time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MarketMark:
+    """A position marked at the mid of each leg's quote. `value`/`pnl` are None when a leg's quote is flagged:
+    a crossed (bid > ask), zero or missing quote has no mid worth trusting, and nothing stands in for it."""
+
+    value: float | None  # dollars, whole position: what buying it back at the mids costs
+    pnl: float | None  # credit - value
+    as_of: datetime | None  # the oldest quote time of the legs (None when any is unknown)
+    flags: dict[str, str]  # leg -> crossed | zero | missing, for each leg whose quote was refused
+
+
+def quote_flag(quote: LegQuote | None) -> str | None:
+    """Why a quote has no usable mid: missing (no quote, or a bid or ask absent or not finite), zero (an ask of
+    0, or a bid of 0 with no ask above it), crossed (bid above ask); None when it is usable."""
+    if quote is None or quote.bid is None or quote.ask is None:
+        return "missing"
+    if not (math.isfinite(quote.bid) and math.isfinite(quote.ask)) or quote.bid < 0 or quote.ask < 0:
+        return "missing"
+    if quote.ask == 0:
+        return "zero"
+    if quote.bid > quote.ask:
+        return "crossed"
+    return None
+
+
+def market_mark(position: Any, quotes: dict[str, LegQuote]) -> MarketMark:
+    """`position` (a positions.Position) marked at the mids of `quotes` (leg name -> its option's quote): for each
+    vertical the short leg's mid minus the long leg's, x 100 per contract x contracts. A bid of 0 under a positive
+    ask is a real quote for a far option (its mid is half the ask); an ask of 0 is no quote."""
+    legs = [leg for leg in ("short_put", "long_put", "short_call", "long_call") if getattr(position, leg) is not None]
+    flags = {}
+    for leg in legs:
+        flag = quote_flag(quotes.get(leg))
+        if flag is not None:
+            flags[leg] = flag
+    if flags or not legs:
+        return MarketMark(None, None, None, flags)
+    mids = {leg: (quotes[leg].bid + quotes[leg].ask) / 2 for leg in legs}  # type: ignore[operator]
+    per_share = sum(mids[leg] if leg.startswith("short") else -mids[leg] for leg in legs)
+    value = round(per_share * 100 * position.contracts, 2)  # quotes are in cents: a mid x 100 is whole cents
+    times = [quotes[leg].time for leg in legs]
+    as_of = None if any(t is None for t in times) else min(t for t in times if t is not None)
+    return MarketMark(value, position.credit - value, as_of, flags)

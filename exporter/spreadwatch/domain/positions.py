@@ -263,20 +263,86 @@ def exit_thresholds(position: Position, exits: Any) -> tuple[float, float]:
             exit_threshold(-exits.stop_loss_mult * position.credit))
 
 
-def exit_signals(position: Position, sessions_to_expiry: int | None, exits: Any) -> list[ExitSignal]:
+# ---- the P&L the exit rules evaluate ---------------------------------------------------------------------------
+
+# Where a P&L comes from: the trader's last logged one, a delayed option chain's mid prices, the pricing model.
+PNL_SOURCES: tuple[str, ...] = ("logged", "market", "model")
+
+
+@dataclass(frozen=True)
+class PnlReading:
+    """A P&L of a whole position from one source, and the instant it describes (the logged P&L: when it was
+    logged; a mark: the stamp of the oldest market value it was computed from). None: an instant not known."""
+
+    source: str  # one of PNL_SOURCES
+    pnl: float
+    as_of: datetime | None
+    vol_index: float | None = None  # the vol index level a model mark used
+    vol_symbol: str = ""  # its name as people say it (VIX, VXN)
+
+
+def exit_pnl(order: tuple[str, ...], readings: dict[str, PnlReading], now: datetime,
+             logged_fresh_seconds: float) -> PnlReading | None:
+    """The P&L the profit target and the stop evaluate: the first source in `order` that has a current reading.
+
+    A mark is current whenever it exists (it is computed only from market data that is still knowledge); the logged
+    P&L is current while younger than `logged_fresh_seconds`. When none is current, the logged P&L if `order`
+    lists it (the trader's word, however old, as when it is the only source), else None: an order without
+    "logged" gives no exit P&L until a mark is current."""
+    for source in order:
+        reading = readings.get(source)
+        if reading is None:
+            continue
+        if source != "logged":
+            return reading
+        if reading.as_of is not None and (now - reading.as_of).total_seconds() < logged_fresh_seconds:
+            return reading
+    return readings.get("logged") if "logged" in order else None
+
+
+def pnl_basis(reading: PnlReading, now: datetime) -> str:
+    """How a P&L reading reads to people, beside the amount: "(logged 12m ago)", "(estimated from the model, VIX
+    18.2, data 45s old)", "(market mark, 15m old)"."""
+    age = "" if reading.as_of is None else age_text(max(0.0, (now - reading.as_of).total_seconds()))
+    if reading.source == "logged":
+        return f"(logged {age} ago)" if age else "(logged)"
+    if reading.source == "model":
+        vol = "" if reading.vol_index is None else f", {reading.vol_symbol} {reading.vol_index:.1f}"
+        return f"(estimated from the model{vol}{', data ' + age + ' old' if age else ''})"
+    return f"(market mark{', ' + age + ' old' if age else ''})"
+
+
+def age_text(seconds: float) -> str:
+    """A short age: 45s, 12m, 3h 05m, 2d 4h."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def exit_signals(position: Position, sessions_to_expiry: int | None, exits: Any,
+                 reading: PnlReading | None = None, now: datetime | None = None) -> list[ExitSignal]:
     """Each exit rule an open position meets, with the threshold: the same rules for alerts, the loop's event log
-    and `positions update/close`. `sessions_to_expiry` is None when the calendar cannot say."""
+    and `positions update/close`. `sessions_to_expiry` is None when the calendar cannot say. The profit target and
+    the stop evaluate `reading` (the exit P&L, `exit_pnl`) when given, said with its source and age at `now`,
+    else the logged P&L."""
     p = position
     out = []
     target, stop = exit_thresholds(p, exits)
-    pct = p.pnl / p.credit * 100 if p.credit else 0.0
-    pnl = cents(p.pnl)
+    value = p.pnl if reading is None else reading.pnl
+    pct = value / p.credit * 100 if p.credit else 0.0
+    basis = "" if reading is None or now is None else f" {pnl_basis(reading, now)}"
+    pnl = cents(value)
     if pnl >= cents(target):
-        out.append(ExitSignal("profit_target", f"Profit target hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) >= "
+        out.append(ExitSignal("profit_target", f"Profit target hit | P&L: ${value:,.2f} ({pct:+.1f}%){basis} >= "
                                                f"${target:,.2f} ({exits.profit_target_pct:.0%} of credit)"))
     if pnl <= cents(stop):
-        out.append(ExitSignal("stop_loss", f"Stop loss hit | P&L: ${p.pnl:,.2f} ({pct:+.1f}%) <= ${stop:,.2f} "
-                                           f"({exits.stop_loss_mult:g}x credit)"))
+        out.append(ExitSignal("stop_loss", f"Stop loss hit | P&L: ${value:,.2f} ({pct:+.1f}%){basis} <= "
+                                           f"${stop:,.2f} ({exits.stop_loss_mult:g}x credit)"))
     if sessions_to_expiry is not None and sessions_to_expiry < 0:
         out.append(ExitSignal("expired", f"Expired: {expired_text(p.expiry, sessions_to_expiry)}; close it in the "
                                          f"book with its final P&L"))

@@ -54,6 +54,11 @@ def _since(then: datetime) -> ValueAt:
     return lambda now: max(0.0, (now - then).total_seconds())
 
 
+def _chain_age(then: datetime, delay: float) -> ValueAt:
+    """Age of a chain's quotes: since the fetch, plus the chain's stated delay."""
+    return lambda now: _age(now, then) + delay
+
+
 def _remaining(seconds: float, since: datetime) -> ValueAt:
     """`seconds` left at `since`, counted down on the clock; None (absent) once nothing is left."""
     def left(now: datetime) -> float | None:
@@ -128,8 +133,8 @@ class SnapshotCollector(Collector):
     def families(self, snapshot: Snapshot, now: datetime) -> list[Family]:
         """Every family of `snapshot` at `now`, in exposition order; the clocked ones (ages) as `ClockedGauge`."""
         families: list[Family] = []
-        for part in (self._build, self._market, self._health, self._opportunities, self._positions,
-                     self._portfolio):
+        for part in (self._build, self._market, self._health, self._chains, self._opportunities,
+                     self._positions, self._portfolio):
             try:
                 families.extend(part(snapshot, now))
             except Exception:  # a bug in one part must not fail the scrape
@@ -154,6 +159,27 @@ class SnapshotCollector(Collector):
                              "The exporter's clock (the replay clock when replaying); for display only.")
         clock.add([], lambda at: at.timestamp())
         return [info, clock]
+
+    # ---- option chains (the market mark) -------------------------------------------------------------------
+    def _chains(self, s: Snapshot, now: datetime) -> list[Family]:
+        """The chain sources, in families of their own: a delayed chain is always older than the index sources'
+        staleness bound, and a chain that is down must not hold back the exits as a stale index source does."""
+        if not s.chains:
+            return []
+        up = _g("spreadwatch_chain_up", "1 when the last fetch of every chain of the source gave quotes.", ("source",))
+        age = ClockedGauge("spreadwatch_chain_age_seconds",
+                           "Age of the quotes of the last good fetch (since it, plus the chain's stated delay).",
+                           ("source",))
+        errors = CounterMetricFamily("spreadwatch_chain_errors", "Failed chain fetches by source and kind.",
+                                     labels=["source", "kind"])
+        delay = s.config.marks.chain_delay_minutes * 60
+        for name, status in s.chains.items():
+            up.add_metric([name], 1 if status.up else 0)
+            if status.last_success is not None:
+                age.add([name], _chain_age(status.last_success, delay))
+            for kind in FAILURE_KINDS:
+                errors.add_metric([name, kind], float(status.errors.get(kind, 0)))
+        return [up, age, errors]
 
     # ---- market -------------------------------------------------------------------------------------------
     def _market(self, s: Snapshot, now: datetime) -> list[Family]:
@@ -309,28 +335,23 @@ class SnapshotCollector(Collector):
     # ---- positions ----------------------------------------------------------------------------------------
     def _positions(self, s: Snapshot, now: datetime) -> list[Family]:
         exits = s.config.exits
-        specs = {
-            "pnl_dollars": "Last P&L logged (whole position).",
-            "credit_dollars": "Credit received (whole position).",
-            "risk_dollars": "Max risk (whole position).",
-            "pnl_to_credit_ratio": "P&L / credit.",
-            "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
-            "entry_dte": "DTE at entry.",
-            "expiry_timestamp_seconds": "Close of the expiry session; for display.",
-            "pnl_age_seconds": "Seconds since the P&L was last logged.",
-            "pnl_updated_timestamp_seconds": "When the P&L was last logged; for display.",
-            "profit_target_dollars": "Profit target: profit_target_pct x credit.",
-            "stop_loss_dollars": "Stop: -stop_loss_mult x credit (negative).",
-            "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
-            "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
-        }
         fams: dict[str, Family] = {k: _g(f"spreadwatch_position_{k}", doc, POSITION_LABELS)
-                                   for k, doc in specs.items()}
+                                   for k, doc in POSITION_DOCS.items()}
         pnl_age = fams["pnl_age_seconds"] = ClockedGauge("spreadwatch_position_pnl_age_seconds",
-                                                          specs["pnl_age_seconds"], POSITION_LABELS)
+                                                          POSITION_DOCS["pnl_age_seconds"], POSITION_LABELS)
         distance = {k: _g(f"spreadwatch_position_short_strike{k}", doc, (*POSITION_LABELS, "leg"))
                     for k, doc in DISTANCE_DOCS.items()}
         model = _model_families()
+        exit_fams: dict[str, Family] = {
+            "exit_pnl_dollars": _g("spreadwatch_position_exit_pnl_dollars", EXIT_DOCS["exit_pnl_dollars"],
+                                   (*POSITION_LABELS, "source")),
+            "exit_pnl_age_seconds": ClockedGauge("spreadwatch_position_exit_pnl_age_seconds",
+                                                 EXIT_DOCS["exit_pnl_age_seconds"], (*POSITION_LABELS, "source")),
+        }
+        vol = _g("spreadwatch_position_estimated_vol_index", "The vol index level the estimate used.",
+                 (*POSITION_LABELS, "source", "symbol"))
+        flags = _g("spreadwatch_position_market_quote_flag", "1 for a leg whose chain quote was refused (no mark).",
+                   (*POSITION_LABELS, "leg", "flag"))
         for facts in s.position_facts:
             item = facts.item
             p = item.position
@@ -356,17 +377,51 @@ class SnapshotCollector(Collector):
             add("stop_loss_dollars", facts.stop_loss)
             add("time_exit_sessions", exits.time_exit_dte)
             add("pnl_max_age_seconds", exits.pnl_stale_after_minutes * 60)
+            self._exit_pnl(facts, labels, exit_fams)
+            self._market_mark(facts, labels, model, flags)
             ticker = s.tickers.get(p.ticker)
             if ticker is not None and ticker.known_at(now):  # a price the loop could not refresh is no distance
-                for d in facts.strike_distances:
-                    for key, value in (("", d.strike), ("_distance_points", d.points), ("_distance_ratio", d.ratio),
-                                       ("_distance_expected_moves", d.expected_moves),
-                                       ("_near_expected_moves", exits.short_strike_near_expected_moves),
-                                       ("_clear_expected_moves", exits.short_strike_clear_expected_moves)):
-                        if value is not None:
-                            distance[key].add_metric([*labels, d.leg], value)
+                self._distances(facts, labels, distance, exits)
                 self._model(facts, labels, model)
-        return [*fams.values(), *distance.values(), *model.values()]
+                symbols = s.config.tickers.get(p.ticker)
+                if facts.model is not None and symbols is not None:
+                    vol.add_metric([*labels, "model", symbols.vol_index], facts.model.vol_index)
+        return [*fams.values(), *distance.values(), *model.values(), vol, *exit_fams.values(), flags]
+
+    @staticmethod
+    def _market_mark(facts: Any, labels: list[str], model: dict[str, GaugeMetricFamily],
+                     flags: GaugeMetricFamily) -> None:
+        """The chain's mark beside the model's (source="market"), or the legs whose quotes it refused."""
+        mark = facts.market
+        if mark is None:
+            return
+        if mark.value is not None and mark.pnl is not None:
+            model["estimated_value_dollars"].add_metric([*labels, "market"], mark.value)
+            model["estimated_pnl_dollars"].add_metric([*labels, "market"], mark.pnl)
+        for leg, flag in sorted(mark.flags.items()):
+            flags.add_metric([*labels, leg, flag], 1)
+
+    @staticmethod
+    def _distances(facts: Any, labels: list[str], distance: dict[str, GaugeMetricFamily], exits: Any) -> None:
+        for d in facts.strike_distances:
+            for key, value in (("", d.strike), ("_distance_points", d.points), ("_distance_ratio", d.ratio),
+                               ("_distance_expected_moves", d.expected_moves),
+                               ("_near_expected_moves", exits.short_strike_near_expected_moves),
+                               ("_clear_expected_moves", exits.short_strike_clear_expected_moves)):
+                if value is not None:
+                    distance[key].add_metric([*labels, d.leg], value)
+
+    @staticmethod
+    def _exit_pnl(facts: Any, labels: list[str], fams: dict[str, Family]) -> None:
+        """The P&L the exit rules evaluate, as the snapshot chose it (exits.pnl_sources), with its source."""
+        reading = facts.exit_pnl
+        if reading is None:
+            return
+        pnl, age = fams["exit_pnl_dollars"], fams["exit_pnl_age_seconds"]
+        assert isinstance(pnl, GaugeMetricFamily) and isinstance(age, ClockedGauge)
+        pnl.add_metric([*labels, reading.source], reading.pnl)
+        if reading.as_of is not None:
+            age.add_age([*labels, reading.source], reading.as_of)
 
     @staticmethod
     def _model(facts: Any, labels: list[str], model: dict[str, GaugeMetricFamily]) -> None:
@@ -402,6 +457,22 @@ class SnapshotCollector(Collector):
         return [*families, counts, open_risk, unreal, real]
 
 
+POSITION_DOCS = {
+    "pnl_dollars": "Last P&L logged (whole position).",
+    "credit_dollars": "Credit received (whole position).",
+    "risk_dollars": "Max risk (whole position).",
+    "pnl_to_credit_ratio": "P&L / credit.",
+    "sessions_to_expiry": "Trading sessions to expiry: 0 on the expiry session, -N once expired N sessions ago.",
+    "entry_dte": "DTE at entry.",
+    "expiry_timestamp_seconds": "Close of the expiry session; for display.",
+    "pnl_age_seconds": "Seconds since the P&L was last logged.",
+    "pnl_updated_timestamp_seconds": "When the P&L was last logged; for display.",
+    "profit_target_dollars": "Profit target: profit_target_pct x credit.",
+    "stop_loss_dollars": "Stop: -stop_loss_mult x credit (negative).",
+    "time_exit_sessions": "Time exit threshold in sessions to expiry (config).",
+    "pnl_max_age_seconds": "P&L older than this during the session deserves an update (config).",
+}
+
 DISTANCE_DOCS = {
     "": "The short strike of the leg (index points).",
     "_distance_points": "Index points from the price to the short strike on the safe side; negative once breached.",
@@ -416,6 +487,11 @@ MODEL_DOCS = {
     "estimated_pnl_dollars": "Estimated P&L: credit - estimated value; never the logged P&L.",
     "short_delta": "Delta of the short option of the leg, per unit of the index (model).",
     "otm_probability_ratio": "Risk-neutral probability that every short strike finishes out of the money (model).",
+}
+
+EXIT_DOCS = {
+    "exit_pnl_dollars": "The P&L the profit target and stop evaluate: the first current of exits.pnl_sources.",
+    "exit_pnl_age_seconds": "Age of the exit P&L: since it was logged, or of the oldest market value a mark used.",
 }
 
 MANAGED_DOCS = {

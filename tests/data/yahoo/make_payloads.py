@@ -3,7 +3,9 @@
 These are HAND-WRITTEN, not recorded: this environment has no network. They follow the shape of Yahoo's
 `/v8/finance/chart/{symbol}` answers (meta with exchangeTimezoneName, currentTradingPeriod and tradingPeriods;
 `timestamp`; `indicators.quote[0]` with open/high/low/close/volume lists, `null` for a missing value), which is
-what yfinance parses. Values are made up but fixed; the tests assert on them. Run from the repository root:
+what yfinance parses; and one `/v7/finance/options/{symbol}` answer (optionChain.result[0] with expirationDates and
+options[0].puts/calls, each option with strike, bid, ask, lastTradeDate; a missing bid or ask left out), for the
+market mark. Values are made up but fixed; the tests assert on them. Run from the repository root:
 
     python tests/data/yahoo/make_payloads.py
 """
@@ -48,6 +50,33 @@ def chart(symbol: str, granularity: str, range_: str, stamps: list[int], closes:
     return {"chart": {"result": [result], "error": None}}
 
 
+def option(right: str, strike: float, bid: float | None, ask: float | None, last: float,
+           traded: int | None, expiry: int) -> dict:
+    symbol = f"NDX261125{'P' if right == 'put' else 'C'}{int(strike * 1000):08d}"
+    out: dict = {"contractSymbol": symbol, "strike": float(strike), "currency": "USD", "lastPrice": last,
+                 "change": 0.0, "percentChange": 0.0, "volume": 12, "openInterest": 340, "contractSize": "REGULAR",
+                 "expiration": expiry, "impliedVolatility": 0.21, "inTheMoney": False}
+    for key, value in (("bid", bid), ("ask", ask), ("lastTradeDate", traded)):
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def options_chain() -> dict:
+    """^NDX options expiring 2026-11-25 (Yahoo keys an expiry by its midnight UTC), quoted at 11:02 ET on
+    2026-11-24: two usable puts, a crossed put (bid above ask), a zero-quoted put with no trade, a call with no ask."""
+    expiry = int(datetime(2026, 11, 25, tzinfo=UTC).timestamp())
+    traded = int(datetime(2026, 11, 24, 16, 2, tzinfo=UTC).timestamp())
+    puts = [option("put", 19700, 6.1, 6.9, 6.4, traded, expiry), option("put", 19800, 10.2, 11.0, 10.5, traded, expiry),
+            option("put", 19850, 14.0, 13.2, 13.6, traded, expiry), option("put", 19600, 0.0, 0.0, 0.05, None, expiry)]
+    calls = [option("call", 20500, 4.0, 4.6, 4.3, traded, expiry), option("call", 20600, 1.9, None, 2.0, traded, expiry)]
+    result = {"underlyingSymbol": "^NDX", "expirationDates": [expiry, expiry + 2 * 86400],
+              "strikes": [19600.0, 19700.0, 19800.0, 19850.0, 20500.0, 20600.0], "hasMiniOptions": False,
+              "quote": {"symbol": "^NDX", "regularMarketPrice": 20102.5},
+              "options": [{"expirationDate": expiry, "hasMiniOptions": False, "calls": calls, "puts": puts}]}
+    return {"optionChain": {"result": [result], "error": None}}
+
+
 def main() -> None:
     # ^NDX minute bars 09:30..09:34 ET on 2026-11-24; the last one (in progress) has a null close.
     stamps = [OPEN + 60 * i for i in range(5)]
@@ -63,7 +92,8 @@ def main() -> None:
     vix_closes = [round(14.0 + (i % 7) * 0.5, 2) for i in range(30)]
     vix = chart("^VIX", "1d", "2y", daily_stamps, vix_closes, [0] * 30)
     empty = chart("^VXN", "1d", "2y", [], [], [])
-    for name, payload in (("ndx_1m.json", ndx), ("vix_1d.json", vix), ("vxn_empty_1d.json", empty)):
+    for name, payload in (("ndx_1m.json", ndx), ("vix_1d.json", vix), ("vxn_empty_1d.json", empty),
+                          ("ndx_options_20261125.json", options_chain())):
         (HERE / name).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
 
 

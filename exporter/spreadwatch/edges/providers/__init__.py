@@ -90,6 +90,29 @@ class Provider(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class OptionQuote:
+    """One option of a delayed chain: its side and strike, bid and ask per share (None when the chain has none)
+    and when it last traded (None when unknown)."""
+
+    right: str  # put | call
+    strike: float
+    bid: float | None
+    ask: float | None
+    last_trade: datetime | None
+
+
+@runtime_checkable
+class ChainProvider(Protocol):
+    """Delayed option chains for the market mark. Raises ProviderError (with its kind) for a chain it cannot give."""
+
+    description: str
+
+    def option_chain(self, symbol: str, expiry: date) -> list[OptionQuote]:
+        """Every quoted put and call of `symbol` expiring on `expiry` (an empty chain raises "empty")."""
+        ...
+
+
 def _finite(value: float | None) -> bool:
     return value is not None and isinstance(value, int | float) and math.isfinite(value)
 

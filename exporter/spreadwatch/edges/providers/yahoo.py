@@ -26,7 +26,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from spreadwatch.domain.vocabulary import ET
-from spreadwatch.edges.providers import Bar, DailyBar, ProviderError, Quote
+from spreadwatch.edges.providers import Bar, DailyBar, OptionQuote, ProviderError, Quote
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,8 @@ class YahooProvider:
             except concurrent.futures.TimeoutError:
                 future.cancel()
                 raise _Transient("timeout", f"{what} took over {self.timeout * 1.5:.0f} s") from None
+            except ProviderError:
+                raise  # already classified by `fn`
             except Exception as exc:
                 kind, transient = _classify(exc)
                 if transient:
@@ -192,6 +194,23 @@ class YahooProvider:
         bars = [b for b in self._daily_bars(symbol, today) if b.day < before]
         return bars[-count:] if count > 0 else []
 
+    # ---- option chains (the market mark) --------------------------------------------------------------------
+    def option_chain(self, symbol: str, expiry: date) -> list[OptionQuote]:
+        """The delayed chain of `symbol` for `expiry` (yfinance's option_chain: two requests, the expiry list and
+        the chain; the caller rate-limits). An expiry Yahoo does not list, or a chain with no options, is empty."""
+        def fetch() -> Any:
+            try:
+                return self._ticker(symbol).option_chain(expiry.isoformat())
+            except ValueError as exc:  # "Expiration `...` cannot be found"
+                raise ProviderError(symbol, "empty", f"option chain {expiry.isoformat()}: {exc}") from None
+
+        chain = self._call(symbol, f"option chain {expiry.isoformat()}", fetch)
+        quotes = [*frame_to_quotes(getattr(chain, "puts", None), "put"),
+                  *frame_to_quotes(getattr(chain, "calls", None), "call")]
+        if not quotes:
+            raise ProviderError(symbol, "empty", f"option chain {expiry.isoformat()} has no options")
+        return quotes
+
 
 def _yfinance() -> Any:
     """yfinance, set to raise instead of logging and returning an empty frame, so failures keep their kind."""
@@ -251,4 +270,23 @@ def frame_to_daily(frame: Any) -> list[DailyBar]:
         out.append(DailyBar(day, _number(row.get("Open")), _number(row.get("High")), _number(row.get("Low")),
                             _number(row.get("Close")), volume if math.isfinite(volume) else None))
     out.sort(key=lambda b: b.day)
+    return out
+
+
+def frame_to_quotes(frame: Any, right: str) -> list[OptionQuote]:
+    """The options of one side of a yfinance option_chain frame (columns strike, bid, ask, lastTradeDate). A blank
+    or non-finite bid or ask is None, not 0: the mark decides what a missing quote means."""
+    if frame is None or getattr(frame, "empty", True) or "strike" not in frame.columns:
+        return []
+    out = []
+    for _, row in frame.iterrows():
+        strike = _number(row.get("strike"))
+        if not math.isfinite(strike):
+            continue
+        bid, ask = _number(row.get("bid")), _number(row.get("ask"))
+        traded = row.get("lastTradeDate")
+        when = traded.to_pydatetime().astimezone(UTC) if hasattr(traded, "to_pydatetime") and traded == traded \
+            else None
+        out.append(OptionQuote(right, strike, bid if math.isfinite(bid) else None, ask if math.isfinite(ask) else None,
+                               when))
     return out
