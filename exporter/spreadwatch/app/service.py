@@ -94,6 +94,7 @@ class Service:
                  db_path: Path, grid_path: Path, trend: str | None = None, scan_interval: float | None = None,
                  fetch_deadline: float = FETCH_DEADLINE_SECONDS) -> None:
         from spreadwatch.app.watcher import MarketWatcher, RegimeWatcher
+        from spreadwatch.edges.eventfile import load_event_calendar
         from spreadwatch.edges.gridfile import GridCache
         from spreadwatch.edges.store import BookWatch
 
@@ -117,6 +118,8 @@ class Service:
         self.watchers = {t: MarketWatcher(config, provider, calendar, t, trend=trend, regime=self.regime)
                          for t in tickers}
         self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
+        # Read once at start: a missing or malformed event calendar stops the start with the file and line named.
+        self.events = load_event_calendar(config, calendar)
         self._pending: dict[str, _Fetch] = {}
         self._timeouts: dict[str, int] = {}  # symbol -> fetches that missed the deadline
         self._hung: frozenset[str] = frozenset()  # symbols whose ticker's fetch is past its deadline now
@@ -245,7 +248,7 @@ class Service:
             self._scans[ticker] = scan(
                 grid, ticker=ticker, now=now, calendar=self.calendar, config=self.config, regime=ctx.regime,
                 trend=ctx.trend, flow=ctx.flow, flow_0dte=ctx.flow_0dte, price=ctx.price,
-                daily_closes=ctx.daily_closes, daily_opens=ctx.daily_opens, book=book)
+                daily_closes=ctx.daily_closes, daily_opens=ctx.daily_opens, book=book, events=self.events)
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def step(self, now: datetime, due: set[str]) -> None:
@@ -273,7 +276,7 @@ class Service:
             self.snapshot, time=now, calendar=facts, contexts=dict(self._contexts), scans=dict(self._scans),
             grid=self._grid_info, positions=self._open, portfolio=self._portfolio, tasks=dict(self._tasks),
             today=cal.et_date(now), fetch_timeouts=dict(self._timeouts), hung_sources=self._hung,
-            regime=self.regime.reading)
+            regime=self.regime.reading, events=self.events)
         self.snapshot = snapshot  # the atomic swap: one reference assignment
         try:
             self._events.observe(snapshot)

@@ -56,7 +56,7 @@ class SnapshotCollector(Collector):
             now = self._clock()
             families: list[Metric] = []
             for part in (self._build, self._market, self._health, self._opportunities, self._positions,
-                         self._portfolio):
+                         self._portfolio, self._events):
                 try:
                     families.extend(part(snapshot, now))
                 except Exception:  # a bug in one part must not fail the scrape
@@ -203,6 +203,7 @@ class SnapshotCollector(Collector):
             "roi_ratio": "Credit / max risk: the most a trade can return.",
             "sharpe": "Per-trade Sharpe.", "credit_dollars": "Credit, dollars per contract.",
             "risk_dollars": "Max risk, dollars per contract.", "rank": "1 = best.",
+            "held_back": "1 when a scheduled event holds new entries back (events.policy).",
         }
         fams = {k: _g(f"spreadwatch_opportunity_{k}", doc, OPPORTUNITY_LABELS) for k, doc in names.items()}
         managed = {k: _g(f"spreadwatch_opportunity_{k}", doc, OPPORTUNITY_LABELS) for k, doc in MANAGED_DOCS.items()}
@@ -215,7 +216,7 @@ class SnapshotCollector(Collector):
                 values = {"score": o.trade_score, "in_window": 1 if o.in_window else 0,
                           "blocked_by_risk": 1 if o.blocked_by_risk else 0, "win_ratio": o.win_rate,
                           "roi_ratio": o.roi, "sharpe": o.sharpe, "credit_dollars": o.credit,
-                          "risk_dollars": o.max_risk, "rank": o.rank}
+                          "risk_dollars": o.max_risk, "rank": o.rank, "held_back": 1 if o.held_back else 0}
                 for key, value in values.items():
                     fams[key].add_metric(labels, value)
                 for key, known in _managed_values(o).items():  # absent where the grid does not know them
@@ -225,6 +226,10 @@ class SnapshotCollector(Collector):
                     for leg, value in o.strikes.as_dict().items():
                         strike.add_metric([*labels, leg], value)
         return [count, *fams.values(), *managed.values(), strike]
+
+    # ---- events -------------------------------------------------------------------------------------------
+    def _events(self, s: Snapshot, now: datetime) -> list[Metric]:
+        return _event_families(s)
 
     # ---- positions ----------------------------------------------------------------------------------------
     def _positions(self, s: Snapshot, now: datetime) -> list[Metric]:
@@ -347,6 +352,31 @@ MANAGED_DOCS = {
     "exit_pnl_dollars": "Average P&L with the exit rules, dollars per contract.",
     "effective_trades": "Backtested trades counting each loss episode once (the interval's sample size).",
 }
+
+
+def _event_families(s: Snapshot) -> list[Metric]:
+    from spreadwatch.domain.events import EVENT_KINDS
+
+    today = _g("spreadwatch_event_today", "1 when an event of this kind is scheduled today (ET day).", ("kind",))
+    days = _g("spreadwatch_event_next_days",
+              "Calendar days to the next known event of this kind (0: today); absent when none is known.", ("kind",))
+    holds = _g("spreadwatch_event_holds_entries",
+               "1 when this kind's policy holds new entries back (hold_day or hold_through), 0 when it only marks.",
+               ("kind",))
+    info = _g("spreadwatch_event_info", "1 for each event today and in the next 7 days.",
+              ("kind", "date", "name", "policy"))
+    facts = s.event_facts
+    if facts is None or s.events is None:
+        return []
+    on_today = {e.kind for e in facts.today}
+    for kind in EVENT_KINDS:
+        today.add_metric([kind], 1 if kind in on_today else 0)
+        holds.add_metric([kind], 1 if facts.holds[kind] else 0)
+        if kind in facts.days_to_next:
+            days.add_metric([kind], facts.days_to_next[kind])
+    for e in facts.coming:
+        info.add_metric([e.kind, e.day.isoformat(), e.name, s.events.policy(e.kind)], 1)
+    return [today, days, holds, info]
 
 
 def _managed_values(o: Any) -> dict[str, float | None]:
