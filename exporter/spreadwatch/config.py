@@ -199,6 +199,19 @@ class Events:
 
 
 @dataclass(frozen=True)
+class Digest:
+    """The morning brief and the end-of-day summary (app/digest.py), sent through Alertmanager once per session."""
+
+    morning_brief: bool = True
+    brief_minutes_before_open: int = 30
+    day_summary: bool = True
+    summary_minutes_after_close: int = 5
+    # How long each digest's alert stays up (SpreadwatchMorningBrief / SpreadwatchDaySummary); Alertmanager sends it
+    # once in that time.
+    window_minutes: int = 30
+
+
+@dataclass(frozen=True)
 class Logging:
     level: str = "INFO"
     console: bool = True
@@ -222,6 +235,7 @@ class Config:
     paths: Paths = field(default_factory=Paths)
     logging: Logging = field(default_factory=Logging)
     events: Events = field(default_factory=Events)
+    digest: Digest = field(default_factory=Digest)
     config_file: Path | None = field(default=None, compare=False)  # the file it came from, if any
 
     def ticker(self, name: str) -> Ticker:
@@ -443,7 +457,7 @@ def check_consistency(config: Config) -> None:
         if value <= 0:
             raise ConfigError(f"intervals.{name}: must be > 0")
     for check in (_check_market, _check_hours, _check_scan, _check_exits, _check_risk, _check_regime,
-                  _check_tickers, _check_logging, _check_events):
+                  _check_tickers, _check_logging, _check_events, _check_digest):
         check(config)
 
 
@@ -579,6 +593,16 @@ def _check_events(config: Config) -> None:
                 date.fromisoformat(text)
             except ValueError:
                 raise ConfigError(f"events.extra.{kind}[{i}]: must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _check_digest(config: Config) -> None:
+    d = config.digest
+    if not 0 <= d.brief_minutes_before_open <= 720:
+        raise ConfigError("digest.brief_minutes_before_open: must be between 0 and 720")
+    if not 0 <= d.summary_minutes_after_close <= 480:
+        raise ConfigError("digest.summary_minutes_after_close: must be between 0 and 480")
+    if not 1 <= d.window_minutes <= 240:
+        raise ConfigError("digest.window_minutes: must be between 1 and 240")
 
 
 def _check_members(path: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:

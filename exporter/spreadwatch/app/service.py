@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spreadwatch import __version__
+from spreadwatch.app.digest import DigestTracker
 from spreadwatch.app.events import EventTracker, in_opening_grace
 from spreadwatch.app.snapshot import (
     CalendarFacts,
@@ -130,6 +131,8 @@ class Service:
         self._portfolio: Portfolio | None = None
         self._tasks = {name: TaskStatus(name, self.intervals[name]) for name in self.intervals}
         self._events = EventTracker(config, calendar)
+        self._digests = DigestTracker(config, calendar)
+        self._closed_today: tuple[Any, ...] = ()
         self.book_watch = BookWatch(self.db_path)
         self._book_changed = False  # the book changed since the positions task last read it
         self.cycles = 0
@@ -233,6 +236,8 @@ class Service:
                 sessions, close = None, None
             open_items.append(OpenPosition(p, sessions, close))
         self._open = tuple(open_items)
+        self._closed_today = tuple(p for p in positions if not p.is_open and p.closed_at is not None
+                                   and self.calendar.et_date(p.closed_at) == today)
         self._portfolio = Portfolio.of(summarize(positions))
 
     def scan_task(self, now: datetime) -> None:
@@ -276,12 +281,22 @@ class Service:
             self.snapshot, time=now, calendar=facts, contexts=dict(self._contexts), scans=dict(self._scans),
             grid=self._grid_info, positions=self._open, portfolio=self._portfolio, tasks=dict(self._tasks),
             today=cal.et_date(now), fetch_timeouts=dict(self._timeouts), hung_sources=self._hung,
-            regime=self.regime.reading, events=self.events)
+            regime=self.regime.reading, events=self.events, closed_today=self._closed_today)
+        snapshot = self._with_digests(snapshot, now)
         self.snapshot = snapshot  # the atomic swap: one reference assignment
         try:
             self._events.observe(snapshot)
         except Exception:
             log.exception("event log failed")
+
+    def _with_digests(self, snapshot: Snapshot, now: datetime) -> Snapshot:
+        """The snapshot with the digests up now (their text from this snapshot, written once per window)."""
+        try:
+            digests = self._digests.observe(snapshot, now)
+        except Exception:  # a bug in a digest must not stop the loop
+            log.exception("digest failed")
+            return snapshot
+        return dataclasses.replace(snapshot, digests=digests) if digests or snapshot.digests else snapshot
 
     def _look_at_book(self) -> bool:
         """Whether the book changed since the last look. Never raises: a look that fails is logged, and the regular
@@ -322,11 +337,13 @@ class Service:
             now = self.clock.now()
             due = {name for name, at in next_due.items() if now >= at}
             extra = {"positions"} if self._book_changed else set()
-            if due or extra:
-                self.step(now, due | extra)
+            digest_due = self._digests.next_change is not None and now >= self._digests.next_change
+            if due or extra or digest_due:
+                self.step(now, due | extra)  # with nothing due: a publish, a digest going up or down on time
                 for name in due:
                     next_due[name] = now + _seconds(self.intervals[name])
-            wait = min((at - self.clock.now()).total_seconds() for at in next_due.values())
+            wakes = [*next_due.values(), *([self._digests.next_change] if self._digests.next_change else [])]
+            wait = min((at - self.clock.now()).total_seconds() for at in wakes)
             if self.clock.wait(max(wait, 0.0), self.stop_event, self.book_check, BOOK_CHECK_SECONDS):
                 break
         self.close()

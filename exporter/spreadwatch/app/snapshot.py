@@ -22,6 +22,7 @@ from spreadwatch.domain.scanner import BookState
 from spreadwatch.domain.watch import StrikeDistance, short_strike_distances
 
 if TYPE_CHECKING:
+    from spreadwatch.app.digest import Digest
     from spreadwatch.app.watcher import MarketContext, RegimeReading, SourceStatus
     from spreadwatch.config import Config
     from spreadwatch.domain.events import Event, EventCalendar
@@ -206,6 +207,10 @@ class Snapshot:
     regime: RegimeReading | None = None
     # The scheduled market events (read once at start); None for a snapshot built without them.
     events: EventCalendar | None = None
+    # Positions closed on the snapshot's (ET) day, for the end-of-day summary's realized P&L.
+    closed_today: tuple[Any, ...] = ()
+    # The morning brief / end-of-day summary up now (app/digest.py), each with its text.
+    digests: tuple[Digest, ...] = ()
 
     @cached_property
     def event_facts(self) -> EventFacts | None:

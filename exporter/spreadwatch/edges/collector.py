@@ -229,7 +229,7 @@ class SnapshotCollector(Collector):
 
     # ---- events -------------------------------------------------------------------------------------------
     def _events(self, s: Snapshot, now: datetime) -> list[Metric]:
-        return _event_families(s)
+        return [*_event_families(s), *_digest_families(s)]
 
     # ---- positions ----------------------------------------------------------------------------------------
     def _positions(self, s: Snapshot, now: datetime) -> list[Metric]:
@@ -377,6 +377,19 @@ def _event_families(s: Snapshot) -> list[Metric]:
     for e in facts.coming:
         info.add_metric([e.kind, e.day.isoformat(), e.name, s.events.policy(e.kind)], 1)
     return [today, days, holds, info]
+
+
+def _digest_families(s: Snapshot) -> list[Metric]:
+    if not s.digests:
+        return []
+    up = _g("spreadwatch_digest", "1 while the morning brief or the end-of-day summary of `day` is up (once per "
+            "session; absent otherwise).", ("kind", "day"))
+    info = _g("spreadwatch_digest_info", "The digest's title and text (read by the alert's annotations); 1 while it "
+              "is up.", ("kind", "day", "title", "text"))
+    for d in s.digests:
+        up.add_metric([d.kind, d.day.isoformat()], 1)
+        info.add_metric([d.kind, d.day.isoformat(), d.title, d.text], 1)
+    return [up, info]
 
 
 def _managed_values(o: Any) -> dict[str, float | None]:
