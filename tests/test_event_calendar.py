@@ -228,15 +228,19 @@ def test_the_exporter_exports_events_and_held_back_setups(tmp_path: Path):
                                                       "name": "Early close", "policy": "mark"}) == 1
 
 
-def test_the_loop_holds_back_setups_on_an_event_day_and_exports_why(tmp_path: Path):
+def test_the_loop_holds_back_setups_on_an_event_day_and_exports_why(tmp_path: Path, caplog):
     from exporter_support import make_service, sample, utc
     from spreadwatch.edges.providers.replay import ReplayProvider
 
     config = parse_config({"events": {"extra": {"fomc": ["2019-01-02"]}}})
     service = make_service(tmp_path, ReplayProvider(bundled_path("replay_sample.csv")), start=utc(OPEN),
                            config=config, tickers=("SPX",), grid=bundled_path("grid_spx.csv"))
-    service.step(utc(OPEN), {"market", "positions", "scan"})
+    with caplog.at_level("INFO", logger="spreadwatch.events"):
+        service.step(utc(OPEN), {"market", "positions", "scan"})
     opportunities = [o for r in service.snapshot.scans.values() for o in r.opportunities]
+    logged = [r.getMessage() for r in caplog.records if r.name == "spreadwatch.events"]
+    assert any("setup(s) in window held back: FOMC 2019-01-02" in m for m in logged), logged
+    assert not any("trade opportunity" in m for m in logged), logged
     assert opportunities and all(o.held_back == "FOMC 2019-01-02" for o in opportunities)
     o = opportunities[0]
     labels = {"ticker": o.ticker, "id": o.id, "dte": str(o.dte), "band": o.band, "spread_type": o.spread_type,

@@ -337,11 +337,13 @@ class Service:
             now = self.clock.now()
             due = {name for name, at in next_due.items() if now >= at}
             extra = {"positions"} if self._book_changed else set()
-            digest_due = self._digests.next_change is not None and now >= self._digests.next_change
-            if due or extra or digest_due:
-                self.step(now, due | extra)  # with nothing due: a publish, a digest going up or down on time
+            if due or extra:
+                self.step(now, due | extra)
                 for name in due:
                     next_due[name] = now + _seconds(self.intervals[name])
+            elif self._digests.next_change is not None and now >= self._digests.next_change:
+                # A digest goes up or down now: only the digests change (no task runs, the event log sees nothing).
+                self.snapshot = self._with_digests(self.snapshot, now)
             wakes = [*next_due.values(), *([self._digests.next_change] if self._digests.next_change else [])]
             wait = min((at - self.clock.now()).total_seconds() for at in wakes)
             if self.clock.wait(max(wait, 0.0), self.stop_event, self.book_check, BOOK_CHECK_SECONDS):
