@@ -27,8 +27,8 @@ from test_e2e_alerting import Stack
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-START = utc("2019-01-02T13:58:00Z")  # 05:58 PT, two minutes before the brief
-QUIET_SECONDS = 6.0  # wall seconds to wait for a duplicate that must not come (group_interval here is 2 s)
+START = utc("2019-01-02T13:55:00Z")  # 05:55 PT, five minutes before the brief; cycles at :05, :15 ...
+QUIET_SECONDS = 4.0  # wall seconds to wait for a duplicate that must not come (group_interval here is 2 s)
 
 
 def up(url: str, kind: str) -> bool:
@@ -39,7 +39,7 @@ def test_one_brief_and_one_summary_reach_slack_and_email_with_the_exporters_text
     db = tmp_path / "book.db"
     a, b = book_with_two_positions(db)
     config = parse_config({"events": {"extra": {"jobs": ["2019-01-04"]}},
-                           "intervals": {"market_data_seconds": 300, "scan_seconds": 900, "positions_seconds": 300}})
+                           "intervals": {"market_data_seconds": 600, "scan_seconds": 1800, "positions_seconds": 600}})
     service = make_service(tmp_path, ReplayProvider(bundled_path("replay_sample.csv")), start=START, config=config,
                            tickers=("SPX",), grid=bundled_path("grid_spx.csv"), db=db)
     stack = None
