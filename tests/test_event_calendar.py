@@ -247,3 +247,12 @@ def test_the_loop_holds_back_setups_on_an_event_day_and_exports_why(tmp_path: Pa
               "flow_mode": o.flow_mode, "width": f"{o.spread_width:g}", "entry_time_et": o.entry_time_et}
     assert sample(service, "spreadwatch_opportunity_held_back", labels) == 1
     assert sample(service, "spreadwatch_opportunity_in_window", labels) == 1  # in its window, and held back
+
+
+def test_config_check_loads_the_event_calendar_the_settings_name(tmp_path: Path):
+    bad = tmp_path / "events.csv"
+    bad.write_text("2026-12-09,fomc\n2026-12-10,cpx\n", encoding="utf-8")
+    config = write_config(tmp_path, f"events: {{file: {json.dumps(str(bad))}}}\n")
+    result = CliRunner().invoke(cli, ["config", "check", config])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {bad}: line 2: unknown event kind 'cpx' (known: fomc, cpi, jobs, early_close)"
