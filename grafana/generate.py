@@ -214,10 +214,9 @@ def events_table() -> table.Panel:
         .datasource(PROMETHEUS).span(12).height(6)
         .with_target(q("max by (date, kind, name, policy) (spreadwatch_event_info)", instant=True,
                        table_format=True))
-        .with_transformation(organize({"date": "Date (ET)", "name": "Event", "kind": "Kind", "policy": "Policy"},
-                                      ("Time", "Value")))
+        .with_transformation(organize({"date": "Date (ET)", "name": "Event", "kind": "Kind", "policy": "Policy"}))
         .show_header(True).sort_by([common.TableSortByFieldState().display_name("Date (ET)").desc(False)]))
-    return panel
+    return panel.with_override(*override("Value", custom__hidden=True))  # always 1: the row is the event
 
 
 def event_countdown() -> stat.Panel:

@@ -78,6 +78,13 @@ def test_monthly_expiry_is_the_third_friday_or_the_session_before(cal):
     assert all(cal.is_session(d) for d in days)
 
 
+def test_monthly_expiry_is_derived_for_any_year_the_exchange_calendar_covers(cal):
+    events = load_event_calendar(parse_config({}), cal)
+    assert [e.label for e in events.on(date(2019, 1, 18))] == ["Monthly opex 2019-01-18"]
+    assert events.next_of("opex", date(2019, 1, 2)).day == date(2019, 1, 18)
+    assert events.on(date(2019, 1, 17)) == ()
+
+
 # ------------------------------------------------------------------------------------------------- the rule
 
 

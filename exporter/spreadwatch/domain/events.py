@@ -57,15 +57,18 @@ def monthly_expiries(first: date, last: date, is_session: Callable[[date], bool]
 
 @dataclass(frozen=True)
 class EventCalendar:
-    """The known events (sorted, one per day and kind) with each kind's policy."""
+    """The known events (sorted, one per day and kind) with each kind's policy. With `is_session` (the exchange's
+    sessions), the monthly option expiries of any range asked about are derived as they are asked for."""
 
     events: tuple[Event, ...] = ()
     policies: dict[str, str] = field(default_factory=dict)
+    is_session: Callable[[date], bool] | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, events: Iterable[Event], policies: dict[str, str]) -> EventCalendar:
+    def of(cls, events: Iterable[Event], policies: dict[str, str],
+           is_session: Callable[[date], bool] | None = None) -> EventCalendar:
         unique = {(e.day, e.kind): e for e in sorted(events)}
-        return cls(tuple(sorted(unique.values())), {**DEFAULT_POLICIES, **policies})
+        return cls(tuple(sorted(unique.values())), {**DEFAULT_POLICIES, **policies}, is_session)
 
     def policy(self, kind: str) -> str:
         return self.policies.get(kind, "mark")
@@ -74,14 +77,20 @@ class EventCalendar:
         return self.policy(kind) in HOLDING
 
     def between(self, first: date, last: date) -> tuple[Event, ...]:
-        """Events from `first` to `last`, both included, in date order."""
-        return tuple(e for e in self.events if first <= e.day <= last)
+        """Events from `first` to `last`, both included, in date order (derived expiries among them)."""
+        listed = [e for e in self.events if first <= e.day <= last]
+        if self.is_session is not None and first <= last:
+            listed += [e for e in monthly_expiries(first, last, self.is_session)
+                       if not any(x.day == e.day and x.kind == e.kind for x in listed)]
+        return tuple(sorted(listed))
 
     def on(self, day: date) -> tuple[Event, ...]:
         return self.between(day, day)
 
     def next_of(self, kind: str, day: date) -> Event | None:
-        """The first event of `kind` on or after `day`."""
+        """The first event of `kind` on or after `day` (an expiry: within the coming 40 days, always one)."""
+        if kind == "opex" and self.is_session is not None:
+            return next(iter(e for e in self.between(day, day + timedelta(days=40)) if e.kind == kind), None)
         return next((e for e in self.events if e.kind == kind and e.day >= day), None)
 
     def held_back_by(self, entry: date, expiry: date | None) -> Event | None:

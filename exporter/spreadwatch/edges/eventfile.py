@@ -6,11 +6,12 @@ A missing or malformed file fails with one line naming the file (and the line); 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spreadwatch.domain.events import EVENT_KINDS, KIND_LABELS, Event, EventCalendar, monthly_expiries
+from spreadwatch.domain.events import EVENT_KINDS, KIND_LABELS, Event, EventCalendar
 from spreadwatch.errors import DataError
 
 if TYPE_CHECKING:
@@ -65,11 +66,21 @@ def _parse_line(path: Path, number: int, line: str) -> Event:
 
 
 def load_event_calendar(config: Config, calendar: MarketCalendar) -> EventCalendar:
-    """The file's events, events.extra, and the monthly expiries over the years they cover."""
+    """The file's events and events.extra; the monthly expiries are derived from the exchange's sessions for any
+    day asked about."""
     events = read_event_file(event_file_path(config))
     events += [Event(date.fromisoformat(text), kind, KIND_LABELS[kind])
                for kind, days in config.events.extra.items() for text in days]
-    years = [e.day.year for e in events] or [2025, 2027]
-    first, last = date(min(years), 1, 1), date(max(years), 12, 31)
-    events += monthly_expiries(first, last, calendar.is_session)
-    return EventCalendar.of(events, config.events.policy)
+    return EventCalendar.of(events, config.events.policy, _sessions_or_none(calendar))
+
+
+def _sessions_or_none(calendar: MarketCalendar) -> Callable[[date], bool]:
+    """The exchange's sessions; a day outside its range is no session (so no expiry is derived there)."""
+
+    def is_session(day: date) -> bool:
+        try:
+            return calendar.is_session(day)
+        except ValueError:
+            return False
+
+    return is_session
