@@ -161,7 +161,7 @@ def market_row() -> list:
 OPP_VALUES = (  # (metric suffix, column title)
     ("rank", "Rank"), ("in_window", "In window"), ("blocked_by_risk", "Blocked by risk"), ("score", "Score"),
     ("win_ratio", "Win rate"), ("roi_ratio", "ROI"), ("credit_dollars", "Credit / contract"),
-    ("risk_dollars", "Risk / contract"),
+    ("risk_dollars", "Risk / contract"), ("held_back", "Held back"),
 )
 LEGS = ("short_put", "long_put", "short_call", "long_call")
 
@@ -192,6 +192,8 @@ def opportunities_table() -> table.Panel:
         ("In window", {"mappings": [value_map(yes_no)], "custom__cellOptions": {"type": "color-background"}}),
         ("Blocked by risk", {"mappings": [value_map({"0": ("", "transparent"), "1": ("blocked", "red")})],
                              "custom__cellOptions": {"type": "color-background"}}),
+        ("Held back", {"mappings": [value_map({"0": ("", "transparent"), "1": ("event day", "orange")})],
+                       "custom__cellOptions": {"type": "color-background"}}),
         ("Win rate", {"unit": "percentunit", "decimals": 1}),
         ("ROI", {"unit": "percentunit", "decimals": 1}),
         ("Credit / contract", {"unit": "currencyUSD"}),
@@ -200,6 +202,27 @@ def opportunities_table() -> table.Panel:
     ):
         panel = panel.with_override(*override(field, **props))
     return panel
+
+
+def events_table() -> table.Panel:
+    """The scheduled events of today and the next 7 days, with what each kind's policy does."""
+    panel = (table.Panel().title("Scheduled events").description(
+        "FOMC decisions, CPI, the jobs report, monthly option expiry and early closes, today and the next 7 days "
+        "(the event calendar: events.file, events.extra). Policy: hold_day holds new entries back that day, "
+        "hold_through holds back entries whose expiry reaches the day, mark only shows it. Held-back setups are "
+        "marked in the opportunities table and never notified.")
+        .datasource(PROMETHEUS).span(12).height(6)
+        .with_target(q("max by (date, kind, name, policy) (spreadwatch_event_info)", instant=True,
+                       table_format=True))
+        .with_transformation(organize({"date": "Date (ET)", "name": "Event", "kind": "Kind", "policy": "Policy"}))
+        .show_header(True).sort_by([common.TableSortByFieldState().display_name("Date (ET)").desc(False)]))
+    return panel.with_override(*override("Value", custom__hidden=True))  # always 1: the row is the event
+
+
+def event_countdown() -> stat.Panel:
+    return stat_panel("Days to the next event", "Calendar days to the next FOMC decision, CPI release, jobs report "
+                      "and monthly expiry (0: today).",
+                      q("spreadwatch_event_next_days", "{{kind}}"), w=12, h=6)
 
 
 # -------------------------------------------------------------------------------------------- portfolio
@@ -466,6 +489,7 @@ def main_dashboard() -> dash.Dashboard:
         board = board.with_panel(panel)
     board = board.with_row(dash.Row("Opportunities"))
     board = board.with_panel(opportunities_table())
+    board = board.with_panel(events_table()).with_panel(event_countdown())
     board = board.with_row(dash.Row("Portfolio"))
     for panel in portfolio_row():
         board = board.with_panel(panel)

@@ -447,8 +447,13 @@ def test_every_panel_query_returns_data_from_a_real_prometheus_scraping_the_real
     # The exporter's loop, collector and HTTP server on the bundled replay day, stepped minute by minute on a
     # virtual clock until every part of the snapshot is in (market, scan with strikes, positions, portfolio) and a
     # setup is in its entry window; then it holds that instant while Prometheus scrapes it.
+    # The bundled calendar starts in 2025: the replayed week gets its jobs report (2019-01-04) from events.extra, so
+    # the scheduled-events table has a row.
+    from spreadwatch.config import parse_config
+
     service = make_service(tmp_path, ReplayProvider(bundled_path("replay_sample.csv"), bundled=True), db=db,
-                           start=REPLAY_START, tickers=("SPX",), grid=bundled_path(BUNDLED_GRID))
+                           start=REPLAY_START, tickers=("SPX",), grid=bundled_path(BUNDLED_GRID),
+                           config=parse_config({"events": {"extra": {"jobs": ["2019-01-04"]}}}))
     smtp, slack = start_smtp_sink(), start_http_sink()
     am = prom = None
     try:

@@ -23,6 +23,7 @@ DOCUMENTED_ALERTS = {
     "SpreadwatchTimeExit", "SpreadwatchExpiryDay", "SpreadwatchRiskLimitBreach", "SpreadwatchPositionLimitBreach",
     "SpreadwatchMarketDataStale", "SpreadwatchExporterDown", "SpreadwatchGridStale", "SpreadwatchPnlNotUpdated",
     "SpreadwatchWatchdog", "SpreadwatchPositionExpired", "SpreadwatchShortStrikeNear", "SpreadwatchShortStrikeBreached",
+    "SpreadwatchMorningBrief", "SpreadwatchDaySummary",
 }
 # Added beside them: the pipeline watching itself (rules/spreadwatch-meta.yml).
 META_ALERTS = {
@@ -106,7 +107,7 @@ def test_alert_has_labels_and_annotations(rule):
     assert re.fullmatch(r"Spreadwatch[A-Z][A-Za-z]+", rule["alert"])
     labels, annotations = rule.get("labels", {}), rule.get("annotations", {})
     assert labels.get("severity") in {"critical", "warning", "info"}
-    assert labels.get("category") in {"opportunity", "exit", "risk", "regime", "health"}
+    assert labels.get("category") in {"opportunity", "exit", "risk", "regime", "health", "digest"}
     for key in ("summary", "description", "runbook_url"):
         assert annotations.get(key, "").strip(), f"{rule['alert']}: annotation {key} missing"
     assert annotations["runbook_url"] == RUNBOOK_BASE + rule["alert"].lower()

@@ -16,7 +16,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,37 @@ class Paths:
     log_file: str = "logs/spreadwatch.log"
 
 
+def _default_event_policies() -> dict[str, str]:
+    from spreadwatch.domain.events import DEFAULT_POLICIES
+
+    return dict(DEFAULT_POLICIES)
+
+
+@dataclass(frozen=True)
+class Events:
+    """Scheduled market events (domain/events.py): where the calendar comes from and what each kind does."""
+
+    file: str = ""  # empty: the calendar bundled with the package (data/events.csv)
+    # More events, by kind: {fomc: ["2026-12-16"]}; added to the file's.
+    extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Per kind: hold_day (no new entries that day), hold_through (none whose DTE reaches the day) or mark; a kind
+    # not named keeps its default.
+    policy: dict[str, str] = field(default_factory=_default_event_policies)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The morning brief and the end-of-day summary (app/digest.py), sent through Alertmanager once per session."""
+
+    morning_brief: bool = True
+    brief_minutes_before_open: int = 30
+    day_summary: bool = True
+    summary_minutes_after_close: int = 5
+    # How long each digest's alert stays up (SpreadwatchMorningBrief / SpreadwatchDaySummary); Alertmanager sends it
+    # once in that time.
+    window_minutes: int = 30
+
+
 @dataclass(frozen=True)
 class Logging:
     level: str = "INFO"
@@ -219,6 +250,8 @@ class Config:
     regime: Regime = field(default_factory=Regime)
     paths: Paths = field(default_factory=Paths)
     logging: Logging = field(default_factory=Logging)
+    events: Events = field(default_factory=Events)
+    digest: Digest = field(default_factory=Digest)
     config_file: Path | None = field(default=None, compare=False)  # the file it came from, if any
 
     def ticker(self, name: str) -> Ticker:
@@ -291,12 +324,13 @@ def _yaml_loader() -> type:
     import yaml
 
     int_tag, float_tag = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+    timestamp_tag = "tag:yaml.org,2002:timestamp"  # a date stays the text written (events.extra parses it)
 
     class Loader(yaml.SafeLoader):
         pass
 
     Loader.yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag not in (int_tag, float_tag)]
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (int_tag, float_tag, timestamp_tag)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     Loader.add_implicit_resolver(int_tag, re.compile(r"^[-+]?(0|[1-9][0-9]*)$"), list("-+0123456789"))
@@ -445,7 +479,7 @@ def check_consistency(config: Config) -> None:
         if value <= 0:
             raise ConfigError(f"intervals.{name}: must be > 0")
     for check in (_check_market, _check_hours, _check_scan, _check_exits, _check_marks, _check_risk, _check_regime,
-                  _check_tickers, _check_logging):
+                  _check_tickers, _check_logging, _check_events, _check_digest):
         check(config)
 
 
@@ -583,6 +617,35 @@ def _check_logging(config: Config) -> None:
         raise ConfigError("logging.file_backups: must be >= 0")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("logging.level: must be DEBUG, INFO, WARNING or ERROR")
+
+
+def _check_events(config: Config) -> None:
+    from spreadwatch.domain.events import EVENT_KINDS, POLICIES
+
+    e = config.events
+    for kind, policy in e.policy.items():
+        if kind not in EVENT_KINDS:
+            raise ConfigError(f"events.policy.{kind}: unknown event kind (known: {', '.join(EVENT_KINDS)})")
+        if policy not in POLICIES:
+            raise ConfigError(f"events.policy.{kind}: must be one of {', '.join(POLICIES)}, got {policy!r}")
+    for kind, days in e.extra.items():
+        if kind not in EVENT_KINDS:
+            raise ConfigError(f"events.extra.{kind}: unknown event kind (known: {', '.join(EVENT_KINDS)})")
+        for i, text in enumerate(days):
+            try:
+                date.fromisoformat(text)
+            except ValueError:
+                raise ConfigError(f"events.extra.{kind}[{i}]: must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _check_digest(config: Config) -> None:
+    d = config.digest
+    if not 0 <= d.brief_minutes_before_open <= 720:
+        raise ConfigError("digest.brief_minutes_before_open: must be between 0 and 720")
+    if not 0 <= d.summary_minutes_after_close <= 480:
+        raise ConfigError("digest.summary_minutes_after_close: must be between 0 and 480")
+    if not 1 <= d.window_minutes <= 240:
+        raise ConfigError("digest.window_minutes: must be between 1 and 240")
 
 
 def _check_members(path: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:

@@ -117,17 +117,21 @@ class EventTracker:
 
     # ---- opportunities, exits, risk, sources ----------------------------------------------------------------
     def _opportunities(self, now: datetime, s: Snapshot) -> None:
-        entered = []
+        entered: list[Any] = []
         current: set[str] = set()
+        held: list[Any] = []  # in window but held back by a scheduled event: said once, never as an opportunity
         for result in s.scans.values():
             for o in result.opportunities:
                 if o.in_window and not o.blocked_by_risk:
                     current.add(o.id)
                     if o.id not in self._in_window:
-                        entered.append(o)
+                        (held if o.held_back else entered).append(o)
         if entered:
             lines = "\n".join(f"  {o.alert_line()}" for o in entered)
             self._emit(now, "OPPORTUNITY", f"Found {len(entered)} trade opportunity(ies)\n{lines}")
+        if held:
+            reasons = ", ".join(sorted({o.held_back for o in held if o.held_back}))
+            self._emit(now, "INFO", f"{len(held)} setup(s) in window held back: {reasons}")
         self._in_window = current
 
     def _exit_events(self, now: datetime, s: Snapshot) -> None:

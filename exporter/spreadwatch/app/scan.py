@@ -15,6 +15,7 @@ from spreadwatch.errors import SpreadwatchError
 if TYPE_CHECKING:
     from spreadwatch.app.watcher import MarketContext
     from spreadwatch.config import Config
+    from spreadwatch.domain.events import EventCalendar
     from spreadwatch.domain.scanner import BookState, ScanResult
     from spreadwatch.edges.gridfile import Grid
     from spreadwatch.edges.providers import Provider
@@ -34,20 +35,24 @@ def book_state(config: Config, db_path: str | None) -> BookState | None:
 
 
 def scan_context(config: Config, context: MarketContext, *, grid: Grid | None = None, db_path: str | None = None,
-                 include_all: bool = False) -> ScanResult:
+                 include_all: bool = False, events: EventCalendar | None = None) -> ScanResult:
     """Scan a loaded grid (default: paths.grid, else the bundled one) for one MarketContext: the mapping of its
     fields onto scanner.scan."""
     from spreadwatch.domain.scanner import scan
     from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.eventfile import load_event_calendar
     from spreadwatch.edges.gridfile import grid_path, load_grid
 
     if grid is None:
         grid = load_grid(grid_path(config.paths.grid), skip_impossible=config.scan.skip_impossible)
+    calendar = MarketCalendar.of(config)
+    if events is None:
+        events = load_event_calendar(config, calendar)
     return scan(
-        grid, ticker=context.ticker, now=context.time, calendar=MarketCalendar.of(config),
+        grid, ticker=context.ticker, now=context.time, calendar=calendar,
         config=config, regime=context.regime, trend=context.trend, flow=context.flow, flow_0dte=context.flow_0dte,
         price=context.price, daily_closes=context.daily_closes, daily_opens=context.daily_opens,
-        book=book_state(config, db_path), include_all=include_all,
+        book=book_state(config, db_path), include_all=include_all, events=events,
     )
 
 
@@ -72,14 +77,17 @@ def run_scan(config: Config, *, ticker: str | None, source_spec: str | None, sta
              db_path: str | None, include_all: bool) -> tuple[ScanResult, MarketContext, Provider]:
     """The scan the loop would run at one instant; --vix/--price/--flow override the market context."""
     from spreadwatch.app.status import market_context
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.eventfile import load_event_calendar
     from spreadwatch.edges.gridfile import grid_path, load_grid
 
-    # Loaded first: a bad grid fails before any market data is fetched.
+    # Loaded first: a bad grid or event calendar fails before any market data is fetched.
     grid = load_grid(grid_path(config.paths.grid, grid_file), skip_impossible=config.scan.skip_impossible)
+    events = load_event_calendar(config, MarketCalendar.of(config))
     context, provider = market_context(config, ticker=ticker, source_spec=source_spec, at=at, start=start_at,
                                        trend=trend)
     context = what_if(config, context, vix=vix, price=price, flow=flow)
-    result = scan_context(config, context, grid=grid, db_path=db_path, include_all=include_all)
+    result = scan_context(config, context, grid=grid, db_path=db_path, include_all=include_all, events=events)
     return result, context, provider
 
 
@@ -112,6 +120,8 @@ def render_opportunities(result: ScanResult) -> list[str]:
             flags.append("IN WINDOW")
         if opp.blocked_by_risk:
             flags.append("BLOCKED BY RISK")
+        if opp.held_back:
+            flags.append(f"held back: {opp.held_back}")
         suffix = f"  [{', '.join(flags)}]" if flags else ""
         expiry = f"  exp {opp.expiry}" if opp.expiry else ""
         lines.append(f"  {opp.alert_line()}  width {opp.spread_width:g}{expiry}{suffix}")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spreadwatch import __version__
+from spreadwatch.app.digest import DigestTracker
 from spreadwatch.app.events import EventTracker, in_opening_grace
 from spreadwatch.app.snapshot import (
     CalendarFacts,
@@ -106,6 +107,7 @@ class Service:
                  db_path: Path, grid_path: Path, trend: str | None = None, scan_interval: float | None = None,
                  fetch_deadline: float = FETCH_DEADLINE_SECONDS) -> None:
         from spreadwatch.app.watcher import MarketWatcher, RegimeWatcher
+        from spreadwatch.edges.eventfile import load_event_calendar
         from spreadwatch.edges.gridfile import GridCache
         from spreadwatch.edges.store import BookWatch
 
@@ -132,6 +134,8 @@ class Service:
         # The market mark: live data with marks.chain on, else None.
         self.chains = _chain_marker(config, provider, fetch_deadline)
         self._marks: dict[str, Any] = {}
+        # Read once at start: a missing or malformed event calendar stops the start with the file and line named.
+        self.events = load_event_calendar(config, calendar)
         self._pending: dict[str, _Fetch] = {}
         self._timeouts: dict[str, int] = {}  # symbol -> fetches that missed the deadline
         self._hung: frozenset[str] = frozenset()  # symbols whose ticker's fetch is past its deadline now
@@ -142,6 +146,8 @@ class Service:
         self._portfolio: Portfolio | None = None
         self._tasks = {name: TaskStatus(name, self.intervals[name]) for name in self.intervals}
         self._events = EventTracker(config, calendar)
+        self._digests = DigestTracker(config, calendar)
+        self._closed_today: tuple[Any, ...] = ()
         self.book_watch = BookWatch(self.db_path)
         self._book_changed = False  # the book changed since the positions task last read it
         self.cycles = 0
@@ -246,6 +252,8 @@ class Service:
                 sessions, close = None, None
             open_items.append(OpenPosition(p, sessions, close))
         self._open = tuple(open_items)
+        self._closed_today = tuple(p for p in positions if not p.is_open and p.closed_at is not None
+                                   and self.calendar.et_date(p.closed_at) == today)
         self._portfolio = Portfolio.of(summarize(positions))
         if self.chains is not None:  # a failing chain is its source's state, never this task's failure
             self._marks = self.chains.update(now, self._open)
@@ -263,7 +271,7 @@ class Service:
             self._scans[ticker] = scan(
                 grid, ticker=ticker, now=now, calendar=self.calendar, config=self.config, regime=ctx.regime,
                 trend=ctx.trend, flow=ctx.flow, flow_0dte=ctx.flow_0dte, price=ctx.price,
-                daily_closes=ctx.daily_closes, daily_opens=ctx.daily_opens, book=book)
+                daily_closes=ctx.daily_closes, daily_opens=ctx.daily_opens, book=book, events=self.events)
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def step(self, now: datetime, due: set[str]) -> None:
@@ -292,7 +300,9 @@ class Service:
             grid=self._grid_info, positions=self._open, portfolio=self._portfolio, tasks=dict(self._tasks),
             today=cal.et_date(now), fetch_timeouts=dict(self._timeouts), hung_sources=self._hung,
             regime=self.regime.reading, market_marks=dict(self._marks),
-            chains=self.chains.statuses() if self.chains is not None else {})
+            chains=self.chains.statuses() if self.chains is not None else {},
+            events=self.events, closed_today=self._closed_today)
+        snapshot = self._with_digests(snapshot, now)
         self.snapshot = snapshot  # the atomic swap: one reference assignment
         try:
             self._events.observe(snapshot)
@@ -303,6 +313,15 @@ class Service:
                 listener(snapshot)
             except Exception:
                 log.exception("snapshot listener failed")
+
+    def _with_digests(self, snapshot: Snapshot, now: datetime) -> Snapshot:
+        """The snapshot with the digests up now (their text from this snapshot, written once per window)."""
+        try:
+            digests = self._digests.observe(snapshot, now)
+        except Exception:  # a bug in a digest must not stop the loop
+            log.exception("digest failed")
+            return snapshot
+        return dataclasses.replace(snapshot, digests=digests) if digests or snapshot.digests else snapshot
 
     def _look_at_book(self) -> bool:
         """Whether the book changed since the last look. Never raises: a look that fails is logged, and the regular
@@ -347,7 +366,11 @@ class Service:
                 self.step(now, due | extra)
                 for name in due:
                     next_due[name] = now + _seconds(self.intervals[name])
-            wait = min((at - self.clock.now()).total_seconds() for at in next_due.values())
+            elif self._digests.next_change is not None and now >= self._digests.next_change:
+                # A digest goes up or down now: only the digests change (no task runs, the event log sees nothing).
+                self.snapshot = self._with_digests(self.snapshot, now)
+            wakes = [*next_due.values(), *([self._digests.next_change] if self._digests.next_change else [])]
+            wait = min((at - self.clock.now()).total_seconds() for at in wakes)
             if self.clock.wait(max(wait, 0.0), self.stop_event, self.book_check, BOOK_CHECK_SECONDS):
                 break
         self.close()

@@ -23,8 +23,10 @@ from spreadwatch.domain.watch import StrikeDistance, short_strike_distances
 
 if TYPE_CHECKING:
     from spreadwatch.app.chains import ChainStatus
+    from spreadwatch.app.digest import Digest
     from spreadwatch.app.watcher import MarketContext, RegimeReading, SourceStatus
     from spreadwatch.config import Config
+    from spreadwatch.domain.events import Event, EventCalendar
     from spreadwatch.domain.marks import MarketMark, ModelMark
     from spreadwatch.domain.scanner import ScanResult
 
@@ -167,6 +169,20 @@ class PositionFacts:
     exit_pnl: PnlReading | None = None
 
 
+@dataclass(frozen=True)
+class EventFacts:
+    """The scheduled events around the snapshot's day (domain/events.py)."""
+
+    today: tuple[Event, ...]
+    rest_of_week: tuple[Event, ...]  # after today, through Friday
+    coming: tuple[Event, ...]  # today and the next EVENT_HORIZON_DAYS days
+    days_to_next: dict[str, int]  # kind -> calendar days to its next event (0: today); kinds with none known absent
+    holds: dict[str, bool]  # kind -> its policy holds new entries back
+
+
+EVENT_HORIZON_DAYS = 7
+
+
 def _value_time(status: SourceStatus, context_time: datetime) -> datetime | None:
     if status.age_seconds is None:
         return None
@@ -198,6 +214,27 @@ class Snapshot:
     # The market marks of the open positions (position id -> mark) and the chain sources' states.
     market_marks: dict[str, MarketMark] = field(default_factory=dict)
     chains: dict[str, ChainStatus] = field(default_factory=dict)
+    # The scheduled market events (read once at start); None for a snapshot built without them.
+    events: EventCalendar | None = None
+    # Positions closed on the snapshot's (ET) day, for the end-of-day summary's realized P&L.
+    closed_today: tuple[Any, ...] = ()
+    # The morning brief / end-of-day summary up now (app/digest.py), each with its text.
+    digests: tuple[Digest, ...] = ()
+
+    @cached_property
+    def event_facts(self) -> EventFacts | None:
+        """Today's events, the rest of the week's, the coming week's, and how far each kind's next one is."""
+        from spreadwatch.domain.events import EVENT_KINDS, week_of
+
+        if self.events is None or self.today is None:
+            return None
+        cal, today = self.events, self.today
+        friday = week_of(today)[1]
+        days = {kind: (event.day - today).days for kind in EVENT_KINDS
+                if (event := cal.next_of(kind, today)) is not None}
+        return EventFacts(cal.on(today), cal.between(today + timedelta(days=1), friday),
+                          cal.between(today, today + timedelta(days=EVENT_HORIZON_DAYS)), days,
+                          {kind: cal.holds(kind) for kind in EVENT_KINDS})
 
     @property
     def stale_after(self) -> timedelta:

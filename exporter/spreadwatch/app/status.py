@@ -118,11 +118,38 @@ def status_report(config: Config, *, ticker: str | None, source_spec: str | None
                                        trend=trend)
     report: dict[str, Any] = {**context.to_json(), "source_description": provider.description}
     lines = render_text(context, provider.description, config.display_timezone)
-    for keys, section in (status_opportunities(config, context),
+    for keys, section in (status_events(config, context.time),
+                          status_opportunities(config, context),
                           status_portfolio(config, Path(db_path or config.paths.database), context.time)):
         report.update(keys)
         lines += section
     return report, lines
+
+
+def status_events(config: Config, now: datetime) -> tuple[dict[str, Any], list[str]]:
+    """The scheduled events of `status`: today's and the rest of the week's, each with what its policy does."""
+    from spreadwatch.domain.events import week_of
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.eventfile import load_event_calendar
+
+    calendar = MarketCalendar.of(config)
+    events = load_event_calendar(config, calendar)
+    today = calendar.et_date(now)
+    rest = events.between(today + timedelta(days=1), week_of(today)[1])
+
+    def as_json(e: Any) -> dict[str, Any]:
+        return {"date": e.day.isoformat(), "kind": e.kind, "name": e.name, "policy": events.policy(e.kind)}
+
+    keys = {"events": {"today": [as_json(e) for e in events.on(today)], "this_week": [as_json(e) for e in rest]}}
+    return keys, ["", f"Events today: {event_list_text(events, events.on(today))}",
+                  f"Events later this week: {event_list_text(events, rest)}"]
+
+
+def event_list_text(events: Any, chosen: Any) -> str:
+    """`FOMC 2026-12-09 (holds entries), Monthly opex 2026-12-18 (marked)`, or `none`."""
+    if not chosen:
+        return "none"
+    return ", ".join(f"{e.label} ({'holds entries' if events.holds(e.kind) else 'marked'})" for e in chosen)
 
 
 def status_portfolio(config: Config, path: Path, now: datetime) -> tuple[dict[str, Any], list[str]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from spreadwatch.domain.vocabulary import ET, flow_qualifies_array
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
+    from spreadwatch.domain.events import EventCalendar
     from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.edges.gridfile import Grid
 
@@ -96,6 +97,8 @@ class Opportunity:
     exit_win_rate_high: float | None = None
     n_effective: float | None = None
     low_sample: bool | None = None
+    # Why a new entry is held back (domain/events.py: "FOMC 2026-12-09"); None when it is not.
+    held_back: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,7 +115,7 @@ class Opportunity:
             "n_trades": self.n_trades, "n_effective": self.n_effective, "low_sample": self.low_sample,
             "in_window": self.in_window, "blocked_by_risk": self.blocked_by_risk,
             "strikes": self.strikes.as_dict() if self.strikes else None, "expiry": self.expiry,
-            "credit_source": self.credit_source,
+            "credit_source": self.credit_source, "held_back": self.held_back,
         }
 
     def alert_line(self) -> str:
@@ -305,6 +308,8 @@ class _Context:
     increment: float | None
     expiries: dict[int, str | None]
     edges: dict[tuple[int, str], tuple[float, float] | None]
+    events: EventCalendar | None = None
+    held: dict[int, str | None] = field(default_factory=dict)  # dte -> why entries are held back
 
 
 def scan(
@@ -323,6 +328,7 @@ def scan(
     daily_opens: tuple[float, ...] | list[float] = (),
     book: BookState | None = None,
     include_all: bool = False,
+    events: EventCalendar | None = None,
 ) -> ScanResult:
     removed: dict[str, int] = {}
     passing = filter_grid(grid.frame, ticker=ticker, regime=regime, trend=trend, flow=flow, flow_0dte=flow_0dte,
@@ -335,7 +341,7 @@ def scan(
     increment = config.tickers[ticker].strike_increment if ticker in config.tickers else None
     ctx = _Context(ticker=ticker, now=now, calendar=calendar, config=config, price=price,
                    closes=np.asarray(daily_closes, dtype=float), opens=np.asarray(daily_opens, dtype=float),
-                   book=book, increment=increment, expiries={}, edges={})
+                   book=book, increment=increment, expiries={}, edges={}, events=events)
     chosen = passing.iloc[order]
     opportunities = tuple(_opportunity(row, rank, bool(win), ctx) for rank, (row, win) in enumerate(
         zip(chosen.itertuples(index=False), in_window[order], strict=True), start=1))
@@ -366,6 +372,8 @@ def _opportunity(row: Any, rank: int, win: bool, ctx: _Context) -> Opportunity:
     if dte not in ctx.expiries:
         session = _entry_session(ctx.calendar, ctx.now)
         ctx.expiries[dte] = ctx.calendar.expiry_for(session, dte).isoformat() if session is not None else None
+    if dte not in ctx.held:
+        ctx.held[dte] = _held_back(ctx, ctx.expiries[dte])
     risk = ctx.config.risk
     blocked = ctx.book is not None and (
         ctx.book.open_count >= risk.max_positions or ctx.book.open_risk + float(row.avg_max_risk) > risk.max_total_risk)
@@ -386,7 +394,19 @@ def _opportunity(row: Any, rank: int, win: bool, ctx: _Context) -> Opportunity:
         exit_expected_return=_num(row.exit_expected_return), exit_sharpe=_num(row.exit_sharpe),
         exit_win_rate_low=_num(row.exit_win_rate_low), exit_win_rate_high=_num(row.exit_win_rate_high),
         n_effective=_num(row.n_effective), low_sample=flag if isinstance(flag, bool) else None,
+        held_back=ctx.held[dte],
     )
+
+
+def _held_back(ctx: _Context, expiry: str | None) -> str | None:
+    """The event that holds back an entry now with this expiry, as people read it ("FOMC 2026-12-09")."""
+    if ctx.events is None:
+        return None
+    session = _entry_session(ctx.calendar, ctx.now)
+    if session is None:
+        return None
+    event = ctx.events.held_back_by(session, date.fromisoformat(expiry) if expiry else None)
+    return None if event is None else event.label
 
 
 def _text_or_none(value: Any) -> str | None:

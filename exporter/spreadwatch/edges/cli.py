@@ -180,6 +180,13 @@ def config_group() -> None:
     """Validate and show the configuration."""
 
 
+def check_event_calendar(config: Any) -> None:
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.eventfile import load_event_calendar
+
+    load_event_calendar(config, MarketCalendar.of(config))
+
+
 @config_group.command("check")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @json_option
@@ -190,6 +197,7 @@ def config_check(ctx: Context, file: str | None, as_json: bool) -> None:
     from spreadwatch.config import load_config, to_plain
 
     config = load_config(file or ctx.config_path)
+    check_event_calendar(config)  # the event calendar the settings name must load too
     plain = to_plain(config)
     if as_json:
         echo_json(plain)

@@ -134,7 +134,7 @@ class SnapshotCollector(Collector):
         """Every family of `snapshot` at `now`, in exposition order; the clocked ones (ages) as `ClockedGauge`."""
         families: list[Family] = []
         for part in (self._build, self._market, self._health, self._chains, self._opportunities,
-                     self._positions, self._portfolio):
+                     self._positions, self._portfolio, self._events):
             try:
                 families.extend(part(snapshot, now))
             except Exception:  # a bug in one part must not fail the scrape
@@ -309,6 +309,7 @@ class SnapshotCollector(Collector):
             "roi_ratio": "Credit / max risk: the most a trade can return.",
             "sharpe": "Per-trade Sharpe.", "credit_dollars": "Credit, dollars per contract.",
             "risk_dollars": "Max risk, dollars per contract.", "rank": "1 = best.",
+            "held_back": "1 when a scheduled event holds new entries back (events.policy).",
         }
         fams = {k: _g(f"spreadwatch_opportunity_{k}", doc, OPPORTUNITY_LABELS) for k, doc in names.items()}
         managed = {k: _g(f"spreadwatch_opportunity_{k}", doc, OPPORTUNITY_LABELS) for k, doc in MANAGED_DOCS.items()}
@@ -321,7 +322,7 @@ class SnapshotCollector(Collector):
                 values = {"score": o.trade_score, "in_window": 1 if o.in_window else 0,
                           "blocked_by_risk": 1 if o.blocked_by_risk else 0, "win_ratio": o.win_rate,
                           "roi_ratio": o.roi, "sharpe": o.sharpe, "credit_dollars": o.credit,
-                          "risk_dollars": o.max_risk, "rank": o.rank}
+                          "risk_dollars": o.max_risk, "rank": o.rank, "held_back": 1 if o.held_back else 0}
                 for key, value in values.items():
                     fams[key].add_metric(labels, value)
                 for key, known in _managed_values(o).items():  # absent where the grid does not know them
@@ -331,6 +332,10 @@ class SnapshotCollector(Collector):
                     for leg, value in o.strikes.as_dict().items():
                         strike.add_metric([*labels, leg], value)
         return [count, *fams.values(), *managed.values(), strike]
+
+    # ---- events -------------------------------------------------------------------------------------------
+    def _events(self, s: Snapshot, now: datetime) -> list[Metric]:
+        return [*_event_families(s), *_digest_families(s)]
 
     # ---- positions ----------------------------------------------------------------------------------------
     def _positions(self, s: Snapshot, now: datetime) -> list[Family]:
@@ -510,6 +515,44 @@ def _model_families() -> dict[str, GaugeMetricFamily]:
     return {k: _g(f"spreadwatch_position_{k}", doc,
                   (*POSITION_LABELS, "leg", "source") if k == "short_delta" else (*POSITION_LABELS, "source"))
             for k, doc in MODEL_DOCS.items()}
+
+
+def _event_families(s: Snapshot) -> list[Metric]:
+    from spreadwatch.domain.events import EVENT_KINDS
+
+    today = _g("spreadwatch_event_today", "1 when an event of this kind is scheduled today (ET day).", ("kind",))
+    days = _g("spreadwatch_event_next_days",
+              "Calendar days to the next known event of this kind (0: today); absent when none is known.", ("kind",))
+    holds = _g("spreadwatch_event_holds_entries",
+               "1 when this kind's policy holds new entries back (hold_day or hold_through), 0 when it only marks.",
+               ("kind",))
+    info = _g("spreadwatch_event_info", "1 for each event today and in the next 7 days.",
+              ("kind", "date", "name", "policy"))
+    facts = s.event_facts
+    if facts is None or s.events is None:
+        return []
+    on_today = {e.kind for e in facts.today}
+    for kind in EVENT_KINDS:
+        today.add_metric([kind], 1 if kind in on_today else 0)
+        holds.add_metric([kind], 1 if facts.holds[kind] else 0)
+        if kind in facts.days_to_next:
+            days.add_metric([kind], facts.days_to_next[kind])
+    for e in facts.coming:
+        info.add_metric([e.kind, e.day.isoformat(), e.name, s.events.policy(e.kind)], 1)
+    return [today, days, holds, info]
+
+
+def _digest_families(s: Snapshot) -> list[Metric]:
+    if not s.digests:
+        return []
+    up = _g("spreadwatch_digest", "1 while the morning brief or the end-of-day summary of `day` is up (once per "
+            "session; absent otherwise).", ("kind", "day"))
+    info = _g("spreadwatch_digest_info", "The digest's title and text (read by the alert's annotations); 1 while it "
+              "is up.", ("kind", "day", "title", "text"))
+    for d in s.digests:
+        up.add_metric([d.kind, d.day.isoformat()], 1)
+        info.add_metric([d.kind, d.day.isoformat(), d.title, d.text], 1)
+    return [up, info]
 
 
 def _managed_values(o: Any) -> dict[str, float | None]:
