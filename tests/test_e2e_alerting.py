@@ -53,14 +53,14 @@ NOTIFY_TIMEOUT = 30.0  # seconds; expected latency is scrape + evaluation + grou
 class Stack:
     """Sinks, Alertmanager and Prometheus (repo rules, 1 s scrape and evaluation) around one scrape target."""
 
-    def __init__(self, workdir: Path, target: str):
+    def __init__(self, workdir: Path, target: str, prometheus_dir: Path = ROOT / "prometheus"):
         self.smtp = start_smtp_sink()
         self.slack = start_http_sink()
         routing = repo_routing(workdir, self.smtp.smarthost, self.slack.url + "/slack", group_wait="1s",
                                group_interval="2s")
         self.am = start_alertmanager(routing, workdir,
                                      templates_dir=ROOT / "alertmanager" / "templates")
-        self.prom = start_prometheus(ROOT / "prometheus", workdir, targets={"spreadwatch": [target]},
+        self.prom = start_prometheus(prometheus_dir, workdir, targets={"spreadwatch": [target]},
                                      alertmanager_urls=[self.am.url])
 
     def stop(self) -> None:
@@ -537,3 +537,97 @@ def scrape_lines(url: str) -> list[str]:
 
     return [line for line in requests.get(url + "/metrics", timeout=10).text.splitlines()
             if line and not line.startswith("#")]
+
+
+# ------------------------------------------------------------------- opportunity notifications, the bundled day
+
+# The bundled replay day (SYNTHETIC SPX, 2019-01-02) with the bundled grid, as `./run.sh` runs it, from its default
+# start (a few minutes before the first entry window) to the close, on a virtual clock. The grid's only entry time
+# is 09:30 ET, so the session has one entry window (the open to 09:45 ET). Time is compressed by one factor for the
+# whole pipeline: each replayed minute is held PACE wall seconds (Prometheus scrapes and evaluates every second),
+# Alertmanager's group_interval of 1 m is 2 s, and the rule's keep_firing_for of 10 m is 10 x PACE, so a setup that
+# one scan drops is held exactly as long, in replayed minutes, as in production.
+PACE = 2.0  # wall seconds per replayed minute while setups can change
+
+
+def _compressed_rules(workdir: Path) -> Path:
+    """A copy of prometheus/ whose opportunity rule's keep_firing_for is 10 replayed minutes at PACE."""
+    import shutil
+
+    target = workdir / "prometheus-src"
+    shutil.copytree(ROOT / "prometheus", target)
+    rules = target / "rules" / "spreadwatch-opportunities.yml"
+    text = rules.read_text(encoding="utf-8")
+    assert "keep_firing_for: 10m" in text
+    rules.write_text(text.replace("keep_firing_for: 10m", f"keep_firing_for: {10 * PACE:g}s"), encoding="utf-8")
+    return target
+
+
+def _setups_of(text: str) -> frozenset[str]:
+    """The setups a notification lists, without their width: `1DTE P98 IRON_CONDOR @ 06:30 PT`."""
+    found = re.findall(r"#\d+: (\d+DTE \S+ \S+) [\d.]+ wide (@ \d\d:\d\d \S+)", text)
+    return frozenset(f"{setup} {at}" for setup, at in found)
+
+
+def test_bundled_day_sends_one_opportunity_notification_per_window_and_gain(tmp_path, capsys):
+    from spreadwatch.app.runner import default_replay_start
+    from spreadwatch.config import Config, bundled_path
+    from spreadwatch.edges.calendar import MarketCalendar
+
+    config = Config()
+    provider = ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+    grid = bundled_path("grid_spx.csv")
+    start = default_replay_start(provider, MarketCalendar.of(config), config, grid)
+    service = make_service(tmp_path, FaultyProvider(provider), config=config, tickers=("SPX",), grid=grid,
+                           start=start)
+    stack = None
+    try:
+        with Running(service) as running:
+            stack = Stack(tmp_path, urlparse(running.url).netloc, prometheus_dir=_compressed_rules(tmp_path))
+            stack.prom.wait_for_up("spreadwatch")
+            close = service.calendar.open_close(service.clock.now().date())[1]
+            window_over = close.replace(hour=14, minute=46)  # 09:46 ET: the last in-window scan is done
+            listed: set[str] = set()
+            while service.clock.now() < close:
+                held_from = time.monotonic()
+                running.step()
+                now = service.clock.now()
+                listed |= {w.setup for w in service.snapshot.window_setups}
+                if now > window_over:
+                    assert service.snapshot.window_setups == (), now  # nothing listed outside the window
+                    continue
+                wait_until(lambda: stack.prom.query(f"spreadwatch_clock_timestamp_seconds >= {now.timestamp()}"),
+                           30, f"Prometheus scraping {now:%H:%M}")
+                time.sleep(max(0.0, PACE - (time.monotonic() - held_from)))
+            time.sleep(4 * PACE)  # two group intervals: time enough for a late notification to arrive
+
+            slack = [text for _, text in stack.slack_messages() if text.startswith("[OPPORTUNITY]")]
+            email = [text for _, text in stack.emails() if text.startswith("[spreadwatch] [OPPORTUNITY]")]
+    finally:
+        if stack is not None:
+            notifications = [{"channel": "slack", "text": s} for _, s in stack.slack_messages()]
+            notifications += [{"channel": "email", "text": s} for _, s in stack.emails()]
+            (tmp_path / "notifications.json").write_text(json.dumps(notifications, indent=1, ensure_ascii=False),
+                                                         encoding="utf-8")
+            stack.stop()
+
+    with capsys.disabled():
+        print(f"\nbundled day, {start:%H:%M} UTC to the close: opportunity notifications Slack {len(slack)}, "
+              f"email {len(email)}; setups listed by the exporter {len(listed)}")
+    assert listed, "the bundled day lists no setup: nothing was tested"
+    for channel, texts in (("slack", slack), ("email", email)):
+        assert 1 <= len(texts) <= 6, (channel, texts)
+        sets = [_setups_of(text) for text in texts]
+        assert all(sets), (channel, texts)
+        # Each later notification lists a setup the one before it did not: none repeats a list with new widths.
+        for before, after in zip(sets, sets[1:], strict=False):
+            assert not after <= before, (channel, before, after)
+        assert len(set(sets)) == len(sets), (channel, sets)
+    first = slack[0]
+    title, body = first.split("\n", 1)
+    assert re.fullmatch(r"\[OPPORTUNITY\] Found \d trade opportunity\(ies\) on SPX, entry window 06:30 PT", title)
+    assert body.startswith("#1: 1DTE "), body
+    assert re.search(r"#1: \d+DTE P\d+ [A-Z_]+ \d+ wide @ 06:30 PT \| Win:\d+\.\d% managed \d+\.\d% held \| "
+                     r"Credit:\$\d+ Risk:\$\d+ \| Strikes: SP \d+ LP \d+", body), body
+    assert " UTC" not in first, first  # every time in it is in the display zone
+    assert len(slack) == len(email)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from spreadwatch.app.snapshot import Snapshot, TickerFacts
-from spreadwatch.app.status import duration_text
+from spreadwatch.domain.display import duration_text
 from spreadwatch.domain.positions import exit_line, exit_signals
 
 events = logging.getLogger("spreadwatch.events")

@@ -129,6 +129,7 @@ class Service:
         self._events = EventTracker(config, calendar)
         self.book_watch = BookWatch(self.db_path)
         self._book_changed = False  # the book changed since the positions task last read it
+        self._scanned_on: tuple[Any, ...] | None = None  # _scan_inputs at the last scan
         self.cycles = 0
         self._outside_calendar = False  # the clock is outside the exchange calendar's range (said once)
         self.snapshot: Snapshot = Snapshot(
@@ -232,8 +233,18 @@ class Service:
         self._open = tuple(open_items)
         self._portfolio = Portfolio.of(summarize(positions))
 
+    def _scan_inputs(self, now: datetime) -> tuple[Any, ...]:
+        """What changes the scan's answer at once: the entry hours opening or closing, a ticker's regime, its price
+        becoming known or unknown. When one changes the scan runs in the same cycle, off its cadence (the first
+        bar after the open brings the setups then, not up to a scan interval later)."""
+        hours = self.config.hours
+        window = self.calendar.within_local_hours(now, hours.entry_start, hours.entry_end)
+        return window, tuple((t, c.regime, c.price is None) for t, c in sorted(self._contexts.items()))
+
     def scan_task(self, now: datetime) -> None:
         from spreadwatch.domain.scanner import scan
+
+        self._scanned_on = self._scan_inputs(now)
 
         grid = self.grid_cache.get()
         self._grid_info = GridInfo(str(grid.path), grid.rows, grid.skipped_rows, grid.mtime)
@@ -252,7 +263,7 @@ class Service:
         """Run the due tasks at `now` (market, then positions, then scan) and publish a snapshot."""
         order = (("market", self.market_task), ("positions", self.positions_task), ("scan", self.scan_task))
         for name, func in order:
-            if name in due:
+            if name in due or (name == "scan" and self._scan_inputs(now) != self._scanned_on):
                 self._run_task(name, func, now)
         self.publish(now)
         self.cycles += 1

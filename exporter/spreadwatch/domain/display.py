@@ -31,3 +31,12 @@ def local_time(value: datetime, zone: tzinfo, fmt: str = "%H:%M") -> str:
     """`value` in `zone` as `fmt` followed by the zone's abbreviation: `07:30 PT`, `2026-11-24 07:30 PT`."""
     local = value.astimezone(zone)
     return f"{local.strftime(fmt)} {zone_abbreviation(local)}"
+
+
+def duration_text(seconds: float) -> str:
+    """`45 s`, `17 min`, `17.6 h`: how ages are shown to people (status, the event log, the landing page)."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
