@@ -20,7 +20,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -139,6 +139,15 @@ def exposition(state: dict) -> str:
             lines.append(_series(f"spreadwatch_opportunity_{name}", value, **labels))
         for leg, strike in (("short_put", 19500), ("long_put", 19400), ("short_call", 20500), ("long_call", 20600)):
             lines.append(_series("spreadwatch_opportunity_strike", strike, leg=leg, **labels))
+        # The setup its entry window's notification lists (rank 1: one setup per window here).
+        setup = dict(ticker="NDX", window=entry, setup=oid, dte=str(dte), band=band, spread_type=spread,
+                     flow_mode="with_flow")
+        lines.append(_series("spreadwatch_entry_setup_rank", 1, **setup))
+        local = f"{int(entry[:2]) - 3:02d}{entry[2:]} PT"
+        line = (f"{dte}DTE {band} {spread.upper()} 100 wide @ {local} | Win:80.5% managed 95.5% held | "
+                f"Credit:$1425 Risk:$8575 | Strikes: SP 19500 LP 19400 SC 20500 LC 20600")
+        lines.append(_series("spreadwatch_entry_setup_info", 1, **{k: setup[k] for k in ("ticker", "window", "setup")},
+                             id=oid, width="100", window_local=local, line=line))
     for pid, (pnl, credit, sessions, entry_dte) in state["positions"].items():
         labels = dict(position_id=pid, ticker="NDX", spread_type="iron_condor", band="P98")
         for name, value in (("pnl_dollars", pnl), ("credit_dollars", credit), ("pnl_to_credit_ratio", pnl / credit),
@@ -178,10 +187,14 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
                    positions={"a3f8": (150.0, 285.0, 3, 3), "b7c1": (-600.0, 285.0, 3, 3)})
         got, _ = stack.wait_slack("Regime change: LOW → MEDIUM (VIX 18.5)", after=t)
         latencies["regime change -> Slack"] = got - t
-        got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=t)
+        got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX, entry window 07:30 PT",
+                                     after=t)
         latencies["opportunity -> Slack"] = got - t
-        assert ("NDX 3DTE P98 IRON_CONDOR @ 10:30 ET | Win:95.5% held 80.5% managed (95%: 74.1-85.6%) ROI:16.6% "
-                "Exp:+1.3% | Credit:$1425 Risk:$8575 | Strikes: SP 19500 LP 19400 SC 20500 LC 20600") in text
+        assert ("\n#1: 3DTE P98 IRON_CONDOR 100 wide @ 07:30 PT | Win:80.5% managed 95.5% held | Credit:$1425 "
+                "Risk:$8575 | Strikes: SP 19500 LP 19400 SC 20500 LC 20600\n") in text, text
+        got, text = stack.wait_email("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=t)
+        latencies["opportunity -> email"] = got - t
+        assert "#1: 3DTE P98 IRON_CONDOR 100 wide @ 07:30 PT" in text, text
         assert "http://localhost:3000/d/spreadwatch?var-ticker=NDX" in text
         got, _ = stack.wait_slack("EXIT SIGNAL - Position a3f8 | Reason: Profit target hit | P&L: $150.00 (+52.6%)", after=t)
         latencies["profit target -> Slack"] = got - t
@@ -206,7 +219,7 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
         stack.wait_email("RISK LIMIT BREACH", after=t)
         change(opportunities={"a1b2c3d4": (3, "P98", "iron_condor", "10:30"),
                               "e5f6a7b8": (1, "P97", "put_spread", "10:45")})
-        suppressed = wait_until(lambda: [a for a in stack.am.alerts() if a["labels"].get("id") == "e5f6a7b8"
+        suppressed = wait_until(lambda: [a for a in stack.am.alerts() if a["labels"].get("setup") == "e5f6a7b8"
                                          and a["status"]["inhibitedBy"]], 20, "the new opportunity, inhibited")
         assert suppressed[0]["status"]["state"] == "suppressed"
         time.sleep(4)  # two group intervals: time enough for a wrong notification to arrive
@@ -216,7 +229,7 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
         t = change(risk=45000)
         got, _ = stack.wait_slack("[RESOLVED]", "RISK LIMIT BREACH", after=t)
         latencies["risk back under -> resolved on Slack"] = got - t
-        stack.wait_slack("NDX 1DTE P97 PUT_SPREAD @ 10:45 ET", after=t)
+        stack.wait_slack("#1: 1DTE P97 PUT_SPREAD 100 wide @ 07:45 PT", after=t)
 
         # 5. The VIX feed fails: market data stale (email, after its 30 s for:). The stop-loss alert of b7c1 is
         #    held, not resolved; a stop reached now (c2d3) does not start on stale data.
@@ -231,13 +244,13 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
 
         # Each notification arrived once; nothing went where it must not.
         assert stack.count_slack("Regime change: LOW → MEDIUM") == 1
-        assert stack.count_slack("NDX 3DTE P98 IRON_CONDOR") == 1
-        assert stack.count_slack("NDX 1DTE P97 PUT_SPREAD") == 1
+        assert stack.count_slack("3DTE P98 IRON_CONDOR") == 1 and stack.count_email("3DTE P98 IRON_CONDOR") == 1
+        assert stack.count_slack("1DTE P97 PUT_SPREAD") == 1 and stack.count_email("1DTE P97 PUT_SPREAD") == 1
         assert stack.count_slack("Position a3f8") == 2  # firing, resolved
         assert stack.count_email("Position a3f8") == 2
         assert stack.count_slack("Position b7c1") == 1 and stack.count_email("Position b7c1") == 1
         assert stack.count_slack("RISK LIMIT BREACH") == 2 and stack.count_email("RISK LIMIT BREACH") == 2
-        assert stack.count_email("Regime change") == 0 and stack.count_email("OPPORTUNITY") == 0
+        assert stack.count_email("Regime change") == 0 and stack.count_email("[OPPORTUNITY]") == 2
         assert stack.count_slack("Market data stale") == 0 and stack.count_email("Market data stale") == 1
         assert stack.count_slack("Watchdog") == 0 and stack.count_email("Watchdog") == 0
     finally:
@@ -372,9 +385,8 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
             got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=0, timeout=60)
             record("opportunity in window -> Slack", got, shown)
             title, body = text.split("\n", 1)
-            assert title == "[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", text
-            line = re.search(r"\] \[OPPORTUNITY\] (NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% held 93\.0% "
-                             r"managed \(95%: 84\.1-97\.1%\) ROI:31\.6% Exp:\+2\.1% \| "
+            assert title == "[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX, entry window 07:45 PT", text
+            line = re.search(r"^(#1: 1DTE P98 PUT_SPREAD 50 wide @ 07:45 PT \| Win:93\.0% managed 95\.0% held \| "
                              r"Credit:\$1200 Risk:\$3800 \| Strikes: SP (\d+) LP (\d+))\n", body)
             assert line, body
             strikes = {leg: watcher.values(rf'^spreadwatch_opportunity_strike\{{[^}}]*leg="{leg}"')
@@ -500,15 +512,15 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
             assert stack.count_email("[RESOLVED]", f"Position {b}") == 0
 
             # Everything arrived once, where it belongs; nothing else arrived.
-            assert stack.count_slack("[OPPORTUNITY]") == 1
+            assert stack.count_slack("[OPPORTUNITY]") == 1 and stack.count_email("[OPPORTUNITY]") == 1
             assert stack.count_slack("Regime change: LOW → MEDIUM") == 1
             assert stack.count_slack(f"Position {a}") == 2 and stack.count_email(f"Position {a}") == 2
             assert stack.count_slack(f"Position {b}") == 1 and stack.count_email(f"Position {b}") == 1
             assert stack.count_slack("RISK LIMIT BREACH") == 2 and stack.count_email("RISK LIMIT BREACH") == 2
             assert stack.count_email("SpreadwatchMarketDataStale") == 1 and stack.count_slack("Market data stale") == 0
-            assert stack.count_email("Regime change") == 0 and stack.count_email("OPPORTUNITY") == 0
+            assert stack.count_email("Regime change") == 0
             assert len(stack.slack_messages()) == 1 + 1 + 2 + 1 + 2, stack.slack_messages()
-            assert len(stack.emails()) == 2 + 1 + 2 + 1, stack.emails()
+            assert len(stack.emails()) == 1 + 2 + 1 + 2 + 1, stack.emails()
     finally:
         if stack is not None:
             notifications = [{"channel": "slack", "t": t, "text": s} for t, s in stack.slack_messages()]
@@ -542,12 +554,13 @@ def scrape_lines(url: str) -> list[str]:
 # ------------------------------------------------------------------- opportunity notifications, the bundled day
 
 # The bundled replay day (SYNTHETIC SPX, 2019-01-02) with the bundled grid, as `./run.sh` runs it, from its default
-# start (a few minutes before the first entry window) to the close, on a virtual clock. The grid's only entry time
-# is 09:30 ET, so the session has one entry window (the open to 09:45 ET). Time is compressed by one factor for the
+# start (a few minutes before the first entry window) on a virtual clock. The grid's only entry time is 09:30 ET,
+# so the session has one entry window (the open to 09:45 ET): the test runs until the first scan after it lists
+# nothing, and no later instant of the session can list a setup (a setup is listed only in its window). Time is compressed by one factor for the
 # whole pipeline: each replayed minute is held PACE wall seconds (Prometheus scrapes and evaluates every second),
 # Alertmanager's group_interval of 1 m is 2 s, and the rule's keep_firing_for of 10 m is 10 x PACE, so a setup that
 # one scan drops is held exactly as long, in replayed minutes, as in production.
-PACE = 2.0  # wall seconds per replayed minute while setups can change
+PACE = 1.5  # wall seconds per replayed minute: a scrape and an evaluation (1 s each) see every state
 
 
 def _compressed_rules(workdir: Path) -> Path:
@@ -577,7 +590,10 @@ def test_bundled_day_sends_one_opportunity_notification_per_window_and_gain(tmp_
     config = Config()
     provider = ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
     grid = bundled_path("grid_spx.csv")
-    start = default_replay_start(provider, MarketCalendar.of(config), config, grid)
+    from spreadwatch.edges.gridfile import load_grid
+
+    assert set(load_grid(grid).frame["entry_time_et"]) == {"09:30"}  # one entry window in the session
+    start = default_replay_start(provider, MarketCalendar.of(config), config)
     service = make_service(tmp_path, FaultyProvider(provider), config=config, tickers=("SPX",), grid=grid,
                            start=start)
     stack = None
@@ -585,20 +601,18 @@ def test_bundled_day_sends_one_opportunity_notification_per_window_and_gain(tmp_
         with Running(service) as running:
             stack = Stack(tmp_path, urlparse(running.url).netloc, prometheus_dir=_compressed_rules(tmp_path))
             stack.prom.wait_for_up("spreadwatch")
-            close = service.calendar.open_close(service.clock.now().date())[1]
-            window_over = close.replace(hour=14, minute=46)  # 09:46 ET: the last in-window scan is done
+            # The window ends 09:45 ET; the first scan after it (within a scan interval) lists nothing.
+            window_over = start.replace(hour=14, minute=46) + timedelta(seconds=service.intervals["scan"])
             listed: set[str] = set()
-            while service.clock.now() < close:
+            while service.clock.now() <= window_over:
                 held_from = time.monotonic()
                 running.step()
                 now = service.clock.now()
                 listed |= {w.setup for w in service.snapshot.window_setups}
-                if now > window_over:
-                    assert service.snapshot.window_setups == (), now  # nothing listed outside the window
-                    continue
-                wait_until(lambda: stack.prom.query(f"spreadwatch_clock_timestamp_seconds >= {now.timestamp()}"),
-                           30, f"Prometheus scraping {now:%H:%M}")
+                scraped = f"spreadwatch_clock_timestamp_seconds >= {now.timestamp()}"
+                wait_until(lambda q=scraped: stack.prom.query(q), 30, f"Prometheus scraping {now:%H:%M}")
                 time.sleep(max(0.0, PACE - (time.monotonic() - held_from)))
+            assert service.snapshot.window_setups == (), service.clock.now()  # the window is over
             time.sleep(4 * PACE)  # two group intervals: time enough for a late notification to arrive
 
             slack = [text for _, text in stack.slack_messages() if text.startswith("[OPPORTUNITY]")]
@@ -612,7 +626,7 @@ def test_bundled_day_sends_one_opportunity_notification_per_window_and_gain(tmp_
             stack.stop()
 
     with capsys.disabled():
-        print(f"\nbundled day, {start:%H:%M} UTC to the close: opportunity notifications Slack {len(slack)}, "
+        print(f"\nbundled day, {start:%H:%M} UTC past its entry window: opportunity notifications Slack {len(slack)}, "
               f"email {len(email)}; setups listed by the exporter {len(listed)}")
     assert listed, "the bundled day lists no setup: nothing was tested"
     for channel, texts in (("slack", slack), ("email", email)):
