@@ -602,13 +602,16 @@ def test_bundled_day_sends_one_opportunity_notification_per_window_and_gain(tmp_
             stack = Stack(tmp_path, urlparse(running.url).netloc, prometheus_dir=_compressed_rules(tmp_path))
             stack.prom.wait_for_up("spreadwatch")
             # The window ends 09:45 ET; the first scan after it (within a scan interval) lists nothing.
-            window_over = start.replace(hour=14, minute=46) + timedelta(seconds=service.intervals["scan"])
+            window_end = start.replace(hour=14, minute=45)
+            window_over = window_end + timedelta(seconds=service.intervals["scan"] + 60)
             listed: set[str] = set()
             while service.clock.now() <= window_over:
                 held_from = time.monotonic()
                 running.step()
                 now = service.clock.now()
                 listed |= {w.setup for w in service.snapshot.window_setups}
+                if now > window_end and not service.snapshot.window_setups:
+                    continue  # nothing listed any more: nothing for Prometheus to see, no need to hold it
                 scraped = f"spreadwatch_clock_timestamp_seconds >= {now.timestamp()}"
                 wait_until(lambda q=scraped: stack.prom.query(q), 30, f"Prometheus scraping {now:%H:%M}")
                 time.sleep(max(0.0, PACE - (time.monotonic() - held_from)))

@@ -189,7 +189,7 @@ def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_p
         wait_until(ten_more_cycles, 60, "ten more market cycles", interval=0.1)
     out = exporter.log()
     assert exporter.proc.returncode == 0, out  # SIGTERM: a clean exit
-    stamp = r"\[2026-11-25 06:\d\d:\d\d\]"
+    stamp = r"\[2026-11-25 06:\d\d:\d\d PT\]"  # the display zone, with its abbreviation
     logged = log_file.read_text().splitlines()
     for pattern in (
         rf"{stamp} \[WARNING\] Market data stale: SPX \(\^GSPC no value, SPY no value; bound 3 min\)",
