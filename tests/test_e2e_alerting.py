@@ -129,9 +129,10 @@ def exposition(state: dict) -> str:
         lines.append(_series("spreadwatch_regime_info", 1, regime=regime, previous=previous))
         if previous != "none":
             lines.append(_series("spreadwatch_regime_change_age_seconds", 60))
-    for oid, (dte, band, spread, entry) in state["opportunities"].items():
-        labels = dict(ticker="NDX", id=oid, dte=str(dte), band=band, spread_type=spread, flow_mode="with_flow",
-                      width="100", entry_time_et=entry)
+    for oid, (dte, band, spread, entry, *more) in state["opportunities"].items():
+        width, rank = more if more else (100, 1)  # its best width now, its rank in its entry window
+        labels = dict(ticker="NDX", id=f"{oid}-{width}", dte=str(dte), band=band, spread_type=spread,
+                      flow_mode="with_flow", width=str(width), entry_time_et=entry)
         for name, value in (("in_window", 1), ("blocked_by_risk", 0), ("win_ratio", 0.955), ("roi_ratio", 0.166),
                             ("exit_win_ratio", 0.805), ("exit_win_lower_ratio", 0.741),
                             ("exit_win_upper_ratio", 0.856), ("exit_expected_return_ratio", 0.0133),
@@ -139,15 +140,15 @@ def exposition(state: dict) -> str:
             lines.append(_series(f"spreadwatch_opportunity_{name}", value, **labels))
         for leg, strike in (("short_put", 19500), ("long_put", 19400), ("short_call", 20500), ("long_call", 20600)):
             lines.append(_series("spreadwatch_opportunity_strike", strike, leg=leg, **labels))
-        # The setup its entry window's notification lists (rank 1: one setup per window here).
+        # The setup as its entry window's notification lists it: labels without the width.
         setup = dict(ticker="NDX", window=entry, setup=oid, dte=str(dte), band=band, spread_type=spread,
                      flow_mode="with_flow")
-        lines.append(_series("spreadwatch_entry_setup_rank", 1, **setup))
+        lines.append(_series("spreadwatch_entry_setup_rank", rank, **setup))
         local = f"{int(entry[:2]) - 3:02d}{entry[2:]} PT"
-        line = (f"{dte}DTE {band} {spread.upper()} 100 wide @ {local} | Win:80.5% managed 95.5% held | "
-                f"Credit:$1425 Risk:$8575 | Strikes: SP 19500 LP 19400 SC 20500 LC 20600")
+        line = (f"{dte}DTE {band} {spread.upper()} {width} wide @ {local} | Win:80.5% managed 95.5% held | "
+                f"Credit:$1425 Risk:$8575 | Strikes: SP 19500 LP {19500 - width} SC 20500 LC {20500 + width}")
         lines.append(_series("spreadwatch_entry_setup_info", 1, **{k: setup[k] for k in ("ticker", "window", "setup")},
-                             id=oid, width="100", window_local=local, line=line))
+                             id=labels["id"], width=str(width), window_local=local, line=line))
     for pid, (pnl, credit, sessions, entry_dte) in state["positions"].items():
         labels = dict(position_id=pid, ticker="NDX", spread_type="iron_condor", band="P98")
         for name, value in (("pnl_dollars", pnl), ("credit_dollars", credit), ("pnl_to_credit_ratio", pnl / credit),
@@ -195,6 +196,20 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
         got, text = stack.wait_email("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=t)
         latencies["opportunity -> email"] = got - t
         assert "#1: 3DTE P98 IRON_CONDOR 100 wide @ 07:30 PT" in text, text
+
+        # 1b. The setup's best width becomes 50 (another grid row, another opportunity id): the same setup, no
+        #     notification. Then a second setup joins the 10:30 ET window: one notification listing both, in rank
+        #     order, on each channel.
+        change(opportunities={"a1b2c3d4": (3, "P98", "iron_condor", "10:30", 50, 1)})
+        time.sleep(6)  # three group intervals: time enough for a wrong notification to arrive
+        assert stack.count_slack("[OPPORTUNITY]") == 1 and stack.count_email("[OPPORTUNITY]") == 1
+        gained = change(opportunities={"a1b2c3d4": (3, "P98", "iron_condor", "10:30", 50, 1),
+                                       "c9d0e1f2": (1, "P99", "iron_condor", "10:30", 100, 2)})
+        for wait in (stack.wait_slack, stack.wait_email):
+            _, text = wait("Found 2 trade opportunity(ies) on NDX, entry window 07:30 PT", after=gained)
+            assert ("\n#1: 3DTE P98 IRON_CONDOR 50 wide @ 07:30 PT | Win:80.5% managed 95.5% held | Credit:$1425 "
+                    "Risk:$8575 | Strikes: SP 19500 LP 19450 SC 20500 LC 20550\n#2: 1DTE P99 IRON_CONDOR 100 wide "
+                    "@ 07:30 PT") in text, text
         assert "http://localhost:3000/d/spreadwatch?var-ticker=NDX" in text
         got, _ = stack.wait_slack("EXIT SIGNAL - Position a3f8 | Reason: Profit target hit | P&L: $150.00 (+52.6%)", after=t)
         latencies["profit target -> Slack"] = got - t
@@ -217,7 +232,8 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
         got, _ = stack.wait_slack("RISK LIMIT BREACH - Total Capital at Risk: $55000 exceeds $50000", after=t)
         latencies["risk breach -> Slack"] = got - t
         stack.wait_email("RISK LIMIT BREACH", after=t)
-        change(opportunities={"a1b2c3d4": (3, "P98", "iron_condor", "10:30"),
+        change(opportunities={"a1b2c3d4": (3, "P98", "iron_condor", "10:30", 50, 1),
+                              "c9d0e1f2": (1, "P99", "iron_condor", "10:30", 100, 2),
                               "e5f6a7b8": (1, "P97", "put_spread", "10:45")})
         suppressed = wait_until(lambda: [a for a in stack.am.alerts() if a["labels"].get("setup") == "e5f6a7b8"
                                          and a["status"]["inhibitedBy"]], 20, "the new opportunity, inhibited")
@@ -244,13 +260,16 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
 
         # Each notification arrived once; nothing went where it must not.
         assert stack.count_slack("Regime change: LOW → MEDIUM") == 1
-        assert stack.count_slack("3DTE P98 IRON_CONDOR") == 1 and stack.count_email("3DTE P98 IRON_CONDOR") == 1
+        # Opportunities: the 10:30 window once, again when it gained a setup; the 10:45 window once.
+        assert stack.count_slack("3DTE P98 IRON_CONDOR") == 2 and stack.count_email("3DTE P98 IRON_CONDOR") == 2
+        assert stack.count_slack("1DTE P99 IRON_CONDOR") == 1 and stack.count_email("1DTE P99 IRON_CONDOR") == 1
         assert stack.count_slack("1DTE P97 PUT_SPREAD") == 1 and stack.count_email("1DTE P97 PUT_SPREAD") == 1
+        assert stack.count_slack("[OPPORTUNITY]") == 3 and stack.count_email("[OPPORTUNITY]") == 3
         assert stack.count_slack("Position a3f8") == 2  # firing, resolved
         assert stack.count_email("Position a3f8") == 2
         assert stack.count_slack("Position b7c1") == 1 and stack.count_email("Position b7c1") == 1
         assert stack.count_slack("RISK LIMIT BREACH") == 2 and stack.count_email("RISK LIMIT BREACH") == 2
-        assert stack.count_email("Regime change") == 0 and stack.count_email("[OPPORTUNITY]") == 2
+        assert stack.count_email("Regime change") == 0
         assert stack.count_slack("Market data stale") == 0 and stack.count_email("Market data stale") == 1
         assert stack.count_slack("Watchdog") == 0 and stack.count_email("Watchdog") == 0
     finally:
