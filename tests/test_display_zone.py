@@ -114,3 +114,12 @@ def test_positions_history_writes_the_display_zone_and_its_json_stays_utc(cli_co
     assert re.search(r"^  2026-11-24 10:40:00 ET  add ", text, re.M), text
     rows = json.loads(run("--config", str(cli_config), "positions", "history", added["id"], "--db", db, "--json"))
     assert rows[0]["time"].startswith("2026-11-24T15:40:00")
+
+
+def test_console_lines_are_stamped_in_the_display_zone():
+    from spreadwatch.app.service import DisplayZoneFormatter
+
+    record = logging.LogRecord("spreadwatch", logging.INFO, __file__, 1, "serving", None, None)
+    record.created = datetime(2026, 11, 24, 15, 30, 5, tzinfo=UTC).timestamp()
+    line = DisplayZoneFormatter("America/Los_Angeles", "%(asctime)s %(levelname)s %(name)s: %(message)s").format(record)
+    assert line == "2026-11-24 07:30:05 PT INFO spreadwatch: serving"

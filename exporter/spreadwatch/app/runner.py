@@ -132,8 +132,15 @@ def run(config: Config, request: RunRequest) -> None:
     setup_logging(config)
     PositionBook(db).close()  # creates or migrates the book; a corrupt or foreign file stops here, one line
     if provider.label == "replay":
-        log.warning("REPLAY, not live data: %s; clock starts %s at %gx", provider.description,
-                    clock.now().isoformat(), request.speed)
+        from zoneinfo import ZoneInfo
+
+        from spreadwatch.domain.display import local_time
+        from spreadwatch.domain.instants import iso_utc
+
+        begin = clock.now()
+        log.warning("REPLAY, not live data: %s; clock starts %s (%s) at %gx", provider.description,
+                    local_time(begin, ZoneInfo(config.display_timezone), "%Y-%m-%d %H:%M"), iso_utc(begin),
+                    request.speed)
     else:
         log.info("LIVE data: %s", provider.description)
     service = Service(config, provider, clock, calendar, tickers=watch, db_path=db, grid_path=grid,

@@ -17,7 +17,7 @@ import logging.handlers
 import sqlite3
 import threading
 import time as wall
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -425,6 +425,22 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
 
 
+class DisplayZoneFormatter(logging.Formatter):
+    """Console lines stamped in the display zone with its abbreviation (`2026-11-24 07:30:05 PT`), as every human
+    text; the event log's lines carry the exporter's clock in the same zone."""
+
+    def __init__(self, zone: str, fmt: str) -> None:
+        super().__init__(fmt)
+        from zoneinfo import ZoneInfo
+
+        self.zone = ZoneInfo(zone)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - stdlib name
+        from spreadwatch.domain.display import local_time
+
+        return local_time(datetime.fromtimestamp(record.created, UTC), self.zone, datefmt or "%Y-%m-%d %H:%M:%S")
+
+
 def setup_logging(config: Any) -> None:
     """Console and a rotating event-log file (paths.log_file), as the original's alerts.log."""
     import sys
@@ -432,7 +448,7 @@ def setup_logging(config: Any) -> None:
     root = logging.getLogger()
     root.setLevel(config.logging.level.upper())
     formatter = logging.Formatter("%(message)s")
-    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    plain = DisplayZoneFormatter(config.display_timezone, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.logging.console:
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(plain)
