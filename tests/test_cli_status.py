@@ -69,6 +69,7 @@ def test_without_at_replay_answers_just_before_the_first_entry_window_with_known
     assert "SPX at 2019-01-02 06:28 PT" in out and "regime: high" in out
     # The only unknown before the open is the 0-DTE flow (it compares with the day's open), and it says so.
     assert out.split("Opportunities")[0].count("unknown") == 1 and "unknown (before the open)" in out
+    assert "sources: ^GSPC up (the last close, 41.5 h ago); ^VIX up (the last close, 41.5 h ago)" in out, out
 
 
 def test_an_unknown_value_says_why():

@@ -98,7 +98,7 @@ def render_text(context: MarketContext, description: str, display_tz: str) -> li
                  f"IV percentile: {_fmt(c.iv_percentile, '{:.2f}', vol_unknown)}")
     lines.append(f"volume ratio: {_fmt(c.volume_ratio, '{:.2f}', c.unknown('volume'))}  "
                  f"trend: {c.trend or 'unknown (not enough history yet)'}")
-    lines.append("sources: " + "; ".join(source_text(name, s) for name, s in c.sources.items()))
+    lines.append("sources: " + "; ".join(source_text(name, s, c.session) for name, s in c.sources.items()))
     return lines
 
 
@@ -109,11 +109,17 @@ def _flow_0dte_unknown(c: MarketContext, price_unknown: str) -> str:
     return "unknown (before the open)" if c.session != "open" else "unknown (just after the open)"
 
 
-def source_text(name: str, s: Any) -> str:
-    """`^GSPC up (age 41.4 h)`, `^VIX DOWN (no value; errors: timeout 3)`: one source for people."""
+def source_text(name: str, s: Any, session: str) -> str:
+    """`^GSPC up (age 3 s)`, `^GSPC up (the last close, 41.4 h ago)` outside the session, `^VIX DOWN (no value;
+    errors: timeout 3)`: one source for people."""
     from spreadwatch.domain.display import duration_text
 
-    age = "no value" if s.age_seconds is None else f"age {duration_text(s.age_seconds)}"
+    if s.age_seconds is None:
+        age = "no value"
+    elif session != "open" and s.current:
+        age = f"the last close, {duration_text(s.age_seconds)} ago"
+    else:
+        age = f"age {duration_text(s.age_seconds)}"
     errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items()))
     return f"{name} {'up' if s.up else 'DOWN'} ({age}{'; errors: ' + errors if errors else ''})"
 
