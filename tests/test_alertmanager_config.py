@@ -130,8 +130,12 @@ def test_inhibitions():
 def test_grouping_and_repeats():
     routes = {tuple(r["matchers"]): r for r in config()["route"]["routes"]}
     opportunity = routes[('category="opportunity"',)]
-    assert opportunity["group_by"] == ["alertname", "ticker", "id"]
+    # One notification per ticker and entry window; a setup's labels carry no width, so none differ only in it.
+    assert opportunity["group_by"] == ["alertname", "ticker", "window"]
     assert opportunity["repeat_interval"] in ("12h", "24h")  # longer than any entry window
+    receiver = next(r for r in config()["receivers"] if r["name"] == opportunity["receiver"])
+    integrations = receiver["slack_configs"] + receiver["email_configs"]
+    assert len(integrations) == 2 and not any(i["send_resolved"] for i in integrations)  # a setup leaving is not news
     exit_route = routes[('category="exit"',)]
     assert exit_route["group_by"] == ["alertname", "ticker", "position_id"]
     assert exit_route["repeat_interval"] == "30m"

@@ -83,7 +83,7 @@ def test_status_report_has_every_section_and_an_absent_book_is_an_empty_portfoli
     assert report["ticker"] == "SPX" and report["source"] == "replay" and report["regime"] is not None
     assert report["portfolio_error"] is None and report["portfolio"]["open_count"] == 0
     assert report["scan_error"] is None and report["matching_count"] is not None
-    assert lines[0].startswith("SPX at 2019-01-02 07:30 PST")
+    assert lines[0].startswith("SPX at 2019-01-02 07:30 PT (2019-01-02T15:30:00Z)")
     assert any(line.startswith("Portfolio: 0 open (max 5)") for line in lines)
 
 

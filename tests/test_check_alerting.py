@@ -79,7 +79,7 @@ def test_every_secret_present_passes(tmp_path):
                             smtp_password="pw", ntfy_token="tk_abc\n")
     result = check(str(REPO_CONFIG), "--secrets-dir", str(secrets))
     assert result.exit_code == 0, result.output
-    assert result.output == f"{REPO_CONFIG}: 12 secret file(s) of 7 receiver(s), each present and not empty\n"
+    assert result.output == f"{REPO_CONFIG}: 14 secret file(s) of 8 receiver(s), each present and not empty\n"
 
 
 def test_a_missing_and_an_empty_secret_are_reported_once_per_receiver(tmp_path):
@@ -90,6 +90,7 @@ def test_a_missing_and_an_empty_secret_are_reported_once_per_receiver(tmp_path):
     assert result.exit_code == 1
     pw, token = secrets / "smtp_password", secrets / "ntfy_token"
     assert result.stdout.splitlines() == [
+        f"receiver slack-and-email-firing: {pw} empty (email_configs[0] <- global.smtp_auth_password_file)",
         f"receiver slack-and-email: {pw} empty (email_configs[0] <- global.smtp_auth_password_file)",
         f"receiver digest: {pw} empty (email_configs[0] <- global.smtp_auth_password_file)",
         f"receiver email: {pw} empty (email_configs[0] <- global.smtp_auth_password_file)",
@@ -98,7 +99,7 @@ def test_a_missing_and_an_empty_secret_are_reported_once_per_receiver(tmp_path):
         f"receiver slack-email-phone-urgent: {pw} empty (email_configs[0] <- global.smtp_auth_password_file); {token}"
         " missing (webhook_configs[0].http_config.authorization.credentials_file)",
     ]
-    assert "5 of 7 receiver(s) cannot notify" in result.stderr
+    assert "6 of 8 receiver(s) cannot notify" in result.stderr
 
 
 def test_relative_paths_are_read_from_the_configs_folder_as_alertmanager_does(tmp_path):

@@ -33,8 +33,8 @@ def test_default_source_is_the_bundled_replay_and_says_so():
     code, out = status("--at", "2019-01-02T14:35:00Z")
     assert code == 0, out
     assert "source: replay (bundled sample, SYNTHETIC data" in out
-    assert "SPX at 2019-01-02 06:35 PST" in out
-    assert "regime: low (from high at 06:31 PST)" in out  # the real 2018-12-31 close was in the high regime
+    assert "SPX at 2019-01-02 06:35 PT (2019-01-02T14:35:00Z)" in out  # the display zone, with its abbreviation
+    assert "regime: low (from high at 06:31 PT)" in out  # the real 2018-12-31 close was in the high regime
 
 
 def test_json_has_the_stable_keys_and_answers_as_of_the_instant():
@@ -59,12 +59,26 @@ def test_before_the_crossing_the_regime_is_low_and_after_the_close_values_stay()
     assert after["price"] is not None and after["regime"] == "medium"
 
 
-def test_without_at_replay_answers_at_the_replayed_days_open():
+def test_without_at_replay_answers_just_before_the_first_entry_window_with_known_values():
     code, out = status("--json")
     data = json.loads(out)
-    assert code == 0 and data["time"] == "2019-01-02T14:30:00Z"
+    # The entry hours open with the session (06:30 PT); the replay starts two minutes before, on the last close.
+    assert code == 0 and data["time"] == "2019-01-02T14:28:00Z" and data["session"] == "pre"
+    assert data["price"] == 2506.85 and data["regime"] == "high" and data["vix"] == 25.42
+    code, out = status()
+    assert "SPX at 2019-01-02 06:28 PT" in out and "regime: high" in out
+    # The only unknown before the open is the 0-DTE flow (it compares with the day's open), and it says so.
+    assert out.split("Opportunities")[0].count("unknown") == 1 and "unknown (before the open)" in out
+    assert "sources: ^GSPC up (the last close, 41.5 h ago); ^VIX up (the last close, 41.5 h ago)" in out, out
+
+
+def test_an_unknown_value_says_why():
     # At the open no bar of the day exists yet and yesterday's close is past the open: unknown, not invented.
-    assert data["price"] is None and data["vix"] is None and data["regime"] is None
+    code, out = status("--at", "2019-01-02T14:30:00Z")
+    assert "price: unknown (no bar yet since the open)" in out, out
+    assert "regime: unknown (no bar yet since the open)" in out, out
+    code, out = status("--at", "2019-01-02T14:25:00Z")
+    assert "(0 DTE: unknown (before the open))" in out, out
     code, out = status("--start", "2019-01-02T18:00:00Z", "--json")
     assert json.loads(out)["time"] == "2019-01-02T18:00:00Z"
 

@@ -20,7 +20,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -53,14 +53,14 @@ NOTIFY_TIMEOUT = 30.0  # seconds; expected latency is scrape + evaluation + grou
 class Stack:
     """Sinks, Alertmanager and Prometheus (repo rules, 1 s scrape and evaluation) around one scrape target."""
 
-    def __init__(self, workdir: Path, target: str):
+    def __init__(self, workdir: Path, target: str, prometheus_dir: Path = ROOT / "prometheus"):
         self.smtp = start_smtp_sink()
         self.slack = start_http_sink()
         routing = repo_routing(workdir, self.smtp.smarthost, self.slack.url + "/slack", group_wait="1s",
                                group_interval="2s")
         self.am = start_alertmanager(routing, workdir,
                                      templates_dir=ROOT / "alertmanager" / "templates")
-        self.prom = start_prometheus(ROOT / "prometheus", workdir, targets={"spreadwatch": [target]},
+        self.prom = start_prometheus(prometheus_dir, workdir, targets={"spreadwatch": [target]},
                                      alertmanager_urls=[self.am.url])
 
     def stop(self) -> None:
@@ -129,9 +129,10 @@ def exposition(state: dict) -> str:
         lines.append(_series("spreadwatch_regime_info", 1, regime=regime, previous=previous))
         if previous != "none":
             lines.append(_series("spreadwatch_regime_change_age_seconds", 60))
-    for oid, (dte, band, spread, entry) in state["opportunities"].items():
-        labels = dict(ticker="NDX", id=oid, dte=str(dte), band=band, spread_type=spread, flow_mode="with_flow",
-                      width="100", entry_time_et=entry)
+    for oid, (dte, band, spread, entry, *more) in state["opportunities"].items():
+        width, rank = more if more else (100, 1)  # its best width now, its rank in its entry window
+        labels = dict(ticker="NDX", id=f"{oid}-{width}", dte=str(dte), band=band, spread_type=spread,
+                      flow_mode="with_flow", width=str(width), entry_time_et=entry)
         for name, value in (("in_window", 1), ("blocked_by_risk", 0), ("win_ratio", 0.955), ("roi_ratio", 0.166),
                             ("exit_win_ratio", 0.805), ("exit_win_lower_ratio", 0.741),
                             ("exit_win_upper_ratio", 0.856), ("exit_expected_return_ratio", 0.0133),
@@ -139,6 +140,15 @@ def exposition(state: dict) -> str:
             lines.append(_series(f"spreadwatch_opportunity_{name}", value, **labels))
         for leg, strike in (("short_put", 19500), ("long_put", 19400), ("short_call", 20500), ("long_call", 20600)):
             lines.append(_series("spreadwatch_opportunity_strike", strike, leg=leg, **labels))
+        # The setup as its entry window's notification lists it: labels without the width.
+        setup = dict(ticker="NDX", window=entry, setup=oid, dte=str(dte), band=band, spread_type=spread,
+                     flow_mode="with_flow")
+        lines.append(_series("spreadwatch_entry_setup_rank", rank, **setup))
+        local = f"{int(entry[:2]) - 3:02d}{entry[2:]} PT"
+        line = (f"{dte}DTE {band} {spread.upper()} {width} wide @ {local} | Win:80.5% managed 95.5% held | "
+                f"Credit:$1425 Risk:$8575 | Strikes: SP 19500 LP {19500 - width} SC 20500 LC {20500 + width}")
+        lines.append(_series("spreadwatch_entry_setup_info", 1, **{k: setup[k] for k in ("ticker", "window", "setup")},
+                             id=labels["id"], width=str(width), window_local=local, line=line))
     for pid, (pnl, credit, sessions, entry_dte) in state["positions"].items():
         labels = dict(position_id=pid, ticker="NDX", spread_type="iron_condor", band="P98")
         for name, value in (("pnl_dollars", pnl), ("credit_dollars", credit), ("pnl_to_credit_ratio", pnl / credit),
@@ -179,10 +189,28 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
                    positions={"a3f8": (150.0, 285.0, 3, 3), "b7c1": (-600.0, 285.0, 3, 3)})
         got, _ = stack.wait_slack("Regime change: LOW → MEDIUM (VIX 18.5)", after=t)
         latencies["regime change -> Slack"] = got - t
-        got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=t)
+        got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX, entry window 07:30 PT",
+                                     after=t)
         latencies["opportunity -> Slack"] = got - t
-        assert ("NDX 3DTE P98 IRON_CONDOR @ 10:30 ET | Win:95.5% held 80.5% managed (95%: 74.1-85.6%) ROI:16.6% "
-                "Exp:+1.3% | Credit:$1425 Risk:$8575 | Strikes: SP 19500 LP 19400 SC 20500 LC 20600") in text
+        assert ("\n#1: 3DTE P98 IRON_CONDOR 100 wide @ 07:30 PT | Win:80.5% managed 95.5% held | Credit:$1425 "
+                "Risk:$8575 | Strikes: SP 19500 LP 19400 SC 20500 LC 20600\n") in text, text
+        got, text = stack.wait_email("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=t)
+        latencies["opportunity -> email"] = got - t
+        assert "#1: 3DTE P98 IRON_CONDOR 100 wide @ 07:30 PT" in text, text
+
+        # 1b. The setup's best width becomes 50 (another grid row, another opportunity id): the same setup, no
+        #     notification. Then a second setup joins the 10:30 ET window: one notification listing both, in rank
+        #     order, on each channel.
+        change(opportunities={"a1b2c3d4": (3, "P98", "iron_condor", "10:30", 50, 1)})
+        time.sleep(6)  # three group intervals: time enough for a wrong notification to arrive
+        assert stack.count_slack("[OPPORTUNITY]") == 1 and stack.count_email("[OPPORTUNITY]") == 1
+        gained = change(opportunities={"a1b2c3d4": (3, "P98", "iron_condor", "10:30", 50, 1),
+                                       "c9d0e1f2": (1, "P99", "iron_condor", "10:30", 100, 2)})
+        for wait in (stack.wait_slack, stack.wait_email):
+            _, text = wait("Found 2 trade opportunity(ies) on NDX, entry window 07:30 PT", after=gained)
+            assert ("\n#1: 3DTE P98 IRON_CONDOR 50 wide @ 07:30 PT | Win:80.5% managed 95.5% held | Credit:$1425 "
+                    "Risk:$8575 | Strikes: SP 19500 LP 19450 SC 20500 LC 20550\n#2: 1DTE P99 IRON_CONDOR 100 wide "
+                    "@ 07:30 PT") in text, text
         assert "http://localhost:3000/d/spreadwatch?var-ticker=NDX" in text
         got, _ = stack.wait_slack("EXIT SIGNAL - Position a3f8 | Reason: Profit target hit | P&L: $150.00 (+52.6%)", after=t)
         latencies["profit target -> Slack"] = got - t
@@ -205,9 +233,10 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
         got, _ = stack.wait_slack("RISK LIMIT BREACH - Total Capital at Risk: $55000 exceeds $50000", after=t)
         latencies["risk breach -> Slack"] = got - t
         stack.wait_email("RISK LIMIT BREACH", after=t)
-        change(opportunities={"a1b2c3d4": (3, "P98", "iron_condor", "10:30"),
+        change(opportunities={"a1b2c3d4": (3, "P98", "iron_condor", "10:30", 50, 1),
+                              "c9d0e1f2": (1, "P99", "iron_condor", "10:30", 100, 2),
                               "e5f6a7b8": (1, "P97", "put_spread", "10:45")})
-        suppressed = wait_until(lambda: [a for a in stack.am.alerts() if a["labels"].get("id") == "e5f6a7b8"
+        suppressed = wait_until(lambda: [a for a in stack.am.alerts() if a["labels"].get("setup") == "e5f6a7b8"
                                          and a["status"]["inhibitedBy"]], 20, "the new opportunity, inhibited")
         assert suppressed[0]["status"]["state"] == "suppressed"
         time.sleep(4)  # two group intervals: time enough for a wrong notification to arrive
@@ -217,7 +246,7 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
         t = change(risk=45000)
         got, _ = stack.wait_slack("[RESOLVED]", "RISK LIMIT BREACH", after=t)
         latencies["risk back under -> resolved on Slack"] = got - t
-        stack.wait_slack("NDX 1DTE P97 PUT_SPREAD @ 10:45 ET", after=t)
+        stack.wait_slack("#1: 1DTE P97 PUT_SPREAD 100 wide @ 07:45 PT", after=t)
 
         # 5. The VIX feed fails: market data stale (email, after its 30 s for:). The stop-loss alert of b7c1 is
         #    held, not resolved; a stop reached now (c2d3) does not start on stale data.
@@ -232,13 +261,16 @@ def test_alert_pipeline_with_scripted_metrics(tmp_path, capsys):
 
         # Each notification arrived once; nothing went where it must not.
         assert stack.count_slack("Regime change: LOW → MEDIUM") == 1
-        assert stack.count_slack("NDX 3DTE P98 IRON_CONDOR") == 1
-        assert stack.count_slack("NDX 1DTE P97 PUT_SPREAD") == 1
+        # Opportunities: the 10:30 window once, again when it gained a setup; the 10:45 window once.
+        assert stack.count_slack("3DTE P98 IRON_CONDOR") == 2 and stack.count_email("3DTE P98 IRON_CONDOR") == 2
+        assert stack.count_slack("1DTE P99 IRON_CONDOR") == 1 and stack.count_email("1DTE P99 IRON_CONDOR") == 1
+        assert stack.count_slack("1DTE P97 PUT_SPREAD") == 1 and stack.count_email("1DTE P97 PUT_SPREAD") == 1
+        assert stack.count_slack("[OPPORTUNITY]") == 3 and stack.count_email("[OPPORTUNITY]") == 3
         assert stack.count_slack("Position a3f8") == 2  # firing, resolved
         assert stack.count_email("Position a3f8") == 2
         assert stack.count_slack("Position b7c1") == 1 and stack.count_email("Position b7c1") == 1
         assert stack.count_slack("RISK LIMIT BREACH") == 2 and stack.count_email("RISK LIMIT BREACH") == 2
-        assert stack.count_email("Regime change") == 0 and stack.count_email("OPPORTUNITY") == 0
+        assert stack.count_email("Regime change") == 0
         assert stack.count_slack("Market data stale") == 0 and stack.count_email("Market data stale") == 1
         assert stack.count_slack("Watchdog") == 0 and stack.count_email("Watchdog") == 0
     finally:
@@ -384,9 +416,8 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
             got, text = stack.wait_slack("[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", after=0, timeout=60)
             record("opportunity in window -> Slack", got, shown)
             title, body = text.split("\n", 1)
-            assert title == "[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX", text
-            line = re.search(r"\] \[OPPORTUNITY\] (NDX 1DTE P98 PUT_SPREAD @ 10:45 ET \| Win:95\.0% held 93\.0% "
-                             r"managed \(95%: 84\.1-97\.1%\) ROI:31\.6% Exp:\+2\.1% \| "
+            assert title == "[OPPORTUNITY] Found 1 trade opportunity(ies) on NDX, entry window 07:45 PT", text
+            line = re.search(r"^(#1: 1DTE P98 PUT_SPREAD 50 wide @ 07:45 PT \| Win:93\.0% managed 95\.0% held \| "
                              r"Credit:\$1200 Risk:\$3800 \| Strikes: SP (\d+) LP (\d+))\n", body)
             assert line, body
             strikes = {leg: watcher.values(rf'^spreadwatch_opportunity_strike\{{[^}}]*leg="{leg}"')
@@ -514,15 +545,15 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
             assert stack.count_email("[RESOLVED]", f"Position {b}") == 0
 
             # Everything arrived once, where it belongs; nothing else arrived.
-            assert stack.count_slack("[OPPORTUNITY]") == 1
+            assert stack.count_slack("[OPPORTUNITY]") == 1 and stack.count_email("[OPPORTUNITY]") == 1
             assert stack.count_slack("Regime change: LOW → MEDIUM") == 1
             assert stack.count_slack(f"Position {a}") == 2 and stack.count_email(f"Position {a}") == 2
             assert stack.count_slack(f"Position {b}") == 1 and stack.count_email(f"Position {b}") == 1
             assert stack.count_slack("RISK LIMIT BREACH") == 2 and stack.count_email("RISK LIMIT BREACH") == 2
             assert stack.count_email("SpreadwatchMarketDataStale") == 1 and stack.count_slack("Market data stale") == 0
-            assert stack.count_email("Regime change") == 0 and stack.count_email("OPPORTUNITY") == 0
+            assert stack.count_email("Regime change") == 0
             assert len(stack.slack_messages()) == 1 + 1 + 2 + 1 + 2, stack.slack_messages()
-            assert len(stack.emails()) == 2 + 1 + 2 + 1, stack.emails()
+            assert len(stack.emails()) == 1 + 2 + 1 + 2 + 1, stack.emails()
     finally:
         if stack is not None:
             notifications = [{"channel": "slack", "t": t, "text": s} for t, s in stack.slack_messages()]
@@ -551,3 +582,102 @@ def scrape_lines(url: str) -> list[str]:
 
     return [line for line in requests.get(url + "/metrics", timeout=10).text.splitlines()
             if line and not line.startswith("#")]
+
+
+# ------------------------------------------------------------------- opportunity notifications, the bundled day
+
+# The bundled replay day (SYNTHETIC SPX, 2019-01-02) with the bundled grid, as `./run.sh` runs it, from its default
+# start (a few minutes before the first entry window) on a virtual clock. The grid's only entry time is 09:30 ET,
+# so the session has one entry window (the open to 09:45 ET): the test runs until the first scan after it lists
+# nothing, and no later instant of the session can list a setup (a setup is listed only in its window). Time is compressed by one factor for the
+# whole pipeline: each replayed minute is held PACE wall seconds (Prometheus scrapes and evaluates every second),
+# Alertmanager's group_interval of 1 m is 2 s, and the rule's keep_firing_for of 10 m is 10 x PACE, so a setup that
+# one scan drops is held exactly as long, in replayed minutes, as in production.
+PACE = 1.5  # wall seconds per replayed minute: a scrape and an evaluation (1 s each) see every state
+
+
+def _compressed_rules(workdir: Path) -> Path:
+    """A copy of prometheus/ whose opportunity rule's keep_firing_for is 10 replayed minutes at PACE."""
+    import shutil
+
+    target = workdir / "prometheus-src"
+    shutil.copytree(ROOT / "prometheus", target)
+    rules = target / "rules" / "spreadwatch-opportunities.yml"
+    text = rules.read_text(encoding="utf-8")
+    assert "keep_firing_for: 10m" in text
+    rules.write_text(text.replace("keep_firing_for: 10m", f"keep_firing_for: {10 * PACE:g}s"), encoding="utf-8")
+    return target
+
+
+def _setups_of(text: str) -> frozenset[str]:
+    """The setups a notification lists, without their width: `1DTE P98 IRON_CONDOR @ 06:30 PT`."""
+    found = re.findall(r"#\d+: (\d+DTE \S+ \S+) [\d.]+ wide (@ \d\d:\d\d \S+)", text)
+    return frozenset(f"{setup} {at}" for setup, at in found)
+
+
+def test_bundled_day_sends_one_opportunity_notification_per_window_and_gain(tmp_path, capsys):
+    from spreadwatch.app.runner import default_replay_start
+    from spreadwatch.config import Config, bundled_path
+    from spreadwatch.edges.calendar import MarketCalendar
+
+    config = Config()
+    provider = ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+    grid = bundled_path("grid_spx.csv")
+    from spreadwatch.edges.gridfile import load_grid
+
+    assert set(load_grid(grid).frame["entry_time_et"]) == {"09:30"}  # one entry window in the session
+    start = default_replay_start(provider, MarketCalendar.of(config), config)
+    service = make_service(tmp_path, FaultyProvider(provider), config=config, tickers=("SPX",), grid=grid,
+                           start=start)
+    stack = None
+    try:
+        with Running(service) as running:
+            stack = Stack(tmp_path, urlparse(running.url).netloc, prometheus_dir=_compressed_rules(tmp_path))
+            stack.prom.wait_for_up("spreadwatch")
+            # The window ends 09:45 ET; the first scan after it (within a scan interval) lists nothing.
+            window_end = start.replace(hour=14, minute=45)
+            window_over = window_end + timedelta(seconds=service.intervals["scan"] + 60)
+            listed: set[str] = set()
+            while service.clock.now() <= window_over:
+                held_from = time.monotonic()
+                running.step()
+                now = service.clock.now()
+                listed |= {w.setup for w in service.snapshot.window_setups}
+                if now > window_end and not service.snapshot.window_setups:
+                    continue  # nothing listed any more: nothing for Prometheus to see, no need to hold it
+                scraped = f"spreadwatch_clock_timestamp_seconds >= {now.timestamp()}"
+                wait_until(lambda q=scraped: stack.prom.query(q), 30, f"Prometheus scraping {now:%H:%M}")
+                time.sleep(max(0.0, PACE - (time.monotonic() - held_from)))
+            assert service.snapshot.window_setups == (), service.clock.now()  # the window is over
+            time.sleep(4 * PACE)  # two group intervals: time enough for a late notification to arrive
+
+            slack = [text for _, text in stack.slack_messages() if text.startswith("[OPPORTUNITY]")]
+            email = [text for _, text in stack.emails() if text.startswith("[spreadwatch] [OPPORTUNITY]")]
+    finally:
+        if stack is not None:
+            notifications = [{"channel": "slack", "text": s} for _, s in stack.slack_messages()]
+            notifications += [{"channel": "email", "text": s} for _, s in stack.emails()]
+            (tmp_path / "notifications.json").write_text(json.dumps(notifications, indent=1, ensure_ascii=False),
+                                                         encoding="utf-8")
+            stack.stop()
+
+    with capsys.disabled():
+        print(f"\nbundled day, {start:%H:%M} UTC past its entry window: opportunity notifications Slack {len(slack)}, "
+              f"email {len(email)}; setups listed by the exporter {len(listed)}")
+    assert listed, "the bundled day lists no setup: nothing was tested"
+    for channel, texts in (("slack", slack), ("email", email)):
+        assert 1 <= len(texts) <= 6, (channel, texts)
+        sets = [_setups_of(text) for text in texts]
+        assert all(sets), (channel, texts)
+        # Each later notification lists a setup the one before it did not: none repeats a list with new widths.
+        for before, after in zip(sets, sets[1:], strict=False):
+            assert not after <= before, (channel, before, after)
+        assert len(set(sets)) == len(sets), (channel, sets)
+    first = slack[0]
+    title, body = first.split("\n", 1)
+    assert re.fullmatch(r"\[OPPORTUNITY\] Found \d trade opportunity\(ies\) on SPX, entry window 06:30 PT", title)
+    assert body.startswith("#1: 1DTE "), body
+    assert re.search(r"#1: \d+DTE P\d+ [A-Z_]+ \d+ wide @ 06:30 PT \| Win:\d+\.\d% managed \d+\.\d% held \| "
+                     r"Credit:\$\d+ Risk:\$\d+ \| Strikes: SP \d+ LP \d+", body), body
+    assert " UTC" not in first, first  # every time in it is in the display zone
+    assert len(slack) == len(email)

@@ -42,9 +42,9 @@ def test_data_going_stale_at_the_open_is_logged_once(tmp_path, caplog):
     with caplog.at_level("DEBUG"):
         run_replay(service, at("2026-11-25T14:25:00Z"), at("2026-11-25T14:45:00Z"))
     assert lines(caplog) == [
-        "[2026-11-25 06:33:00] [WARNING] Market data stale: NDX (^NDX 17.6 h old, ^VIX 17.6 h old, ^VXN 17.6 h old, "
+        "[2026-11-25 06:33:00 PT] [WARNING] Market data stale: NDX (^NDX 17.6 h old, ^VIX 17.6 h old, ^VXN 17.6 h old, "
         "QQQ 17.6 h old; bound 3 min)",
-        "[2026-11-25 06:33:00] [WARNING] Regime unknown: VIX unavailable (^VIX 17.6 h old; last known MEDIUM)",
+        "[2026-11-25 06:33:00 PT] [WARNING] Regime unknown: VIX unavailable (^VIX 17.6 h old; last known MEDIUM)",
     ]
     # What the lines say is what the metrics say.
     assert value(service, "spreadwatch_price", {"ticker": "NDX"}) is None
@@ -83,15 +83,15 @@ def test_outage_then_return_to_the_same_regime_is_not_a_regime_change(tmp_path, 
     symbols = ("^NDX", "^VIX", "^VXN", "QQQ")
     # The last values are from the 10:59 ET bars: stale once older than the bound (180 s), i.e. at 11:03 ET.
     assert events == [
-        *(f"[2026-11-24 08:00:00] [WARNING] Market data source {s} is down" for s in sorted(symbols)),
-        "[2026-11-24 08:03:00] [WARNING] Market data stale: NDX (^NDX 4 min old, ^VIX 4 min old, ^VXN 4 min old, "
+        *(f"[2026-11-24 08:00:00 PT] [WARNING] Market data source {s} is down" for s in sorted(symbols)),
+        "[2026-11-24 08:03:00 PT] [WARNING] Market data stale: NDX (^NDX 4 min old, ^VIX 4 min old, ^VXN 4 min old, "
         "QQQ 4 min old; bound 3 min)",
-        "[2026-11-24 08:03:00] [WARNING] Regime unknown: VIX unavailable (^VIX 4 min old; last known MEDIUM)",
-        "[2026-11-24 08:10:00] [INFO] Market data fresh again: NDX (^NDX, ^VIX, ^VXN, QQQ)",
+        "[2026-11-24 08:03:00 PT] [WARNING] Regime unknown: VIX unavailable (^VIX 4 min old; last known MEDIUM)",
+        "[2026-11-24 08:10:00 PT] [INFO] Market data fresh again: NDX (^NDX, ^VIX, ^VXN, QQQ)",
         events[-5],  # the regime line, checked below: its VIX is the replay's at 11:10 ET
-        *(f"[2026-11-24 08:10:00] [INFO] Market data source {s} is back up" for s in sorted(symbols)),
+        *(f"[2026-11-24 08:10:00 PT] [INFO] Market data source {s} is back up" for s in sorted(symbols)),
     ]
-    assert re.fullmatch(r"\[2026-11-24 08:10:00\] \[INFO\] Regime known again: MEDIUM \(VIX 1\d\.\d\)", events[-5])
+    assert re.fullmatch(r"\[2026-11-24 08:10:00 PT\] \[INFO\] Regime known again: MEDIUM \(VIX 1\d\.\d\)", events[-5])
     assert not [line for line in events if "Regime change" in line]
 
     # The fetch warnings: one per symbol when it starts failing, DEBUG while it keeps failing, INFO on recovery.
@@ -114,10 +114,10 @@ def test_outage_across_a_regime_boundary_reports_the_change_when_the_vix_returns
         run_replay(service, at("2026-11-24T15:25:00Z"), at("2026-11-24T15:55:00Z"),
                    outage(provider, "2026-11-24T15:32:00Z", "2026-11-24T15:45:00Z"))
     regime = [line for line in lines(caplog) if "Regime" in line]
-    assert regime[0] == "[2026-11-24 07:35:00] [WARNING] Regime unknown: VIX unavailable (^VIX 4 min old; " \
+    assert regime[0] == "[2026-11-24 07:35:00 PT] [WARNING] Regime unknown: VIX unavailable (^VIX 4 min old; " \
                         "last known LOW)"
-    assert re.fullmatch(r"\[2026-11-24 07:45:00\] \[INFO\] Regime known again: MEDIUM \(VIX 1\d\.\d\)", regime[1])
-    assert re.fullmatch(r"\[2026-11-24 07:45:00\] \[WARNING\] Regime change: LOW → MEDIUM \(VIX 1\d\.\d\)",
+    assert re.fullmatch(r"\[2026-11-24 07:45:00 PT\] \[INFO\] Regime known again: MEDIUM \(VIX 1\d\.\d\)", regime[1])
+    assert re.fullmatch(r"\[2026-11-24 07:45:00 PT\] \[WARNING\] Regime change: LOW → MEDIUM \(VIX 1\d\.\d\)",
                         regime[2])
     assert len(regime) == 3, regime
 
@@ -134,7 +134,7 @@ def test_a_source_failing_every_cycle_is_warned_once(tmp_path, caplog):
     assert value(service, "spreadwatch_source_errors_total", {"source": "^GSPC", "kind": "empty"}) >= 21
     assert value(service, "spreadwatch_source_up", {"source": "^GSPC"}) == 0
     # The ticker's data is unknown from the first cycle on: said once, with what is missing.
-    assert lines(caplog).count("[2026-11-24 07:00:00] [WARNING] Market data stale: SPX (^GSPC no value, "
+    assert lines(caplog).count("[2026-11-24 07:00:00 PT] [WARNING] Market data stale: SPX (^GSPC no value, "
                                "SPY no value; bound 3 min)") == 1
     assert not [line for line in lines(caplog) if "Market data stale: NDX" in line or "Regime" in line]
 
@@ -189,7 +189,7 @@ def test_spreadwatch_run_logs_the_open_once_on_the_console_and_in_the_file(tmp_p
         wait_until(ten_more_cycles, 60, "ten more market cycles", interval=0.1)
     out = exporter.log()
     assert exporter.proc.returncode == 0, out  # SIGTERM: a clean exit
-    stamp = r"\[2026-11-25 06:\d\d:\d\d\]"
+    stamp = r"\[2026-11-25 06:\d\d:\d\d PT\]"  # the display zone, with its abbreviation
     logged = log_file.read_text().splitlines()
     for pattern in (
         rf"{stamp} \[WARNING\] Market data stale: SPX \(\^GSPC no value, SPY no value; bound 3 min\)",

@@ -115,7 +115,7 @@ def test_event_log_reads_like_the_original_alerts_log(tmp_path, caplog):
     # The NDX day's VIX crosses 16 at 10:39 ET: one change, stamped in the display zone (PST).
     changes = [line for line in lines if "Regime change" in line]
     assert len(changes) == 1, lines
-    assert changes[0].startswith("[2026-11-24 07:45:00] [WARNING] Regime change: LOW → MEDIUM (VIX 16.")
+    assert changes[0].startswith("[2026-11-24 07:45:00 PT] [WARNING] Regime change: LOW → MEDIUM (VIX 16.")
 
 
 ADD = ["positions", "add", "--dte", "3", "--band", "P98", "--spread", "put_spread", "--flow-mode", "with_flow",

@@ -70,6 +70,8 @@ WIN_RATE_BASES: tuple[str, ...] = ("managed", "held")
 @dataclass(frozen=True)
 class Scan:
     top_n: int = 20
+    # Setups one opportunity notification lists per ticker and entry window (#1, #2, #3).
+    notify_top: int = 3
     # Thresholds on the managed figures (win_rate_basis): honest backtests after costs put the managed win rate
     # of index credit spreads near 70-90 % and credit / risk near 4-20 % (docs/grid.md, "Defaults").
     min_composite_score: float = 50.0
@@ -512,6 +514,8 @@ def _check_scan(config: Config) -> None:
     s = config.scan
     if s.top_n < 1:
         raise ConfigError("scan.top_n: must be >= 1")
+    if not 1 <= s.notify_top <= 10:
+        raise ConfigError("scan.notify_top: must be between 1 and 10 (the setups one notification lists)")
     for name in ("min_win_rate", "min_roi"):
         if not 0 <= getattr(s, name) <= 1:
             raise ConfigError(f"scan.{name}: must be a fraction between 0 and 1")

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from spreadwatch.app.snapshot import Snapshot, TickerFacts
-from spreadwatch.app.status import duration_text
+from spreadwatch.domain.display import duration_text, local_time
 from spreadwatch.domain.positions import exit_line, exit_signals
 
 events = logging.getLogger("spreadwatch.events")
@@ -34,9 +34,10 @@ def in_opening_grace(calendar: Any, now: datetime) -> bool:
     return (now - session_open).total_seconds() < OPENING_GRACE_SECONDS
 
 class EventTracker:
-    """Writes the event log (`[2026-02-21 09:15:00] [WARNING] Regime change: LOW → MEDIUM (VIX 18.5)`) on changes
-    only: a ticker's market data going stale and fresh again, the regime becoming unknown and known again, regime
-    changes, opportunities entering their window, exits met, risk breaches, sources down and up."""
+    """Writes the event log (`[2026-02-21 09:15:00 PT] [WARNING] Regime change: LOW → MEDIUM (VIX 18.5)`, times in
+    the display zone) on changes only: a ticker's market data going stale and fresh again, the regime becoming
+    unknown and known again, regime changes, an entry window's list of setups gaining one (the list, as the
+    opportunity notification shows it), exits met, risk breaches, sources down and up."""
 
     def __init__(self, config: Any, calendar: Any) -> None:
         self.config = config
@@ -44,14 +45,15 @@ class EventTracker:
         self._regime: str | None = None  # the last known regime
         self._regime_known: bool | None = None  # None until the first snapshot with market data
         self._stale: dict[str, frozenset[str]] = {}  # ticker -> its symbols without a current value
-        self._in_window: set[str] = set()
+        self._in_window: dict[tuple[str, str], frozenset[str]] = {}  # (ticker, window) -> setups told
+        self._held: set[str] = set()  # in-window setups held back by a scheduled event, already said
         self._exits: set[tuple[str, str]] = set()
         self._risk: set[str] = set()
         self._down: set[str] = set()
         self._first = True
 
     def _emit(self, now: datetime, level: str, message: str) -> None:
-        stamp = self.calendar.local(now).strftime("%Y-%m-%d %H:%M:%S")
+        stamp = local_time(now, self.calendar.display_tz, "%Y-%m-%d %H:%M:%S")
         events.log(getattr(logging, level if level != "OPPORTUNITY" and level != "EXIT" else "WARNING"),
                    "[%s] [%s] %s", stamp, level, message)
 
@@ -117,22 +119,26 @@ class EventTracker:
 
     # ---- opportunities, exits, risk, sources ----------------------------------------------------------------
     def _opportunities(self, now: datetime, s: Snapshot) -> None:
-        entered: list[Any] = []
-        current: set[str] = set()
-        held: list[Any] = []  # in window but held back by a scheduled event: said once, never as an opportunity
-        for result in s.scans.values():
-            for o in result.opportunities:
-                if o.in_window and not o.blocked_by_risk:
-                    current.add(o.id)
-                    if o.id not in self._in_window:
-                        (held if o.held_back else entered).append(o)
-        if entered:
-            lines = "\n".join(f"  {o.alert_line()}" for o in entered)
-            self._emit(now, "OPPORTUNITY", f"Found {len(entered)} trade opportunity(ies)\n{lines}")
-        if held:
-            reasons = ", ".join(sorted({o.held_back for o in held if o.held_back}))
-            self._emit(now, "INFO", f"{len(held)} setup(s) in window held back: {reasons}")
-        self._in_window = current
+        """Per ticker and entry window, the list an opportunity notification shows, when it gains a setup."""
+        lists: dict[tuple[str, str], list[Any]] = {}
+        for item in s.window_setups:
+            lists.setdefault((item.ticker, item.window), []).append(item)
+        for key, items in lists.items():
+            told = self._in_window.get(key, frozenset())
+            now_listed = frozenset(item.setup for item in items)
+            if not now_listed <= told:
+                lines = "\n".join(f"  #{item.rank}: {item.line}" for item in items)
+                self._emit(now, "OPPORTUNITY", f"Found {len(items)} trade opportunity(ies) on {key[0]}, entry window "
+                                               f"{items[0].window_local}\n{lines}")
+            self._in_window[key] = told | now_listed
+        self._in_window = {key: told for key, told in self._in_window.items() if key in lists}
+        held = {o.id: o for result in s.scans.values() for o in result.opportunities
+                if o.in_window and not o.blocked_by_risk and o.held_back}
+        new = [o for oid, o in held.items() if oid not in self._held]
+        if new:  # in window but held back by a scheduled event: said once, never as an opportunity
+            reasons = ", ".join(sorted({o.held_back for o in new if o.held_back}))
+            self._emit(now, "INFO", f"{len(new)} setup(s) in window held back: {reasons}")
+        self._held = set(held)
 
     def _exit_events(self, now: datetime, s: Snapshot) -> None:
         exits_now: set[tuple[str, str]] = set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,12 +75,34 @@ def check_listen(address: tuple[str, int]) -> None:
         raise InputError(f"--listen {shown}: cannot listen there ({exc.strerror or exc})") from None
 
 
-def _clock(provider: Any, calendar: Any, request: RunRequest) -> Any:
-    """The replay clock on a replay (from --start, else the replayed day's open), else the wall clock."""
+# How long before the replayed day's first entry window a replay starts without --start: long enough to see the
+# market before the open (the last close's prices and regime), short enough that the first setups follow at once.
+ENTRY_LEAD = timedelta(minutes=2)
+
+
+def default_replay_start(provider: Any, calendar: Any, config: Config) -> datetime:
+    """Where a replay starts without --start: ENTRY_LEAD before the replayed day's entry hours open
+    (hours.entry_start, not before the session's open). A file without intraday bars starts at its last bar."""
+    from spreadwatch.domain.vocabulary import ET
+
+    start: datetime = provider.default_start(calendar)
+    day = provider.last_intraday_session() if hasattr(provider, "last_intraday_session") else None
+    if day is None or not calendar.is_session(day) or start != calendar.open_close(day)[0]:
+        return start
+    entry = datetime.combine(day, config.hours.entry_start, tzinfo=calendar.display_tz)
+    if entry.astimezone(ET).date() != day:  # a display zone far from New York: the hours are the session's
+        entry = start
+    return max(start, entry) - ENTRY_LEAD
+
+
+def _clock(provider: Any, calendar: Any, request: RunRequest, config: Config) -> Any:
+    """The replay clock on a replay (from --start, else just before the replayed day's first entry window), else
+    the wall clock."""
     from spreadwatch.app.clock import ReplayClock, WallClock, parse_instant
 
     if provider.label == "replay":
-        start = parse_instant(request.start_at) if request.start_at else provider.default_start(calendar)
+        start = parse_instant(request.start_at) if request.start_at else default_replay_start(
+            provider, calendar, config)
         return ReplayClock(start, request.speed)
     if request.start_at or request.speed != 1.0:
         raise InputError("--start and --speed apply to a replay source only")
@@ -101,7 +124,7 @@ def run(config: Config, request: RunRequest) -> None:
     check_listen(address)  # before the book, the log or any directory is created
     provider = make_provider(request.source_spec)
     calendar = MarketCalendar.of(config)
-    clock = _clock(provider, calendar, request)
+    clock = _clock(provider, calendar, request, config)
     db = Path(request.db_path or config.paths.database)
     grid = grid_path(config.paths.grid, request.grid_file)
     if not grid.exists():
@@ -109,8 +132,15 @@ def run(config: Config, request: RunRequest) -> None:
     setup_logging(config)
     PositionBook(db).close()  # creates or migrates the book; a corrupt or foreign file stops here, one line
     if provider.label == "replay":
-        log.warning("REPLAY, not live data: %s; clock starts %s at %gx", provider.description,
-                    clock.now().isoformat(), request.speed)
+        from zoneinfo import ZoneInfo
+
+        from spreadwatch.domain.display import local_time
+        from spreadwatch.domain.instants import iso_utc
+
+        begin = clock.now()
+        log.warning("REPLAY, not live data: %s; clock starts %s (%s) at %gx", provider.description,
+                    local_time(begin, ZoneInfo(config.display_timezone), "%Y-%m-%d %H:%M"), iso_utc(begin),
+                    request.speed)
     else:
         log.info("LIVE data: %s", provider.description)
     service = Service(config, provider, clock, calendar, tickers=watch, db_path=db, grid_path=grid,

@@ -17,7 +17,7 @@ import logging.handlers
 import sqlite3
 import threading
 import time as wall
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,7 @@ class Service:
         self._closed_today: tuple[Any, ...] = ()
         self.book_watch = BookWatch(self.db_path)
         self._book_changed = False  # the book changed since the positions task last read it
+        self._scanned_on: tuple[Any, ...] | None = None  # _scan_inputs at the last scan
         self.cycles = 0
         self.listeners: list[Any] = []  # told of each snapshot as it is published (the /metrics page renders it)
         self._outside_calendar = False  # the clock is outside the exchange calendar's range (said once)
@@ -258,8 +259,18 @@ class Service:
         if self.chains is not None:  # a failing chain is its source's state, never this task's failure
             self._marks = self.chains.update(now, self._open)
 
+    def _scan_inputs(self, now: datetime) -> tuple[Any, ...]:
+        """What changes the scan's answer at once: the entry hours opening or closing, a ticker's regime, its price
+        becoming known or unknown. When one changes the scan runs in the same cycle, off its cadence (the first
+        bar after the open brings the setups then, not up to a scan interval later)."""
+        hours = self.config.hours
+        window = self.calendar.within_local_hours(now, hours.entry_start, hours.entry_end)
+        return window, tuple((t, c.regime, c.price is None) for t, c in sorted(self._contexts.items()))
+
     def scan_task(self, now: datetime) -> None:
         from spreadwatch.domain.scanner import scan
+
+        self._scanned_on = self._scan_inputs(now)
 
         grid = self.grid_cache.get()
         self._grid_info = GridInfo(str(grid.path), grid.rows, grid.skipped_rows, grid.mtime)
@@ -278,7 +289,7 @@ class Service:
         """Run the due tasks at `now` (market, then positions, then scan) and publish a snapshot."""
         order = (("market", self.market_task), ("positions", self.positions_task), ("scan", self.scan_task))
         for name, func in order:
-            if name in due:
+            if name in due or (name == "scan" and self._scan_inputs(now) != self._scanned_on):
                 self._run_task(name, func, now)
         self.publish(now)
         self.cycles += 1
@@ -461,6 +472,22 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
 
 
+class DisplayZoneFormatter(logging.Formatter):
+    """Console lines stamped in the display zone with its abbreviation (`2026-11-24 07:30:05 PT`), as every human
+    text; the event log's lines carry the exporter's clock in the same zone."""
+
+    def __init__(self, zone: str, fmt: str) -> None:
+        super().__init__(fmt)
+        from zoneinfo import ZoneInfo
+
+        self.zone = ZoneInfo(zone)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - stdlib name
+        from spreadwatch.domain.display import local_time
+
+        return local_time(datetime.fromtimestamp(record.created, UTC), self.zone, datefmt or "%Y-%m-%d %H:%M:%S")
+
+
 def setup_logging(config: Any) -> None:
     """Console and a rotating event-log file (paths.log_file), as the original's alerts.log."""
     import sys
@@ -468,7 +495,7 @@ def setup_logging(config: Any) -> None:
     root = logging.getLogger()
     root.setLevel(config.logging.level.upper())
     formatter = logging.Formatter("%(message)s")
-    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    plain = DisplayZoneFormatter(config.display_timezone, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.logging.console:
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(plain)

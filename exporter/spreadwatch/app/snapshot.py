@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from spreadwatch.domain.market_rules import known_at, looked_until
+from spreadwatch.domain.notices import WindowSetup, window_setups
 from spreadwatch.domain.positions import PnlReading, Summary, exit_pnl, exit_thresholds
 from spreadwatch.domain.scanner import BookState
 from spreadwatch.domain.watch import StrikeDistance, short_strike_distances
@@ -277,6 +278,12 @@ class Snapshot:
         status = ctx.sources.get(symbol)
         return RegimeFacts(symbol, ctx.vix, ctx.regime, ctx.previous_regime, ctx.regime_changed_at,
                            facts.known_until, None if status is None else _value_time(status, ctx.time))
+
+    @cached_property
+    def window_setups(self) -> tuple[WindowSetup, ...]:
+        """Per ticker and entry window, the setups an opportunity notification lists (domain/notices.py)."""
+        top = self.config.scan.notify_top
+        return tuple(item for _, result in sorted(self.scans.items()) for item in window_setups(result, top))
 
     @cached_property
     def position_facts(self) -> tuple[PositionFacts, ...]:

@@ -22,17 +22,20 @@ if TYPE_CHECKING:
 # One-shot answers (`spreadwatch status`, `scan --at`)
 
 
-def one_shot_now(provider: Provider, calendar: MarketCalendar, at: str | None, start: str | None) -> datetime:
-    """The instant a one-shot command answers for: --at; else on replay the replay clock's start (--start, or the
-    open of the replayed day); else the wall clock (read here, at the edge, never in the rules)."""
+def one_shot_now(provider: Provider, calendar: MarketCalendar, at: str | None, start: str | None,
+                 config: Config) -> datetime:
+    """The instant a one-shot command answers for: --at; else on replay the replay clock's start (--start, or just
+    before the replayed day's first entry window, as `run` starts); else the wall clock (read here, at the edge,
+    never in the rules)."""
     from spreadwatch.app.clock import WallClock, parse_instant
+    from spreadwatch.app.runner import default_replay_start
 
     if at:
         return parse_instant(at)
     if getattr(provider, "label", "live") == "replay":
         if start:
             return parse_instant(start)
-        return provider.default_start(calendar)  # type: ignore[attr-defined]
+        return default_replay_start(provider, calendar, config)
     return WallClock().now()
 
 
@@ -48,7 +51,7 @@ def market_context(config: Config, ticker: str | None = None, source_spec: str |
     config.ticker(name)  # unknown ticker: ConfigError naming the configured ones
     provider = provider or make_provider(source_spec)
     calendar = MarketCalendar.of(config)
-    now = one_shot_now(provider, calendar, at, start)
+    now = one_shot_now(provider, calendar, at, start, config)
     # A week of margin: the answer also needs the previous and the next session.
     first = calendar.first_day + timedelta(days=7)
     last = calendar.last_day - timedelta(days=7)
@@ -58,17 +61,21 @@ def market_context(config: Config, ticker: str | None = None, source_spec: str |
     return watcher.update(now), provider
 
 
-def _fmt(value: float | None, pattern: str = "{:,.2f}") -> str:
-    return "unknown" if value is None else pattern.format(value)
+def _fmt(value: float | None, pattern: str = "{:,.2f}", unknown: str = "unknown") -> str:
+    return unknown if value is None else pattern.format(value)
 
 
 def render_text(context: MarketContext, description: str, display_tz: str) -> list[str]:
-    """Human lines for `spreadwatch status` (unknown values say so)."""
+    """Human lines for `spreadwatch status`: times in the display zone with its abbreviation, and every unknown
+    value says why (no bar yet since the open, source down, before the open...)."""
     from zoneinfo import ZoneInfo
 
+    from spreadwatch.domain.display import local_time
+
     c = context
-    local = c.time.astimezone(ZoneInfo(display_tz))
-    lines = [f"{c.ticker} at {local:%Y-%m-%d %H:%M %Z} ({iso_utc(c.time)})", f"source: {description}"]
+    zone = ZoneInfo(display_tz)
+    lines = [f"{c.ticker} at {local_time(c.time, zone, '%Y-%m-%d %H:%M')} ({iso_utc(c.time)})",
+             f"source: {description}"]
     market = f"market: {c.session}"
     if c.seconds_to_close is not None:
         hours, rest = divmod(int(c.seconds_to_close), 3600)
@@ -76,32 +83,47 @@ def render_text(context: MarketContext, description: str, display_tz: str) -> li
     market += f"; trading hours {'open' if c.market_open else 'closed'}"
     market += f"; entry window {'open' if c.entry_window_open else 'closed'}"
     lines.append(market)
-    change = _fmt(c.change_ratio, "{:+.2%}")
-    lines.append(f"price: {_fmt(c.price)}  change: {change} vs previous close {_fmt(c.prev_close)}  "
-                 f"flow: {c.flow or 'unknown'} (0 DTE: {c.flow_0dte or 'unknown'})")
-    regime = c.regime or "unknown"
+    price_unknown = c.unknown("price")
+    change = _fmt(c.change_ratio, "{:+.2%}", price_unknown)
+    lines.append(f"price: {_fmt(c.price, unknown=price_unknown)}  change: {change} vs previous close "
+                 f"{_fmt(c.prev_close, unknown=c.unknown('price'))}  flow: {c.flow or price_unknown} "
+                 f"(0 DTE: {c.flow_0dte or _flow_0dte_unknown(c, price_unknown)})")
+    regime = c.regime or c.unknown("vix")
     if c.regime_changed_at is not None and c.previous_regime is not None:
-        regime += f" (from {c.previous_regime} at {c.regime_changed_at.astimezone(ZoneInfo(display_tz)):%H:%M %Z})"
-    lines.append(f"VIX: {_fmt(c.vix)}  regime: {regime}")
-    lines.append(f"vol index: {_fmt(c.vol_index)}  IV rank: {_fmt(c.iv_rank, '{:.2f}')}  "
-                 f"IV percentile: {_fmt(c.iv_percentile, '{:.2f}')}")
-    lines.append(f"volume ratio: {_fmt(c.volume_ratio, '{:.2f}')}  trend: {c.trend or 'unknown'}")
-    parts = []
-    for name, s in c.sources.items():
-        age = "no value" if s.age_seconds is None else f"age {duration_text(s.age_seconds)}"
-        errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items()))
-        parts.append(f"{name} {'up' if s.up else 'DOWN'} ({age}{'; errors: ' + errors if errors else ''})")
-    lines.append("sources: " + "; ".join(parts))
+        regime += f" (from {c.previous_regime} at {local_time(c.regime_changed_at, zone)})"
+    lines.append(f"VIX: {_fmt(c.vix, unknown=c.unknown('vix'))}  regime: {regime}")
+    vol_unknown = c.unknown("vol")
+    lines.append(f"vol index: {_fmt(c.vol_index, unknown=vol_unknown)}  "
+                 f"IV rank: {_fmt(c.iv_rank, '{:.2f}', vol_unknown)}  "
+                 f"IV percentile: {_fmt(c.iv_percentile, '{:.2f}', vol_unknown)}")
+    lines.append(f"volume ratio: {_fmt(c.volume_ratio, '{:.2f}', c.unknown('volume'))}  "
+                 f"trend: {c.trend or 'unknown (not enough history yet)'}")
+    lines.append("sources: " + "; ".join(source_text(name, s, c.session) for name, s in c.sources.items()))
     return lines
 
 
-def duration_text(seconds: float) -> str:
-    """`45 s`, `17 min`, `17.6 h`: how ages are shown to people (status, the event log)."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def _flow_0dte_unknown(c: MarketContext, price_unknown: str) -> str:
+    """The 0-DTE flow compares the price with the open: before the open there is none to compare."""
+    if c.price is None:
+        return price_unknown
+    return "unknown (before the open)" if c.session != "open" else "unknown (just after the open)"
+
+
+def source_text(name: str, s: Any, session: str) -> str:
+    """`^GSPC up (age 3 s)`, `^GSPC up (the last close, 41.4 h ago)` outside the session, `^VIX DOWN (no value;
+    errors: timeout 3)`: one source for people."""
+    from spreadwatch.domain.display import duration_text
+
+    if s.age_seconds is None:
+        age = "no value"
+    elif session != "open" and s.current:
+        age = f"the last close, {duration_text(s.age_seconds)} ago"
+    else:
+        age = f"age {duration_text(s.age_seconds)}"
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items()))
+    return f"{name} {'up' if s.up else 'DOWN'} ({age}{'; errors: ' + errors if errors else ''})"
+
+
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from spreadwatch.domain.market_rules import (
     flow_of,
     iv_rank_percentile,
     known_at,
+    unknown_reason,
 )
 from spreadwatch.domain.vocabulary import UNKNOWN_PHASE
 from spreadwatch.edges.providers import FAILURE_KINDS, Bar, DailyBar, ProviderError, Quote
@@ -118,6 +119,19 @@ class MarketContext:
     sources: dict[str, SourceStatus]
     vol_index: float | None = None  # level of the ticker's vol index (^VXN for NDX)
     data_mode: str = "live"  # live | replay: the provider's label (`source` in JSON)
+    session_open: datetime | None = None  # the open of the session the context is in (None outside a session)
+    # Which data symbol each value comes from (price, vix, vol, volume): for saying why a value is unknown.
+    roles: dict[str, str] = field(default_factory=dict)
+
+    def unknown(self, role: str) -> str:
+        """`unknown (no bar yet since the open)`: an unknown value of `role` (price, vix, vol, volume) with why."""
+        status = self.sources.get(self.roles.get(role, ""))
+        if status is None:
+            return "unknown"
+        since_open = None if self.session_open is None else (self.time - self.session_open).total_seconds()
+        why = unknown_reason(session=self.session, up=status.up, age_seconds=status.age_seconds,
+                             current=status.current, since_open=since_open)
+        return f"unknown ({why})"
 
     def source_current(self, symbol: str, now: datetime) -> bool:
         """Whether `symbol`'s newest valid value is still knowledge at `now` (the staleness rule)."""
@@ -516,7 +530,7 @@ class MarketWatcher:
             vix=reading.vix, regime=reading.regime, previous_regime=reading.previous_regime,
             regime_changed_at=reading.changed_at, iv_rank=None, iv_percentile=None, volume_ratio=None, trend=trend,
             flow=None, flow_0dte=None, daily_closes=(), daily_opens=(), sources=self._sources(now, reading),
-            vol_index=vol_level, data_mode=getattr(self.provider, "label", "live"))
+            vol_index=vol_level, data_mode=getattr(self.provider, "label", "live"), roles=self._roles())
 
     def update(self, now: datetime) -> MarketContext:
         now = _aware_utc(now)
@@ -551,4 +565,9 @@ class MarketWatcher:
             daily_closes=tuple(d.close for d in daily), daily_opens=tuple(d.open for d in daily),
             sources=self._sources(now, reading), vol_index=vol_level,
             data_mode=getattr(self.provider, "label", "live"),
+            session_open=cal.open_close(session)[0] if phase == "open" else None, roles=self._roles(),
         )
+
+    def _roles(self) -> dict[str, str]:
+        return {"price": self.price_symbol, "vix": self.vix_symbol, "vol": self.vol_symbol,
+                "volume": self.volume_symbol}

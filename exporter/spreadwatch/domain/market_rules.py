@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from spreadwatch.domain.display import duration_text
+
 if TYPE_CHECKING:
     from spreadwatch.edges.providers import Bar
 
@@ -21,6 +23,22 @@ TREND_DEAD_BAND = 0.01
 
 # ------------------------------------------------------------------------------------------------------------
 # Pure rules
+
+
+def unknown_reason(*, session: str, up: bool, age_seconds: float | None, current: bool,
+                   since_open: float | None) -> str:
+    """Why a market value is unknown, in a few words for people (`status`, the landing page): its source is
+    down, has given no value yet, has no bar yet since the open, or its last value is too old; a value whose
+    source is current but that is still unknown needs more history than the source has given."""
+    if not up:
+        return "source down" if age_seconds is None else f"source down, last value {duration_text(age_seconds)} ago"
+    if age_seconds is None:
+        return "no value yet" if session == "open" else "before the open, no value yet"
+    if current:
+        return "not enough history yet"
+    if session == "open" and since_open is not None and age_seconds >= since_open:
+        return "no bar yet since the open"
+    return f"stale, last value {duration_text(age_seconds)} ago"
 
 
 def _finite(value: float | None) -> bool:

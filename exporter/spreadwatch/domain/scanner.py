@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from spreadwatch.domain.bands import band_edges, intraday_moves, signed_moves
+from spreadwatch.domain.display import zone_abbreviation
 from spreadwatch.domain.strikes import Strikes, place_strikes
 from spreadwatch.domain.vocabulary import ET, flow_qualifies_array
 
@@ -99,6 +100,7 @@ class Opportunity:
     low_sample: bool | None = None
     # Why a new entry is held back (domain/events.py: "FOMC 2026-12-09"); None when it is not.
     held_back: str | None = None
+    entry_zone: str = ""  # the display zone's abbreviation for entry_time_local (PT); JSON keeps HH:MM
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,17 +120,35 @@ class Opportunity:
             "credit_source": self.credit_source, "held_back": self.held_back,
         }
 
+    @property
+    def entry_local(self) -> str:
+        """The entry time as people read it: `06:30 PT` (the display zone)."""
+        return f"{self.entry_time_local} {self.entry_zone}" if self.entry_zone else self.entry_time_local
+
     def alert_line(self) -> str:
-        """`#1: 1DTE P97 IRON_CONDOR @ 06:30 | Win:93.3% held 77.4% managed | ROI:8.8% | Credit:$202 Risk:$2298
+        """`#1: 1DTE P97 IRON_CONDOR @ 06:30 PT | Win:93.3% held 77.4% managed | ROI:8.8% | Credit:$202 Risk:$2298
         | Short 2440P/2570C` (the original's line, with the managed win rate beside the held one)."""
         managed = f" {self.exit_win_rate * 100:.1f}% managed" if self.exit_win_rate is not None else ""
         line = (
-            f"#{self.rank}: {self.dte}DTE {self.band} {self.spread_type.upper()} @ {self.entry_time_local} | "
+            f"#{self.rank}: {self.dte}DTE {self.band} {self.spread_type.upper()} @ {self.entry_local} | "
             f"Win:{self.win_rate * 100:.1f}% held{managed} | ROI:{self.roi * 100:.1f}% | "
             f"Credit:${self.credit:.0f} Risk:${self.max_risk:.0f}"
         )
         if self.strikes is not None:
             line += f" | Short {self.strikes.label()}"
+        return line
+
+    def notice_line(self) -> str:
+        """One setup of an entry notification (its rank is written before it): `1DTE P98 IRON_CONDOR 25 wide
+        @ 06:30 PT | Win:78.1% managed 93.0% held | Credit:$192 Risk:$2308 | Strikes: SP 2430 LP 2405 SC 2575
+        LC 2600`. Money per contract; strikes are suggestions on the price now (absent when it is unknown)."""
+        managed = f"{self.exit_win_rate * 100:.1f}% managed " if self.exit_win_rate is not None else ""
+        line = (f"{self.dte}DTE {self.band} {self.spread_type.upper()} {self.spread_width:g} wide @ {self.entry_local}"
+                f" | Win:{managed}{self.win_rate * 100:.1f}% held | Credit:${self.credit:.0f} Risk:${self.max_risk:.0f}")
+        if self.strikes is not None:
+            legs = self.strikes.as_dict()
+            names = {"short_put": "SP", "long_put": "LP", "short_call": "SC", "long_call": "LC"}
+            line += " | Strikes: " + " ".join(f"{names[leg]} {legs[leg]:g}" for leg in names if leg in legs)
         return line
 
 
@@ -384,6 +404,7 @@ def _opportunity(row: Any, rank: int, win: bool, ctx: _Context) -> Opportunity:
         rank=rank, ticker=ctx.ticker, dte=dte, band=row.band, spread_type=row.spread_type, flow_mode=row.flow_mode,
         spread_width=width, entry_time_et=row.entry_time_et,
         entry_time_local=_local_entry(ctx.calendar, ctx.now, row.entry_time_et),
+        entry_zone=_entry_zone(ctx.calendar, ctx.now, row.entry_time_et),
         win_rate=float(row.win_rate), roi=float(row.roi), sharpe=float(row.sharpe),
         trade_score=float(row.exit_trade_score if basis == "managed" else row.trade_score),
         credit=float(row.avg_credit), max_risk=float(row.avg_max_risk), n_trades=int(row.n_trades),
@@ -437,10 +458,17 @@ def _row_edges(row: Any, closes: np.ndarray, opens: np.ndarray, window: int,
     return cache[key]
 
 
-def _local_entry(calendar: MarketCalendar, now: datetime, entry_et: str) -> str:
+def _entry_instant(now: datetime, entry_et: str) -> datetime:
     day = now.astimezone(ET).date()
-    at = datetime.combine(day, time(int(entry_et[:2]), int(entry_et[3:])), tzinfo=ET)
-    return at.astimezone(calendar.display_tz).strftime("%H:%M")
+    return datetime.combine(day, time(int(entry_et[:2]), int(entry_et[3:])), tzinfo=ET)
+
+
+def _local_entry(calendar: MarketCalendar, now: datetime, entry_et: str) -> str:
+    return _entry_instant(now, entry_et).astimezone(calendar.display_tz).strftime("%H:%M")
+
+
+def _entry_zone(calendar: MarketCalendar, now: datetime, entry_et: str) -> str:
+    return zone_abbreviation(_entry_instant(now, entry_et).astimezone(calendar.display_tz))
 
 
 def removed_lines(result: ScanResult) -> list[str]:

@@ -271,7 +271,13 @@ def scan_command(ctx: Context, grid_file: str | None, ticker: str | None, trend:
     if as_json:
         echo_json(result.to_json())
         return
-    click.echo(f"source: {provider.description}; at {context.time.isoformat()}")
+    from zoneinfo import ZoneInfo
+
+    from spreadwatch.domain.display import local_time
+    from spreadwatch.domain.instants import iso_utc
+
+    at = local_time(context.time, ZoneInfo(ctx.config.display_timezone), "%Y-%m-%d %H:%M")
+    click.echo(f"source: {provider.description}; at {at} ({iso_utc(context.time)})")
     click.echo("\n".join(render_opportunities(result)))
 
 

@@ -228,11 +228,17 @@ def positions_history(ctx: Context, position_id: str, db_path: str | None, as_js
         echo_json([{"seq": e.seq, "position_id": e.position_id, "time": e.time.isoformat(), "action": e.action,
                     "old_pnl": e.old_pnl, "new_pnl": e.new_pnl, "note": e.note} for e in entries])
         return
+    from zoneinfo import ZoneInfo
+
+    from spreadwatch.domain.display import local_time
+
+    zone = ZoneInfo(ctx.config.display_timezone)
     click.echo(safe(_position_line(position) + f" | {position.status}"))
     for e in entries:
         old = money(e.old_pnl) if e.old_pnl is not None else "-"
         note = f"  {safe(e.note)}" if e.note else ""
-        click.echo(f"  {e.time.strftime('%Y-%m-%d %H:%M:%S')} UTC  {e.action:<6}  {old:>12} -> {money(e.new_pnl):>12}{note}")
+        when = local_time(e.time, zone, "%Y-%m-%d %H:%M:%S")
+        click.echo(f"  {when}  {e.action:<6}  {old:>12} -> {money(e.new_pnl):>12}{note}")
 
 
 @positions_group.command("check")

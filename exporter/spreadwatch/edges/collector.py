@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPPORTUNITY_LABELS = ("ticker", "id", "dte", "band", "spread_type", "flow_mode", "width", "entry_time_et")
+ENTRY_SETUP_LABELS = ("ticker", "window", "setup", "dte", "band", "spread_type", "flow_mode")
 POSITION_LABELS = ("position_id", "ticker", "spread_type", "band")
 
 
@@ -331,7 +332,22 @@ class SnapshotCollector(Collector):
                 if o.strikes is not None:
                     for leg, value in o.strikes.as_dict().items():
                         strike.add_metric([*labels, leg], value)
-        return [count, *fams.values(), *managed.values(), strike]
+        return [count, *fams.values(), *managed.values(), strike, *self._window_setups(s)]
+
+    @staticmethod
+    def _window_setups(s: Snapshot) -> list[Metric]:
+        """The setups each entry window's notification lists: a rank series whose labels stay the same while the
+        setup's width, figures and strikes change (the alert's identity), and an info series with the text."""
+        rank = _g("spreadwatch_entry_setup_rank", "Rank of the setup in its entry window's notification (1 = best).",
+                  ENTRY_SETUP_LABELS)
+        info = _g("spreadwatch_entry_setup_info", "The setup's notification line, in the display zone; 1.",
+                  (*ENTRY_SETUP_LABELS[:3], "id", "width", "window_local", "line"))
+        for item in s.window_setups:
+            o = item.opportunity
+            labels = [item.ticker, item.window, item.setup, str(o.dte), o.band, o.spread_type, o.flow_mode]
+            rank.add_metric(labels, item.rank)
+            info.add_metric([*labels[:3], o.id, f"{o.spread_width:g}", item.window_local, item.line], 1)
+        return [rank, info]
 
     # ---- events -------------------------------------------------------------------------------------------
     def _events(self, s: Snapshot, now: datetime) -> list[Metric]:

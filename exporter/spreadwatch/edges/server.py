@@ -31,6 +31,10 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from spreadwatch.domain.display import local_time, zone_abbreviation
+from spreadwatch.domain.instants import iso_utc
 
 if TYPE_CHECKING:
     from spreadwatch.edges.collector import Exposition
@@ -472,11 +476,13 @@ class ExporterServer:
         ok, reasons = self.service.health()
         rows = []
         for ticker, ctx in sorted(snap.contexts.items()):
-            price = "unknown" if ctx.price is None else f"{ctx.price:,.2f}"
-            vix = "unknown" if ctx.vix is None else f"{ctx.vix:.2f}"
+            price = ctx.unknown("price") if ctx.price is None else f"{ctx.price:,.2f}"
+            vix = ctx.unknown("vix") if ctx.vix is None else f"{ctx.vix:.2f}"
             rows.append(f"<tr><td>{e(ticker)}</td><td>{e(price)}</td><td>{e(vix)}</td>"
-                        f"<td>{e(ctx.regime or 'unknown')}</td></tr>")
-        clock = e(snap.time.isoformat()) if snap.time else "starting"
+                        f"<td>{e(ctx.regime or ctx.unknown('vix'))}</td></tr>")
+        zone = ZoneInfo(snap.config.display_timezone)
+        clock = (f"{e(local_time(snap.time, zone, '%Y-%m-%d %H:%M:%S'))} ({e(iso_utc(snap.time))})" if snap.time
+                 else "starting")
         stale = self.service.data_health() if ok else []
         health = ("OK" if not stale else "degraded, market data missing: " + "; ".join(e(r) for r in stale)) if ok \
             else "; ".join(e(r) for r in reasons)
@@ -487,6 +493,23 @@ class ExporterServer:
             f"{banner}<p>Clock ({e(mode.lower())}): {clock}. Health: {health}</p>"
             "<table border='1' cellpadding='4'><tr><th>ticker</th><th>price</th><th>VIX</th><th>regime</th></tr>"
             + "".join(rows)
-            + "</table><ul><li><a href='/metrics'>/metrics</a></li><li><a href='/healthz'>/healthz</a></li></ul>"
+            + "</table>" + self._setups_section(snap)
+            + "<ul><li><a href='/metrics'>/metrics</a></li><li><a href='/healthz'>/healthz</a></li></ul>"
             f"<p>spreadwatch {e(snap.version)}</p></body></html>"
         )
+
+    @staticmethod
+    def _setups_section(snap: Any) -> str:
+        """The setups an opportunity notification lists now (per ticker and entry window), or why there are none."""
+        e = html.escape
+        if snap.window_setups:
+            items = "".join(f"<li>{e(w.ticker)} #{w.rank}: {e(w.line)}</li>" for w in snap.window_setups)
+            return f"<h2>In-window setups</h2><ol style='list-style:none;padding-left:0'>{items}</ol>"
+        if not snap.scans:
+            why = "no scan yet"
+        elif snap.calendar is not None and not snap.calendar.entry_window_open and snap.time is not None:
+            zone = zone_abbreviation(snap.time.astimezone(ZoneInfo(snap.config.display_timezone)))
+            why = f"the entry hours are closed (they open at {snap.config.hours.entry_start:%H:%M} {zone})"
+        else:
+            why = "no setup passes the filters in its entry window now"
+        return f"<h2>In-window setups</h2><p>None: {e(why)}.</p>"
