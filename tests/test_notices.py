@@ -37,6 +37,12 @@ def test_a_setup_blocked_by_a_risk_limit_is_not_listed_and_does_not_take_a_rank(
     assert [(w.rank, w.opportunity.band) for w in chosen] == [(1, "P97")]
 
 
+def test_a_setup_held_back_by_a_scheduled_event_is_not_listed_and_does_not_take_a_rank():
+    held = replace(opp(1, band="P98"), held_back="FOMC 2019-01-30")
+    chosen = window_setups(result(held, opp(2, band="P97")), top=3)
+    assert [(w.rank, w.opportunity.band) for w in chosen] == [(1, "P97")]
+
+
 def test_a_setup_is_the_same_whatever_its_width():
     narrow, wide = opp(1, width=25.0), opp(1, width=50.0)
     assert narrow.id != wide.id
