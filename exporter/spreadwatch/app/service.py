@@ -95,6 +95,7 @@ class Service:
                  fetch_deadline: float = FETCH_DEADLINE_SECONDS) -> None:
         from spreadwatch.app.watcher import MarketWatcher, RegimeWatcher
         from spreadwatch.edges.gridfile import GridCache
+        from spreadwatch.edges.providers.shared import SharedFetches
         from spreadwatch.edges.store import BookWatch
 
         self.config = config
@@ -111,10 +112,12 @@ class Service:
             "scan": float(scan_interval or intervals.scan_seconds),
             "positions": float(intervals.positions_seconds),
         }
+        # One question to the provider per cycle, whichever tickers ask it (shared symbols are fetched once).
+        self.fetches = SharedFetches(provider)
         # One regime watcher for the process: the VIX is fetched and the regime stepped once per cycle, by
         # whichever ticker's fetch comes first; every ticker's context carries that reading.
-        self.regime = RegimeWatcher(config, provider, calendar)
-        self.watchers = {t: MarketWatcher(config, provider, calendar, t, trend=trend, regime=self.regime)
+        self.regime = RegimeWatcher(config, self.fetches, calendar)
+        self.watchers = {t: MarketWatcher(config, self.fetches, calendar, t, trend=trend, regime=self.regime)
                          for t in tickers}
         self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
         self._pending: dict[str, _Fetch] = {}
@@ -172,7 +175,9 @@ class Service:
         return self.watchers[ticker].symbols
 
     def market_task(self, now: datetime) -> None:
-        """Every ticker's fetch runs at once in its own thread; all share one wall-clock deadline."""
+        """Every ticker's fetch runs at once in its own thread; all share one wall-clock deadline, and each question
+        to the provider is asked once per cycle (`SharedFetches`)."""
+        self.fetches.begin_cycle()
         failures = []
         started: dict[str, _Fetch] = {}
         hung: set[str] = set()
