@@ -5,10 +5,14 @@ positions and what changed. Each is held equal to the straightforward computatio
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from exporter_support import CountingProvider, Running, make_service
-from spreadwatch.config import Config, Ticker
+from spreadwatch.app.watcher import VOLUME_BAR_TOLERANCE, VOLUME_MIN_SESSIONS, MarketWatcher
+from spreadwatch.config import Config, Ticker, bundled_path
+from spreadwatch.domain.market_rules import SessionVolume, cumulative_volume
+from spreadwatch.edges.providers import Bar
+from spreadwatch.edges.providers.replay import ReplayProvider
 
 # The bundled replay day (SYNTHETIC SPX, 2019-01-02): 10:00 ET, an hour into the session.
 SPX_DAY = datetime(2019, 1, 2, 15, 0, tzinfo=UTC)
@@ -35,8 +39,8 @@ def _questions_per_cycle(tmp_path, count: int, cycles: int) -> list[Counter]:
 
 
 def test_a_symbol_shared_by_several_tickers_is_fetched_once_per_cycle(tmp_path):
-    one = _questions_per_cycle(tmp_path / "one", 1, 4)
-    five = _questions_per_cycle(tmp_path / "five", 5, 4)
+    one = _questions_per_cycle(tmp_path / "one", 1, 3)
+    five = _questions_per_cycle(tmp_path / "five", 5, 3)
     for cycle, asked in enumerate(five):
         # Each question (method, symbol, arguments) once per cycle ...
         assert max(asked.values()) == 1, (cycle, [q for q, n in asked.items() if n > 1])
@@ -45,3 +49,87 @@ def test_a_symbol_shared_by_several_tickers_is_fetched_once_per_cycle(tmp_path):
     later = five[-1]
     assert sum(1 for q in later if q[1] == "^VIX") == 2  # its newest quote and today's bars, for every ticker
     assert {q[1] for q in later} == {"^GSPC", "^VIX", "SPY"}
+
+
+# ---- the volume ratio -----------------------------------------------------------------------------------------
+def _volume_ratio_by_walking(provider, calendar, config, symbol: str, now: datetime) -> float | None:
+    """The volume ratio as the loop computed it before it kept running totals: every cycle, today's bars and the
+    bars of each of the twenty prior sessions walked afresh."""
+    stale_after = timedelta(seconds=config.market.stale_after_seconds)
+    session = calendar.current_or_last_session(now)
+    open_, close = calendar.open_close(session)
+    until = min(now, close)
+    if until - open_ <= timedelta(0):
+        return None
+    today = provider.intraday(symbol, session, until)
+    times = [b.time for b in today if b.time <= until]
+    if not times or (calendar.is_open(now) and now - max(times) > stale_after):
+        return None
+    current = cumulative_volume(today, until)
+    if current is None:
+        return None
+    elapsed = max(times) - open_
+    window = config.market.volume_window_sessions
+    days = calendar.sessions_in_range(session - timedelta(days=3 * window), session - timedelta(days=1))
+    history = []
+    for day in days[-window:]:
+        day_open, day_close = calendar.open_close(day)
+        at = day_open + elapsed
+        if at > day_close:
+            continue
+        upto = [b for b in provider.intraday(symbol, day, day_close) if b.time <= at]
+        if not upto or at - upto[-1].time > VOLUME_BAR_TOLERANCE:
+            continue
+        total = cumulative_volume(upto, at)
+        if total is not None:
+            history.append(total)
+    if len(history) < VOLUME_MIN_SESSIONS:
+        return None
+    mean = sum(history) / len(history)
+    return current / mean if mean > 0 else None
+
+
+def _compare_volume_ratios(cal, instants: list[datetime]) -> list[float | None]:
+    config = Config()
+    provider = ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+    watcher = MarketWatcher(config, provider, cal, "SPX")
+    ratios = []
+    for now in instants:
+        kept = watcher.update(now).volume_ratio
+        assert kept == _volume_ratio_by_walking(provider, cal, config, "SPY", now), now  # the same number
+        ratios.append(kept)
+    return ratios
+
+
+def test_incremental_volume_ratio_equals_walking_the_bars_on_the_bundled_day(cal):
+    open_, close = cal.open_close(date(2019, 1, 2))
+    # From before the open (the last session's ratio at its close) to after the close, every 23 minutes.
+    instants = [open_ - timedelta(minutes=5) + timedelta(minutes=23 * i) for i in range(19)]
+    assert instants[-1] > close
+    ratios = _compare_volume_ratios(cal, instants)
+    assert all(r is not None for r in ratios) and len(set(ratios)) > 15
+
+
+def test_incremental_volume_ratio_equals_walking_the_bars_over_a_month_of_sessions(cal):
+    # One watcher through 18 sessions of SPY minute bars: the history grows from none to 17 sessions (unknown
+    # below five), a half session (Christmas Eve) and a new session every few instants.
+    instants = []
+    for day in cal.sessions_in_range(date(2018, 12, 3), date(2019, 1, 2)):
+        open_, close = cal.open_close(day)
+        instants += [open_ + timedelta(minutes=m) for m in (1, 211)] + [close + timedelta(minutes=10)]
+    ratios = _compare_volume_ratios(cal, instants)
+    assert ratios[:4 * 3] == [None] * 12  # fewer than five prior sessions with bars (Nov 30 to Dec 7)
+    assert all(r is not None for r in ratios[4 * 3:])
+    assert len(set(ratios[4 * 3:])) > 40  # a different number nearly every time
+
+
+def test_running_volume_totals_start_again_when_a_kept_bar_was_revised():
+    t0 = datetime(2019, 1, 2, 14, 31, tzinfo=UTC)
+    bars = [Bar(t0 + timedelta(minutes=i), 100.0, 10.0 * (i + 1)) for i in range(3)]
+    kept = SessionVolume(bars[:2])
+    assert kept.at(t0 + timedelta(minutes=5)) == (bars[1].time, 30.0)
+    assert kept.continued_by(bars)
+    assert not kept.continued_by([bars[0], Bar(bars[1].time, 100.0, 25.0), bars[2]])  # the filling bar grew
+    assert not kept.continued_by(bars[:1])
+    assert kept.at(t0 - timedelta(minutes=1)) is None
+    assert SessionVolume([Bar(t0, 100.0, None)]).at(t0) == (t0, None)

@@ -22,9 +22,9 @@ from spreadwatch.domain import regime as regime_rules
 from spreadwatch.domain.instants import iso_utc
 from spreadwatch.domain.market_rules import (
     TREND_SMA_SESSIONS,
+    SessionVolume,
     _finite,
     auto_trend,
-    cumulative_volume,
     current_until,
     flow_of,
     iv_rank_percentile,
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # newest bar may be and still count as "has bars at that time of day" (5-minute bars pass).
 VOLUME_MIN_SESSIONS = 5
 VOLUME_BAR_TOLERANCE = timedelta(minutes=10)
+# Closed sessions' intraday bars kept per symbol by a watcher's fetches (the newest asked).
+CLOSED_SESSIONS_KEPT = 3
 # Daily closes kept for percentile bands (100 moves over up to 5 sessions need 105; keep a margin).
 MIN_DAILY_HISTORY = 120
 
@@ -254,6 +256,11 @@ class _Feeds:
             return None
         if closed:
             self._closed_intraday[(symbol, day)] = bars
+            # Bounded: the sessions asked again and again are today's and yesterday's (older ones are asked once,
+            # then kept by the caller as what it needs), so a loop running for weeks does not keep every session.
+            mine = [key for key in self._closed_intraday if key[0] == symbol]
+            for key in mine[:-CLOSED_SESSIONS_KEPT]:
+                del self._closed_intraday[key]
         return bars
 
     def daily(self, symbol: str, before: date, count: int) -> list[DailyBar] | None:
@@ -412,6 +419,9 @@ class MarketWatcher:
         self.trend_setting = trend or config.market.trend
         self.stale_after = timedelta(seconds=config.market.stale_after_seconds)
         self.feeds = _Feeds(provider, self.own_symbols)
+        self._volume_today: tuple[date, SessionVolume] | None = None
+        self._window: tuple[date, list[tuple[date, datetime, datetime]]] | None = None
+        self._volume_days: dict[date, SessionVolume] = {}
 
     def _until(self, symbol: str, now: datetime) -> datetime | None:
         return _until(self.calendar, self.stale_after, self.feeds.last.get(symbol), now)
@@ -423,45 +433,68 @@ class MarketWatcher:
 
     # ---- volume ---------------------------------------------------------------------------------------------
     def _volume_ratio(self, now: datetime, session: date) -> float | None:
-        symbol = self.volume_symbol
         open_, close = self.calendar.open_close(session)
         until = min(now, close)
         if until - open_ <= timedelta(0):
             return None
-        today = self.feeds.intraday(symbol, session, until, closed=now >= close) or []
-        times = [b.time for b in today if b.time <= until]
-        if not times:
+        today = self.feeds.intraday(self.volume_symbol, session, until, closed=now >= close)
+        if not today:
             return None
-        if self.calendar.is_open(now) and now - max(times) > self.stale_after:
+        seen = self._today_volume(session, today).at(until)
+        if seen is None:
             return None
-        current = cumulative_volume(today, until)
+        newest, current = seen
+        if self.calendar.is_open(now) and now - newest > self.stale_after:
+            return None
         if current is None:
             return None
         # Compare at the time of today's newest bar, so a bar still to come does not count against today.
-        history = self._volume_history(session, max(times) - open_)
+        history = self._volume_history(session, newest - open_)
         if len(history) < VOLUME_MIN_SESSIONS:
             return None
         mean = sum(history) / len(history)
         return current / mean if mean > 0 else None
 
+    def _today_volume(self, session: date, bars: list[Bar]) -> SessionVolume:
+        """Today's running volume totals, extended with the bars that came since the last cycle (built afresh on a
+        new session, or when the provider's bars no longer continue the kept ones)."""
+        kept = self._volume_today
+        if kept is None or kept[0] != session or not kept[1].continued_by(bars):
+            kept = self._volume_today = (session, SessionVolume(bars))
+        else:
+            kept[1].extend(bars[len(kept[1]):])
+        return kept[1]
+
+    def _volume_window(self, session: date) -> list[tuple[date, datetime, datetime]]:
+        """The prior sessions the volume ratio averages over (up to `volume_window_sessions`), with their open and
+        close: asked of the calendar once per session."""
+        if self._window is None or self._window[0] != session:
+            window = self.config.market.volume_window_sessions
+            days = self.calendar.sessions_in_range(session - timedelta(days=3 * window), session - timedelta(days=1))
+            kept = set(days[-window:])
+            self._window = (session, [(day, *self.calendar.open_close(day)) for day in days[-window:]])
+            # A session that left the window is not asked again.
+            self._volume_days = {d: v for d, v in self._volume_days.items() if d in kept}
+        return self._window[1]
+
     def _volume_history(self, session: date, elapsed: timedelta) -> list[float]:
-        """Cumulative volume `elapsed` after the open of each of the prior sessions that has bars at that time."""
-        symbol = self.volume_symbol
-        window = self.config.market.volume_window_sessions
-        days = self.calendar.sessions_in_range(session - timedelta(days=3 * window), session - timedelta(days=1))
+        """Cumulative volume `elapsed` after the open of each of the prior sessions that has bars at that time. A
+        prior session's bars are fetched once and kept as running totals (`SessionVolume`)."""
         history: list[float] = []
-        for day in days[-window:]:
-            day_open, day_close = self.calendar.open_close(day)
+        for day, day_open, day_close in self._volume_window(session):
             at = day_open + elapsed
             if at > day_close:
                 continue
-            bars = self.feeds.intraday(symbol, day, day_close, closed=True)
-            upto = [b for b in bars or [] if b.time <= at]
-            if not upto or at - upto[-1].time > VOLUME_BAR_TOLERANCE:
+            profile = self._volume_days.get(day)
+            if profile is None:
+                bars = self.feeds.intraday(self.volume_symbol, day, day_close, closed=True)
+                if bars is None:
+                    continue  # asked again next cycle
+                profile = self._volume_days[day] = SessionVolume(bars)
+            seen = profile.at(at)
+            if seen is None or at - seen[0] > VOLUME_BAR_TOLERANCE or seen[1] is None:
                 continue
-            total = cumulative_volume(upto, at)
-            if total is not None:
-                history.append(total)
+            history.append(seen[1])
         return history
 
     # ---- the cycle ------------------------------------------------------------------------------------------
@@ -471,9 +504,10 @@ class MarketWatcher:
         for symbol in self.own_symbols:
             self.feeds.refresh_quote(symbol, now)
         price_bars = self.feeds.intraday(self.price_symbol, session, now, closed=session_closed) or []
-        for bar in price_bars:
-            if _finite(bar.close):
-                self.feeds.remember(self.price_symbol, Quote(self.price_symbol, bar.time, bar.close, bar.volume))
+        # `remember` keeps the newest finite quote: only the newest finite bar can change it.
+        bar = next((b for b in reversed(price_bars) if _finite(b.close)), None)
+        if bar is not None:
+            self.feeds.remember(self.price_symbol, Quote(self.price_symbol, bar.time, bar.close, bar.volume))
         return price_bars
 
     def _daily(self, entry_session: date) -> list[DailyBar]:
@@ -494,8 +528,9 @@ class MarketWatcher:
         if phase != "open" or price is None:
             return None
         back = now - timedelta(minutes=m.flow_0dte_minutes)
-        earlier = [b for b in price_bars if b.time <= back and _finite(b.close)]
-        return flow_of(price / earlier[-1].close - 1.0, m.flow_0dte_dead_band) if earlier else None
+        # The newest finite bar at or before `back` (bars come oldest first).
+        earlier = next((b for b in reversed(price_bars) if b.time <= back and _finite(b.close)), None)
+        return flow_of(price / earlier.close - 1.0, m.flow_0dte_dead_band) if earlier is not None else None
 
     def _sources(self, now: datetime, reading: RegimeReading) -> dict[str, SourceStatus]:
         return {symbol: reading.source_at(now) if symbol == self.vix_symbol

@@ -1,4 +1,5 @@
-"""The market context's pure rules: staleness, IV rank/percentile, flow, trend `auto`, cumulative volume.
+"""The market context's pure rules: staleness, IV rank/percentile, flow, trend `auto`, cumulative volume (and a
+session's running volume totals, `SessionVolume`).
 
 Values in, values out: no provider, clock or logging. `current_until` is the one staleness rule every part applies
 (the watcher to each value, the snapshot, the event log and the collector through the facts it carries).
@@ -6,6 +7,7 @@ Values in, values out: no provider, clock or logging. `current_until` is the one
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -93,3 +95,45 @@ def auto_trend(closes: Sequence[float]) -> str | None:
 def cumulative_volume(bars: Sequence[Bar], until: datetime) -> float | None:
     volumes = [b.volume for b in bars if b.time <= until and _finite(b.volume)]
     return float(sum(volumes)) if volumes else None  # type: ignore[arg-type]
+
+
+class SessionVolume:
+    """One session's bars of a volume symbol as running totals: each bar's time and the cumulative finite volume up
+    to it (None before the first finite one), so the cumulative volume at any instant is one bisection instead of a
+    walk over the bars. Kept up to date by `extend` with the bars that came since. The totals add the volumes in the
+    same order as `cumulative_volume`, so they are the same numbers. Bars must come oldest first."""
+
+    __slots__ = ("times", "totals", "_sum", "_counted", "_last")
+
+    def __init__(self, bars: Sequence[Bar] = ()) -> None:
+        self.times: list[datetime] = []
+        self.totals: list[float | None] = []
+        self._sum: float = 0
+        self._counted = False  # a finite volume has been added
+        self._last: Bar | None = None
+        self.extend(bars)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def extend(self, bars: Sequence[Bar]) -> None:
+        """Add bars newer than those already kept."""
+        for bar in bars:
+            if _finite(bar.volume):
+                self._sum = self._sum + bar.volume  # type: ignore[operator]
+                self._counted = True
+            self.times.append(bar.time)
+            self.totals.append(float(self._sum) if self._counted else None)
+        if bars:
+            self._last = bars[-1]
+
+    def continued_by(self, bars: Sequence[Bar]) -> bool:
+        """Whether `bars` are the kept bars (the newest of them unchanged: a provider may revise a bar still
+        filling) followed by newer ones."""
+        n = len(self.times)
+        return len(bars) >= n and (n == 0 or bars[n - 1] == self._last)
+
+    def at(self, until: datetime) -> tuple[datetime, float | None] | None:
+        """The newest bar at or before `until`: its time and the cumulative volume up to it; None without a bar."""
+        i = bisect.bisect_right(self.times, until)
+        return (self.times[i - 1], self.totals[i - 1]) if i else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,8 @@ class ReplayProvider:
         self._rows: dict[str, list[_Row]] = {}
         self._times: dict[str, list[datetime]] = {}
         self._intraday_days: dict[str, set[date]] = {}
+        # (symbol, session) -> that session's bars and their times, made once (the file does not change).
+        self._sessions: dict[tuple[str, date], tuple[list[datetime], list[Bar]]] = {}
         self._load()
 
     # ---- loading --------------------------------------------------------------------------------------------
@@ -101,12 +103,16 @@ class ReplayProvider:
 
     def intraday(self, symbol: str, session: date, now: datetime) -> list[Bar]:
         times, rows = self._symbol_rows(symbol)
-        start = datetime.combine(session, time(0, 0), tzinfo=ET).astimezone(UTC)
-        lo = bisect.bisect_left(times, start)
-        hi = bisect.bisect_right(times, now)
         if session not in self._intraday_days[symbol]:
             return []
-        return [Bar(r[0], r[4], r[5]) for r in rows[lo:hi] if _et_date(r[0]) == session]
+        made = self._sessions.get((symbol, session))
+        if made is None:
+            start = datetime.combine(session, time(0, 0), tzinfo=ET).astimezone(UTC)
+            end = datetime.combine(session + timedelta(days=1), time(0, 0), tzinfo=ET).astimezone(UTC)
+            lo, hi = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
+            bars = [Bar(r[0], r[4], r[5]) for r in rows[lo:hi] if _et_date(r[0]) == session]
+            made = self._sessions[(symbol, session)] = ([b.time for b in bars], bars)
+        return made[1][:bisect.bisect_right(made[0], now)]
 
     def daily(self, symbol: str, before: date, count: int) -> list[DailyBar]:
         times, rows = self._symbol_rows(symbol)
