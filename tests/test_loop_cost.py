@@ -4,6 +4,7 @@ positions and what changed. Each is held equal to the straightforward computatio
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
@@ -11,8 +12,10 @@ from exporter_support import CountingProvider, Running, make_service
 from spreadwatch.app.watcher import VOLUME_BAR_TOLERANCE, VOLUME_MIN_SESSIONS, MarketWatcher
 from spreadwatch.config import Config, Ticker, bundled_path
 from spreadwatch.domain.market_rules import SessionVolume, cumulative_volume
+from spreadwatch.domain.positions import PositionInput, summarize, validate
 from spreadwatch.edges.providers import Bar
 from spreadwatch.edges.providers.replay import ReplayProvider
+from spreadwatch.edges.store import BookReader, PositionBook, read_positions
 
 # The bundled replay day (SYNTHETIC SPX, 2019-01-02): 10:00 ET, an hour into the session.
 SPX_DAY = datetime(2019, 1, 2, 15, 0, tzinfo=UTC)
@@ -133,3 +136,80 @@ def test_running_volume_totals_start_again_when_a_kept_bar_was_revised():
     assert not kept.continued_by(bars[:1])
     assert kept.at(t0 - timedelta(minutes=1)) is None
     assert SessionVolume([Bar(t0, 100.0, None)]).at(t0) == (t0, None)
+
+
+# ---- the positions task -----------------------------------------------------------------------------------------
+BOOK_NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+
+
+def _records(count: int, *, status: str, first: int = 0) -> list:
+    records = []
+    for i in range(first, first + count):
+        entry, _ = validate(PositionInput("NDX", "put_spread", "P98", "with_flow", 3, 1 + i % 3, 150.0 + i % 50,
+                                          None, short_put=19500.0 - 10 * (i % 40), long_put=19400.0 - 10 * (i % 40)),
+                            tickers=("NDX", "SPX"))
+        entered = BOOK_NOW - timedelta(days=2000 - i % 2000, minutes=i % 397)
+        closed = status == "closed"
+        records.append((None, entry, {
+            "entry_time": entered, "expiry": (entered + timedelta(days=5)).date(),
+            "pnl": round((i % 17 - 9) * 13.37, 2) if closed else 0.0, "status": status,
+            "pnl_updated_at": entered, "closed_at": entered + timedelta(days=3) if closed else None}))
+    return records
+
+
+def _matches_reading_the_whole_book(db, read) -> None:
+    everything = read_positions(db)
+    assert summarize(read.open_positions, closed_count=read.closed_count,
+                     realized_pnl=read.realized_pnl) == summarize(everything)  # the same sums, to the bit
+    assert read.open_positions == tuple(p for p in everything if p.is_open)
+
+
+def test_positions_read_only_the_open_ones_and_the_closed_ones_that_changed(tmp_path):
+    db = tmp_path / "book.db"
+    with PositionBook(db) as book:
+        book.import_positions(_records(1_000, status="closed") + _records(4, status="open", first=1_000),
+                              now=BOOK_NOW)
+    reader = BookReader(db)
+    read = reader.read()
+    assert reader.closed_rows_read == 1_000 and read.closed_count == 1_000 and len(read.open_positions) == 4
+    _matches_reading_the_whole_book(db, read)
+
+    read = reader.read()  # nothing changed: no closed row is read
+    assert reader.closed_rows_read == 0
+    _matches_reading_the_whole_book(db, read)
+
+    first, second = read.open_positions[0].id, read.open_positions[1].id
+    with PositionBook(db) as book:
+        book.set_pnl(first, 42.5, now=BOOK_NOW)  # an open position changes
+    read = reader.read()
+    assert reader.closed_rows_read == 0 and read.open_positions[0].pnl == 42.5
+    _matches_reading_the_whole_book(db, read)
+
+    with PositionBook(db) as book:
+        book.set_pnl(second, -310.0, now=BOOK_NOW, close=True)  # one more closed: that one row is read
+        book.import_positions(_records(3, status="closed", first=2_000) + _records(1, status="open", first=2_003),
+                              now=BOOK_NOW)
+    read = reader.read()
+    assert reader.closed_rows_read == 4 and read.closed_count == 1_004 and len(read.open_positions) == 4
+    _matches_reading_the_whole_book(db, read)
+
+    # A closed row deleted by hand (no history row says so): the count gives it away and all are read again.
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM positions WHERE id = (SELECT id FROM positions WHERE status = 'closed' LIMIT 1)")
+    read = reader.read()
+    assert reader.closed_rows_read == 1_003 and read.closed_count == 1_003
+    _matches_reading_the_whole_book(db, read)
+
+
+def test_a_replaced_book_is_read_afresh(tmp_path):
+    db, other = tmp_path / "book.db", tmp_path / "other.db"
+    for path, closed in ((db, 30), (other, 12)):
+        with PositionBook(path) as book:
+            book.import_positions(_records(closed, status="closed") + _records(2, status="open", first=closed),
+                                  now=BOOK_NOW)
+    reader = BookReader(db)
+    reader.read()
+    other.replace(db)  # a backup restored over the book: same history length is no proof of the same rows
+    read = reader.read()
+    assert reader.closed_rows_read == 12 and read.closed_count == 12
+    _matches_reading_the_whole_book(db, read)

@@ -96,7 +96,7 @@ class Service:
         from spreadwatch.app.watcher import MarketWatcher, RegimeWatcher
         from spreadwatch.edges.gridfile import GridCache
         from spreadwatch.edges.providers.shared import SharedFetches
-        from spreadwatch.edges.store import BookWatch
+        from spreadwatch.edges.store import BookReader, BookWatch
 
         self.config = config
         self.provider = provider
@@ -131,6 +131,7 @@ class Service:
         self._tasks = {name: TaskStatus(name, self.intervals[name]) for name in self.intervals}
         self._events = EventTracker(config, calendar)
         self.book_watch = BookWatch(self.db_path)
+        self.book_reader = BookReader(self.db_path)
         self._book_changed = False  # the book changed since the positions task last read it
         self.cycles = 0
         self._outside_calendar = False  # the clock is outside the exchange calendar's range (said once)
@@ -216,18 +217,16 @@ class Service:
 
     def positions_task(self, now: datetime) -> None:
         from spreadwatch.domain.positions import summarize
-        from spreadwatch.edges.store import read_positions
 
         # The watch's baseline is taken before the read: a commit after this look is the next look's change.
         self._look_at_book()
         self._book_changed = False
-        # A short busy timeout: a book locked by someone else is this cycle's error, not a stalled loop.
-        positions = read_positions(self.db_path, include_closed=True, timeout=2.0)
+        # Only the open positions and the closed ones that changed are read (`BookReader`). A short busy timeout:
+        # a book locked by someone else is this cycle's error, not a stalled loop.
+        book = self.book_reader.read(timeout=2.0)
         today = self.calendar.et_date(now)
         open_items = []
-        for p in positions:
-            if not p.is_open:
-                continue
+        for p in book.open_positions:
             try:
                 sessions = self.calendar.sessions_to_expiry(today, p.expiry)
                 close = self.calendar.open_close(p.expiry)[1] if self.calendar.is_session(p.expiry) else None
@@ -235,7 +234,8 @@ class Service:
                 sessions, close = None, None
             open_items.append(OpenPosition(p, sessions, close))
         self._open = tuple(open_items)
-        self._portfolio = Portfolio.of(summarize(positions))
+        self._portfolio = Portfolio.of(summarize(book.open_positions, closed_count=book.closed_count,
+                                                 realized_pnl=book.realized_pnl))
 
     def scan_task(self, now: datetime) -> None:
         from spreadwatch.domain.scanner import scan
