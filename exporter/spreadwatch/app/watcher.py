@@ -22,12 +22,12 @@ from spreadwatch.domain import regime as regime_rules
 from spreadwatch.domain.instants import iso_utc
 from spreadwatch.domain.market_rules import (
     TREND_SMA_SESSIONS,
+    IvWindow,
     SessionVolume,
     _finite,
     auto_trend,
     current_until,
     flow_of,
-    iv_rank_percentile,
     known_at,
 )
 from spreadwatch.domain.vocabulary import UNKNOWN_PHASE
@@ -422,6 +422,9 @@ class MarketWatcher:
         self._volume_today: tuple[date, SessionVolume] | None = None
         self._window: tuple[date, list[tuple[date, datetime, datetime]]] | None = None
         self._volume_days: dict[date, SessionVolume] = {}
+        # What was worked out of the last daily histories the fetches handed over (kept while they are the same).
+        self._daily_kept: tuple[list[DailyBar], list[DailyBar], tuple[float, ...], tuple[float, ...]] | None = None
+        self._iv_kept: tuple[list[DailyBar], IvWindow] | None = None
 
     def _until(self, symbol: str, now: datetime) -> datetime | None:
         return _until(self.calendar, self.stale_after, self.feeds.last.get(symbol), now)
@@ -510,18 +513,24 @@ class MarketWatcher:
             self.feeds.remember(self.price_symbol, Quote(self.price_symbol, bar.time, bar.close, bar.volume))
         return price_bars
 
-    def _daily(self, entry_session: date) -> list[DailyBar]:
-        """Daily history of the underlying: sessions that have closed by now, finite closes only."""
+    def _daily(self, entry_session: date) -> tuple[list[DailyBar], tuple[float, ...], tuple[float, ...]]:
+        """Daily history of the underlying: sessions that have closed by now, finite closes only; with its closes and
+        opens (worked out once for each history the fetches hand over, which changes once a session)."""
         m = self.config.market
         count = max(MIN_DAILY_HISTORY, m.band_window_sessions + 20, TREND_SMA_SESSIONS)
-        daily = self.feeds.daily(self.price_symbol, entry_session, count) or []
-        return [d for d in daily if _finite(d.close)]
+        raw = self.feeds.daily(self.price_symbol, entry_session, count) or []
+        if self._daily_kept is None or self._daily_kept[0] is not raw:
+            daily = [d for d in raw if _finite(d.close)]
+            self._daily_kept = (raw, daily, tuple(d.close for d in daily), tuple(d.open for d in daily))
+        return self._daily_kept[1], self._daily_kept[2], self._daily_kept[3]
 
     def _iv(self, vol_level: float | None, session: date) -> tuple[float | None, float | None]:
         m = self.config.market
         # A few extra rows: a provider may carry NaN rows (holidays) that do not count towards the window.
         vol_closes = self.feeds.daily(self.vol_symbol, session, m.iv_window_sessions + 30) or []
-        return iv_rank_percentile(vol_level, [d.close for d in vol_closes], m.iv_window_sessions)
+        if self._iv_kept is None or self._iv_kept[0] is not vol_closes:
+            self._iv_kept = (vol_closes, IvWindow([d.close for d in vol_closes], m.iv_window_sessions))
+        return self._iv_kept[1].rank_percentile(vol_level)
 
     def _flow_0dte(self, now: datetime, phase: str, price: float | None, price_bars: list[Bar]) -> str | None:
         m = self.config.market
@@ -565,12 +574,12 @@ class MarketWatcher:
         price_bars = self._price_bars(now, session, now >= cal.open_close(session)[1])
         price = self._fresh(self.price_symbol, now)
         vol_level = reading.vix if self.vol_symbol == self.vix_symbol else self._fresh(self.vol_symbol, now)
-        daily = self._daily(cal.entry_session(now))
+        daily, closes, opens = self._daily(cal.entry_session(now))
         previous_day = cal.previous_session(session)
         prev_close = next((d.close for d in reversed(daily) if d.day == previous_day), None)
         change = price / prev_close - 1.0 if price is not None and prev_close else None
         iv_rank, iv_percentile = self._iv(vol_level, session)
-        trend = auto_trend([d.close for d in daily]) if self.trend_setting == "auto" else self.trend_setting
+        trend = auto_trend(closes) if self.trend_setting == "auto" else self.trend_setting
         volume_ratio = self._volume_ratio(now, session)
         self.feeds.end_round()
         hours = self.config.hours
@@ -583,7 +592,7 @@ class MarketWatcher:
             regime_changed_at=reading.changed_at, iv_rank=iv_rank, iv_percentile=iv_percentile,
             volume_ratio=volume_ratio, trend=trend, flow=flow_of(change, self.config.market.flow_dead_band),
             flow_0dte=self._flow_0dte(now, phase, price, price_bars),
-            daily_closes=tuple(d.close for d in daily), daily_opens=tuple(d.open for d in daily),
+            daily_closes=closes, daily_opens=opens,
             sources=self._sources(now, reading), vol_index=vol_level,
             data_mode=getattr(self.provider, "label", "live"),
         )
