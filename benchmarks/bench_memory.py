@@ -108,6 +108,7 @@ def main() -> None:
         add_positions(service, start - timedelta(days=1))
         registry = build_registry(SnapshotCollector(lambda: service.snapshot, lambda: service.snapshot.time))
         rss_checkpoint = None
+        series = []  # (cycle, RSS, Python's allocated blocks) every checkpoint: a leak climbs, a cache steps
         fresh = 0
         t0 = time.perf_counter()
         for cycle, now in enumerate(instants, start=1):
@@ -119,6 +120,8 @@ def main() -> None:
                 fresh += 1
             if cycle == args.checkpoint:
                 rss_checkpoint = process.memory_info().rss
+            if cycle % args.checkpoint == 0:
+                series.append((cycle, process.memory_info().rss, sys.getallocatedblocks()))
         elapsed = time.perf_counter() - t0
         rss_end = process.memory_info().rss
         opportunities = len(service.snapshot.scans["SPX"].opportunities) if "SPX" in service.snapshot.scans else 0
@@ -129,6 +132,8 @@ def main() -> None:
           f"({elapsed / args.cycles * 1000:.1f} ms per cycle, wall)")
     print(f"cycles with a current price and a known volume ratio: {fresh:,} of {args.cycles:,}; "
           f"opportunities at the end: {opportunities}")
+    print("cycle, RSS MiB, Python objects' blocks: " + "; ".join(
+        f"{c:,} {rss / 2**20:.1f} {blocks:,}" for c, rss, blocks in series))
     print(f"RSS at cycle {args.checkpoint:,}: {rss_checkpoint / 2**20:.1f} MiB")
     print(f"RSS at cycle {args.cycles:,}: {rss_end / 2**20:.1f} MiB")
     verdict = "met" if growth < TARGET_PERCENT else "MISSED"
