@@ -11,7 +11,7 @@ and fails if that is not all of them past the first session's start).
 
 RSS (psutil) at cycle 1,000 (everything built and warm) and at the end. Target: growth under 2 %. The baseline is
 the same process at cycle 1,000: memory that grows with the cycles is what would exhaust a long-running exporter.
-Usage: python benchmarks/bench_memory.py [--cycles 10000] [--checkpoint 1000]
+Usage: python benchmarks/bench_memory.py [--cycles 10000] [--checkpoint 1000] [--scan-every 5]
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=10_000)
     parser.add_argument("--checkpoint", type=int, default=1_000)
+    parser.add_argument("--scan-every", type=int, default=5, help="a scan every N cycles; 0: none (to tell the "
+                        "scan's share of the memory from the rest of the loop's)")
     args = parser.parse_args()
     process = psutil.Process()
     calendar = MarketCalendar()
@@ -112,7 +114,8 @@ def main() -> None:
         fresh = 0
         t0 = time.perf_counter()
         for cycle, now in enumerate(instants, start=1):
-            due = {"market", "positions"} | ({"scan"} if cycle % 5 == 1 else set())
+            scan = args.scan_every > 0 and cycle % args.scan_every == 1 % args.scan_every
+            due = {"market", "positions"} | ({"scan"} if scan else set())
             service.step(now, due)
             render(registry)
             ctx = service.snapshot.contexts["SPX"]
