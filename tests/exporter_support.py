@@ -95,6 +95,44 @@ class FaultyProvider:
         return self.inner.daily(symbol, before, count)
 
 
+class CountingProvider:
+    """Wraps a provider (the bundled SPX replay by default) and records every question asked of it, as
+    (method, symbol, the other arguments); `take()` returns the questions since the last take and starts afresh."""
+
+    def __init__(self, inner: Any | None = None) -> None:
+        from spreadwatch.config import bundled_path
+
+        self.inner = inner or ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+        self.label = self.inner.label
+        self.description = self.inner.description
+        self.asked: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
+
+    def _note(self, *question: Any) -> None:
+        with self._lock:
+            self.asked.append(question)
+
+    def take(self) -> list[tuple[Any, ...]]:
+        with self._lock:
+            taken, self.asked = self.asked, []
+        return taken
+
+    def default_start(self, calendar: MarketCalendar) -> datetime:
+        return self.inner.default_start(calendar)
+
+    def latest(self, symbol: str, now: datetime) -> Quote:
+        self._note("latest", symbol, now)
+        return self.inner.latest(symbol, now)
+
+    def intraday(self, symbol: str, session: Any, now: datetime) -> list:
+        self._note("intraday", symbol, session, now)
+        return self.inner.intraday(symbol, session, now)
+
+    def daily(self, symbol: str, before: Any, count: int) -> list[DailyBar]:
+        self._note("daily", symbol, before, count)
+        return self.inner.daily(symbol, before, count)
+
+
 def _virtual_wait(seconds: float, advance: Callable[[float], None], wake: Callable[[], bool] | None,
                   every: float) -> None:
     """Move a virtual clock on by `seconds` of clock time, in steps of `every` with `wake` asked after each (as the

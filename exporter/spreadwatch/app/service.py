@@ -17,7 +17,7 @@ import logging.handlers
 import sqlite3
 import threading
 import time as wall
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,8 @@ class Service:
         from spreadwatch.app.watcher import MarketWatcher, RegimeWatcher
         from spreadwatch.edges.eventfile import load_event_calendar
         from spreadwatch.edges.gridfile import GridCache
-        from spreadwatch.edges.store import BookWatch
+        from spreadwatch.edges.providers.shared import SharedFetches
+        from spreadwatch.edges.store import BookReader, BookWatch
 
         self.config = config
         self.provider = provider
@@ -125,10 +126,12 @@ class Service:
             "scan": float(scan_interval or intervals.scan_seconds),
             "positions": float(intervals.positions_seconds),
         }
+        # One question to the provider per cycle, whichever tickers ask it (shared symbols are fetched once).
+        self.fetches = SharedFetches(provider)
         # One regime watcher for the process: the VIX is fetched and the regime stepped once per cycle, by
         # whichever ticker's fetch comes first; every ticker's context carries that reading.
-        self.regime = RegimeWatcher(config, provider, calendar)
-        self.watchers = {t: MarketWatcher(config, provider, calendar, t, trend=trend, regime=self.regime)
+        self.regime = RegimeWatcher(config, self.fetches, calendar)
+        self.watchers = {t: MarketWatcher(config, self.fetches, calendar, t, trend=trend, regime=self.regime)
                          for t in tickers}
         self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
         # The market mark: live data with marks.chain on, else None.
@@ -149,6 +152,7 @@ class Service:
         self._digests = DigestTracker(config, calendar)
         self._closed_today: tuple[Any, ...] = ()
         self.book_watch = BookWatch(self.db_path)
+        self.book_reader = BookReader(self.db_path)
         self._book_changed = False  # the book changed since the positions task last read it
         self._scanned_on: tuple[Any, ...] | None = None  # _scan_inputs at the last scan
         self.cycles = 0
@@ -195,7 +199,9 @@ class Service:
         return self.watchers[ticker].symbols
 
     def market_task(self, now: datetime) -> None:
-        """Every ticker's fetch runs at once in its own thread; all share one wall-clock deadline."""
+        """Every ticker's fetch runs at once in its own thread; all share one wall-clock deadline, and each question
+        to the provider is asked once per cycle (`SharedFetches`)."""
+        self.fetches.begin_cycle()
         failures = []
         started: dict[str, _Fetch] = {}
         hung: set[str] = set()
@@ -234,18 +240,16 @@ class Service:
 
     def positions_task(self, now: datetime) -> None:
         from spreadwatch.domain.positions import summarize
-        from spreadwatch.edges.store import read_positions
 
         # The watch's baseline is taken before the read: a commit after this look is the next look's change.
         self._look_at_book()
         self._book_changed = False
-        # A short busy timeout: a book locked by someone else is this cycle's error, not a stalled loop.
-        positions = read_positions(self.db_path, include_closed=True, timeout=2.0)
+        # Only the open positions and the closed ones that changed are read (`BookReader`). A short busy timeout:
+        # a book locked by someone else is this cycle's error, not a stalled loop.
+        book = self.book_reader.read(timeout=2.0)
         today = self.calendar.et_date(now)
         open_items = []
-        for p in positions:
-            if not p.is_open:
-                continue
+        for p in book.open_positions:
             try:
                 sessions = self.calendar.sessions_to_expiry(today, p.expiry)
                 close = self.calendar.open_close(p.expiry)[1] if self.calendar.is_session(p.expiry) else None
@@ -253,11 +257,21 @@ class Service:
                 sessions, close = None, None
             open_items.append(OpenPosition(p, sessions, close))
         self._open = tuple(open_items)
-        self._closed_today = tuple(p for p in positions if not p.is_open and p.closed_at is not None
-                                   and self.calendar.et_date(p.closed_at) == today)
-        self._portfolio = Portfolio.of(summarize(positions))
+        self._closed_today = self._closed_on(today, book.closed_latest_first)
+        self._portfolio = Portfolio.of(summarize(book.open_positions, closed_count=book.closed_count,
+                                                 realized_pnl=book.realized_pnl))
         if self.chains is not None:  # a failing chain is its source's state, never this task's failure
             self._marks = self.chains.update(now, self._open)
+
+    def _closed_on(self, today: date, latest_first: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The positions closed on `today` (ET), from the closed ones latest first: only the front is looked at."""
+        closed = []
+        for p in latest_first:
+            if p.closed_at is None or self.calendar.et_date(p.closed_at) < today:
+                break
+            if self.calendar.et_date(p.closed_at) == today:
+                closed.append(p)
+        return tuple(closed)
 
     def _scan_inputs(self, now: datetime) -> tuple[Any, ...]:
         """What changes the scan's answer at once: the entry hours opening or closing, a ticker's regime, its price

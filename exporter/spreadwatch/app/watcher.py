@@ -22,12 +22,12 @@ from spreadwatch.domain import regime as regime_rules
 from spreadwatch.domain.instants import iso_utc
 from spreadwatch.domain.market_rules import (
     TREND_SMA_SESSIONS,
+    IvWindow,
+    SessionVolume,
     _finite,
     auto_trend,
-    cumulative_volume,
     current_until,
     flow_of,
-    iv_rank_percentile,
     known_at,
     unknown_reason,
 )
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 # newest bar may be and still count as "has bars at that time of day" (5-minute bars pass).
 VOLUME_MIN_SESSIONS = 5
 VOLUME_BAR_TOLERANCE = timedelta(minutes=10)
+# Closed sessions' intraday bars kept per symbol by a watcher's fetches (the newest asked).
+CLOSED_SESSIONS_KEPT = 3
 # Daily closes kept for percentile bands (100 moves over up to 5 sessions need 105; keep a margin).
 MIN_DAILY_HISTORY = 120
 
@@ -268,6 +270,11 @@ class _Feeds:
             return None
         if closed:
             self._closed_intraday[(symbol, day)] = bars
+            # Bounded: the sessions asked again and again are today's and yesterday's (older ones are asked once,
+            # then kept by the caller as what it needs), so a loop running for weeks does not keep every session.
+            mine = [key for key in self._closed_intraday if key[0] == symbol]
+            for key in mine[:-CLOSED_SESSIONS_KEPT]:
+                del self._closed_intraday[key]
         return bars
 
     def daily(self, symbol: str, before: date, count: int) -> list[DailyBar] | None:
@@ -426,6 +433,12 @@ class MarketWatcher:
         self.trend_setting = trend or config.market.trend
         self.stale_after = timedelta(seconds=config.market.stale_after_seconds)
         self.feeds = _Feeds(provider, self.own_symbols)
+        self._volume_today: tuple[date, SessionVolume] | None = None
+        self._window: tuple[date, list[tuple[date, datetime, datetime]]] | None = None
+        self._volume_days: dict[date, SessionVolume] = {}
+        # What was worked out of the last daily histories the fetches handed over (kept while they are the same).
+        self._daily_kept: tuple[list[DailyBar], list[DailyBar], tuple[float, ...], tuple[float, ...]] | None = None
+        self._iv_kept: tuple[list[DailyBar], IvWindow] | None = None
 
     def _until(self, symbol: str, now: datetime) -> datetime | None:
         return _until(self.calendar, self.stale_after, self.feeds.last.get(symbol), now)
@@ -437,45 +450,68 @@ class MarketWatcher:
 
     # ---- volume ---------------------------------------------------------------------------------------------
     def _volume_ratio(self, now: datetime, session: date) -> float | None:
-        symbol = self.volume_symbol
         open_, close = self.calendar.open_close(session)
         until = min(now, close)
         if until - open_ <= timedelta(0):
             return None
-        today = self.feeds.intraday(symbol, session, until, closed=now >= close) or []
-        times = [b.time for b in today if b.time <= until]
-        if not times:
+        today = self.feeds.intraday(self.volume_symbol, session, until, closed=now >= close)
+        if not today:
             return None
-        if self.calendar.is_open(now) and now - max(times) > self.stale_after:
+        seen = self._today_volume(session, today).at(until)
+        if seen is None:
             return None
-        current = cumulative_volume(today, until)
+        newest, current = seen
+        if self.calendar.is_open(now) and now - newest > self.stale_after:
+            return None
         if current is None:
             return None
         # Compare at the time of today's newest bar, so a bar still to come does not count against today.
-        history = self._volume_history(session, max(times) - open_)
+        history = self._volume_history(session, newest - open_)
         if len(history) < VOLUME_MIN_SESSIONS:
             return None
         mean = sum(history) / len(history)
         return current / mean if mean > 0 else None
 
+    def _today_volume(self, session: date, bars: list[Bar]) -> SessionVolume:
+        """Today's running volume totals, extended with the bars that came since the last cycle (built afresh on a
+        new session, or when the provider's bars no longer continue the kept ones)."""
+        kept = self._volume_today
+        if kept is None or kept[0] != session or not kept[1].continued_by(bars):
+            kept = self._volume_today = (session, SessionVolume(bars))
+        else:
+            kept[1].extend(bars[len(kept[1]):])
+        return kept[1]
+
+    def _volume_window(self, session: date) -> list[tuple[date, datetime, datetime]]:
+        """The prior sessions the volume ratio averages over (up to `volume_window_sessions`), with their open and
+        close: asked of the calendar once per session."""
+        if self._window is None or self._window[0] != session:
+            window = self.config.market.volume_window_sessions
+            days = self.calendar.sessions_in_range(session - timedelta(days=3 * window), session - timedelta(days=1))
+            kept = set(days[-window:])
+            self._window = (session, [(day, *self.calendar.open_close(day)) for day in days[-window:]])
+            # A session that left the window is not asked again.
+            self._volume_days = {d: v for d, v in self._volume_days.items() if d in kept}
+        return self._window[1]
+
     def _volume_history(self, session: date, elapsed: timedelta) -> list[float]:
-        """Cumulative volume `elapsed` after the open of each of the prior sessions that has bars at that time."""
-        symbol = self.volume_symbol
-        window = self.config.market.volume_window_sessions
-        days = self.calendar.sessions_in_range(session - timedelta(days=3 * window), session - timedelta(days=1))
+        """Cumulative volume `elapsed` after the open of each of the prior sessions that has bars at that time. A
+        prior session's bars are fetched once and kept as running totals (`SessionVolume`)."""
         history: list[float] = []
-        for day in days[-window:]:
-            day_open, day_close = self.calendar.open_close(day)
+        for day, day_open, day_close in self._volume_window(session):
             at = day_open + elapsed
             if at > day_close:
                 continue
-            bars = self.feeds.intraday(symbol, day, day_close, closed=True)
-            upto = [b for b in bars or [] if b.time <= at]
-            if not upto or at - upto[-1].time > VOLUME_BAR_TOLERANCE:
+            profile = self._volume_days.get(day)
+            if profile is None:
+                bars = self.feeds.intraday(self.volume_symbol, day, day_close, closed=True)
+                if bars is None:
+                    continue  # asked again next cycle
+                profile = self._volume_days[day] = SessionVolume(bars)
+            seen = profile.at(at)
+            if seen is None or at - seen[0] > VOLUME_BAR_TOLERANCE or seen[1] is None:
                 continue
-            total = cumulative_volume(upto, at)
-            if total is not None:
-                history.append(total)
+            history.append(seen[1])
         return history
 
     # ---- the cycle ------------------------------------------------------------------------------------------
@@ -485,31 +521,39 @@ class MarketWatcher:
         for symbol in self.own_symbols:
             self.feeds.refresh_quote(symbol, now)
         price_bars = self.feeds.intraday(self.price_symbol, session, now, closed=session_closed) or []
-        for bar in price_bars:
-            if _finite(bar.close):
-                self.feeds.remember(self.price_symbol, Quote(self.price_symbol, bar.time, bar.close, bar.volume))
+        # `remember` keeps the newest finite quote: only the newest finite bar can change it.
+        bar = next((b for b in reversed(price_bars) if _finite(b.close)), None)
+        if bar is not None:
+            self.feeds.remember(self.price_symbol, Quote(self.price_symbol, bar.time, bar.close, bar.volume))
         return price_bars
 
-    def _daily(self, entry_session: date) -> list[DailyBar]:
-        """Daily history of the underlying: sessions that have closed by now, finite closes only."""
+    def _daily(self, entry_session: date) -> tuple[list[DailyBar], tuple[float, ...], tuple[float, ...]]:
+        """Daily history of the underlying: sessions that have closed by now, finite closes only; with its closes and
+        opens (worked out once for each history the fetches hand over, which changes once a session)."""
         m = self.config.market
         count = max(MIN_DAILY_HISTORY, m.band_window_sessions + 20, TREND_SMA_SESSIONS)
-        daily = self.feeds.daily(self.price_symbol, entry_session, count) or []
-        return [d for d in daily if _finite(d.close)]
+        raw = self.feeds.daily(self.price_symbol, entry_session, count) or []
+        if self._daily_kept is None or self._daily_kept[0] is not raw:
+            daily = [d for d in raw if _finite(d.close)]
+            self._daily_kept = (raw, daily, tuple(d.close for d in daily), tuple(d.open for d in daily))
+        return self._daily_kept[1], self._daily_kept[2], self._daily_kept[3]
 
     def _iv(self, vol_level: float | None, session: date) -> tuple[float | None, float | None]:
         m = self.config.market
         # A few extra rows: a provider may carry NaN rows (holidays) that do not count towards the window.
         vol_closes = self.feeds.daily(self.vol_symbol, session, m.iv_window_sessions + 30) or []
-        return iv_rank_percentile(vol_level, [d.close for d in vol_closes], m.iv_window_sessions)
+        if self._iv_kept is None or self._iv_kept[0] is not vol_closes:
+            self._iv_kept = (vol_closes, IvWindow([d.close for d in vol_closes], m.iv_window_sessions))
+        return self._iv_kept[1].rank_percentile(vol_level)
 
     def _flow_0dte(self, now: datetime, phase: str, price: float | None, price_bars: list[Bar]) -> str | None:
         m = self.config.market
         if phase != "open" or price is None:
             return None
         back = now - timedelta(minutes=m.flow_0dte_minutes)
-        earlier = [b for b in price_bars if b.time <= back and _finite(b.close)]
-        return flow_of(price / earlier[-1].close - 1.0, m.flow_0dte_dead_band) if earlier else None
+        # The newest finite bar at or before `back` (bars come oldest first).
+        earlier = next((b for b in reversed(price_bars) if b.time <= back and _finite(b.close)), None)
+        return flow_of(price / earlier.close - 1.0, m.flow_0dte_dead_band) if earlier is not None else None
 
     def _sources(self, now: datetime, reading: RegimeReading) -> dict[str, SourceStatus]:
         return {symbol: reading.source_at(now) if symbol == self.vix_symbol
@@ -544,12 +588,12 @@ class MarketWatcher:
         price_bars = self._price_bars(now, session, now >= cal.open_close(session)[1])
         price = self._fresh(self.price_symbol, now)
         vol_level = reading.vix if self.vol_symbol == self.vix_symbol else self._fresh(self.vol_symbol, now)
-        daily = self._daily(cal.entry_session(now))
+        daily, closes, opens = self._daily(cal.entry_session(now))
         previous_day = cal.previous_session(session)
         prev_close = next((d.close for d in reversed(daily) if d.day == previous_day), None)
         change = price / prev_close - 1.0 if price is not None and prev_close else None
         iv_rank, iv_percentile = self._iv(vol_level, session)
-        trend = auto_trend([d.close for d in daily]) if self.trend_setting == "auto" else self.trend_setting
+        trend = auto_trend(closes) if self.trend_setting == "auto" else self.trend_setting
         volume_ratio = self._volume_ratio(now, session)
         self.feeds.end_round()
         hours = self.config.hours
@@ -562,7 +606,7 @@ class MarketWatcher:
             regime_changed_at=reading.changed_at, iv_rank=iv_rank, iv_percentile=iv_percentile,
             volume_ratio=volume_ratio, trend=trend, flow=flow_of(change, self.config.market.flow_dead_band),
             flow_0dte=self._flow_0dte(now, phase, price, price_bars),
-            daily_closes=tuple(d.close for d in daily), daily_opens=tuple(d.open for d in daily),
+            daily_closes=closes, daily_opens=opens,
             sources=self._sources(now, reading), vol_index=vol_level,
             data_mode=getattr(self.provider, "label", "live"),
             session_open=cal.open_close(session)[0] if phase == "open" else None, roles=self._roles(),

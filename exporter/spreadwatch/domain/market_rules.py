@@ -1,4 +1,5 @@
-"""The market context's pure rules: staleness, IV rank/percentile, flow, trend `auto`, cumulative volume.
+"""The market context's pure rules: staleness, IV rank/percentile, flow, trend `auto`, cumulative volume (and a
+session's running volume totals, `SessionVolume`).
 
 Values in, values out: no provider, clock or logging. `current_until` is the one staleness rule every part applies
 (the watcher to each value, the snapshot, the event log and the collector through the facts it carries).
@@ -6,6 +7,7 @@ Values in, values out: no provider, clock or logging. `current_until` is the one
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -76,14 +78,30 @@ def iv_rank_percentile(current: float | None, closes: Sequence[float], window: i
                        ) -> tuple[float | None, float | None]:
     """IV rank = (current - low) / (high - low) over the last `window` closes, clipped to [0, 1]; IV percentile =
     share of those closes strictly below current. Unknown (None, None) without a current value or a full window."""
-    values = [c for c in closes if _finite(c)][-window:]
-    if not _finite(current) or len(values) < window:
-        return None, None
-    assert current is not None
-    low, high = min(values), max(values)
-    rank = None if high == low else min(1.0, max(0.0, (current - low) / (high - low)))
-    percentile = sum(1 for v in values if v < current) / len(values)
-    return rank, percentile
+    return IvWindow(closes, window).rank_percentile(current)
+
+
+class IvWindow:
+    """The last `window` finite closes of a vol index, sorted once, so the rank and percentile of each new level are
+    a bisection (the loop asks every cycle, the closes change once a session)."""
+
+    __slots__ = ("_sorted", "_full")
+
+    def __init__(self, closes: Sequence[float], window: int = 252) -> None:
+        values = [c for c in closes if _finite(c)][-window:]
+        self._full = len(values) >= window
+        self._sorted = sorted(values)
+
+    def rank_percentile(self, current: float | None) -> tuple[float | None, float | None]:
+        """`iv_rank_percentile` of `current` over these closes."""
+        if not _finite(current) or not self._full:
+            return None, None
+        assert current is not None
+        low, high = self._sorted[0], self._sorted[-1]
+        rank = None if high == low else min(1.0, max(0.0, (current - low) / (high - low)))
+        # The count of closes strictly below `current`: where it would go in front of its equals.
+        percentile = bisect.bisect_left(self._sorted, current) / len(self._sorted)
+        return rank, percentile
 
 
 def flow_of(change: float | None, dead_band: float) -> str | None:
@@ -111,3 +129,49 @@ def auto_trend(closes: Sequence[float]) -> str | None:
 def cumulative_volume(bars: Sequence[Bar], until: datetime) -> float | None:
     volumes = [b.volume for b in bars if b.time <= until and _finite(b.volume)]
     return float(sum(volumes)) if volumes else None  # type: ignore[arg-type]
+
+
+class SessionVolume:
+    """One session's bars of a volume symbol as running totals: each bar's time and the cumulative finite volume up
+    to it (None before the first finite one), so the cumulative volume at any instant is one bisection instead of a
+    walk over the bars. Kept up to date by `extend` with the bars that came since. The totals add the volumes in the
+    same order as `cumulative_volume`, so they are the same numbers. Bars must come oldest first."""
+
+    __slots__ = ("times", "totals", "_stamps", "_sum", "_counted", "_last")
+
+    def __init__(self, bars: Sequence[Bar] = ()) -> None:
+        self.times: list[datetime] = []
+        self.totals: list[float | None] = []
+        # The times as POSIX seconds: bisecting floats is many times cheaper than comparing aware datetimes, and
+        # distinct instants (a microsecond apart or more) stay distinct and in order.
+        self._stamps: list[float] = []
+        self._sum: float = 0
+        self._counted = False  # a finite volume has been added
+        self._last: Bar | None = None
+        self.extend(bars)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def extend(self, bars: Sequence[Bar]) -> None:
+        """Add bars newer than those already kept."""
+        for bar in bars:
+            if _finite(bar.volume):
+                self._sum = self._sum + bar.volume  # type: ignore[operator]
+                self._counted = True
+            self.times.append(bar.time)
+            self._stamps.append(bar.time.timestamp())
+            self.totals.append(float(self._sum) if self._counted else None)
+        if bars:
+            self._last = bars[-1]
+
+    def continued_by(self, bars: Sequence[Bar]) -> bool:
+        """Whether `bars` are the kept bars (the newest of them unchanged: a provider may revise a bar still
+        filling) followed by newer ones."""
+        n = len(self.times)
+        return len(bars) >= n and (n == 0 or bars[n - 1] == self._last)
+
+    def at(self, until: datetime) -> tuple[datetime, float | None] | None:
+        """The newest bar at or before `until`: its time and the cumulative volume up to it; None without a bar."""
+        i = bisect.bisect_right(self._stamps, until.timestamp())
+        return (self.times[i - 1], self.totals[i - 1]) if i else None

@@ -392,9 +392,13 @@ def limit_warnings(open_positions: Iterable[Position], new_risk: float, risk_lim
     return out
 
 
-def summarize(positions: Iterable[Position]) -> Summary:
-    total = open_count = 0
-    risk = unrealized = realized = 0.0
+def summarize(positions: Iterable[Position], *, closed_count: int = 0, realized_pnl: float = 0.0) -> Summary:
+    """The book's sums. Closed positions not among `positions` may be given as their count and the sum of their P&L
+    (what the exporter keeps of them instead of re-reading them every cycle)."""
+    total = closed_count
+    open_count = 0
+    risk = unrealized = 0.0
+    realized = realized_pnl
     for p in positions:
         total += 1
         if p.is_open:

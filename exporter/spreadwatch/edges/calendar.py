@@ -219,6 +219,16 @@ def _ts(day: date) -> Any:
     return pd.Timestamp(day.isoformat())
 
 
+MEMO_DAYS = 4096  # days remembered by a calendar's memos (a day a year of a long run: never reached in practice)
+
+
+def _memo(memo: dict[date, Any], day: date) -> date:
+    """`day`, after making room for it in `memo` (emptied when full: the answers are asked again, never wrong)."""
+    if len(memo) >= MEMO_DAYS:
+        memo.clear()
+    return day
+
+
 def _require_aware(now: datetime) -> datetime:
     if now.tzinfo is None:
         raise ValueError("naive datetime: pass UTC-aware instants")
@@ -232,6 +242,12 @@ class MarketCalendar:
     def __init__(self, display_tz: str = "America/Los_Angeles", exchange: str = "XNYS") -> None:
         self.display_tz = ZoneInfo(display_tz)
         self.exchange = exchange
+        # A day's answers never change (a schedule built further only adds days): the loop asks the same few days
+        # many times a cycle, per ticker, and each pandas lookup costs tens of microseconds.
+        self._is_session: dict[date, bool] = {}
+        self._open_close: dict[date, tuple[datetime, datetime]] = {}
+        self._previous: dict[date, date] = {}
+        self._phase: tuple[datetime, str] | None = None  # the last instant asked and its phase (asked per ticker)
 
     @classmethod
     def of(cls, config: Any) -> MarketCalendar:
@@ -263,11 +279,17 @@ class MarketCalendar:
         return self._cal(CALENDAR_START).first_session  # type: ignore[no-any-return]
 
     def is_session(self, day: date) -> bool:
-        return bool(self._cal(day).is_session(day))
+        known = self._is_session.get(day)
+        if known is None:
+            known = self._is_session[_memo(self._is_session, day)] = bool(self._cal(day).is_session(day))
+        return known
 
     def open_close(self, day: date) -> tuple[datetime, datetime]:
         """UTC open and close of a session (early closes honoured)."""
-        return self._cal(day).open_close(day)  # type: ignore[no-any-return]
+        known = self._open_close.get(day)
+        if known is None:
+            known = self._open_close[_memo(self._open_close, day)] = self._cal(day).open_close(day)
+        return known
 
     def next_session(self, day: date) -> date:
         """The first session strictly after `day` (a session or not)."""
@@ -275,6 +297,12 @@ class MarketCalendar:
 
     def previous_session(self, day: date) -> date:
         """The last session strictly before `day` (a session or not)."""
+        known = self._previous.get(day)
+        if known is None:
+            known = self._previous[_memo(self._previous, day)] = self._previous_session(day)
+        return known
+
+    def _previous_session(self, day: date) -> date:
         try:
             return self._cal(day).previous_session(day)  # type: ignore[no-any-return]
         except ValueError:  # before the first session
@@ -333,6 +361,14 @@ class MarketCalendar:
         """closed | pre | open | after, from the calendar (holidays closed, early closes honoured); `unknown` for an
         instant outside the calendar's range (no exchange schedule says what it was)."""
         now = _require_aware(now)
+        last = self._phase
+        if last is not None and last[0] == now:
+            return last[1]
+        phase = self._session_phase(now)
+        self._phase = (now, phase)
+        return phase
+
+    def _session_phase(self, now: datetime) -> str:
         local = now.astimezone(ET)
         day = local.date()
         if not self.covers(now):

@@ -292,6 +292,117 @@ def read_positions(path: Path | str, *, include_closed: bool = True, timeout: fl
         _tidy_after_read(path, had_side_files)
 
 
+@dataclass(frozen=True)
+class BookRead:
+    """What the exporter needs of the book: the open positions (oldest entry first) and the closed ones as their
+    count and the sum of their P&L (malformed rows left out, as `read_positions` leaves them out)."""
+
+    open_positions: tuple[Position, ...]
+    closed_count: int
+    realized_pnl: float
+    # The closed positions, the latest closed first (those without a close time last): the day's closes are a few
+    # at the front.
+    closed_latest_first: tuple[Position, ...] = ()
+
+
+class BookReader:
+    """The exporter's read of the book, every positions cycle, without re-reading what cannot have changed.
+
+    Each read opens the book as `read_positions` does (so a missing, foreign, corrupt or locked book fails the same
+    way) and reads the open rows, parsing only those that differ from the last read. Closed positions are final
+    (`set_pnl` refuses a closed one) and every write that closes or imports one appends a history row, so the closed
+    ones are kept as they were read and only those named by history rows newer than the last read (the history's
+    `seq` watermark) are read. All are read again when the file was replaced, the history moved backwards, or the
+    count of closed rows in the book no longer matches what is kept (a row deleted or reopened by hand)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._file: tuple[int, int] | None = None
+        self._watermark: int | None = None
+        self._closed: dict[str, tuple[str, str, float]] = {}  # id -> (entry_time text, id, pnl): the SQL order
+        self._closed_positions: dict[str, Position] = {}
+        self._latest_first: tuple[Position, ...] = ()
+        self._unreadable: set[str] = set()  # ids of malformed closed rows (left out, as read_positions does)
+        self._open: dict[tuple[Any, ...], Position] = {}  # raw row -> its position
+        self._realized = 0.0
+        self.closed_rows_read = 0  # closed rows the last read fetched (all of them, the new ones, or none)
+
+    def read(self, *, timeout: float = BUSY_TIMEOUT_SECONDS) -> BookRead:
+        had_side_files = _side_files(self.path)
+        conn = _connect(self.path, create=False, timeout=timeout, read_only=True)
+        try:
+            conn.execute("BEGIN")  # the identity check and the rows from one snapshot
+            if _identify(conn, self.path) == 0:
+                self._forget()
+                return BookRead((), 0, 0.0)
+            try:
+                return self._read(conn)
+            except sqlite3.DatabaseError as exc:
+                raise DataError(f"position book {self.path}: unreadable ({exc})") from None
+        finally:
+            conn.close()
+            _tidy_after_read(self.path, had_side_files)
+
+    def _forget(self) -> None:
+        self._file, self._watermark = None, None
+        self._closed, self._unreadable, self._open, self._realized = {}, set(), {}, 0.0
+        self._closed_positions, self._latest_first = {}, ()
+
+    def _read(self, conn: sqlite3.Connection) -> BookRead:
+        st = self.path.stat()
+        file = (st.st_dev, st.st_ino)
+        watermark, closed_total = conn.execute(
+            "SELECT (SELECT max(seq) FROM history), (SELECT count(*) FROM positions) - "
+            "(SELECT count(*) FROM positions WHERE status = 'open')").fetchone()
+        watermark = watermark or 0
+        self.closed_rows_read = 0
+        if file != self._file or self._watermark is None or watermark < self._watermark:
+            self._forget()
+            self._read_closed(conn, "")
+        elif watermark > self._watermark:
+            self._read_closed(conn, " AND id IN (SELECT position_id FROM history WHERE seq > ?)", self._watermark)
+        if len(self._closed) + len(self._unreadable) != closed_total:
+            self._forget()
+            self._read_closed(conn, "")
+        self._file, self._watermark = file, watermark
+        return BookRead(self._read_open(conn), len(self._closed), self._realized, self._latest_first)
+
+    def _read_open(self, conn: sqlite3.Connection) -> tuple[Position, ...]:
+        """The open rows, oldest entry first; a row unchanged since the last read is not parsed again."""
+        kept: dict[tuple[Any, ...], Position] = {}
+        for row in conn.execute(_SELECT + " WHERE status = 'open'" + _ORDER).fetchall():
+            position = self._open.get(row)
+            if position is None:
+                try:
+                    position = _position(row)
+                except MalformedRow:
+                    continue  # left out, as read_positions leaves it out
+            kept[row] = position
+        self._open = kept
+        return tuple(kept.values())
+
+    def _read_closed(self, conn: sqlite3.Connection, where: str, *args: Any) -> None:
+        rows = conn.execute(_SELECT + " WHERE status != 'open'" + where, args).fetchall()
+        self.closed_rows_read += len(rows)
+        for row in rows:
+            try:
+                p = _position(row)
+            except MalformedRow:
+                self._unreadable.add(row[0])
+                continue
+            self._unreadable.discard(p.id)
+            self._closed[p.id] = (row[COLUMNS.index("entry_time")], p.id, p.pnl)
+            self._closed_positions[p.id] = p
+        if rows:
+            self._realized = sum((pnl for _, _, pnl in sorted(self._closed.values())), 0.0)
+            self._latest_first = tuple(sorted(self._closed_positions.values(), key=_closed_key, reverse=True))
+
+
+def _closed_key(p: Position) -> tuple[bool, str]:
+    """Sort key of a closed position by its close time (a row without one sorts before every other)."""
+    return (p.closed_at is not None, p.closed_at.isoformat() if p.closed_at is not None else "")
+
+
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None

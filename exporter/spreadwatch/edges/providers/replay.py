@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,8 @@ from spreadwatch.errors import DataError
 if TYPE_CHECKING:
     from spreadwatch.edges.calendar import MarketCalendar
 
+# Sessions of intraday bars kept made per symbol (today, yesterday, and a margin).
+SESSIONS_KEPT = 4
 # time, open, high, low, close, volume
 _Row = tuple[datetime, float, float, float, float, float | None]
 
@@ -46,6 +48,9 @@ class ReplayProvider:
         self._rows: dict[str, list[_Row]] = {}
         self._times: dict[str, list[datetime]] = {}
         self._intraday_days: dict[str, set[date]] = {}
+        # symbol -> session -> that session's bars and their times, made once while asked (the file does not
+        # change); the least recently asked go beyond SESSIONS_KEPT, so a long replay does not keep them all twice.
+        self._sessions: dict[str, dict[date, tuple[list[datetime], list[Bar]]]] = defaultdict(dict)
         self._load()
 
     # ---- loading --------------------------------------------------------------------------------------------
@@ -101,12 +106,20 @@ class ReplayProvider:
 
     def intraday(self, symbol: str, session: date, now: datetime) -> list[Bar]:
         times, rows = self._symbol_rows(symbol)
-        start = datetime.combine(session, time(0, 0), tzinfo=ET).astimezone(UTC)
-        lo = bisect.bisect_left(times, start)
-        hi = bisect.bisect_right(times, now)
         if session not in self._intraday_days[symbol]:
             return []
-        return [Bar(r[0], r[4], r[5]) for r in rows[lo:hi] if _et_date(r[0]) == session]
+        kept = self._sessions[symbol]
+        made = kept.pop(session, None)
+        if made is None:
+            start = datetime.combine(session, time(0, 0), tzinfo=ET).astimezone(UTC)
+            end = datetime.combine(session + timedelta(days=1), time(0, 0), tzinfo=ET).astimezone(UTC)
+            lo, hi = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
+            bars = [Bar(r[0], r[4], r[5]) for r in rows[lo:hi] if _et_date(r[0]) == session]
+            made = ([b.time for b in bars], bars)
+        kept[session] = made  # the most recently asked last
+        for old in list(kept)[:-SESSIONS_KEPT]:
+            del kept[old]
+        return made[1][:bisect.bisect_right(made[0], now)]
 
     def daily(self, symbol: str, before: date, count: int) -> list[DailyBar]:
         times, rows = self._symbol_rows(symbol)

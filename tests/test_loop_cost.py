@@ -1,0 +1,217 @@
+"""What one loop cycle costs: shared symbols fetched once per cycle whatever the number of tickers, the volume ratio
+kept up to date from new bars instead of re-walking twenty sessions, the positions task reading only the open
+positions and what changed. Each is held equal to the straightforward computation it replaces."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+
+from exporter_support import CountingProvider, Running, make_service
+from spreadwatch.app.watcher import VOLUME_BAR_TOLERANCE, VOLUME_MIN_SESSIONS, MarketWatcher
+from spreadwatch.config import Config, Ticker, bundled_path
+from spreadwatch.domain.market_rules import SessionVolume, cumulative_volume
+from spreadwatch.domain.positions import PositionInput, summarize, validate
+from spreadwatch.edges.providers import Bar
+from spreadwatch.edges.providers.replay import ReplayProvider
+from spreadwatch.edges.store import BookReader, PositionBook, read_positions
+
+# The bundled replay day (SYNTHETIC SPX, 2019-01-02): 10:00 ET, an hour into the session.
+SPX_DAY = datetime(2019, 1, 2, 15, 0, tzinfo=UTC)
+
+
+def _sharing_config(count: int) -> Config:
+    """SPX and `count - 1` more tickers on the same symbols (^GSPC, ^VIX, SPY), as XSP shares SPX's."""
+    spx = Ticker("^GSPC", "^VIX", "SPY", 5.0)
+    return Config(tickers={"SPX": spx, **{f"SPX{i}": spx for i in range(1, count)}})
+
+
+def _questions_per_cycle(tmp_path, count: int, cycles: int) -> list[Counter]:
+    config = _sharing_config(count)
+    provider = CountingProvider()
+    service = make_service(tmp_path, provider, start=SPX_DAY, config=config, tickers=tuple(config.tickers))
+    per_cycle = []
+    with Running(service) as running:
+        per_cycle.append(Counter(provider.take()))  # the first cycle
+        for _ in range(cycles - 1):
+            running.step()
+            per_cycle.append(Counter(provider.take()))
+    assert all(service.snapshot.contexts[t].price is not None for t in config.tickers)
+    return per_cycle
+
+
+def test_a_symbol_shared_by_several_tickers_is_fetched_once_per_cycle(tmp_path):
+    one = _questions_per_cycle(tmp_path / "one", 1, 3)
+    five = _questions_per_cycle(tmp_path / "five", 5, 3)
+    for cycle, asked in enumerate(five):
+        # Each question (method, symbol, arguments) once per cycle ...
+        assert max(asked.values()) == 1, (cycle, [q for q, n in asked.items() if n > 1])
+        # ... and five tickers on the same symbols ask exactly what one ticker asks.
+        assert asked == one[cycle]
+    later = five[-1]
+    assert sum(1 for q in later if q[1] == "^VIX") == 2  # its newest quote and today's bars, for every ticker
+    assert {q[1] for q in later} == {"^GSPC", "^VIX", "SPY"}
+
+
+# ---- the volume ratio -----------------------------------------------------------------------------------------
+def _volume_ratio_by_walking(provider, calendar, config, symbol: str, now: datetime) -> float | None:
+    """The volume ratio as the loop computed it before it kept running totals: every cycle, today's bars and the
+    bars of each of the twenty prior sessions walked afresh."""
+    stale_after = timedelta(seconds=config.market.stale_after_seconds)
+    session = calendar.current_or_last_session(now)
+    open_, close = calendar.open_close(session)
+    until = min(now, close)
+    if until - open_ <= timedelta(0):
+        return None
+    today = provider.intraday(symbol, session, until)
+    times = [b.time for b in today if b.time <= until]
+    if not times or (calendar.is_open(now) and now - max(times) > stale_after):
+        return None
+    current = cumulative_volume(today, until)
+    if current is None:
+        return None
+    elapsed = max(times) - open_
+    window = config.market.volume_window_sessions
+    days = calendar.sessions_in_range(session - timedelta(days=3 * window), session - timedelta(days=1))
+    history = []
+    for day in days[-window:]:
+        day_open, day_close = calendar.open_close(day)
+        at = day_open + elapsed
+        if at > day_close:
+            continue
+        upto = [b for b in provider.intraday(symbol, day, day_close) if b.time <= at]
+        if not upto or at - upto[-1].time > VOLUME_BAR_TOLERANCE:
+            continue
+        total = cumulative_volume(upto, at)
+        if total is not None:
+            history.append(total)
+    if len(history) < VOLUME_MIN_SESSIONS:
+        return None
+    mean = sum(history) / len(history)
+    return current / mean if mean > 0 else None
+
+
+def _compare_volume_ratios(cal, instants: list[datetime]) -> list[float | None]:
+    config = Config()
+    provider = ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+    watcher = MarketWatcher(config, provider, cal, "SPX")
+    ratios = []
+    for now in instants:
+        kept = watcher.update(now).volume_ratio
+        assert kept == _volume_ratio_by_walking(provider, cal, config, "SPY", now), now  # the same number
+        ratios.append(kept)
+    return ratios
+
+
+def test_incremental_volume_ratio_equals_walking_the_bars_on_the_bundled_day(cal):
+    open_, close = cal.open_close(date(2019, 1, 2))
+    # From before the open (the last session's ratio at its close) to after the close, every 23 minutes.
+    instants = [open_ - timedelta(minutes=5) + timedelta(minutes=23 * i) for i in range(19)]
+    assert instants[-1] > close
+    ratios = _compare_volume_ratios(cal, instants)
+    assert all(r is not None for r in ratios) and len(set(ratios)) > 15
+
+
+def test_incremental_volume_ratio_equals_walking_the_bars_over_a_month_of_sessions(cal):
+    # One watcher through 18 sessions of SPY minute bars: the history grows from none to 17 sessions (unknown
+    # below five), a half session (Christmas Eve) and a new session every few instants.
+    instants = []
+    for day in cal.sessions_in_range(date(2018, 12, 3), date(2019, 1, 2)):
+        open_, close = cal.open_close(day)
+        instants += [open_ + timedelta(minutes=m) for m in (1, 211)] + [close + timedelta(minutes=10)]
+    ratios = _compare_volume_ratios(cal, instants)
+    assert ratios[:4 * 3] == [None] * 12  # fewer than five prior sessions with bars (Nov 30 to Dec 7)
+    assert all(r is not None for r in ratios[4 * 3:])
+    assert len(set(ratios[4 * 3:])) > 40  # a different number nearly every time
+
+
+def test_running_volume_totals_start_again_when_a_kept_bar_was_revised():
+    t0 = datetime(2019, 1, 2, 14, 31, tzinfo=UTC)
+    bars = [Bar(t0 + timedelta(minutes=i), 100.0, 10.0 * (i + 1)) for i in range(3)]
+    kept = SessionVolume(bars[:2])
+    assert kept.at(t0 + timedelta(minutes=5)) == (bars[1].time, 30.0)
+    assert kept.continued_by(bars)
+    assert not kept.continued_by([bars[0], Bar(bars[1].time, 100.0, 25.0), bars[2]])  # the filling bar grew
+    assert not kept.continued_by(bars[:1])
+    assert kept.at(t0 - timedelta(minutes=1)) is None
+    assert SessionVolume([Bar(t0, 100.0, None)]).at(t0) == (t0, None)
+
+
+# ---- the positions task -----------------------------------------------------------------------------------------
+BOOK_NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+
+
+def _records(count: int, *, status: str, first: int = 0) -> list:
+    records = []
+    for i in range(first, first + count):
+        entry, _ = validate(PositionInput("NDX", "put_spread", "P98", "with_flow", 3, 1 + i % 3, 150.0 + i % 50,
+                                          None, short_put=19500.0 - 10 * (i % 40), long_put=19400.0 - 10 * (i % 40)),
+                            tickers=("NDX", "SPX"))
+        entered = BOOK_NOW - timedelta(days=2000 - i % 2000, minutes=i % 397)
+        closed = status == "closed"
+        records.append((None, entry, {
+            "entry_time": entered, "expiry": (entered + timedelta(days=5)).date(),
+            "pnl": round((i % 17 - 9) * 13.37, 2) if closed else 0.0, "status": status,
+            "pnl_updated_at": entered, "closed_at": entered + timedelta(days=3) if closed else None}))
+    return records
+
+
+def _matches_reading_the_whole_book(db, read) -> None:
+    everything = read_positions(db)
+    assert summarize(read.open_positions, closed_count=read.closed_count,
+                     realized_pnl=read.realized_pnl) == summarize(everything)  # the same sums, to the bit
+    assert read.open_positions == tuple(p for p in everything if p.is_open)
+    closed = [p for p in everything if not p.is_open]  # the closed ones, latest close first (the day's at the front)
+    assert list(read.closed_latest_first) == sorted(closed, key=lambda p: p.closed_at.isoformat(), reverse=True)
+
+
+def test_positions_read_only_the_open_ones_and_the_closed_ones_that_changed(tmp_path):
+    db = tmp_path / "book.db"
+    with PositionBook(db) as book:
+        book.import_positions(_records(1_000, status="closed") + _records(4, status="open", first=1_000),
+                              now=BOOK_NOW)
+    reader = BookReader(db)
+    read = reader.read()
+    assert reader.closed_rows_read == 1_000 and read.closed_count == 1_000 and len(read.open_positions) == 4
+    _matches_reading_the_whole_book(db, read)
+
+    read = reader.read()  # nothing changed: no closed row is read
+    assert reader.closed_rows_read == 0
+    _matches_reading_the_whole_book(db, read)
+
+    first, second = read.open_positions[0].id, read.open_positions[1].id
+    with PositionBook(db) as book:
+        book.set_pnl(first, 42.5, now=BOOK_NOW)  # an open position changes
+    read = reader.read()
+    assert reader.closed_rows_read == 0 and read.open_positions[0].pnl == 42.5
+    _matches_reading_the_whole_book(db, read)
+
+    with PositionBook(db) as book:
+        book.set_pnl(second, -310.0, now=BOOK_NOW, close=True)  # one more closed: that one row is read
+        book.import_positions(_records(3, status="closed", first=2_000) + _records(1, status="open", first=2_003),
+                              now=BOOK_NOW)
+    read = reader.read()
+    assert reader.closed_rows_read == 4 and read.closed_count == 1_004 and len(read.open_positions) == 4
+    _matches_reading_the_whole_book(db, read)
+
+    # A closed row deleted by hand (no history row says so): the count gives it away and all are read again.
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM positions WHERE id = (SELECT id FROM positions WHERE status = 'closed' LIMIT 1)")
+    read = reader.read()
+    assert reader.closed_rows_read == 1_003 and read.closed_count == 1_003
+    _matches_reading_the_whole_book(db, read)
+
+
+def test_a_replaced_book_is_read_afresh(tmp_path):
+    db, other = tmp_path / "book.db", tmp_path / "other.db"
+    for path, closed in ((db, 30), (other, 12)):
+        with PositionBook(path) as book:
+            book.import_positions(_records(closed, status="closed") + _records(2, status="open", first=closed),
+                                  now=BOOK_NOW)
+    reader = BookReader(db)
+    reader.read()
+    other.replace(db)  # a backup restored over the book: same history length is no proof of the same rows
+    read = reader.read()
+    assert reader.closed_rows_read == 12 and read.closed_count == 12
+    _matches_reading_the_whole_book(db, read)
