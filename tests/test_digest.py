@@ -21,11 +21,11 @@ SUMMARY_AT = utc("2019-01-02T21:05:00Z")  # 13:05 PT, 5 minutes after its close
 BRIEF = """Regime: high, VIX 25.42
 Events today: none
 Events later this week: Jobs report 2019-01-04 (holds entries)
-Session: opens 06:30 PST, closes 13:00 PST; entry window 06:30-08:59 PST, each setup within 15 min of its entry time
+Session: opens 06:30 PT, closes 13:00 PT; entry window 06:30-08:59 PT, each setup within 15 min of its entry time
 Open positions (2):
-  {b} SPX put_spread P97 x1, expiry 2019-01-02 (expires today): P&L +$0.00 logged 12-31 07:00 PST, +$118.27 estimated
+  {b} SPX put_spread P97 x1, expiry 2019-01-02 (expires today): P&L +$0.00 logged 12-31 07:00 PT, +$118.27 estimated
     short put 2380: 126.8 pts away (5.06%, 3.16 expected moves)
-  {a} SPX put_spread P98 x1, expiry 2019-01-03 (1 session to expiry): P&L +$40.00 logged 12-31 12:00 PST, \
+  {a} SPX put_spread P98 x1, expiry 2019-01-03 (1 session to expiry): P&L +$40.00 logged 12-31 12:00 PT, \
 +$131.33 estimated
     short put 2400: 106.8 pts away (4.26%, 1.88 expected moves)
 Risk: $730.00 of $50,000.00 (1%); 2 of 5 positions"""
@@ -33,10 +33,10 @@ Risk: $730.00 of $50,000.00 (1%); 2 of 5 positions"""
 SUMMARY = """Regime: medium, VIX 16.60
 Realized P&L today: +$100.00 (1 closed)
 Open positions (1):
-  {a} SPX put_spread P98 x1, expiry 2019-01-03 (1 session to expiry): P&L +$40.00 logged 12-31 12:00 PST, \
+  {a} SPX put_spread P98 x1, expiry 2019-01-03 (1 session to expiry): P&L +$40.00 logged 12-31 12:00 PT, \
 +$149.09 estimated
     short put 2400: 90.5 pts away (3.63%, 3.47 expected moves)
-Needs a P&L update: {a} (last 12-31 12:00 PST) (spreadwatch positions update ID --pnl ...)
+Needs a P&L update: {a} (last 12-31 12:00 PT) (spreadwatch positions update ID --pnl ...)
 Risk: $350.00 of $50,000.00 (1%); 1 of 5 positions
 Events today: none
 Events later this week: Jobs report 2019-01-04 (holds entries)"""

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from spreadwatch.domain.display import local_time, zone_abbreviation
 from spreadwatch.domain.positions import money
 
 if TYPE_CHECKING:
@@ -132,9 +133,9 @@ def _session_lines(s: Snapshot, calendar: Any, day: date, tz: ZoneInfo) -> list[
     open_, close = calendar.open_close(day)
     start = max(open_.astimezone(tz).time(), hours.entry_start)
     end = min(close.astimezone(tz).time(), hours.entry_end)
-    zone = open_.astimezone(tz).strftime("%Z")
+    zone = zone_abbreviation(open_.astimezone(tz))
     window = (f"{start:%H:%M}-{end:%H:%M} {zone}" if start <= end else "none (the session closes first)")
-    return [f"Session: opens {open_.astimezone(tz):%H:%M %Z}, closes {close.astimezone(tz):%H:%M %Z}; "
+    return [f"Session: opens {local_time(open_, tz)}, closes {local_time(close, tz)}; "
             f"entry window {window}, each setup within {hours.entry_tolerance_minutes} min of its entry time"]
 
 
@@ -156,7 +157,7 @@ def _position_lines(s: Snapshot, tz: ZoneInfo) -> list[str]:
             else f"{sessions} session{'s' if sessions > 1 else ''} to expiry")
         logged = f"P&L {money(p.pnl)} logged"
         if p.pnl_updated_at is not None:
-            logged += f" {p.pnl_updated_at.astimezone(tz):%m-%d %H:%M %Z}"
+            logged += f" {local_time(p.pnl_updated_at, tz, '%m-%d %H:%M')}"
         estimated = "" if f.model is None else f", {money(f.model.pnl)} estimated"
         lines.append(f"  {p.id} {p.ticker} {p.spread} {p.band} x{p.contracts}, expiry {p.expiry} ({left}): "
                      f"{logged}{estimated}")
@@ -194,6 +195,6 @@ def _update_lines(s: Snapshot, calendar: Any, day: date, tz: ZoneInfo) -> list[s
         return ["Needs a P&L update: none"]
     parts = []
     for p in stale:
-        at = "never logged" if p.pnl_updated_at is None else f"last {p.pnl_updated_at.astimezone(tz):%m-%d %H:%M %Z}"
+        at = "never logged" if p.pnl_updated_at is None else f"last {local_time(p.pnl_updated_at, tz, '%m-%d %H:%M')}"
         parts.append(f"{p.id} ({at})")
     return [f"Needs a P&L update: {', '.join(parts)} (spreadwatch positions update ID --pnl ...)"]
