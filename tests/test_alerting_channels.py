@@ -60,7 +60,8 @@ def test_the_secrets_check_names_the_receivers_that_lost_their_slack_webhook(sta
     assert result.exit_code == 1
     missing = str(stack["am"].config_path.parents[1] / "secrets" / "slack_webhook_url")
     reported = {line.split(":")[0].removeprefix("receiver ") for line in result.stdout.splitlines()}
-    assert reported == {"slack", "slack-and-email", "slack-email-phone", "slack-email-phone-urgent"}
+    assert reported == {"slack", "slack-and-email", "slack-and-email-firing", "digest", "slack-email-phone",
+                        "slack-email-phone-urgent"}
     assert all(f"{missing} missing" in line for line in result.stdout.splitlines())
 
 
