@@ -96,8 +96,8 @@ class ReplayProvider:
         i = bisect.bisect_right(times, now)
         if i == 0:
             raise ProviderError(symbol, "empty", f"no bar at or before {now.isoformat()}")
-        stamp, _o, _h, _l, close, volume = rows[i - 1]
-        return Quote(symbol, stamp, close, volume)
+        stamp, _o, high, low, close, volume = rows[i - 1]
+        return Quote(symbol, stamp, close, volume, high, low)
 
     def intraday(self, symbol: str, session: date, now: datetime) -> list[Bar]:
         times, rows = self._symbol_rows(symbol)
@@ -106,7 +106,7 @@ class ReplayProvider:
         hi = bisect.bisect_right(times, now)
         if session not in self._intraday_days[symbol]:
             return []
-        return [Bar(r[0], r[4], r[5]) for r in rows[lo:hi] if _et_date(r[0]) == session]
+        return [Bar(r[0], r[4], r[5], r[2], r[3]) for r in rows[lo:hi] if _et_date(r[0]) == session]
 
     def daily(self, symbol: str, before: date, count: int) -> list[DailyBar]:
         times, rows = self._symbol_rows(symbol)
