@@ -19,7 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from spreadwatch.errors import InputError
+from spreadwatch.errors import MalformedValue
 
 FAILURE_KINDS: tuple[str, ...] = ("empty", "nan", "invalid", "exception", "timeout", "rate_limit")
 BUNDLED_REPLAY = "replay_sample.csv"
@@ -102,7 +102,8 @@ def _finite(value: float | None) -> bool:
 
 
 def make_provider(spec: str | None) -> Provider:
-    """`yahoo` (live), `replay:FILE`, or None / `replay` for the bundled sample. Bad specs raise InputError."""
+    """`yahoo` (live), `replay:FILE`, or None / `replay` for the bundled sample. A spec that is none of them raises
+    MalformedValue (a missing FILE is the replay provider's DataError)."""
     from spreadwatch.config import bundled_path
 
     text = (spec or "replay").strip()
@@ -119,6 +120,6 @@ def make_provider(spec: str | None) -> Provider:
 
         path = text[len("replay:"):]
         if not path:
-            raise InputError("--source replay:FILE needs a file, e.g. replay:data/day.csv")
+            raise MalformedValue("--source replay:FILE needs a file, e.g. replay:data/day.csv")
         return ReplayProvider(Path(path))
-    raise InputError(f"unknown --source {text!r}; use yahoo, replay or replay:FILE")
+    raise MalformedValue(f"unknown --source {text!r}; use yahoo, replay or replay:FILE")
