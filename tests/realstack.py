@@ -11,6 +11,7 @@ manager). Nothing here touches the network beyond 127.0.0.1.
   name) with clustering off. ``alerts()``, ``post_alerts()``.
 - ``start_smtp_sink()``: an aiosmtpd server collecting every message (parsed ``email.message.EmailMessage``).
 - ``start_http_sink()``: an HTTP server recording every POSTed JSON body (stands in for Slack's webhook).
+- ``slack_shown(text)``: a Slack message's text as Slack shows it (its three mrkdwn entities read back).
 - ``repo_routing(workdir, smtp_smarthost, slack_url)``: the repo's Alertmanager routing delivering to the sinks.
 - ``start_metrics_stub(text)``: serves a fixed ``/metrics`` exposition you can change with ``set()``, to feed a real
   Prometheus known series (e.g. to run dashboard panel queries against it).
@@ -435,6 +436,12 @@ class HttpSink(_Sink):
 
 def start_http_sink() -> HttpSink:
     return HttpSink()
+
+
+def slack_shown(text: str) -> str:
+    """A Slack message's text as Slack shows it: the three entities its mrkdwn needs (`&amp;`, `&lt;`, `&gt;`,
+    which the notification templates write for those characters in values) read back as the characters."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 class MetricsStub:

@@ -106,7 +106,7 @@ def test_grid_build_missing_history_file_is_one_line(tmp_path: Path) -> None:
 
 def test_grid_build_unknown_source_is_one_line(tmp_path: Path) -> None:
     code, output = invoke("grid", "build", "--ticker", "SPX", "--source", "ftp:x", "--out", str(tmp_path / "g.csv"))
-    assert code == 1 and "unknown --source 'ftp:x'" in output
+    assert code == 2 and "unknown --source 'ftp:x'" in output  # not a source at all: a malformed value
 
 
 def test_grid_show_missing_file_is_one_line(tmp_path: Path) -> None:

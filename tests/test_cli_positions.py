@@ -337,7 +337,7 @@ BAD_CHANGES = {
     "missing pnl": (["close", "aa11"], "Missing option '--pnl'"),
     "history of unknown id": (["history", "zz"], "unknown position id 'zz'"),
     "history ambiguous": (["history", "a"], "ambiguous position id 'a'"),
-    "empty id": (["update", " ", "--pnl", "1"], "position id: empty"),
+    "empty id": (["update", " ", "--pnl", "1"], "position id: '' is not a usable id"),
 }
 
 

@@ -99,17 +99,17 @@ def test_replay_file_and_trend_override(tmp_path: Path):
     assert str(path) in data["source_description"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (("--source", "bloomberg"), "unknown --source 'bloomberg'"),
-    (("--at", "2026-11-24 15:00"), "has no time zone"),
-    (("--at", "tomorrow"), "not an ISO 8601 instant"),
-    (("--ticker", "XYZ"), "unknown ticker 'XYZ'"),
-    (("--source", "replay:/no/such.csv"), "replay file not found"),
-    (("--at", "1990-01-02T15:00:00Z"), "outside the exchange calendar's range"),
+@pytest.mark.parametrize("args,message,exit_code", [
+    (("--source", "bloomberg"), "unknown --source 'bloomberg'", 2),
+    (("--at", "2026-11-24 15:00"), "has no time zone", 2),  # not an instant at all: the command line is wrong
+    (("--at", "tomorrow"), "not an ISO 8601 instant", 2),
+    (("--ticker", "XYZ"), "unknown ticker 'XYZ'", 1),
+    (("--source", "replay:/no/such.csv"), "replay file not found", 1),
+    (("--at", "1990-01-02T15:00:00Z"), "outside the exchange calendar's range", 1),
 ])
-def test_bad_input_is_one_line_and_exit_1(args, message):
+def test_bad_input_is_one_line_and_its_exit_code(args, message, exit_code):
     code, out = status(*args)
-    assert code == 1
+    assert code == exit_code
     assert message in out
     assert "Traceback" not in out and len(out.strip().splitlines()) == 1
 

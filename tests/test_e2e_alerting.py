@@ -31,6 +31,7 @@ from realstack import (
     MetricsWatcher,
     SmtpSink,
     repo_routing,
+    slack_shown,
     start_alertmanager,
     start_http_sink,
     start_metrics_stub,
@@ -73,7 +74,7 @@ class Stack:
         out = []
         for m in self.slack.snapshot():
             for att in m.body.get("attachments", []):
-                out.append((m.monotonic, att.get("title", "") + "\n" + att.get("text", "")))
+                out.append((m.monotonic, slack_shown(att.get("title", "") + "\n" + att.get("text", ""))))
         return out
 
     def emails(self) -> list[tuple[float, str]]:

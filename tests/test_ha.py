@@ -56,6 +56,7 @@ from realstack import (
     free_port,
     kill,
     repo_routing,
+    slack_shown,
     start_alertmanager_cluster,
     start_http_sink,
     start_prometheus_replica,
@@ -116,7 +117,8 @@ class Ha:
         for m in self.slack.snapshot():
             for att in m.body.get("attachments", []):
                 member = m.path.rsplit("/", 1)[-1]
-                out.append(Note("slack", m.monotonic, member, att.get("title", "") + "\n" + att.get("text", "")))
+                out.append(Note("slack", m.monotonic, member,
+                                slack_shown(att.get("title", "") + "\n" + att.get("text", ""))))
         for m in self.smtp.snapshot():
             text = SmtpSink.text_of(m.body).replace("\r\n", "\n")
             url = re.search(r"^Alertmanager: (\S+)$", text, re.M)

@@ -1,11 +1,19 @@
 """Hostile and careless input: a table of bad inputs to every way in (flags, config files, positions import, grid
-files, the book), each answered with one line on stderr, exit 2 for a malformed flag or a value its option's type
-refuses and 1 otherwise, no traceback, and every file the command could touch byte-identical afterwards (no stray
-file either).
+files, the book), each answered with one line on stderr, no traceback, every file the command could touch
+byte-identical afterwards (no stray file either), and the exit code of the rule in docs/positions.md:
 
-Exit 2 comes from the option's type (domain/values.py through click: `--vix`, `--price`, `--speed`,
-`--scan-interval`, `--days`, and anything click cannot parse). `positions add` checks its numbers in the domain
-rules it shares with `positions import`, so the two refuse a value with the same words (exit 1).
+- 2: the command line is malformed. Click's usage errors (an unknown command or option, a missing argument or
+  value) and a value that is not a valid value of its kind on its own, whatever the config, clock, calendar, book
+  or disk hold: not a number, not finite, beyond its bound, an unknown band or spread, text that is not valid
+  UTF-8, not an ISO 8601 instant with a zone, not a usable position id, not HOST:PORT.
+- 1: every value is well-formed, but the command cannot be done with them: they contradict each other or the
+  calendar (a leg the spread does not have, an expiry that is not a session or before the entry, an entry in the
+  future), or what they name is missing, of the wrong kind or corrupt (a book, a directory where a file belongs, a
+  config, import or grid file with bad content, an unknown position id or ticker, a host that does not resolve, a
+  port in use).
+
+`positions add` and `positions import` refuse a value with the same words (domain/values.py): on the command line
+it is malformed (2), in a file it is that file's bad content (1).
 """
 
 from __future__ import annotations
@@ -53,16 +61,16 @@ def _grid(cell: str, column: str = "avg_credit") -> bytes:
 BAD_FLOATS = ["nan", "inf", "-inf", "1e308", "-1e308", "1e30"]
 NOT_NUMBERS = ["abc", "", "1,5", "0x10", "--"]
 BAD_INSTANTS = {
-    "0001-01-01T00:00:00Z": (1, "outside the years 1900-2200"),
-    "0001-01-01T00:00:00+05:00": (1, "outside the years 1900-2200"),
-    "9999-12-31T23:59:59Z": (1, "outside the years 1900-2200"),
-    "9999-12-31T23:59:59-05:00": (1, "outside the years 1900-2200"),
-    "1899-12-31T00:00:00Z": (1, "outside the years 1900-2200"),
-    "2201-01-01T00:00:00Z": (1, "outside the years 1900-2200"),
-    "2026-11-24T10:00:00": (1, "has no time zone"),
-    "yesterday": (1, "not an ISO 8601 instant"),
-    "2026-13-01T00:00:00Z": (1, "not an ISO 8601 instant"),
-    "": (1, ""),
+    "0001-01-01T00:00:00Z": "outside the years 1900-2200",
+    "0001-01-01T00:00:00+05:00": "outside the years 1900-2200",
+    "9999-12-31T23:59:59Z": "outside the years 1900-2200",
+    "9999-12-31T23:59:59-05:00": "outside the years 1900-2200",
+    "1899-12-31T00:00:00Z": "outside the years 1900-2200",
+    "2201-01-01T00:00:00Z": "outside the years 1900-2200",
+    "2026-11-24T10:00:00": "has no time zone",
+    "yesterday": "not an ISO 8601 instant",
+    "2026-13-01T00:00:00Z": "not an ISO 8601 instant",
+    "": "not an ISO 8601 instant",
 }
 
 
@@ -79,52 +87,63 @@ def _add_cases() -> Iterator[Case]:
 
     for option in ("--credit", "--risk", "--short-put", "--long-put"):
         for value in BAD_FLOATS:
-            yield Case(f"add {option} {value}", with_(option, value), 1, f"{option}: ")
+            yield Case(f"add {option} {value}", with_(option, value), 2, f"{option}: ")
         for value in NOT_NUMBERS:
             yield Case(f"add {option} {value!r}", with_(option, value), 2, f"Invalid value for '{option}'")
     for option in ("--dte", "--contracts"):
         for value in ("10" + "0" * 18, "10" + "0" * 19, str(2**63), "-1", "-10" + "0" * 20):
-            yield Case(f"add {option} {value}", with_(option, value), 1, f"{option}: ")
+            yield Case(f"add {option} {value}", with_(option, value), 2, f"{option}: ")
         for value in ("1.5", "abc", "", "1e3", "nan"):
             yield Case(f"add {option} {value!r}", with_(option, value), 2, f"Invalid value for '{option}'")
-    for value, (code, fragment) in BAD_INSTANTS.items():
-        yield Case(f"add --entry-time {value!r}", with_("--entry-time", value), code, fragment or "instant")
+    for value, fragment in BAD_INSTANTS.items():
+        yield Case(f"add --entry-time {value!r}", with_("--entry-time", value), 2, fragment)
     yield Case("add --entry-time in the future", with_("--entry-time", "2030-01-02T15:00:00Z"), 1, "in the future")
-    for value, fragment in {"0001-01-01": "--expiry", "9999-12-31": "--expiry", "2026-11-28": "not a trading session",
-                            "2026-11-20": "--expiry", "2026-02-30": "is not a date", "soon": "is not a date"}.items():
-        yield Case(f"add --expiry {value}", with_("--expiry", value), 1, fragment)
+    for value, (code, fragment) in {"0001-01-01": (2, "outside the years 1900-2200"),
+                                    "9999-12-31": (2, "outside the years 1900-2200"),
+                                    "2026-11-28": (1, "not a trading session"),
+                                    "2026-11-20": (1, "before the entry session"),
+                                    "2026-02-30": (2, "is not a date"), "soon": (2, "is not a date")}.items():
+        yield Case(f"add --expiry {value}", with_("--expiry", value), code, f"--expiry: {value}"
+                   if code == 1 else fragment)
     for name, value in {"lone surrogate": "\udcff", "escaped bytes": "ok\udce9\udca9", "huge": "x" * 10_001}.items():
-        yield Case(f"add --note {name}", with_("--note", value), 1, "--note: ")
-    for term in ("--band", "--spread", "--flow-mode", "--ticker"):
-        yield Case(f"add {term} nonsense", with_(term, "<!channel>"), 1, f"{term}: ")
+        yield Case(f"add --note {name}", with_("--note", value), 2, "--note: ")
+    for term in ("--band", "--spread", "--flow-mode"):
+        yield Case(f"add {term} nonsense", with_(term, "<!channel>"), 2, f"{term}: ")
+    yield Case("add --ticker not configured", with_("--ticker", "<!channel>"), 1, "--ticker: unknown ticker")
     yield Case("add --short-call on a put spread", with_("--short-call", "20000"), 1, "does not apply")
     yield Case("add --db parent is a file", ["positions", "add", "--db", "{d}/afile/book.db", *PUT], 1,
                "a parent of it is a file")
-    yield Case("add --db is a directory", ["positions", "add", "--db", "{d}/adir", *PUT], 2, "is a directory")
+    yield Case("add --db is a directory", ["positions", "add", "--db", "{d}/adir", *PUT], 1, "is a directory")
     yield Case("add --db not a book", ["positions", "add", "--db", "{d}/afile", *PUT], 1, "not a SQLite database")
+
+
+# A position id: malformed (2) unless it is 1-64 letters, digits, _ - . ; a well-formed one the book lacks: 1.
+ID_REFUSALS = {"unknown": (1, "unknown position id 'zzzz'"), "surrogate": (2, "position id: is not valid UTF-8"),
+               "empty": (2, "position id: '' is not a usable id"),
+               "injection": (2, "position id: \"' OR 1=1 --\" is not a usable id")}
 
 
 def _book_cases() -> Iterator[Case]:
     for command in (["update", "{id}", "--pnl"], ["close", "{id}", "--pnl"]):
         verb = command[0]
         for value in ("nan", "inf", "-inf", "1e308", "-1e13"):
-            yield Case(f"{verb} --pnl {value}", ["positions", *command, value, "--db", "{d}/book.db"], 1, "--pnl: ")
+            yield Case(f"{verb} --pnl {value}", ["positions", *command, value, "--db", "{d}/book.db"], 2, "--pnl: ")
         for value in NOT_NUMBERS[:3]:
             yield Case(f"{verb} --pnl {value!r}", ["positions", *command, value, "--db", "{d}/book.db"], 2,
                        "Invalid value for '--pnl'")
         for name, ref in {"unknown": "zzzz", "surrogate": "\udcff", "empty": "", "injection": "' OR 1=1 --"}.items():
-            yield Case(f"{verb} id {name}", ["positions", verb, ref, "--pnl", "5", "--db", "{d}/book.db"], 1,
-                       "position id" if name in ("surrogate", "empty") else "unknown position id")
+            yield Case(f"{verb} id {name}", ["positions", verb, ref, "--pnl", "5", "--db", "{d}/book.db"],
+                       *ID_REFUSALS[name])
         yield Case(f"{verb} --note surrogate", ["positions", *command, "5", "--note", "\udcff", "--db",
-                                                 "{d}/book.db"], 1, "--note: ")
+                                                 "{d}/book.db"], 2, "--note: ")
         yield Case(f"{verb} on a missing book", ["positions", *command, "5", "--db", "{d}/none.db"], 1,
                    "no such file")
-    for name, ref in {"unknown": "zzzz", "surrogate": "\udcff", "empty": ""}.items():
-        yield Case(f"history id {name}", ["positions", "history", ref, "--db", "{d}/book.db"], 1, "position id")
+    for name, ref in {"unknown": "zzzz", "surrogate": "\udcff", "empty": "", "injection": "' OR 1=1 --"}.items():
+        yield Case(f"history id {name}", ["positions", "history", ref, "--db", "{d}/book.db"], *ID_REFUSALS[name])
     for command in ("list", "summary", "check"):
         yield Case(f"{command} on a text file", ["positions", command, "--db", "{d}/afile"], 1,
                    "not a SQLite database")
-        yield Case(f"{command} on a directory", ["positions", command, "--db", "{d}/adir"], 2, "is a directory")
+        yield Case(f"{command} on a directory", ["positions", command, "--db", "{d}/adir"], 1, "is a directory")
     yield Case("history on a text file", ["positions", "history", "x", "--db", "{d}/afile"], 1,
                "not a SQLite database")
 
@@ -140,17 +159,33 @@ def _scan_and_run_cases() -> Iterator[Case]:
             yield Case(f"run {option} {value!r}", ["run", option, value, "--db", "{d}/new.db"], 2,
                        f"Invalid value for '{option}'")
     for value in ("nowhere", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:-1", ":", "[::1]", "127.0.0.1:http"):
-        yield Case(f"run --listen {value}", ["run", "--listen", value, "--db", "{d}/new.db"], 1, "--listen")
+        yield Case(f"run --listen {value}", ["run", "--listen", value, "--db", "{d}/new.db"], 2,
+                   f"--listen {value!r}: expected HOST:PORT")
     yield Case("run --listen unresolvable", ["run", "--listen", "no-such-host.invalid:9877", "--db", "{d}/new.db"],
                1, "--listen no-such-host.invalid:9877: cannot resolve")
     yield Case("run --listen port in use", ["run", "--listen", "127.0.0.1:{busy}", "--db", "{d}/new.db"], 1,
                "--listen 127.0.0.1:{busy}: cannot listen")
     for command in (["status", "--at"], ["scan", "--at"], ["run", "--start"]):
         for value in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-11-24T10:00:00", "nope"):
-            yield Case(f"{command[0]} {command[1]} {value}", [*command, value, "--db", "{d}/new.db"], 1, "instant")
+            yield Case(f"{command[0]} {command[1]} {value}", [*command, value, "--db", "{d}/new.db"], 2, "instant")
+    for value, code, fragment in (("bloomberg", 2, "unknown --source 'bloomberg'"),
+                                  ("replay:", 2, "--source replay:FILE needs a file"),
+                                  ("replay:{d}/none.csv", 1, "replay file not found")):
+        for command in ("status", "scan"):
+            yield Case(f"{command} --source {value}", [command, "--source", value, "--db", "{d}/new.db"], code,
+                       fragment)
     for value in ("-1", "0", "abc", str(10**20)):
         yield Case(f"grid build --days {value}", ["grid", "build", "--days", value, "--out", "{d}/g.csv"], 2,
                    "Invalid value for '--days'")
+    grid_build = ["grid", "build", "--ticker", "SPX", "--out", "{d}/g.csv"]
+    for extra, code, fragment in ((["--source", "ftp:x"], 2, "unknown --source 'ftp:x'"),
+                                  (["--source", "csv:"], 2, "--source csv:FILE needs a file"),
+                                  (["--bands", "P42"], 2, "unknown band 'P42'"),
+                                  (["--dte", "-1"], 2, "--dte"),
+                                  (["--widths", "0"], 2, "--widths"),
+                                  (["--widths", "7"], 1, "not a multiple of SPX's strike increment"),
+                                  (["--source", "csv:{d}/none.csv"], 1, "history file not found")):
+        yield Case(f"grid build {' '.join(extra)}", [*grid_build, *extra], code, fragment)
     for option in ("--start", "--end"):
         yield Case(f"grid build {option} bad", ["grid", "build", option, "2026-02-30", "--out", "{d}/g.csv"], 2,
                    "is not a date")
@@ -200,7 +235,7 @@ def _config_cases() -> Iterator[Case]:
                    fragment, files)
         yield Case(f"status with config: {name}", ["status", "--config", "{d}/bad.yaml"], 1, fragment, files)
     yield Case("config check: missing file", ["config", "check", "{d}/none.yaml"], 1, "not found")
-    yield Case("config check: a directory", ["config", "check", "{d}/adir"], 2, "is a directory")
+    yield Case("config check: a directory", ["config", "check", "{d}/adir"], 1, "is a directory")
 
 
 IMPORTS: dict[str, tuple[object | bytes, str]] = {
@@ -266,7 +301,7 @@ def _import_cases() -> Iterator[Case]:
                    {"in.json": data})
     yield Case("import: missing file", ["positions", "import", "{d}/none.json", "--db", "{d}/book.db"], 1,
                "no such file")
-    yield Case("import: a directory", ["positions", "import", "{d}/adir", "--db", "{d}/book.db"], 2,
+    yield Case("import: a directory", ["positions", "import", "{d}/adir", "--db", "{d}/book.db"], 1,
                "is a directory")
 
 
@@ -374,11 +409,12 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, case_dir: tuple[Pa
 # ---- real processes: the exit codes a shell sees -----------------------------------------------------------------
 @pytest.mark.parametrize("args, code, fragment", [
     (["scan", "--vix", "nan"], 2, "Invalid value for '--vix'"),
-    (["positions", "add", "--db", "{d}/book.db", *PUT[:-2], "--long-put", "1e308"], 1, "--long-put: "),
+    (["positions", "add", "--db", "{d}/book.db", *PUT[:-2], "--long-put", "1e308"], 2, "--long-put: "),
     (["positions", "add", "--db", "{d}/book.db", *PUT, "--note", b"\xff\xfe".decode("utf-8", "surrogateescape")],
-     1, "--note: is not valid UTF-8"),
-    (["positions", "history", b"\xff".decode("utf-8", "surrogateescape"), "--db", "{d}/book.db"], 1,
+     2, "--note: is not valid UTF-8"),
+    (["positions", "history", b"\xff".decode("utf-8", "surrogateescape"), "--db", "{d}/book.db"], 2,
      "position id: is not valid UTF-8"),
+    (["positions", "history", "zzzz", "--db", "{d}/book.db"], 1, "unknown position id 'zzzz'"),
     (["run", "--listen", "127.0.0.1:{busy}", "--db", "{d}/new.db"], 1, "cannot listen"),
 ])
 def test_real_process_exit_codes(args: list[str], code: int, fragment: str, case_dir: tuple[Path, str],

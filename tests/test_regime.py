@@ -20,6 +20,14 @@ def test_nan_vix_is_unknown_not_extreme(vix):
     assert step(None, vix, BOUNDS, BUFFER) is None
 
 
+@pytest.mark.parametrize("vix", [0.0, -1.0, -25.0])
+def test_a_vix_that_cannot_be_true_is_no_regime(vix):
+    # A VIX of -1 (a bad replay row) is no "very_low": the rule leaves the last known regime untouched.
+    assert step("medium", vix, BOUNDS, BUFFER) is None
+    assert step(None, vix, BOUNDS, BUFFER) is None
+    assert run([17.0, vix, 17.1], BOUNDS, BUFFER) == ["medium", None, "medium"]
+
+
 @pytest.mark.parametrize("vix,regime", [(11.99, "very_low"), (12.0, "low"), (15.99, "low"), (16.0, "medium"),
                                         (19.99, "medium"), (20.0, "high"), (29.99, "high"), (30.0, "extreme"),
                                         (0.0, "very_low")])

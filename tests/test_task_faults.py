@@ -84,7 +84,7 @@ def test_a_bug_is_logged_with_its_traceback_counted_apart_and_unhealthy_until_th
     assert sample(service, "spreadwatch_price", {"ticker": "NDX"}) == price  # the last good context
     ok, reasons = service.health()
     assert not ok and reasons == ["market: last run failed with a bug: AttributeError: 'object' object has no "
-                                  "attribute 'time' (traceback in the log)"]
+                                  "attribute 'close' (traceback in the log)"]
     # Still unhealthy when the other tasks succeed; healthy again once the market task does.
     step(service, T0 + timedelta(seconds=120), {"positions"})
     assert not service.health()[0]

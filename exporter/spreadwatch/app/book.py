@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spreadwatch.errors import InputError
+from spreadwatch.errors import InputError, MalformedValue
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
@@ -79,10 +79,14 @@ def resolve_expiry(calendar: MarketCalendar, entered: datetime, dte: int, expiry
 
 
 def _given_expiry(calendar: MarketCalendar, expiry: str, session: date) -> date:
+    from spreadwatch.domain import values
+
     try:
-        expires = date.fromisoformat(expiry)
+        expires = values.day(date.fromisoformat(expiry))
+    except values.ValueRefused as exc:
+        raise MalformedValue(f"--expiry: {exc}") from None
     except ValueError:
-        raise InputError(f"--expiry: {expiry!r} is not a date (YYYY-MM-DD)") from None
+        raise MalformedValue(f"--expiry: {expiry!r} is not a date (YYYY-MM-DD)") from None
     if not calendar.is_session(expires):
         raise InputError(f"--expiry: {expires} is not a trading session (weekend or holiday)")
     if expires < session:
@@ -113,23 +117,23 @@ def add_position(config: Config, path: Path, entry: PositionInput, *, entry_time
 
 
 def checked_text(name: str, value: str) -> str:
-    """Free text from the command line (an id, a note): valid UTF-8, bounded; InputError naming `name`."""
+    """Free text from the command line (a note): valid UTF-8, bounded; MalformedValue naming `name`."""
     from spreadwatch.domain import values
 
     try:
         return values.text(value)
     except values.ValueRefused as exc:
-        raise InputError(f"{name}: {exc}") from None
+        raise MalformedValue(f"{name}: {exc}") from None
 
 
 # ---- positions update / close -------------------------------------------------------------------------------
 def set_pnl(config: Config, path: Path, ref: str, pnl: float, *, note: str, now: datetime,
             close: bool) -> tuple[Position, Position, list[str]]:
     """Log a P&L (or the final one): the position before and after, and the exit lines it now meets."""
-    from spreadwatch.domain.positions import validate_pnl
+    from spreadwatch.domain.positions import checked_id, validate_pnl
 
     value = validate_pnl(pnl)
-    checked_text("position id", ref)
+    checked_id("position id", ref.strip())  # the book finds "a3f8 " as "a3f8"
     checked_text("--note", note)
     with open_book(path, create=False) as book:
         before, after = book.set_pnl(ref, value, now=now, note=note or None, close=close)

@@ -70,18 +70,18 @@ def parse_instant(text: str) -> datetime:
     from spreadwatch.domain import values
     from spreadwatch.domain.instants import InstantError
     from spreadwatch.domain.instants import parse_instant as parse
-    from spreadwatch.errors import InputError
+    from spreadwatch.errors import MalformedValue
 
     try:
         return values.instant(parse(text))
     except values.ValueRefused as exc:
-        raise InputError(f"instant {text!r}: {exc}") from None
+        raise MalformedValue(f"instant {text!r}: {exc}") from None
     except (InstantError, OverflowError) as exc:
         if isinstance(exc, OverflowError):
-            raise InputError(f"instant {text!r} is outside the years {values.MIN_YEAR}-{values.MAX_YEAR}") from None
+            raise MalformedValue(f"instant {text!r} is outside the years {values.MIN_YEAR}-{values.MAX_YEAR}") from None
         if exc.naive:
-            raise InputError(f"instant {text!r} has no time zone; add Z for UTC (e.g. 2026-11-27T15:10:00Z)") from None
-        raise InputError(f"not an ISO 8601 instant: {text!r} (e.g. 2026-11-27T15:10:00Z)") from None
+            raise MalformedValue(f"instant {text!r} has no time zone; add Z for UTC (e.g. 2026-11-27T15:10:00Z)") from None
+        raise MalformedValue(f"not an ISO 8601 instant: {text!r} (e.g. 2026-11-27T15:10:00Z)") from None
 
 
 def command_now(environ: Mapping[str, str] = os.environ) -> datetime:

@@ -26,7 +26,7 @@ import pandas as pd
 from spreadwatch.domain.backtest import BuildResult, BuildSpec, ChainBook, History, build_grid
 from spreadwatch.edges.calendar import ET, MarketCalendar
 from spreadwatch.edges.replayfile import history_frame
-from spreadwatch.errors import DataError, InputError
+from spreadwatch.errors import DataError, InputError, MalformedValue
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
@@ -224,9 +224,9 @@ def load_history(config: Config, request: BuildRequest, max_dte: int) -> History
     ticker = config.ticker(request.ticker)
     source = request.source.strip()
     if source.startswith("csv:"):
+        if not source[len("csv:"):].strip():
+            raise MalformedValue("--source csv:FILE needs a file")
         path = Path(source[len("csv:"):])
-        if not str(path):
-            raise InputError("--source csv:FILE needs a file")
         return history_from_csv(path, (ticker.price_symbol, request.ticker), ticker.vol_index,
                                 config.market.vix_symbol)
     if source == "yahoo":
@@ -244,7 +244,7 @@ def load_history(config: Config, request: BuildRequest, max_dte: int) -> History
             provider = make_provider("yahoo")
         return history_from_provider(provider, ticker.price_symbol, ticker.vol_index, config.market.vix_symbol,
                                      before, count)
-    raise InputError(f"unknown --source {source!r}; use yahoo or csv:FILE")
+    raise MalformedValue(f"unknown --source {source!r}; use yahoo or csv:FILE")
 
 
 def _read_before(calendar: MarketCalendar, end: date | None, max_dte: int) -> date:
@@ -267,7 +267,7 @@ def entry_range(history: History, request: BuildRequest) -> tuple[date | None, d
         raise InputError("give --days (optionally with --end) or --start/--end, not both")
     if request.days is not None:
         if request.days < 1:
-            raise InputError("--days must be >= 1")
+            raise MalformedValue("--days must be >= 1")
         dates = history.dates
         if request.end is not None:
             dates = dates[dates <= np.datetime64(request.end, "D")]
@@ -286,9 +286,9 @@ def build(config: Config, request: BuildRequest) -> BuildResult:
 
     for band in request.bands:
         if band not in BANDS:
-            raise InputError(f"unknown band {band!r} (known: {', '.join(BANDS)})")
+            raise MalformedValue(f"unknown band {band!r} (known: {', '.join(BANDS)})")
     if not request.dtes or any(d < 0 for d in request.dtes):
-        raise InputError("--dte needs whole numbers >= 0")
+        raise MalformedValue("--dte needs whole numbers >= 0")
     ticker = config.ticker(request.ticker)
     widths = tuple(request.widths) if request.widths is not None else tuple(
         float(step * ticker.strike_increment) for step in DEFAULT_WIDTH_STEPS)
@@ -327,7 +327,7 @@ def check_widths(widths: Sequence[float], ticker: str, increment: float) -> None
     from spreadwatch.domain.backtest import is_multiple
 
     if not widths or any(w <= 0 for w in widths):
-        raise InputError("--widths need numbers > 0")
+        raise MalformedValue("--widths need numbers > 0")
     for width in widths:
         if not is_multiple(width, increment):
             raise InputError(f"--widths: {width:g} is not a multiple of {ticker}'s strike increment {increment:g} "

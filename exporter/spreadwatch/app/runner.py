@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spreadwatch.errors import InputError
+from spreadwatch.errors import InputError, MalformedValue
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
@@ -47,11 +47,11 @@ def _check(config: Config, request: RunRequest) -> tuple[str, ...]:
         if request.scan_interval is not None:
             values.duration(request.scan_interval)
     except values.ValueRefused as exc:
-        raise InputError(f"--scan-interval: {exc}") from None
+        raise MalformedValue(f"--scan-interval: {exc}") from None
     try:
         values.speed(request.speed)
     except values.ValueRefused as exc:
-        raise InputError(f"--speed: {exc}") from None
+        raise MalformedValue(f"--speed: {exc}") from None
     return tuple(watch)
 
 
@@ -120,7 +120,10 @@ def run(config: Config, request: RunRequest) -> None:
     from spreadwatch.edges.store import PositionBook
 
     watch = _check(config, request)
-    address = parse_listen(request.listen)
+    try:
+        address = parse_listen(request.listen)
+    except InputError as exc:  # not HOST:PORT at all, whatever the network: the command line is wrong
+        raise MalformedValue(str(exc)) from None
     check_listen(address)  # before the book, the log or any directory is created
     provider = make_provider(request.source_spec)
     calendar = MarketCalendar.of(config)

@@ -12,6 +12,7 @@ docs/market.md explains every field and the staleness rule.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,7 @@ from spreadwatch.domain.market_rules import (
     auto_trend,
     current_until,
     flow_of,
+    impossible,
     known_at,
     unknown_reason,
 )
@@ -186,11 +188,17 @@ class MarketContext:
 
 class _Feeds:
     """The fetches of some data symbols: failures counted by kind and warned on transitions only, the newest finite
-    quote of each, whether each is up, and caches of bars that no longer change."""
+    quote of each, whether each is up, and caches of bars that no longer change.
 
-    def __init__(self, provider: Provider, symbols: tuple[str, ...]) -> None:
+    Every bar a provider hands in is judged here (market_rules.impossible; `levels` are the symbols that are
+    volatility index levels): one that cannot be true is counted once as `invalid` and passed on with its values
+    unknown (NaN), so nothing downstream ever takes it as data."""
+
+    def __init__(self, provider: Provider, symbols: tuple[str, ...], levels: frozenset[str] = frozenset()) -> None:
         self.provider = provider
         self.symbols = symbols
+        self.levels = levels
+        self._invalid_seen: set[tuple[str, date]] = set()  # (symbol, bar time or day) already counted
         self.last: dict[str, Quote] = {}  # newest finite quote per symbol
         self._errors: dict[str, Counter[str]] = {s: Counter() for s in symbols}
         self._last_success: dict[str, datetime] = {}
@@ -208,11 +216,13 @@ class _Feeds:
         self._round_ok = {s: True for s in self.symbols}
         self._round_kinds = {}
 
-    def fail(self, symbol: str, kind: str, detail: str = "") -> None:
-        """Count a failed fetch. Logged as a warning when the symbol starts failing or fails with a kind it did not
-        report in its last round; a repeat is DEBUG (the counters keep every one), the recovery INFO."""
+    def fail(self, symbol: str, kind: str, detail: str = "", *, down: bool = True) -> None:
+        """Count a failed fetch (`down`: the symbol gave no value this round). Logged as a warning when the symbol
+        starts failing or fails with a kind it did not report in its last round; a repeat is DEBUG (the counters
+        keep every one), the recovery INFO."""
         self._errors.setdefault(symbol, Counter())[kind] += 1
-        self._round_ok[symbol] = False
+        if down:
+            self._round_ok[symbol] = False
         self._streak[symbol] = self._streak.get(symbol, 0) + 1
         kinds = self._round_kinds.setdefault(symbol, set())
         repeat = kind in kinds or kind in self._failing.get(symbol, ())
@@ -246,6 +256,46 @@ class _Feeds:
             self.fail(symbol, "exception", f"{type(exc).__name__}: {exc}")
         return None
 
+    def _impossible(self, symbol: str, close: float | None, high: float | None = None, low: float | None = None,
+                    open_: float | None = None) -> str | None:
+        return impossible(close, open_=open_, high=high, low=low, level=symbol in self.levels)
+
+    def invalid(self, symbol: str, stamp: date, detail: str, *, down: bool) -> None:
+        """A bar that cannot be true: counted as `invalid` the first time it is met (the same bar fetched again, as
+        a quote and then among the session's bars, is one bad value), warned on once per episode like any failed
+        fetch. `down`: it was the symbol's newest value, so the symbol gave no value this round."""
+        if (symbol, stamp) in self._invalid_seen:
+            if down:  # still the newest value (no bar since): still down, the episode goes on
+                self._round_ok[symbol] = False
+                self._round_kinds.setdefault(symbol, set()).add("invalid")
+            return
+        self._invalid_seen.add((symbol, stamp))
+        self.fail(symbol, "invalid", detail, down=down)
+
+    def _screen_bars(self, symbol: str, bars: list[Bar]) -> list[Bar]:
+        """The session's bars with each one that cannot be true turned into a bar with no values."""
+        out = []
+        for bar in bars:
+            problem = self._impossible(symbol, bar.close, bar.high, bar.low)
+            if problem is None:
+                out.append(bar)
+                continue
+            self.invalid(symbol, bar.time, f"bar at {iso_utc(bar.time)}: {problem}", down=False)
+            out.append(Bar(bar.time, math.nan))
+        return out
+
+    def _screen_daily(self, symbol: str, bars: list[DailyBar]) -> list[DailyBar]:
+        """Daily bars with each one that cannot be true turned into a day with no values."""
+        out = []
+        for bar in bars:
+            problem = self._impossible(symbol, bar.close, bar.high, bar.low, bar.open)
+            if problem is None:
+                out.append(bar)
+                continue
+            self.invalid(symbol, bar.day, f"daily bar {bar.day.isoformat()}: {problem}", down=False)
+            out.append(DailyBar(bar.day, math.nan, math.nan, math.nan, math.nan))
+        return out
+
     def remember(self, symbol: str, quote: Quote) -> None:
         old = self.last.get(symbol)
         if quote.finite and (old is None or quote.time >= old.time):
@@ -254,6 +304,10 @@ class _Feeds:
     def refresh_quote(self, symbol: str, now: datetime) -> None:
         quote = self.fetch(symbol, "latest", now)
         if quote is None:
+            return
+        problem = self._impossible(symbol, quote.price, quote.high, quote.low)
+        if problem is not None:
+            self.invalid(symbol, quote.time, f"bar at {iso_utc(quote.time)}: {problem}", down=True)
             return
         if not quote.finite:
             self.fail(symbol, "nan", f"bar at {iso_utc(quote.time)}")
@@ -268,6 +322,7 @@ class _Feeds:
         bars = self.fetch(symbol, "intraday", day, now)
         if bars is None:
             return None
+        bars = self._screen_bars(symbol, bars)
         if closed:
             self._closed_intraday[(symbol, day)] = bars
             # Bounded: the sessions asked again and again are today's and yesterday's (older ones are asked once,
@@ -283,6 +338,7 @@ class _Feeds:
             bars = self.fetch(symbol, "daily", before, count)
             if bars is None:
                 return None
+            bars = self._screen_daily(symbol, bars)
             self._daily = {k: v for k, v in self._daily.items() if k[0] != symbol or k[2] != count}
             self._daily[key] = bars
         return self._daily[key]
@@ -331,7 +387,7 @@ class RegimeWatcher:
         self.calendar = calendar
         self.symbol = config.market.vix_symbol
         self.stale_after = timedelta(seconds=config.market.stale_after_seconds)
-        self.feeds = _Feeds(provider, (self.symbol,))
+        self.feeds = _Feeds(provider, (self.symbol,), levels=frozenset((self.symbol,)))
         self.reading: RegimeReading | None = None  # the latest; replaced whole (one reference assignment)
         self._lock = threading.Lock()
         self._started = False
@@ -432,7 +488,7 @@ class MarketWatcher:
         self.own_symbols = tuple(s for s in self.symbols if s != self.vix_symbol)
         self.trend_setting = trend or config.market.trend
         self.stale_after = timedelta(seconds=config.market.stale_after_seconds)
-        self.feeds = _Feeds(provider, self.own_symbols)
+        self.feeds = _Feeds(provider, self.own_symbols, levels=frozenset((self.vix_symbol, self.vol_symbol)))
         self._volume_today: tuple[date, SessionVolume] | None = None
         self._window: tuple[date, list[tuple[date, datetime, datetime]]] | None = None
         self._volume_days: dict[date, SessionVolume] = {}

@@ -1,5 +1,5 @@
 """The market context's pure rules: staleness, IV rank/percentile, flow, trend `auto`, cumulative volume (and a
-session's running volume totals, `SessionVolume`).
+session's running volume totals, `SessionVolume`), and what market data cannot be true.
 
 Values in, values out: no provider, clock or logging. `current_until` is the one staleness rule every part applies
 (the watcher to each value, the snapshot, the event log and the collector through the facts it carries).
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from spreadwatch.domain import values
 from spreadwatch.domain.display import duration_text
 
 if TYPE_CHECKING:
@@ -45,6 +46,23 @@ def unknown_reason(*, session: str, up: bool, age_seconds: float | None, current
 
 def _finite(value: float | None) -> bool:
     return value is not None and isinstance(value, int | float) and math.isfinite(value)
+
+
+def impossible(close: float | None, *, open_: float | None = None, high: float | None = None,
+               low: float | None = None, level: bool = False) -> str | None:
+    """Why a bar cannot be true market data, or None when it can: a price (a volatility index level with `level`)
+    that is not > 0, infinite or beyond its bound (domain/values.py: price, level), or a high below the low. A NaN
+    or missing field is "no value", judged elsewhere, not here."""
+    check = values.level if level else values.price
+    for name, value in (("close", close), ("open", open_), ("high", high), ("low", low)):
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            try:
+                check(value)
+            except values.ValueRefused as exc:
+                return f"{name} {exc}"
+    if _finite(high) and _finite(low) and high < low:  # type: ignore[operator]
+        return f"high {high:g} below low {low:g}"
+    return None
 
 
 def current_until(stamp: datetime | None, observed_at: datetime, stale_after: timedelta, *, session_open: bool,

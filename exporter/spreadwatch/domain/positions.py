@@ -20,7 +20,7 @@ from typing import Any
 
 from spreadwatch.domain import values
 from spreadwatch.domain.vocabulary import BANDS, FLOW_MODES, LEGS, SPREAD_TYPES, legs_for
-from spreadwatch.errors import InputError
+from spreadwatch.errors import InputError, MalformedValue
 
 STATUSES: tuple[str, ...] = ("open", "closed")
 
@@ -135,10 +135,20 @@ def _finite(name: str, value: Any) -> float:
 
 
 def _checked(name: str, check: Any, value: Any) -> Any:
+    """`check(value)` (a domain/values.py validator); a value it refuses is malformed on its own."""
     try:
         return check(value)
     except values.ValueRefused as exc:
-        raise InputError(f"{name}: {exc}") from None
+        raise MalformedValue(f"{name}: {exc}") from None
+
+
+def checked_id(name: str, value: Any) -> str:
+    """A position id (or the prefix of one): valid text of 1 to 64 letters, digits, `_`, `-` or `.`, the only ids a
+    book holds; MalformedValue naming `name` otherwise."""
+    text = _checked(name, values.text, value)
+    if not text or len(text) > 64 or not set(text) <= _ID_CHARS:
+        raise MalformedValue(f"{name}: {text!r} is not a usable id (letters, digits, _ - . only)")
+    return text  # type: ignore[no-any-return]
 
 
 def spread_width(spread: str, legs: dict[str, float | None]) -> float:
@@ -168,7 +178,7 @@ def validate(entry: PositionInput, *, tickers: Iterable[str], keep_given_risk: b
     _check_terms(entry, tuple(tickers))
     credit = _finite("--credit", entry.credit)
     if credit <= 0:
-        raise InputError(f"--credit: must be > 0 (dollars received for the whole position), got {entry.credit:g}")
+        raise MalformedValue(f"--credit: must be > 0 (dollars received for the whole position), got {entry.credit:g}")
     legs = _checked_legs(entry)
     max_credit = spread_width(entry.spread, legs) * 100 * entry.contracts
     if credit >= max_credit:
@@ -186,7 +196,7 @@ def validate(entry: PositionInput, *, tickers: Iterable[str], keep_given_risk: b
 def _given_risk(value: Any, expected: float, keep: bool, warnings: list[str]) -> float:
     risk = _finite("--risk", value)
     if risk <= 0:
-        raise InputError(f"--risk: must be > 0 (max loss in dollars for the whole position), got {value:g}")
+        raise MalformedValue(f"--risk: must be > 0 (max loss in dollars for the whole position), got {value:g}")
     if abs(risk - expected) <= RISK_TOLERANCE_DOLLARS:
         return risk
     text = (f"--risk {money(risk, sign=False)} disagrees with the strikes: width x 100 x contracts - credit = "
@@ -209,20 +219,21 @@ def risk_disagreement(entry: PositionInput) -> str | None:
 
 
 def _check_terms(entry: PositionInput, known: tuple[str, ...]) -> None:
-    """Ticker, spread type, band, flow mode, DTE and contracts."""
+    """Ticker (one of the config's: refused as InputError), spread type, band, flow mode, DTE and contracts (not
+    values of their kind: MalformedValue)."""
     if entry.ticker not in known:
         raise InputError(f"--ticker: unknown ticker {entry.ticker!r} (configured: {', '.join(known)})")
     if entry.spread not in SPREAD_TYPES:
-        raise InputError(f"--spread: unknown spread {entry.spread!r} (one of {', '.join(SPREAD_TYPES)})")
+        raise MalformedValue(f"--spread: unknown spread {entry.spread!r} (one of {', '.join(SPREAD_TYPES)})")
     if entry.band not in BANDS:
-        raise InputError(f"--band: unknown band {entry.band!r} (one of {', '.join(BANDS)})")
+        raise MalformedValue(f"--band: unknown band {entry.band!r} (one of {', '.join(BANDS)})")
     if entry.flow_mode not in FLOW_MODES:
-        raise InputError(f"--flow-mode: unknown flow mode {entry.flow_mode!r} (one of {', '.join(FLOW_MODES)})")
+        raise MalformedValue(f"--flow-mode: unknown flow mode {entry.flow_mode!r} (one of {', '.join(FLOW_MODES)})")
     if isinstance(entry.dte, bool) or not isinstance(entry.dte, int) or entry.dte < 0:
-        raise InputError(f"--dte: must be a whole number >= 0, got {entry.dte!r}")
+        raise MalformedValue(f"--dte: must be a whole number >= 0, got {entry.dte!r}")
     _checked("--dte", values.sessions, entry.dte)
     if isinstance(entry.contracts, bool) or not isinstance(entry.contracts, int) or entry.contracts < 1:
-        raise InputError(f"--contracts: must be a whole number >= 1, got {entry.contracts!r}")
+        raise MalformedValue(f"--contracts: must be a whole number >= 1, got {entry.contracts!r}")
     _checked("--contracts", values.contracts, entry.contracts)
     _checked("--note", values.text, entry.note or "")
 
@@ -541,9 +552,7 @@ class _Record:
         wanted = self.record.get("id")
         if wanted is None:
             return None
-        wanted = _checked("id", values.text, str(wanted))
-        if not wanted or len(wanted) > 64 or not set(wanted) <= _ID_CHARS:
-            raise InputError(f"id: {wanted!r} is not a usable id (letters, digits, _ - . only)")
+        wanted = checked_id("id", str(wanted))
         if wanted in seen:
             raise InputError(f"id: {wanted!r} appears twice")
         seen.add(wanted)

@@ -32,11 +32,11 @@ def classify(vix: float | None, boundaries: Mapping[str, float]) -> str | None:
 def step(previous: str | None, vix: float | None, boundaries: Mapping[str, float], hysteresis: float) -> str | None:
     """The regime after observing `vix`, given the last known regime.
 
-    Leave `previous` only when the VIX is past the boundary by `hysteresis` points; unknown VIX gives None (the
-    caller keeps `previous` as its last known regime).
+    Leave `previous` only when the VIX is past the boundary by `hysteresis` points; an unknown VIX, or one that
+    cannot be true (not > 0), gives None (the caller keeps `previous` as its last known regime).
     """
     raw = classify(vix, boundaries)
-    if raw is None:
+    if raw is None or vix is None or vix <= 0:
         return None
     if previous is None or raw == previous:
         return raw

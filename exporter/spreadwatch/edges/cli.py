@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from spreadwatch import __version__
-from spreadwatch.errors import SpreadwatchError
+from spreadwatch.errors import MalformedValue, SpreadwatchError
 
 # ----------------------------------------------------------------------------------------------------------------
 # Shared plumbing
@@ -43,16 +43,30 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Expected failures become one line on stderr and exit code 1; no traceback."""
+    """Expected failures become one line on stderr, no traceback: exit 2 for a malformed value (a usage error, as
+    click's own), 1 for the others (docs/positions.md, "Exit codes")."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except MalformedValue as exc:
+            raise click.UsageError(str(exc), click.get_current_context(silent=True)) from None
         except SpreadwatchError as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+class OnDisk(click.Path):
+    """A path option or argument. Any text is a well-formed path; what the disk holds there (a directory where a file
+    belongs, or the reverse) is refused as a missing or corrupt file is, exit 1, not as a usage error."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            raise click.ClickException(exc.format_message()) from None
 
 
 def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,7 +78,7 @@ def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
         "--db",
         "db_path",
         envvar="SPREADWATCH_DB",
-        type=click.Path(dir_okay=False),
+        type=OnDisk(dir_okay=False),
         help="SQLite position book (default: paths.database from config; env SPREADWATCH_DB).",
     )(func)
 
@@ -158,7 +172,7 @@ class OneLineErrors(click.Group):
     "--config",
     "config_path",
     envvar="SPREADWATCH_CONFIG",
-    type=click.Path(dir_okay=False),
+    type=OnDisk(dir_okay=False),
     help="YAML config file (env SPREADWATCH_CONFIG; default: embedded defaults).",
 )
 @click.pass_context
@@ -188,7 +202,7 @@ def check_event_calendar(config: Any) -> None:
 
 
 @config_group.command("check")
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.argument("file", required=False, type=OnDisk(dir_okay=False))
 @json_option
 @pass_ctx
 @handle_errors
@@ -244,7 +258,7 @@ def status(ctx: Context, ticker: str | None, source_spec: str | None, start_at: 
 
 
 @cli.command("scan")
-@click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
+@click.option("--grid", "grid_file", type=OnDisk(dir_okay=False),
               help="Grid CSV (canonical or an original format; default: paths.grid, else the bundled grid).")
 @ticker_option
 @click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
@@ -296,7 +310,7 @@ def scan_command(ctx: Context, grid_file: str | None, ticker: str | None, trend:
 @click.option("--listen", default="127.0.0.1:9877", show_default=True, metavar="HOST:PORT",
               help="Address of /, /metrics and /healthz (loopback by default).")
 @db_option
-@click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
+@click.option("--grid", "grid_file", type=OnDisk(dir_okay=False),
               help="Grid CSV (default: paths.grid, else the bundled grid).")
 @pass_ctx
 @handle_errors
@@ -356,7 +370,7 @@ def grid_group() -> None:
 @click.option("--end", "end", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="Last entry session.")
 @click.option("--source", "history_spec", default="yahoo", show_default=True, metavar="yahoo|csv:FILE",
               help="Daily history: the yahoo provider, or a CSV in the replay format.")
-@click.option("--chains", "chains_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--chains", "chains_dir", type=OnDisk(file_okay=False), default=None,
               help="Directory of option chain CSVs (timestamp,type,strike,bid,ask,expiration): credits from "
                    "quotes instead of the model.")
 @click.option("--dte", "dtes", default="0,1,3,5,10", show_default=True, callback=_csv_list(int, "--dte"),
@@ -366,9 +380,9 @@ def grid_group() -> None:
 @click.option("--widths", default=None, callback=_csv_list(float, "--widths"),
               help="Spread widths (index points), multiples of the ticker's strike increment "
                    "(default: 2, 5 and 10 increments: SPX 10,25,50).")
-@click.option("--out", default="grid.csv", show_default=True, type=click.Path(dir_okay=False),
+@click.option("--out", default="grid.csv", show_default=True, type=OnDisk(dir_okay=False),
               help="Canonical grid CSV to write.")
-@click.option("--report", default=None, type=click.Path(dir_okay=False), help="Also write a PNG report here.")
+@click.option("--report", default=None, type=OnDisk(dir_okay=False), help="Also write a PNG report here.")
 @pass_ctx
 @handle_errors
 def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, end: Any, history_spec: str,
@@ -386,7 +400,7 @@ def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, e
 
 
 @grid_group.command("show")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=OnDisk(dir_okay=False))
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
 @click.option("--all-rows", "include_impossible", is_flag=True, help="Keep impossible rows (credit > width...).")
 @click.option("--min-trades", type=click.IntRange(min=0), default=None,
@@ -442,7 +456,7 @@ def _accept_config_on_every_command(group: click.Group) -> None:
             _accept_config_on_every_command(command)
         else:
             command.params.insert(0, click.Option(
-                ["--config", "config_path"], type=click.Path(dir_okay=False), expose_value=False, is_eager=True,
+                ["--config", "config_path"], type=OnDisk(dir_okay=False), expose_value=False, is_eager=True,
                 callback=_set_config_path, help="YAML config file (also before the subcommand; env SPREADWATCH_CONFIG)."))
 
 

@@ -15,6 +15,7 @@ import click
 from spreadwatch.edges import cli as _cli
 from spreadwatch.edges.cli import (
     Context,
+    OnDisk,
     db_option,
     echo_json,
     handle_errors,
@@ -217,10 +218,10 @@ def positions_summary(ctx: Context, db_path: str | None, as_json: bool) -> None:
 @handle_errors
 def positions_history(ctx: Context, position_id: str, db_path: str | None, as_json: bool) -> None:
     """Every add/update/close of POSITION_ID: time, old and new P&L, note (append-only)."""
-    from spreadwatch.app.book import checked_text, open_book
-    from spreadwatch.domain.positions import money
+    from spreadwatch.app.book import open_book
+    from spreadwatch.domain.positions import checked_id, money
 
-    checked_text("position id", position_id)
+    checked_id("position id", position_id.strip())
     with open_book(_book_path(ctx, db_path), create=False, read_only=True) as book:
         position = book.get(position_id)
         entries = book.history(position.id)
@@ -262,7 +263,7 @@ def positions_check(ctx: Context, db_path: str | None) -> None:
 
 
 @positions_group.command("import")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=OnDisk(dir_okay=False))
 @db_option
 @pass_ctx
 @handle_errors

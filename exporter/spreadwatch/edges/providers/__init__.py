@@ -1,7 +1,9 @@
 """Market-data providers: one small interface, a live one (Yahoo) and a replayed one (CSV of bars).
 
 Owns the shape of market data the rest of the code sees (`Quote`, `Bar`, `DailyBar`), the failure report
-(`ProviderError` with a kind: empty | nan | exception | timeout | rate_limit) and `make_provider(spec)`.
+(`ProviderError` with a kind: empty | nan | invalid | exception | timeout | rate_limit) and `make_provider(spec)`.
+`invalid` is a value that cannot be true (a non-positive price, a high below the low): the market watcher judges
+every bar it is handed (domain/market_rules.impossible), so a provider passes such bars on as it got them.
 Must not: invent a value (a missing or NaN quote is reported, never replaced), read the clock (callers pass
 `now`), or import yfinance (only `providers/yahoo.py` does, lazily).
 
@@ -17,20 +19,23 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from spreadwatch.errors import InputError
+from spreadwatch.errors import MalformedValue
 
-FAILURE_KINDS: tuple[str, ...] = ("empty", "nan", "exception", "timeout", "rate_limit")
+FAILURE_KINDS: tuple[str, ...] = ("empty", "nan", "invalid", "exception", "timeout", "rate_limit")
 BUNDLED_REPLAY = "replay_sample.csv"
 
 
 @dataclass(frozen=True)
 class Quote:
-    """The newest bar of a symbol at or before some instant: its time and close (the price then)."""
+    """The newest bar of a symbol at or before some instant: its time and close (the price then), and the bar's
+    high and low where the provider has them (so a bar that cannot be true is told apart)."""
 
     symbol: str
     time: datetime
     price: float
     volume: float | None = None
+    high: float | None = None
+    low: float | None = None
 
     @property
     def finite(self) -> bool:
@@ -44,6 +49,8 @@ class Bar:
     time: datetime
     close: float
     volume: float | None = None
+    high: float | None = None
+    low: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,8 @@ def _finite(value: float | None) -> bool:
 
 
 def make_provider(spec: str | None) -> Provider:
-    """`yahoo` (live), `replay:FILE`, or None / `replay` for the bundled sample. Bad specs raise InputError."""
+    """`yahoo` (live), `replay:FILE`, or None / `replay` for the bundled sample. A spec that is none of them raises
+    MalformedValue (a missing FILE is the replay provider's DataError)."""
     from spreadwatch.config import bundled_path
 
     text = (spec or "replay").strip()
@@ -135,6 +143,6 @@ def make_provider(spec: str | None) -> Provider:
 
         path = text[len("replay:"):]
         if not path:
-            raise InputError("--source replay:FILE needs a file, e.g. replay:data/day.csv")
+            raise MalformedValue("--source replay:FILE needs a file, e.g. replay:data/day.csv")
         return ReplayProvider(Path(path))
-    raise InputError(f"unknown --source {text!r}; use yahoo, replay or replay:FILE")
+    raise MalformedValue(f"unknown --source {text!r}; use yahoo, replay or replay:FILE")

@@ -101,8 +101,8 @@ class ReplayProvider:
         i = bisect.bisect_right(times, now)
         if i == 0:
             raise ProviderError(symbol, "empty", f"no bar at or before {now.isoformat()}")
-        stamp, _o, _h, _l, close, volume = rows[i - 1]
-        return Quote(symbol, stamp, close, volume)
+        stamp, _o, high, low, close, volume = rows[i - 1]
+        return Quote(symbol, stamp, close, volume, high, low)
 
     def intraday(self, symbol: str, session: date, now: datetime) -> list[Bar]:
         times, rows = self._symbol_rows(symbol)
@@ -114,7 +114,7 @@ class ReplayProvider:
             start = datetime.combine(session, time(0, 0), tzinfo=ET).astimezone(UTC)
             end = datetime.combine(session + timedelta(days=1), time(0, 0), tzinfo=ET).astimezone(UTC)
             lo, hi = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
-            bars = [Bar(r[0], r[4], r[5]) for r in rows[lo:hi] if _et_date(r[0]) == session]
+            bars = [Bar(r[0], r[4], r[5], r[2], r[3]) for r in rows[lo:hi] if _et_date(r[0]) == session]
             made = ([b.time for b in bars], bars)
         kept[session] = made  # the most recently asked last
         for old in list(kept)[:-SESSIONS_KEPT]:
