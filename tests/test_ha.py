@@ -17,7 +17,7 @@ member has its own webhook path and puts its URL in emails, so the sinks tell wh
 4. A silence created on one member (through its API, on the member that would notify last) holds on the others.
 
 Latency from the exporter showing the condition to the notification, with and without the kills, is printed
-(`pytest -s`). Timers are short (scrape and evaluation 1 s, group_wait 6 s, peer timeout 2 s); every wait is for
+(`pytest -n 0 -s`). Timers are short (scrape and evaluation 1 s, group_wait 6 s, peer timeout 2 s); every wait is for
 a state (a notification arrived, a member count, a silence replicated), with generous timeouts.
 
 Two facts of Alertmanager's design shape the checks. A member waits position x peer timeout before it notifies,
