@@ -33,7 +33,11 @@ def test_the_bundled_calendar_names_its_sources_and_what_is_not_published():
     for source in ("Federal Reserve Board", "federalreserve.gov", "Bureau of Labor Statistics", "bls.gov",
                    "NYSE Group", "third Friday"):
         assert source in text
-    assert "has not published its 2027 CPI and" in text
+    # Each kind says what its dates were checked against; the BLS had not published 2027 dates.
+    for checked in ("news.release/archives/cpi_", "news.release/archives/empsit_", "cps/publications/release-calendar",
+                    "schedule/news_release/cpi.htm", "schedule/news_release/empsit.htm"):
+        assert checked in text
+    assert "2027 CPI and Employment Situation dates" in text
 
 
 def test_the_bundled_calendar_counts_per_kind_and_year():
@@ -60,6 +64,12 @@ def test_early_closes_are_exactly_the_exchange_calendars(cal):
         if (close - open_).total_seconds() < 6.5 * 3600:
             from_exchange.append(d)
     assert listed == from_exchange
+
+
+def test_the_june_2026_jobs_report_is_the_thursday_before_the_independence_day_holiday(cal):
+    jobs = {e.day for e in bundled_events() if e.kind == "jobs"}
+    assert not cal.is_session(date(2026, 7, 3))
+    assert date(2026, 7, 2) in jobs and date(2026, 7, 3) not in jobs
 
 
 def test_release_days_are_weekdays_and_one_per_month_at_most():
