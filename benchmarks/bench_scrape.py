@@ -34,13 +34,15 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import start_http_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from spreadwatch.edges.collector import Exposition, SnapshotCollector  # noqa: E402
 from spreadwatch.edges.server import ExporterServer  # noqa: E402
 from test_collector import NOW, context, snapshot  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_metrics import bare_registry  # noqa: E402  (the same series in a bare prometheus_client registry)
 
 
 def scenario(n_tickers: int, n_positions: int):  # noqa: ANN201 - a Snapshot
@@ -65,22 +67,6 @@ class StaticPage:
 
     def pieces(self, *, gzipped: bool = False) -> tuple[bytes, ...]:
         return (self.packed if gzipped else self.plain),
-
-
-def bare_registry(text: str) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    for family in text_string_to_metric_families(text):
-        labelnames = sorted({k for s in family.samples for k in s.labels})
-        if family.type == "counter":
-            metric = Counter(family.name, family.documentation or "x", labelnames, registry=registry)
-            for s in family.samples:
-                if s.name.endswith("_total"):
-                    (metric.labels(**s.labels) if labelnames else metric).inc(s.value)
-        else:
-            gauge = Gauge(family.name, family.documentation or "x", labelnames, registry=registry)
-            for s in family.samples:
-                (gauge.labels(**s.labels) if labelnames else gauge).set(s.value)
-    return registry
 
 
 def scrape(port: int, gzipped: bool) -> tuple[float, int]:

@@ -3,24 +3,16 @@ missing quote is flagged and gives no mark (the model mark stays)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from spreadwatch.domain.marks import LegQuote, market_mark, quote_flag
+from test_marks import Pos
 
 AT = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Pos:
-    contracts: int
-    credit: float
-    short_put: float | None = None
-    long_put: float | None = None
-    short_call: float | None = None
-    long_call: float | None = None
 
 
 CONDOR = Pos(2, 285.0, short_put=19500, long_put=19490, short_call=20500, long_call=20510)

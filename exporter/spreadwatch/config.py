@@ -293,19 +293,25 @@ def load_config_file(path: Path) -> Config:
     return dataclasses.replace(config, config_file=path)
 
 
+def read_text_file(path: Path, what: str, error: type[Exception]) -> str:
+    """The UTF-8 text of ``path``, or ``error`` with one line naming the file and what is wrong (``what`` names the
+    kind of file: "config file", "event calendar")."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {exc.strerror}") from None
+
+
 def read_yaml_file(path: Path, what: str) -> Any:
     """The parsed YAML document of ``path`` (``what`` names the kind of file in the errors: one line naming the file
     and, for bad YAML, the line)."""
     import yaml
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    text = read_text_file(path, what, ConfigError)
     try:
         return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:

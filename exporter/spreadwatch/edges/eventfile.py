@@ -29,14 +29,9 @@ def event_file_path(config: Config) -> Path:
 
 
 def read_event_file(path: Path) -> list[Event]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: event calendar not found") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the event calendar: {exc.strerror}") from None
+    from spreadwatch.config import read_text_file
+
+    text = read_text_file(path, "event calendar", DataError)
     events = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
