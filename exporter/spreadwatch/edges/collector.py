@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,6 +27,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from spreadwatch.app.snapshot import FAULT_KINDS
+from spreadwatch.domain.display import zone_offsets
 from spreadwatch.domain.vocabulary import FLOWS, REGIME_LEVEL, REGIMES, SESSION_PHASES, TRENDS
 from spreadwatch.edges.providers import FAILURE_KINDS
 
@@ -159,7 +161,24 @@ class SnapshotCollector(Collector):
         clock = ClockedGauge("spreadwatch_clock_timestamp_seconds",
                              "The exporter's clock (the replay clock when replaying); for display only.")
         clock.add([], lambda at: at.timestamp())
-        return [info, clock]
+        return [info, clock, self._display_zone(s, now)]
+
+    @staticmethod
+    def _display_zone(s: Snapshot, now: datetime) -> GaugeMetricFamily:
+        """The display zone's offsets around now, for the rules to attach to every alert (`display_zone`
+        annotation) so that notifications write the alert's instants in that zone."""
+        zone = s.config.display_timezone
+        offsets = zone_offsets(now, ZoneInfo(zone))
+        family = _g("spreadwatch_display_zone_info",
+                    "The display zone (display_timezone) now: its UTC offset and abbreviation, and the instant "
+                    "(UTC, empty if none within a year) its offset last changed with the offset and abbreviation "
+                    "before; always 1.",
+                    ("zone", "abbreviation", "offset_seconds", "changed", "previous_offset_seconds",
+                     "previous_abbreviation"))
+        changed = offsets.changed.strftime("%Y-%m-%dT%H:%M:%SZ") if offsets.changed else ""
+        family.add_metric([zone, offsets.abbreviation, str(offsets.offset_seconds), changed,
+                           str(offsets.previous_offset_seconds), offsets.previous_abbreviation], 1)
+        return family
 
     # ---- option chains (the market mark) -------------------------------------------------------------------
     def _chains(self, s: Snapshot, now: datetime) -> list[Family]:
