@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from spreadwatch.app.clock import command_now
 from spreadwatch.app.snapshot import FAULT_KINDS
 from spreadwatch.domain.display import zone_offsets
 from spreadwatch.domain.vocabulary import FLOWS, REGIME_LEVEL, REGIMES, SESSION_PHASES, TRENDS
@@ -108,9 +109,11 @@ Family = Metric | ClockedGauge
 class SnapshotCollector(Collector):
     """Yields every spreadwatch metric from `get_snapshot()`; `clock()` gives the exporter's now."""
 
-    def __init__(self, get_snapshot: Callable[[], Snapshot | None], clock: Callable[[], datetime]) -> None:
+    def __init__(self, get_snapshot: Callable[[], Snapshot | None], clock: Callable[[], datetime],
+                 wall: Callable[[], datetime] = command_now) -> None:
         self._get_snapshot = get_snapshot
         self._clock = clock
+        self._wall = wall  # the real clock (SPREADWATCH_NOW when set), which Prometheus and Alertmanager stamp with
 
     def describe(self) -> list[Metric]:
         return []  # unchecked collector: families depend on the snapshot
@@ -161,14 +164,15 @@ class SnapshotCollector(Collector):
         clock = ClockedGauge("spreadwatch_clock_timestamp_seconds",
                              "The exporter's clock (the replay clock when replaying); for display only.")
         clock.add([], lambda at: at.timestamp())
-        return [info, clock, self._display_zone(s, now)]
+        return [info, clock, self._display_zone(s)]
 
-    @staticmethod
-    def _display_zone(s: Snapshot, now: datetime) -> GaugeMetricFamily:
+    def _display_zone(self, s: Snapshot) -> GaugeMetricFamily:
         """The display zone's offsets around now, for the rules to attach to every alert (`display_zone`
-        annotation) so that notifications write the alert's instants in that zone."""
+        annotation) so that notifications write the alert's instants in that zone. Those instants are Prometheus's
+        and Alertmanager's, on the real clock even when the exporter replays a day: the offsets are the real
+        clock's too."""
         zone = s.config.display_timezone
-        offsets = zone_offsets(now, ZoneInfo(zone))
+        offsets = zone_offsets(self._wall(), ZoneInfo(zone))
         family = _g("spreadwatch_display_zone_info",
                     "The display zone (display_timezone) now: its UTC offset and abbreviation, and the instant "
                     "(UTC, empty if none within a year) its offset last changed with the offset and abbreviation "
