@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 import yaml
@@ -140,3 +142,28 @@ def test_grouping_and_repeats():
     assert exit_route["group_by"] == ["alertname", "ticker", "position_id"]
     assert exit_route["repeat_interval"] == "30m"
     assert config()["route"]["group_by"] == ["alertname", "ticker"]
+
+
+def all_utc_offsets() -> set[int]:
+    """Every UTC offset (seconds) of every IANA zone, 2025 to 2035."""
+    found = set()
+    for name in available_timezones():
+        zone, at = ZoneInfo(name), datetime(2025, 1, 1, tzinfo=UTC)
+        while at.year < 2036:
+            offset = at.astimezone(zone).utcoffset()
+            found.add(int(offset.total_seconds()) if offset is not None else 0)
+            at += timedelta(days=15)
+    return found
+
+
+def test_the_stamps_shift_by_every_offset_a_display_zone_can_have():
+    # Alertmanager 0.25 cannot convert zones: spreadwatch.started and spreadwatch.ended shift an alert's instants by
+    # the offset its display_zone annotation names, one branch per offset. Each branch adds exactly that offset, and
+    # every offset a zone has (or will have, as far as the tz database knows) has its branch in both.
+    text = (AM / "templates" / "spreadwatch.tmpl").read_text(encoding="utf-8")
+    for name in ("spreadwatch.started", "spreadwatch.ended"):
+        body = text.split(f'{{{{ define "{name}" -}}}}')[1].split("{{- end }}")[0]
+        branches = re.findall(r'else if eq \$o "(-?\d+)" }}{{ \$t = \$t\.Add (-?\d+) -}}', body)
+        assert all(int(shift) == int(offset) * 10**9 for offset, shift in branches), name
+        assert {int(offset) for offset, _ in branches} | {0} == all_utc_offsets(), name
+        assert 'if eq $o "0"' in body, name

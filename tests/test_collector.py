@@ -139,7 +139,7 @@ def test_cardinality_with_3_tickers_20_opportunities_50_positions():
         snap.config, tickers={**snap.config.tickers, "RUT": snap.config.tickers["SPX"]}))
     count = len(series(generate_latest(registry_for(snap)).decode()))
     # Stated in docs/exporter.md; a change here is a change of the cardinality contract.
-    assert count == 1942, count
+    assert count == 1943, count
 
 
 def documented_metric_names() -> set[str]:
@@ -314,3 +314,24 @@ def test_without_a_current_mark_the_exit_pnl_is_the_old_logged_pnl_unless_the_or
         Config(), exits=dataclasses.replace(Config().exits, pnl_sources=("model",))))
     text = generate_latest(registry_for(marks_only)).decode()
     assert "spreadwatch_position_exit_pnl_dollars{" not in text
+
+
+def test_the_display_zone_is_exported_at_the_real_clock():
+    # A replayed summer day watched in winter: the alerts' instants are Prometheus's, on the real clock, so the
+    # offsets the notifications shift them by are the real clock's (Pacific standard time), not the replay's.
+    snap = snapshot()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snap, lambda: datetime(2026, 7, 1, 16, tzinfo=UTC),
+                                        wall=lambda: datetime(2026, 12, 3, 13, tzinfo=UTC)))
+    (labels, value), = [(s.labels, s.value) for m in registry.collect() if m.name == "spreadwatch_display_zone_info"
+                        for s in m.samples]
+    assert value == 1
+    assert labels == {"zone": "America/Los_Angeles", "abbreviation": "PT", "offset_seconds": "-28800",
+                      "changed": "2026-11-01T09:00:00Z", "previous_offset_seconds": "-25200",
+                      "previous_abbreviation": "PT"}
+    london = dataclasses.replace(snap, config=dataclasses.replace(snap.config, display_timezone="Europe/London"))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: london, lambda: NOW, wall=lambda: datetime(2026, 7, 1, tzinfo=UTC)))
+    (labels,) = [s.labels for m in registry.collect() if m.name == "spreadwatch_display_zone_info" for s in m.samples]
+    assert (labels["abbreviation"], labels["offset_seconds"], labels["changed"], labels["previous_abbreviation"]) == \
+        ("BST", "3600", "2026-03-29T01:00:00Z", "GMT")

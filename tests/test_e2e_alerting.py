@@ -328,6 +328,9 @@ def write_replay_scenario(path: Path) -> None:
             out.write(line)
 
 
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"  # an alert line's instant (written in the display zone)
+
+
 def logged_headline(text: str, prefix: str, subject: str) -> bool:
     """The message starts with the exit's headline, which names its P&L as the logged one and its age (the exit
     P&L's source: a P&L logged moments ago is the freshest)."""
@@ -485,8 +488,10 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
             assert logged_headline(text, "[RESOLVED] [EXIT] ", subject_a), text
             # A resolved exit never claims the position was closed: the session's end or an exporter restart also
             # resolve it.
-            assert "UTC: the position was closed or its P&L moved back, or the session ended or the exporter stopped " \
-                   "reporting it; check `spreadwatch positions list`)" in text, text
+            # Its line gives when it started firing and when it resolved, in the display zone (Pacific).
+            assert re.search(rf"^\[{STAMP} PT\] \[RESOLVED\] .* \(no longer signalled since {STAMP} PT: the position "
+                             r"was closed or its P&L moved back, or the session ended or the exporter stopped "
+                             r"reporting it; check `spreadwatch positions list`\)$", text, re.M), text
             got, text = stack.wait_email("[RESOLVED]", f"Position {a}", after=t)
             record("position closed -> resolved by email", got, shown, t)
             assert logged_headline(text, "[spreadwatch] [RESOLVED] [EXIT] ", subject_a), text
@@ -508,7 +513,8 @@ def test_replayed_day_end_to_end(tmp_path, capsys):
             got, text = stack.wait_slack("[RESOLVED]", subject_risk, after=t)
             record("risk back under -> resolved on Slack", got, shown, t)
             assert text.startswith(f"[RESOLVED] [ERROR] {subject_risk}\n"), text
-            assert " (cleared 20" in text and "no longer signalled" not in text, text
+            assert re.search(rf"^\[{STAMP} PT\] \[RESOLVED\] .* \(cleared {STAMP} PT\)$", text, re.M), text
+            assert "no longer signalled" not in text, text
             got, _ = stack.wait_email("[RESOLVED]", subject_risk, after=t)
             record("risk back under -> resolved by email", got, shown, t)
 

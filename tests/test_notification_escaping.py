@@ -22,7 +22,9 @@ TEMPLATES = ROOT / "alertmanager" / "templates"
 TEMPLATE = TEMPLATES / "spreadwatch.tmpl"
 ESCAPE = "spreadwatch.slack.escape"
 # What a Slack define may call: its own escaped parts, and parts that print no label or annotation as it is (the
-# time and tag, the fixed "cleared" words, the dashboard address with its ticker percent-encoded).
+# time and tag, the fixed "cleared" words, the dashboard address with its ticker percent-encoded). The time's zone
+# abbreviation comes from the display_zone annotation only when that matches its form (digits, letters, + - : T Z),
+# else the time is written in UTC: nothing Slack reads as markup gets through.
 SLACK_SAFE_TEMPLATES = {"spreadwatch.stamp", "spreadwatch.tag", "spreadwatch.cleared", "spreadwatch.dashboard_url",
                         "spreadwatch.grafana_url"}
 VALUES = re.compile(r"\.(Labels|Annotations|CommonLabels|CommonAnnotations|GroupLabels)\b|^\.$")

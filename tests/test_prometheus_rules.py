@@ -32,6 +32,10 @@ META_ALERTS = {
     "SpreadwatchPrometheusDown", "SpreadwatchAlertmanagerNotDiscovered",
 }
 
+DISPLAY_ZONE = ('{{ with query "spreadwatch_display_zone_info" }}{{ with first . }}{{ .Labels.offset_seconds }} '
+                '{{ .Labels.abbreviation }} {{ .Labels.changed }} {{ .Labels.previous_offset_seconds }} '
+                '{{ .Labels.previous_abbreviation }}{{ end }}{{ end }}')
+
 promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
 
 
@@ -111,6 +115,11 @@ def test_alert_has_labels_and_annotations(rule):
     for key in ("summary", "description", "runbook_url"):
         assert annotations.get(key, "").strip(), f"{rule['alert']}: annotation {key} missing"
     assert annotations["runbook_url"] == RUNBOOK_BASE + rule["alert"].lower()
+    # The display zone for the notification's times (alertmanager/templates/spreadwatch.tmpl, spreadwatch.started):
+    # every alert whose line is stamped carries it, the same words in each; the lines of an opportunity and of the
+    # digests are not stamped (a digest's own text writes its times in the display zone).
+    if rule["labels"]["category"] not in ("opportunity", "digest"):
+        assert annotations.get("display_zone") == DISPLAY_ZONE, f"{rule['alert']}: annotation display_zone"
 
 
 def test_every_alert_has_a_runbook_heading():

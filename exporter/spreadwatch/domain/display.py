@@ -6,7 +6,8 @@ Machine formats (JSON, metrics) stay UTC and do not use this module. Pure: value
 from __future__ import annotations
 
 import re
-from datetime import datetime, tzinfo
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 
 # Daylight and standard abbreviations of a North American zone (PST/PDT, EST/EDT, AKST/AKDT...) share one
 # generic form (PT, ET, AKT): a trader says "10:30 ET" all year.
@@ -40,3 +41,41 @@ def duration_text(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class ZoneOffsets:
+    """What a notification needs to write an alert's instants in the display zone itself (Alertmanager's templates
+    cannot convert zones): the zone's UTC offset and abbreviation at `now`, and, when the offset last changed within
+    the past year (a daylight-saving change), that instant and the offset and abbreviation before it."""
+
+    offset_seconds: int
+    abbreviation: str
+    changed: datetime | None
+    previous_offset_seconds: int
+    previous_abbreviation: str
+
+
+def _offset(value: datetime, zone: tzinfo) -> int:
+    delta = value.astimezone(zone).utcoffset()
+    return int(delta.total_seconds()) if delta is not None else 0
+
+
+def zone_offsets(now: datetime, zone: tzinfo) -> ZoneOffsets:
+    """The display zone's offsets around `now` (an aware instant). The last change is found day by day over the past
+    year (offsets change at most a few times a year), then to the second."""
+    current = _offset(now, zone)
+    local = now.astimezone(zone)
+    later = now
+    for _ in range(366):
+        earlier = later - timedelta(days=1)
+        if _offset(earlier, zone) != current:
+            while later - earlier > timedelta(seconds=1):  # the offset is `current` at `later`, not at `earlier`
+                middle = earlier + (later - earlier) / 2
+                earlier, later = (earlier, middle) if _offset(middle, zone) == current else (middle, later)
+            changed = later.astimezone(UTC).replace(microsecond=0)
+            before = earlier.astimezone(zone)
+            return ZoneOffsets(current, zone_abbreviation(local), changed, _offset(earlier, zone),
+                               zone_abbreviation(before))
+        later = earlier
+    return ZoneOffsets(current, zone_abbreviation(local), None, current, zone_abbreviation(local))

@@ -19,13 +19,16 @@ import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from spreadwatch.app.clock import command_now
 from spreadwatch.app.snapshot import FAULT_KINDS
+from spreadwatch.domain.display import zone_offsets
 from spreadwatch.domain.vocabulary import FLOWS, REGIME_LEVEL, REGIMES, SESSION_PHASES, TRENDS
 from spreadwatch.edges.providers import FAILURE_KINDS
 
@@ -106,9 +109,11 @@ Family = Metric | ClockedGauge
 class SnapshotCollector(Collector):
     """Yields every spreadwatch metric from `get_snapshot()`; `clock()` gives the exporter's now."""
 
-    def __init__(self, get_snapshot: Callable[[], Snapshot | None], clock: Callable[[], datetime]) -> None:
+    def __init__(self, get_snapshot: Callable[[], Snapshot | None], clock: Callable[[], datetime],
+                 wall: Callable[[], datetime] = command_now) -> None:
         self._get_snapshot = get_snapshot
         self._clock = clock
+        self._wall = wall  # the real clock (SPREADWATCH_NOW when set), which Prometheus and Alertmanager stamp with
 
     def describe(self) -> list[Metric]:
         return []  # unchecked collector: families depend on the snapshot
@@ -159,7 +164,25 @@ class SnapshotCollector(Collector):
         clock = ClockedGauge("spreadwatch_clock_timestamp_seconds",
                              "The exporter's clock (the replay clock when replaying); for display only.")
         clock.add([], lambda at: at.timestamp())
-        return [info, clock]
+        return [info, clock, self._display_zone(s)]
+
+    def _display_zone(self, s: Snapshot) -> GaugeMetricFamily:
+        """The display zone's offsets around now, for the rules to attach to every alert (`display_zone`
+        annotation) so that notifications write the alert's instants in that zone. Those instants are Prometheus's
+        and Alertmanager's, on the real clock even when the exporter replays a day: the offsets are the real
+        clock's too."""
+        zone = s.config.display_timezone
+        offsets = zone_offsets(self._wall(), ZoneInfo(zone))
+        family = _g("spreadwatch_display_zone_info",
+                    "The display zone (display_timezone) now: its UTC offset and abbreviation, and the instant "
+                    "(UTC, empty if none within a year) its offset last changed with the offset and abbreviation "
+                    "before; always 1.",
+                    ("zone", "abbreviation", "offset_seconds", "changed", "previous_offset_seconds",
+                     "previous_abbreviation"))
+        changed = offsets.changed.strftime("%Y-%m-%dT%H:%M:%SZ") if offsets.changed else ""
+        family.add_metric([zone, offsets.abbreviation, str(offsets.offset_seconds), changed,
+                           str(offsets.previous_offset_seconds), offsets.previous_abbreviation], 1)
+        return family
 
     # ---- option chains (the market mark) -------------------------------------------------------------------
     def _chains(self, s: Snapshot, now: datetime) -> list[Family]:
