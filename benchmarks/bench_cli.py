@@ -29,11 +29,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_positions import READ, build_book, compile_package  # noqa: E402  (the same book and read script)
+from bench_positions import READ, build_book, compile_package, wall  # noqa: E402  (the same book, read script, timer)
 
 BIN = Path(sys.executable).parent
 PY = sys.executable
@@ -68,12 +67,6 @@ conn.execute("COMMIT")
 print(pid)
 """
 
-
-
-def wall(command: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - t0
 
 
 def check_same_answer(sw: str, db: str, env: dict[str, str]) -> None:
