@@ -1,3 +1,3 @@
-from spreadwatch.edges.cli import main
+from spreadwatch.edges.cli_fast import main
 
 main()

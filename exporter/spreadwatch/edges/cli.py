@@ -9,7 +9,6 @@ at module level) so `positions list` starts fast; heavy modules are imported ins
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,26 +16,12 @@ from typing import Any
 import click
 
 from spreadwatch import __version__
+from spreadwatch.edges import cli_book
+from spreadwatch.edges.cli_book import Context
 from spreadwatch.errors import MalformedValue, SpreadwatchError
 
 # ----------------------------------------------------------------------------------------------------------------
 # Shared plumbing
-
-
-class Context:
-    """What every command may need, resolved lazily from the global options."""
-
-    def __init__(self, config_path: str | None) -> None:
-        self.config_path = config_path
-        self._config: Any = None
-
-    @property
-    def config(self) -> Any:
-        if self._config is None:
-            from spreadwatch.config import load_config
-
-            self._config = load_config(self.config_path)
-        return self._config
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -69,22 +54,31 @@ class OnDisk(click.Path):
             raise click.ClickException(exc.format_message()) from None
 
 
-def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")(func)
+_KINDS: dict[str, dict[str, Any]] = {"int": {"type": int}, "float": {"type": float}, "text": {},
+                                      "flag": {"is_flag": True}}
 
 
-def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db",
-        "db_path",
-        envvar="SPREADWATCH_DB",
-        type=OnDisk(dir_okay=False),
-        help="SQLite position book (default: paths.database from config; env SPREADWATCH_DB).",
-    )(func)
+def click_option(opt: cli_book.Opt) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click option of a declaration in edges/cli_book.py (the fast parser reads the same one)."""
+    kwargs: dict[str, Any] = {"help": opt.help, **_KINDS.get(opt.kind, {})}
+    if opt.kind == "path":
+        kwargs["type"] = OnDisk(dir_okay=False)
+    if opt.required:
+        kwargs["required"] = True
+    if opt.default is not cli_book.MISSING:
+        kwargs["default"] = opt.default
+    if opt.show_default:
+        kwargs["show_default"] = True
+    if opt.metavar is not None:
+        kwargs["metavar"] = opt.metavar
+    if opt.envvar is not None:
+        kwargs["envvar"] = opt.envvar
+    return click.option(opt.flag, opt.dest, **kwargs)
 
 
-def ticker_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--ticker", default=None, help="Ticker from config (default: the first watched ticker).")(func)
+json_option = click_option(cli_book.JSON)
+db_option = click_option(cli_book.DB)
+ticker_option = click_option(cli_book.TICKER)
 
 
 def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -132,8 +126,7 @@ def _values() -> Any:
     return values
 
 
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+echo_json = cli_book.echo_json
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -168,13 +161,7 @@ class OneLineErrors(click.Group):
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spreadwatch")
-@click.option(
-    "--config",
-    "config_path",
-    envvar="SPREADWATCH_CONFIG",
-    type=OnDisk(dir_okay=False),
-    help="YAML config file (env SPREADWATCH_CONFIG; default: embedded defaults).",
-)
+@click_option(cli_book.ROOT_CONFIG)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """spreadwatch: alert-only monitor for index credit spreads. It never places a trade."""
@@ -457,7 +444,7 @@ def _accept_config_on_every_command(group: click.Group) -> None:
         else:
             command.params.insert(0, click.Option(
                 ["--config", "config_path"], type=OnDisk(dir_okay=False), expose_value=False, is_eager=True,
-                callback=_set_config_path, help="YAML config file (also before the subcommand; env SPREADWATCH_CONFIG)."))
+                callback=_set_config_path, help=cli_book.CONFIG.help))
 
 
 # Register the positions group and check-alerting on `cli`.
