@@ -282,7 +282,7 @@ def test_the_exit_pnl_is_the_logged_pnl_while_fresh_then_the_model_mark_with_its
     assert fresh.get_sample_value("spreadwatch_position_exit_pnl_age_seconds", {**labels, "source": "logged"}) == 600
     assert fresh.get_sample_value("spreadwatch_position_exit_pnl_dollars", {**labels, "source": "model"}) is None
 
-    old = dataclasses.replace(position(0), pnl_updated_at=NOW - timedelta(minutes=121))  # past pnl_stale_after 120
+    old = position(0).replace(pnl_updated_at=NOW - timedelta(minutes=121))  # past pnl_stale_after 120
     stale_logged = snapshot(n_positions=1, contexts={"NDX": ctx}, calendar=calendar,
                             positions=(OpenPosition(old, 2, NOW + timedelta(days=3)),))
     reg = registry_for(stale_logged, now=NOW + timedelta(seconds=15))
@@ -304,7 +304,7 @@ def test_the_exit_pnl_is_the_logged_pnl_while_fresh_then_the_model_mark_with_its
 
 
 def test_without_a_current_mark_the_exit_pnl_is_the_old_logged_pnl_unless_the_order_leaves_it_out():
-    old = dataclasses.replace(position(0), pnl_updated_at=NOW - timedelta(hours=5))
+    old = position(0).replace(pnl_updated_at=NOW - timedelta(hours=5))
     no_vol = snapshot(n_positions=1, positions=(OpenPosition(old, 2, NOW + timedelta(days=3)),))  # no vol index
     labels = {"position_id": "p0000", "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
     reg = registry_for(no_vol)

@@ -3,7 +3,6 @@ original system's positions.json. No database, clock or calendar here (the calen
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -38,19 +37,19 @@ def condor(**changes) -> PositionInput:
     """The README's example: 2 NDX iron condors, 100 points wide on each side."""
     base = PositionInput(ticker="NDX", spread="iron_condor", band="P98", flow_mode="with_flow", dte=3, contracts=2,
                          credit=285.0, risk=None, short_put=19500, long_put=19400, short_call=20500, long_call=20600)
-    return dataclasses.replace(base, **changes)
+    return base.replace(**changes)
 
 
 def put_spread(**changes) -> PositionInput:
     base = PositionInput(ticker="NDX", spread="put_spread", band="P97", flow_mode="neutral", dte=5, contracts=3,
                          credit=150.0, risk=None, short_put=19800, long_put=19700)
-    return dataclasses.replace(base, **changes)
+    return base.replace(**changes)
 
 
 def call_spread(**changes) -> PositionInput:
     base = PositionInput(ticker="SPX", spread="call_spread", band="P99", flow_mode="against_flow", dte=1,
                          contracts=1, credit=120.0, risk=None, short_call=6100, long_call=6110)
-    return dataclasses.replace(base, **changes)
+    return base.replace(**changes)
 
 
 def rejected(entry: PositionInput) -> str:
@@ -68,7 +67,7 @@ def position(**changes) -> Position:
         risk=19715.0, pnl=0.0, pnl_updated_at=None, status="open", short_put=19500.0, long_put=19400.0,
         short_call=20500.0, long_call=20600.0, note="", closed_at=None,
     )
-    return dataclasses.replace(base, **changes)
+    return base.replace(**changes)
 
 
 # ---- validation: good input ----------------------------------------------------------------------------------

@@ -13,14 +13,17 @@ in the book with its final P&L), said as "expired N session(s) ago", never as a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any
 
 from spreadwatch.domain import values
+from spreadwatch.domain.records import Record
 from spreadwatch.domain.vocabulary import BANDS, FLOW_MODES, LEGS, SPREAD_TYPES, legs_for
 from spreadwatch.errors import InputError, MalformedValue
+
+TYPE_CHECKING = False  # typing and dataclasses cost start-up time `positions list` feels (domain/records.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 STATUSES: tuple[str, ...] = ("open", "closed")
 
@@ -34,8 +37,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(Record):
     id: str
     ticker: str
     spread: str
@@ -67,15 +69,14 @@ class Position:
         return computed_risk(self.spread, {leg: getattr(self, leg) for leg in LEGS}, self.contracts, self.credit)
 
     def to_json(self) -> dict[str, Any]:
-        plain = asdict(self)
+        plain = self.as_dict()
         for key in ("entry_time", "pnl_updated_at", "closed_at", "expiry"):
             value = plain[key]
             plain[key] = value.isoformat() if value is not None else None
         return {key: plain[key] for key in JSON_KEYS}
 
 
-@dataclass(frozen=True)
-class PositionInput:
+class PositionInput(Record):
     """What a trader types for `positions add` (or one record of an imported file), before validation."""
 
     ticker: str
@@ -93,8 +94,7 @@ class PositionInput:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class ExitSignal:
+class ExitSignal(Record):
     reason: str  # profit_target | stop_loss | time_exit | expiry_day | expired
     detail: str  # the sentence an alert and the CLI print
 
@@ -103,8 +103,7 @@ class ExitSignal:
         return self.reason.replace("_", " ")
 
 
-@dataclass(frozen=True)
-class Summary:
+class Summary(Record):
     total_count: int
     open_count: int
     closed_count: int
@@ -280,8 +279,7 @@ def exit_thresholds(position: Position, exits: Any) -> tuple[float, float]:
 PNL_SOURCES: tuple[str, ...] = ("logged", "market", "model")
 
 
-@dataclass(frozen=True)
-class PnlReading:
+class PnlReading(Record):
     """A P&L of a whole position from one source, and the instant it describes (the logged P&L: when it was
     logged; a mark: the stamp of the oldest market value it was computed from). None: an instant not known."""
 

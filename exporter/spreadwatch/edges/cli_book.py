@@ -182,13 +182,14 @@ def close(ctx: Context, *, position_id: str, pnl: float, note: str, db_path: str
 
 def read_book(ctx: Context, db_path: str | None, include_closed: bool) -> list[Position]:
     """Positions for list/summary; a book that does not exist yet is empty (a corrupt one is an error)."""
-    from spreadwatch.app.book import read_positions_if_any
+    from spreadwatch.edges.store import read_positions  # not app/book.py: it imports json and typing
 
     path = book_path(ctx, db_path)
     if not path.exists():
         echo(f"(no position book at {path} yet: `spreadwatch positions add` creates it)", err=True)
+        return []
     problems: list[str] = []
-    positions = read_positions_if_any(path, include_closed=include_closed, problems=problems)
+    positions = read_positions(path, include_closed=include_closed, problems=problems)
     for problem in problems:
         echo(f"warning: {safe(problem)}; left out (`spreadwatch positions check` lists such rows)", err=True)
     return positions

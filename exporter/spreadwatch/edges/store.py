@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
-from spreadwatch.domain.positions import Position, PositionInput
+from spreadwatch.domain.positions import Position
+from spreadwatch.domain.records import Record
 from spreadwatch.errors import DataError, InputError
+
+TYPE_CHECKING = False  # typing and dataclasses cost start-up time `positions list` feels (domain/records.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from spreadwatch.domain.positions import PositionInput
 
 APPLICATION_ID = 0x53505754  # "SPWT" in the SQLite header: this file is a spreadwatch position book
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -38,8 +43,7 @@ COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
+class HistoryEntry(Record):
     seq: int
     position_id: str
     time: datetime
@@ -292,8 +296,7 @@ def read_positions(path: Path | str, *, include_closed: bool = True, timeout: fl
         _tidy_after_read(path, had_side_files)
 
 
-@dataclass(frozen=True)
-class BookRead:
+class BookRead(Record):
     """What the exporter needs of the book: the open positions (oldest entry first) and the closed ones as their
     count and the sum of their P&L (malformed rows left out, as `read_positions` leaves them out)."""
 
