@@ -35,6 +35,9 @@ class Record:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         fields = self._fields
+        if len(args) == len(fields) and not kwargs:  # every field given in order: rows read from the book
+            object.__setattr__(self, "__dict__", dict(zip(fields, args, strict=True)))
+            return
         if len(args) > len(fields):
             raise TypeError(f"{type(self).__name__}() takes {len(fields)} arguments, {len(args)} given")
         values = dict(zip(fields, args, strict=False))

@@ -3,7 +3,9 @@
 Owns argument parsing, turning `SpreadwatchError` into one-line errors with a non-zero exit, and choosing text or
 JSON output. All behaviour lives in the library (app/status.py, app/scan.py, app/book.py, app/runner.py,
 app/gridbuild.py); the positions group is edges/cli_positions.py. Imports here stay light (no pandas, yfinance or calendar
-at module level) so `positions list` starts fast; heavy modules are imported inside the commands that need them.
+at module level); heavy modules are imported inside the commands that need them. The console script is
+edges/cli_fast.py: it runs the well-formed command lines of the everyday position commands without click and hands
+every other command line to `main()` here.
 """
 
 from __future__ import annotations

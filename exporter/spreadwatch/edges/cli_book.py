@@ -106,9 +106,12 @@ def echo_json(data: Any) -> None:
 
 def safe(text: object) -> str:
     """Text from the book or the config as printed: control characters (a terminal's escape sequences) escaped."""
+    plain = str(text)
+    if plain.isascii() and plain.isprintable():  # nothing to escape: the common case, a table of 1,000 rows
+        return plain
     from spreadwatch.domain.values import printable
 
-    return printable(str(text))
+    return printable(plain)
 
 
 def now() -> Any:

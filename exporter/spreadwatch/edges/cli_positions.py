@@ -1,9 +1,11 @@
 """`spreadwatch positions ...`: the position book's commands (decorators, arguments and output only).
 
-Every command stays light: no pandas, numpy, exchange_calendars or sqlite-utils import (the book is read and written
-through the standard library's sqlite3, the expiry comes from the bundled session table), so they start within a
-few times a bare sqlite3 script (benchmarks/bench_cli.py, benchmarks/bench_positions.py). What the commands decide
-is app/book.py's.
+`add`, `update`, `close`, `list` and `summary` are built from their declarations in edges/cli_book.py, which also
+holds what they do; edges/cli_fast.py runs their well-formed command lines without click, this module everything
+else (help, usage errors) and the other commands. None of them imports pandas, numpy, exchange_calendars or
+sqlite-utils (the book is read and written through the standard library's sqlite3, the expiry comes from the
+bundled session table), so they start within a few times a bare sqlite3 script (benchmarks/bench_cli.py,
+benchmarks/bench_positions.py). What the commands decide is app/book.py's.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ would multiply the start-up time of `positions list`, `add`, `update` and `close
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -28,7 +29,7 @@ from spreadwatch.errors import DataError, InputError
 
 TYPE_CHECKING = False  # typing and dataclasses cost start-up time `positions list` feels (domain/records.py)
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from spreadwatch.domain.positions import PositionInput
@@ -202,8 +203,47 @@ def _shown(value: Any) -> str:
 _TEXT_FIELDS = ("id", "ticker", "spread", "band", "flow_mode", "status")
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+def _stamp(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _strike(value: Any) -> float | None:
+    return None if value is None else _finite(value)
+
+
+def _note(value: Any) -> str:
+    return "" if value is None else _text(value)
+
+
+# Each column's conversion, in COLUMNS order (which is Position's field order): `_checked_position`'s, applied
+# in one pass.
+_CONVERSIONS: tuple[Callable[[Any], Any], ...] = (_text, _text, _text, _text, _text, int, int, _stamp, date.fromisoformat, lambda v: _finite(v),
+                lambda v: _finite(v), lambda v: _finite(v), _stamp, _text, _strike, _strike, _strike, _strike, _note,
+                _stamp)
+
+
 def _position(row: sqlite3.Row | tuple[Any, ...]) -> Position:
-    """A row as a Position; MalformedRow naming the id and the first field that cannot be read."""
+    """A row as a Position; MalformedRow naming the id and the first field that cannot be read. A well-formed row
+    is converted in one pass (1,000 rows are read for `positions list --include-closed`); any other is converted
+    field by field to name the one at fault."""
+    if len(row) == len(_CONVERSIONS):
+        try:
+            return Position(*[convert(value) for convert, value in zip(_CONVERSIONS, row, strict=True)])
+        except (ValueError, TypeError, OverflowError):
+            pass
+    return _checked_position(row)
+
+
+def _checked_position(row: sqlite3.Row | tuple[Any, ...]) -> Position:
     values = dict(zip(COLUMNS, row, strict=True))
 
     def field(key: str, convert: Any) -> Any:
@@ -242,8 +282,6 @@ def _position(row: sqlite3.Row | tuple[Any, ...]) -> Position:
 
 
 def _finite(value: Any) -> float:
-    import math
-
     if isinstance(value, str | bytes):
         raise TypeError(value)
     number = float(value)
