@@ -180,7 +180,7 @@ def console_script() -> str:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
     (entrypoint,) = exec_form("ENTRYPOINT")[:1]
     assert entrypoint in scripts, f"ENTRYPOINT {entrypoint} is not a console script of the distribution"
-    assert scripts[entrypoint] == "spreadwatch.edges.cli:main"
+    assert scripts[entrypoint] == "spreadwatch.edges.cli_fast:main"  # which hands `run` to the click CLI
     return entrypoint
 
 
