@@ -197,8 +197,7 @@ class Service:
         self._marks: dict[str, Any] = {}
         # Read once at start: a missing or malformed event calendar stops the start with the file and line named.
         self.events = load_event_calendar(config, calendar)
-        # One fetch worker per ticker for the life of the service (started at its first fetch). A service dropped
-        # without close() still retires them (`weakref.finalize`).
+        # One fetch worker per ticker for the service's life, retired by close() or when the service is dropped.
         self.fetch_workers = {t: FetchWorker(w.update, t) for t, w in self.watchers.items()}
         self._retire_workers = weakref.finalize(self, _retire, list(self.fetch_workers.values()))
         self._timeouts: dict[str, int] = {}  # symbol -> fetches that missed the deadline
