@@ -43,7 +43,8 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 class FaultyProvider:
-    """Wraps the NDX replay day; `mode` (None | raise | hang | empty | nan) makes every intraday call fail. A hung
+    """Wraps the NDX replay day; `mode` (None | raise | hang | empty | nan) makes every intraday call (of the symbols in
+    `only`, when set) fail. A hung
     call returns when `release` is set; `wait_idle()` then waits until the fetch workers that called it are idle."""
 
     def __init__(self, inner: Any | None = None) -> None:
@@ -51,6 +52,7 @@ class FaultyProvider:
         self.label = self.inner.label
         self.description = self.inner.description
         self.mode: str | None = None
+        self.only: set[str] | None = None  # the symbols `mode` applies to (None: every symbol)
         self.release = threading.Event()
         self.calls = 0
         self._callers: set[threading.Thread] = set()
@@ -61,6 +63,8 @@ class FaultyProvider:
     def _fault(self, symbol: str) -> None:
         self.calls += 1
         self._callers = {t for t in self._callers if t.is_alive()} | {threading.current_thread()}
+        if self.only is not None and symbol not in self.only:
+            return
         if self.mode == "raise":
             raise ProviderError(symbol, "exception", "injected")
         if self.mode == "empty":
