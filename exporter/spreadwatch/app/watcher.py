@@ -408,7 +408,7 @@ def _aware_utc(now: datetime) -> datetime:
 class RegimeWatcher:
     """The VIX regime of the whole process: one per VIX symbol (`market.vix_symbol`), shared by every ticker's
     watcher, so the VIX is fetched and the hysteresis rule stepped once per cycle. `update(now)` is safe to call
-    from every ticker's fetch thread: the first call for an instant does the work, the others get its reading."""
+    from every ticker's fetch worker: the first call for an instant does the work, the others get its reading."""
 
     def __init__(self, config: Config, provider: Provider, calendar: MarketCalendar) -> None:
         self.config = config

@@ -1,7 +1,7 @@
 """One provider call per question per market cycle, shared by every ticker that asks it.
 
-Tickers share data symbols (every ticker's regime reads ^VIX; SPX and XSP share ^GSPC and SPY): the loop's fetch
-threads run at once, and without this each would ask the provider the same question in the same cycle. `SharedFetches`
+Tickers share data symbols (every ticker's regime reads ^VIX; SPX and XSP share ^GSPC and SPY): the tickers' fetch
+workers run at once, and without this each would ask the provider the same question in the same cycle. `SharedFetches`
 wraps a provider: the first thread to ask a question in a cycle (`latest`, `intraday` or `daily` with the same
 arguments) calls the provider; the others wait for that call and get its answer, or its failure (each ticker still
 counts the failure of its own source). `begin_cycle()` forgets the answers, so the next cycle asks again.
