@@ -11,16 +11,24 @@ and fails if that is not all of them past the first session's start).
 
 RSS (psutil) at cycle 1,000 (everything built and warm) and at the end. Target: growth under 2 %. The baseline is
 the same process at cycle 1,000: memory that grows with the cycles is what would exhaust a long-running exporter.
-Usage: python benchmarks/bench_memory.py [--cycles 10000] [--checkpoint 1000] [--scan-every 5]
+`--trace` (diagnostics; the figures are the same run's) also prints, every checkpoint and at each cycle at which
+RSS rose 256 KiB or more past its highest so far: the replayed instant, whether the scan ran, the live threads,
+Python's small-object arenas (current and most), and glibc's own account of its heap (`mallinfo2`: bytes obtained
+from the system in arenas and in mmap'd blocks, bytes in use, bytes free). Together they tell memory the program
+holds from memory an allocator keeps.
+Usage: python benchmarks/bench_memory.py [--cycles 10000] [--checkpoint 1000] [--scan-every 5] [--trace]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import math
 import random
 import sys
 import tempfile
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -82,6 +90,58 @@ def add_positions(service, entry_time) -> None:  # type: ignore[no-untyped-def]
             book.add(entry, entry_time=entry_time, expiry=LAST_DAY + timedelta(days=7), now=entry_time)
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_account():  # type: ignore[no-untyped-def]
+    """glibc's `mallinfo2()` (the heap malloc serves; Python's own arenas are mapped apart) as a function returning (arena, mmap'd, in use, free) bytes; None off glibc."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+
+    def account() -> tuple[int, int, int, int]:
+        info = libc.mallinfo2()
+        return info.arena, info.hblkhd, info.uordblks, info.fordblks
+
+    return account
+
+
+def pymalloc_arenas() -> str:
+    """Python's small-object allocator's arenas now and at most (from `sys._debugmallocstats`, which writes to the
+    process's stderr): arenas stay while any object in them lives, so they can outlast the objects' count."""
+    import os
+
+    with tempfile.TemporaryFile() as out:
+        saved = os.dup(2)
+        try:
+            sys.stderr.flush()
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        stats = dict((k.strip(), v) for k, v in (line.split("=", 1) for line in out.read().decode().splitlines() if line.startswith("# arenas")
+                     and "=" in line))
+    keep = {"# arenas allocated current": "current", "# arenas highwater mark": "at most"}
+    return ", ".join(f"{label} {stats[key].strip()}" for key, label in keep.items() if key in stats)
+
+
+def trace_line(cycle: int, now, scan: bool, rss: int, rise: int, account) -> str:  # type: ignore[no-untyped-def]
+    mib = 2 ** 20
+    heap = f"; pymalloc arenas: {pymalloc_arenas()}"
+    if account is not None:
+        arena, mapped, used, free = account()
+        heap += (f"; malloc: arenas {arena / mib:.1f} MiB, mmap'd {mapped / mib:.1f} MiB, in use {used / mib:.1f} MiB, "
+                f"free {free / mib:.1f} MiB")
+    return (f"trace: cycle {cycle:,} at {now:%Y-%m-%d %H:%M}Z{' (scan)' if scan else ''}: RSS {rss / mib:.1f} MiB "
+            f"(+{rise / 1024:.0f} KiB past its high); threads {threading.active_count()}{heap}")
+
+
 def cycle_instants(calendar: MarketCalendar, active: list[date]):  # type: ignore[no-untyped-def]
     for day in active:
         open_, close = calendar.open_close(day)
@@ -95,7 +155,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=int, default=1_000)
     parser.add_argument("--scan-every", type=int, default=5, help="a scan every N cycles; 0: none (to tell the "
                         "scan's share of the memory from the rest of the loop's)")
+    parser.add_argument("--trace", action="store_true", help="print each cycle at which RSS rose past its high, "
+                        "with glibc's account of its heap")
     args = parser.parse_args()
+    account = malloc_account() if args.trace else None
+    high = 0
     process = psutil.Process()
     calendar = MarketCalendar()
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,10 +185,17 @@ def main() -> None:
             ctx = service.snapshot.contexts["SPX"]
             if ctx.price is not None and ctx.sources["^GSPC"].current and ctx.volume_ratio is not None:
                 fresh += 1
+            if args.trace:
+                rss = process.memory_info().rss
+                if high and rss - high >= 256 * 1024:
+                    print(trace_line(cycle, now, scan, rss, rss - high, account), flush=True)
+                high = max(high, rss)
             if cycle == args.checkpoint:
                 rss_checkpoint = process.memory_info().rss
             if cycle % args.checkpoint == 0:
                 series.append((cycle, process.memory_info().rss, sys.getallocatedblocks()))
+                if args.trace:
+                    print(trace_line(cycle, now, scan, series[-1][1], 0, account), flush=True)
         elapsed = time.perf_counter() - t0
         rss_end = process.memory_info().rss
         opportunities = len(service.snapshot.scans["SPX"].opportunities) if "SPX" in service.snapshot.scans else 0

@@ -22,7 +22,7 @@ from typing import Any
 
 from realstack import ManagedProcess
 from spreadwatch.app.clock import ReplayClock
-from spreadwatch.app.service import Service
+from spreadwatch.app.service import FetchWorker, Service
 from spreadwatch.config import Config
 from spreadwatch.edges.calendar import MarketCalendar
 from spreadwatch.edges.providers import DailyBar, ProviderError, Quote
@@ -43,14 +43,16 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 class FaultyProvider:
-    """Wraps the NDX replay day; `mode` (None | raise | hang | empty | nan) makes every intraday call fail. A hung
-    call returns when `release` is set; `wait_idle()` then waits for the fetches that called it to finish."""
+    """Wraps the NDX replay day; `mode` (None | raise | hang | empty | nan) makes every intraday call (of the symbols in
+    `only`, when set) fail. A hung
+    call returns when `release` is set; `wait_idle()` then waits until the fetch workers that called it are idle."""
 
     def __init__(self, inner: Any | None = None) -> None:
         self.inner = inner or ReplayProvider(NDX_REPLAY, bundled=True)
         self.label = self.inner.label
         self.description = self.inner.description
         self.mode: str | None = None
+        self.only: set[str] | None = None  # the symbols `mode` applies to (None: every symbol)
         self.release = threading.Event()
         self.calls = 0
         self._callers: set[threading.Thread] = set()
@@ -61,6 +63,8 @@ class FaultyProvider:
     def _fault(self, symbol: str) -> None:
         self.calls += 1
         self._callers = {t for t in self._callers if t.is_alive()} | {threading.current_thread()}
+        if self.only is not None and symbol not in self.only:
+            return
         if self.mode == "raise":
             raise ProviderError(symbol, "exception", "injected")
         if self.mode == "empty":
@@ -69,13 +73,19 @@ class FaultyProvider:
             self.release.wait(SAFETY_SECONDS)
 
     def wait_idle(self) -> None:
-        """Join the fetch threads that called this provider (a released hung fetch finishes in milliseconds of
-        real time, but a virtual clock would run on past it): the next cycle then sees every fetch finished, as a
-        live loop would a minute later."""
+        """Wait until every fetch worker that called this provider has finished the fetch in hand (a released hung
+        fetch finishes in milliseconds of real time, but a virtual clock would run on past it): the next cycle then
+        sees every fetch finished, as a live loop would a minute later. A caller that is not a fetch worker is
+        joined."""
         for thread in list(self._callers):
-            if thread is not threading.current_thread():
+            if thread is threading.current_thread():
+                continue
+            if isinstance(thread, FetchWorker):
+                idle = thread.wait_idle(SAFETY_SECONDS)
+            else:
                 thread.join(SAFETY_SECONDS)
-                assert not thread.is_alive(), f"{thread.name} still running after {SAFETY_SECONDS:g} s"
+                idle = not thread.is_alive()
+            assert idle, f"{thread.name} still running after {SAFETY_SECONDS:g} s"
 
     def latest(self, symbol: str, now: datetime) -> Quote:
         self._fault(symbol)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import threading
+from datetime import datetime
 
 import pytest
 
@@ -65,6 +67,45 @@ def test_provider_fault_for_1000_cycles_then_recovery(tmp_path, mode, kind):
             assert sample(service, "spreadwatch_source_up", {"source": "^NDX"}) == 1.0
     finally:
         provider.release.set()
+
+
+def test_a_hung_ticker_holds_neither_the_loop_nor_another_ticker_and_no_thread_is_started_per_cycle(tmp_path):
+    # NDX's own price calls hang; SPX (absent from the NDX replay day: its own symbols answer "empty" at once) and
+    # the shared VIX answer. The cycle gives NDX up at the deadline (0.2 s of wall time) while SPX's fetch of that
+    # same cycle completes; the next cycles skip NDX while its fetch still hangs, and it is back once released.
+    provider = FaultyProvider()
+    provider.only = {"^NDX"}
+    service = make_service(tmp_path, provider, tickers=("NDX", "SPX"), fetch_deadline=0.2)
+    now = datetime.fromisoformat("2026-11-24T15:30:00+00:00")
+    try:
+        service.step(now, {"market"})
+        assert service.snapshot.contexts["NDX"].price is not None
+        threads = threading.active_count()
+        provider.mode = "hang"
+        provider.release.clear()
+        errors = sample(service, "spreadwatch_source_errors_total", {"source": "^GSPC", "kind": "empty"})
+        service.step(now.replace(minute=31), {"market"})
+        assert service.snapshot.tasks["market"].error == "NDX: fetch exceeded 0.2 s"
+        # SPX's fetch of this very cycle finished: its context is of this instant, its failures counted.
+        assert service.snapshot.contexts["SPX"].time == now.replace(minute=31)
+        assert sample(service, "spreadwatch_source_errors_total", {"source": "^GSPC", "kind": "empty"}) > errors
+        assert service.snapshot.hung_sources >= {"^NDX"} and "^GSPC" not in service.snapshot.hung_sources
+        for minute in (32, 33, 34):
+            errors = sample(service, "spreadwatch_source_errors_total", {"source": "^GSPC", "kind": "empty"})
+            service.step(now.replace(minute=minute), {"market"})
+            assert service.snapshot.tasks["market"].error == "NDX: previous fetch still running"
+            assert service.snapshot.contexts["SPX"].time == now.replace(minute=minute)
+            assert sample(service, "spreadwatch_source_errors_total", {"source": "^GSPC", "kind": "empty"}) > errors
+        assert threading.active_count() == threads  # the same workers every cycle, none started per cycle
+        provider.mode = None
+        provider.release.set()
+        provider.wait_idle()
+        service.step(now.replace(minute=35), {"market"})
+        assert service.snapshot.contexts["NDX"].price is not None
+        assert service.snapshot.hung_sources == frozenset()
+    finally:
+        provider.release.set()
+        service.close()
 
 
 @pytest.mark.slow  # over 2 s: a real process or a whole replayed day; the full suite runs it

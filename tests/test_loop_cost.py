@@ -4,6 +4,7 @@ positions and what changed. Each is held equal to the straightforward computatio
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -164,6 +165,40 @@ def _matches_reading_the_whole_book(db, read) -> None:
     assert read.open_positions == tuple(p for p in everything if p.is_open)
     closed = [p for p in everything if not p.is_open]  # the closed ones, latest close first (the day's at the front)
     assert list(read.closed_latest_first) == sorted(closed, key=lambda p: p.closed_at.isoformat(), reverse=True)
+
+
+def _seen(bar: Bar) -> tuple:
+    """What the loop reads of a bar, NaN as None (so equal bars compare equal)."""
+    return tuple(None if isinstance(v, float) and math.isnan(v) else v
+                 for v in (bar.time, bar.close, bar.volume, bar.high, bar.low))
+
+
+def test_open_session_bars_judged_once_give_what_judging_them_all_gives():
+    # A watcher's fetch judges only the bars that came since its last fetch of the open session. Each result is held
+    # equal to judging every bar afresh, and a bar that cannot be true (high below low) is counted once, through new
+    # bars, a revised newest bar and bars that no longer continue the kept ones.
+    from spreadwatch.app.watcher import _Feeds
+
+    t0 = datetime(2019, 1, 2, 14, 31, tzinfo=UTC)
+    bars = [Bar(t0 + timedelta(minutes=i), 100.0 + i, 10.0, 101.0 + i, 99.0 + i) for i in range(6)]
+    bars[2] = Bar(bars[2].time, 102.0, 10.0, 90.0, 110.0)  # high below low: cannot be true
+    revised = Bar(bars[4].time, 104.5, 12.0, 105.0, 103.0)
+    other = [Bar(t0 + timedelta(minutes=i, seconds=30), 200.0, 1.0, 201.0, 199.0) for i in range(3)]
+    answers = [bars[:1], bars[:3], bars[:5], bars[:4] + [revised], bars[:4] + [revised, bars[5]], other, bars]
+
+    class Answers:
+        def intraday(self, symbol, session, now):
+            return list(answers.pop(0))
+
+    feeds = _Feeds(Answers(), ("SPY",))
+    fresh = _Feeds(None, ("SPY",))
+    for expected in [list(a) for a in answers]:
+        feeds.begin_round()
+        got = feeds.intraday("SPY", t0.date(), t0, closed=False)
+        judged = fresh._screen_bars("SPY", expected)
+        assert [_seen(b) for b in got] == [_seen(b) for b in judged]
+        assert sum(math.isnan(b.close) for b in got) == (bars[2] in expected)  # the bad bar, with no values
+    assert feeds.status("SPY", t0, None).errors == {"invalid": 1}
 
 
 def test_positions_read_only_the_open_ones_and_the_closed_ones_that_changed(tmp_path):

@@ -14,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import logging.handlers
+import queue
 import sqlite3
 import threading
 import time as wall
+import weakref
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,32 +64,88 @@ def fault_kind(exc: BaseException) -> str:
     return "bug"
 events = logging.getLogger("spreadwatch.events")
 
-# Wall seconds a market fetch may take before the cycle gives up on it (the fetch keeps its thread; the next
-# cycle will not start another one for that ticker until it returns).
+# Wall seconds a market fetch may take before the cycle gives up on it (the fetch keeps its worker; the next
+# cycle will not hand that ticker's worker another one until it returns).
 FETCH_DEADLINE_SECONDS = 20.0
 # Clock seconds between two looks at the book (`BookWatch`: a stat and one pragma, microseconds each).
 BOOK_CHECK_SECONDS = 1.0
 
 
-class _Fetch:
-    """One `MarketWatcher.update` in a daemon thread: a provider call that never returns can neither block the
-    loop (it waits with a deadline) nor keep the process alive at SIGTERM (daemon threads do not block exit)."""
+class FetchBatch:
+    """The fetches handed out in one market cycle: `done` is set when the last of them has finished, so the loop
+    wakes once per cycle, not once per ticker."""
 
-    def __init__(self, func: Any, now: datetime, name: str) -> None:
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._lock = threading.Lock()
         self.done = threading.Event()
+        if count == 0:
+            self.done.set()
+
+    def finished(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self.done.set()
+
+
+class FetchWorker(threading.Thread):
+    """A ticker's market fetches (`MarketWatcher.update`), one at a time, in a daemon thread that lives as long as
+    the service: a provider call that never returns can neither block the loop (it waits with a deadline) nor the
+    other tickers (each has its own worker), nor keep the process alive at SIGTERM (daemon threads do not block
+    exit). One long-lived thread per ticker rather than one per fetch: starting a thread every cycle cost more than
+    many a fetch on in-memory data.
+
+    The loop hands a fetch over with `submit(now, batch)` only while the worker is idle; the worker keeps the
+    fetch's result (or error) and tells the batch when it is done (a fetch that finishes after its cycle's deadline
+    tells a batch nobody waits on any more). `wait_idle()` waits until the fetch in hand (if any) has finished."""
+
+    def __init__(self, func: Any, name: str) -> None:
+        super().__init__(name=f"fetch-{name}", daemon=True)
+        self._fetch = func
+        self._jobs: queue.SimpleQueue[tuple[datetime, FetchBatch] | None] = queue.SimpleQueue()
+        self._idle = threading.Event()
+        self._idle.set()
         self.result: Any = None
         self.error: BaseException | None = None
-        self.consumed = False  # its result has been taken by the loop
-        self.thread = threading.Thread(target=self._run, args=(func, now), name=f"fetch-{name}", daemon=True)
-        self.thread.start()
+        self.consumed = True  # the last fetch's result has been taken by the loop (nothing to take yet)
 
-    def _run(self, func: Any, now: datetime) -> None:
-        try:
-            self.result = func(now)
-        except BaseException as exc:  # handed to the loop, which counts it
-            self.error = exc
-        finally:
-            self.done.set()
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    def submit(self, now: datetime, batch: FetchBatch) -> None:
+        """Start a fetch at `now` (the worker must be idle), part of `batch`."""
+        self.result, self.error, self.consumed = None, None, False
+        self._idle.clear()
+        if not self.is_alive():
+            self.start()
+        self._jobs.put((now, batch))
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the fetch in hand has finished; whether it has."""
+        return self._idle.wait(timeout)
+
+    def retire(self) -> None:
+        """End the thread once the fetch in hand (if any) returns."""
+        self._jobs.put(None)
+
+    def run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            now, batch = job
+            try:
+                self.result = self._fetch(now)
+            except BaseException as exc:  # handed to the loop, which counts it
+                self.error = exc
+            finally:
+                self._idle.set()
+                batch.finished()
+
+
+def _retire(workers: list[FetchWorker]) -> None:
+    for worker in workers:
+        worker.retire()
 
 
 def _chain_marker(config: Any, provider: Any, deadline: float) -> Any:
@@ -139,7 +197,9 @@ class Service:
         self._marks: dict[str, Any] = {}
         # Read once at start: a missing or malformed event calendar stops the start with the file and line named.
         self.events = load_event_calendar(config, calendar)
-        self._pending: dict[str, _Fetch] = {}
+        # One fetch worker per ticker for the service's life, retired by close() or when the service is dropped.
+        self.fetch_workers = {t: FetchWorker(w.update, t) for t, w in self.watchers.items()}
+        self._retire_workers = weakref.finalize(self, _retire, list(self.fetch_workers.values()))
         self._timeouts: dict[str, int] = {}  # symbol -> fetches that missed the deadline
         self._hung: frozenset[str] = frozenset()  # symbols whose ticker's fetch is past its deadline now
         self._contexts: dict[str, Any] = {}
@@ -199,40 +259,47 @@ class Service:
         return self.watchers[ticker].symbols
 
     def market_task(self, now: datetime) -> None:
-        """Every ticker's fetch runs at once in its own thread; all share one wall-clock deadline, and each question
-        to the provider is asked once per cycle (`SharedFetches`)."""
+        """Every idle ticker's worker is handed this cycle's fetch at once; all share one wall-clock deadline, and
+        each question to the provider is asked once per cycle (`SharedFetches`). A ticker whose previous fetch is
+        still running is not asked again: that fetch is this cycle's failure."""
         self.fetches.begin_cycle()
         failures = []
-        started: dict[str, _Fetch] = {}
+        started: list[FetchWorker] = []
         hung: set[str] = set()
-        for ticker, watcher in self.watchers.items():
-            pending = self._pending.get(ticker)
-            if pending is not None and not pending.done.is_set():
+        for ticker, worker in self.fetch_workers.items():
+            if worker.busy:
                 failures.append(f"{ticker}: previous fetch still running")
                 hung.update(self._symbols(ticker))
                 continue
-            if pending is not None and not pending.consumed and pending.error is None:
+            if not worker.consumed and worker.error is None:
                 # A fetch that finished after its deadline still brought data (each value carries its own time,
                 # staleness judges it): keep it, or a provider slower than the deadline would never be seen.
-                self._contexts[ticker] = pending.result
-                pending.consumed = True
-            started[ticker] = self._pending[ticker] = _Fetch(watcher.update, now, ticker)
-        deadline = wall.monotonic() + self.fetch_deadline
-        for ticker, fetch in started.items():
-            if not fetch.done.wait(max(0.0, deadline - wall.monotonic())):
+                self._contexts[ticker] = worker.result
+                worker.consumed = True
+            started.append(worker)
+        batch = FetchBatch(len(started))
+        for worker in started:
+            worker.submit(now, batch)
+        batch.done.wait(self.fetch_deadline)
+        errors = []
+        asked = set(started)
+        for ticker, worker in self.fetch_workers.items():
+            if worker not in asked:
+                continue
+            if worker.busy:
                 failures.append(f"{ticker}: fetch exceeded {self.fetch_deadline:g} s")
                 for symbol in self._symbols(ticker):
                     self._timeouts[symbol] = self._timeouts.get(symbol, 0) + 1
                     hung.add(symbol)
-            elif fetch.error is not None:
-                fetch.consumed = True
-                failures.append(f"{ticker}: {fetch.error}")
+                continue
+            worker.consumed = True
+            if worker.error is not None:
+                errors.append(worker.error)
+                failures.append(f"{ticker}: {worker.error}")
             else:
-                fetch.consumed = True
-                self._contexts[ticker] = fetch.result
+                self._contexts[ticker] = worker.result
         self._hung = frozenset(hung)
-        bugs = [fetch.error for fetch in started.values()
-                if fetch.error is not None and fault_kind(fetch.error) == "bug"]
+        bugs = [error for error in errors if fault_kind(error) == "bug"]
         if bugs:
             raise bugs[0]  # a bug in a watcher: its traceback, not a fetch failure
         if failures:
@@ -404,8 +471,9 @@ class Service:
         self.stop_event.set()
 
     def close(self) -> None:
-        # Nothing to join: fetch threads are daemons, and a hung one must not hold the exit.
-        self._pending.clear()
+        # Nothing to join: fetch workers are daemons, and a hung one must not hold the exit. Idle ones end now,
+        # a hung one when its call returns.
+        self._retire_workers()
         self.book_watch.close()
 
     # ---- health -------------------------------------------------------------------------------------------

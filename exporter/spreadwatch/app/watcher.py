@@ -211,6 +211,9 @@ class _Feeds:
         self._streak: dict[str, int] = {}
         self._daily: dict[tuple[str, date, int], list[DailyBar]] = {}
         self._closed_intraday: dict[tuple[str, date], list[Bar]] = {}
+        # The open session's bars as last fetched and as screened, per symbol: a fetch that continues them has only
+        # its new bars judged (a session's bars would otherwise be judged again every cycle).
+        self._open_intraday: dict[str, tuple[date, list[Bar], list[Bar]]] = {}
 
     def begin_round(self) -> None:
         self._round_ok = {s: True for s in self.symbols}
@@ -284,6 +287,16 @@ class _Feeds:
             out.append(Bar(bar.time, math.nan))
         return out
 
+    def _screen_new(self, symbol: str, day: date, bars: list[Bar]) -> list[Bar]:
+        """`_screen_bars` of an open session's bars, judging only those that do not continue the ones screened last
+        time (equal bars screen alike, and a bad one is counted once whenever it is met)."""
+        kept = self._open_intraday.get(symbol)
+        same = continued(kept[1], bars) if kept is not None and kept[0] == day else 0
+        screened = kept[2][:same] + self._screen_bars(symbol, bars[same:]) if kept is not None and same else \
+            self._screen_bars(symbol, bars)
+        self._open_intraday[symbol] = (day, bars, screened)
+        return screened
+
     def _screen_daily(self, symbol: str, bars: list[DailyBar]) -> list[DailyBar]:
         """Daily bars with each one that cannot be true turned into a day with no values."""
         out = []
@@ -322,7 +335,11 @@ class _Feeds:
         bars = self.fetch(symbol, "intraday", day, now)
         if bars is None:
             return None
-        bars = self._screen_bars(symbol, bars)
+        if closed:
+            self._open_intraday.pop(symbol, None)
+            bars = self._screen_bars(symbol, bars)
+        else:
+            bars = self._screen_new(symbol, day, bars)
         if closed:
             self._closed_intraday[(symbol, day)] = bars
             # Bounded: the sessions asked again and again are today's and yesterday's (older ones are asked once,
@@ -355,6 +372,17 @@ class _Feeds:
         )
 
 
+def continued(old: list[Bar], new: list[Bar]) -> int:
+    """How many of `old`'s bars `new` starts with: all of them when `new` extends `old`; all but the last when the
+    provider has revised its newest bar (a minute still forming); else 0."""
+    n = len(old)
+    if len(new) >= n and new[:n] == old:
+        return n
+    if n > 1 and len(new) >= n - 1 and new[:n - 1] == old[:n - 1]:
+        return n - 1
+    return 0
+
+
 def _until(calendar: MarketCalendar, stale_after: timedelta, quote: Quote | None, now: datetime) -> datetime | None:
     """`current_until` of a quote at `now`, with the session facts of `now` from the calendar."""
     if quote is None:
@@ -380,7 +408,7 @@ def _aware_utc(now: datetime) -> datetime:
 class RegimeWatcher:
     """The VIX regime of the whole process: one per VIX symbol (`market.vix_symbol`), shared by every ticker's
     watcher, so the VIX is fetched and the hysteresis rule stepped once per cycle. `update(now)` is safe to call
-    from every ticker's fetch thread: the first call for an instant does the work, the others get its reading."""
+    from every ticker's fetch worker: the first call for an instant does the work, the others get its reading."""
 
     def __init__(self, config: Config, provider: Provider, calendar: MarketCalendar) -> None:
         self.config = config

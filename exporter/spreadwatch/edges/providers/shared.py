@@ -1,7 +1,7 @@
 """One provider call per question per market cycle, shared by every ticker that asks it.
 
-Tickers share data symbols (every ticker's regime reads ^VIX; SPX and XSP share ^GSPC and SPY): the loop's fetch
-threads run at once, and without this each would ask the provider the same question in the same cycle. `SharedFetches`
+Tickers share data symbols (every ticker's regime reads ^VIX; SPX and XSP share ^GSPC and SPY): the tickers' fetch
+workers run at once, and without this each would ask the provider the same question in the same cycle. `SharedFetches`
 wraps a provider: the first thread to ask a question in a cycle (`latest`, `intraday` or `daily` with the same
 arguments) calls the provider; the others wait for that call and get its answer, or its failure (each ticker still
 counts the failure of its own source). `begin_cycle()` forgets the answers, so the next cycle asks again.
@@ -19,10 +19,21 @@ from spreadwatch.edges.providers import Bar, DailyBar, Provider, Quote
 
 
 class _Answer:
+    """One question's answer within a cycle. `pending` is held by the thread that asks the provider until the
+    answer is in: a plain lock (created held) rather than an Event, which costs a condition and its own lock for
+    each of the dozens of questions a cycle asks."""
+
+    __slots__ = ("pending", "value", "error")
+
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.pending = threading.Lock()
+        self.pending.acquire()
         self.value: Any = None
         self.error: BaseException | None = None
+
+    def wait(self) -> None:
+        with self.pending:  # free once the answer is in; each waiter takes it and lets it go at once
+            pass
 
 
 class SharedFetches:
@@ -52,10 +63,10 @@ class SharedFetches:
             except BaseException as exc:  # handed to every thread that asked, each counts it for its source
                 answer.error = exc
             finally:
-                answer.done.set()
+                answer.pending.release()
         else:
             # A call that hangs holds its askers with it: the loop's deadline judges each ticker's fetch.
-            answer.done.wait()
+            answer.wait()
         if answer.error is not None:
             raise answer.error
         return answer.value
