@@ -166,8 +166,11 @@ def _read_only_wal_without_side_files(path: Path) -> bool:
     return not _side_files(path) and not os.access(path.parent, os.W_OK)
 
 def _side_files(path: Path) -> bool:
-    """Whether the book's -wal or -shm file exists."""
-    return any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
+    """Whether the book's -wal or -shm file exists. Tested on the name as a string, not a `Path`: the exporter asks
+    every cycle, and each `Path` interns its parts, a churn that grows CPython's table of interned strings for good."""
+    import os
+
+    return os.path.exists(f"{path}-wal") or os.path.exists(f"{path}-shm")
 
 
 def _tidy_after_read(path: Path, had_side_files: bool) -> None:
@@ -642,10 +645,12 @@ class PositionBook:
         return ids
 
 
-def _wal_stamp(path: Path) -> tuple[int, int, int] | None:
+def _wal_stamp(path: str) -> tuple[int, int, int] | None:
     """(inode, size, modification time in ns) of a -wal file with frames in it; None for none or an empty one."""
+    import os
+
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns) if st.st_size else None
@@ -662,6 +667,7 @@ class BookWatch:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._wal = f"{self.path}-wal"  # a string, made once: see _side_files
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
         self._seen: tuple[Any, ...] | None = None
@@ -688,7 +694,7 @@ class BookWatch:
         # of (SQLite's locks are per process) checkpoints it and removes the -wal and -shm files under this
         # connection, whose data_version then never moves again. Every commit still writes frames to the -wal (or,
         # without WAL, the book itself); readers, this look included, write neither (an empty -wal is no stamp).
-        return (identity, version, st.st_size, st.st_mtime_ns, _wal_stamp(Path(f"{self.path}-wal")))
+        return (identity, version, st.st_size, st.st_mtime_ns, _wal_stamp(self._wal))
 
     def changed(self) -> bool:
         """True when the book changed since the previous call (the first call only takes the baseline)."""
