@@ -40,3 +40,29 @@ def test_a_bad_cell_names_the_file_line_and_column(tmp_path: Path):
     with pytest.raises(DataError, match=rf"^{tmp_path / 'none.csv'}: history file not found$"):
         history_frame(tmp_path / "none.csv")
 
+
+
+def test_every_stamp_and_number_form_reads_as_utc_rows(tmp_path: Path):
+    """UTC stamps, other offsets, bare dates (16:00 ET), blank/NaN/null numbers and quoted cells all give the same
+    kind of row: an aware UTC time and floats, NaN where a number is missing."""
+    from datetime import UTC, datetime
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text(HEADER + "2019-01-02T14:35:00Z,SPY,1,2,0.5,1.5,100\n"
+                     "2019-01-02T09:36:00-05:00, SPY ,1,2,0.5,1.5,\n"
+                     "2019-01-02,^GSPC,1,2,0.5,null,NaN\n")
+    rows = read_rows(plain)
+    assert [r.time for r in rows] == [datetime(2019, 1, 2, 14, 35, tzinfo=UTC),
+                                      datetime(2019, 1, 2, 14, 36, tzinfo=UTC),
+                                      datetime(2019, 1, 2, 21, 0, tzinfo=UTC)]
+    assert all(r.time.tzinfo is UTC for r in rows)
+    assert [r.symbol for r in rows] == ["SPY", "SPY", "^GSPC"]
+    assert rows[0][2:] == (1.0, 2.0, 0.5, 1.5, 100.0)
+    assert math.isnan(rows[1].volume) and math.isnan(rows[2].close) and math.isnan(rows[2].volume)
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text(HEADER + '"2019-01-02T14:35:00Z","SPY","1","2","0.5","1.5","100"\n')
+    assert read_rows(quoted) == rows[:1]
+    naive = tmp_path / "naive.csv"
+    naive.write_text(HEADER + "2019-01-02T14:35:00,SPY,1,2,0.5,1.5,100\n")
+    with pytest.raises(DataError, match=r":2: column timestamp: no time zone"):
+        read_rows(naive)

@@ -69,39 +69,68 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
 
 
 def read_rows(path: Path, *, what: str = "replay file") -> list[ReplayRow]:
-    """Every row of a replay-format file, in file order. `what` names the file in errors."""
+    """Every row of a replay-format file, in file order. `what` names the file in errors.
+
+    Each row takes the quick way first (a UTC stamp, five numbers `float` reads); a row that does not is read
+    again cell by cell, where the rules above apply and the first bad cell is named."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read {what}: {exc}") from None
-    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
-                if line.strip() and not line.lstrip().startswith("#")]
-    if not numbered:
+    numbers: list[int] = []
+    lines: list[str] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            numbers.append(n)
+            lines.append(line)
+    if not lines:
         raise DataError(f"{path}: empty {what} (no header)")
-    records = csv.reader(line for _, line in numbered)
+    # Without a quote character anywhere, a CSV line is its cells split at the commas (what csv.reader would say).
+    records = iter([line.split(",") for line in lines]) if '"' not in text else csv.reader(lines)
     header = [c.strip().lower() for c in next(records)]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
-        raise DataError(f"{path}:{numbered[0][0]}: missing column(s) {', '.join(missing)} "
+        raise DataError(f"{path}:{numbers[0]}: missing column(s) {', '.join(missing)} "
                         f"(replay format: {', '.join(COLUMNS)})")
     index = {c: header.index(c) for c in COLUMNS}
-    number_at = [index[c] for c in _NUMBERS]
+    at, sym, o_at, h_at, l_at, c_at, v_at = (index[c] for c in COLUMNS)
+    width = len(header)
     rows = []
-    for (line_no, _), record in zip(numbered[1:], records, strict=True):
-        if len(record) < len(header):
-            raise DataError(f"{path}:{line_no}: expected {len(header)} fields, got {len(record)}")
-        symbol = record[index["symbol"]].strip()
+    for line_no, record in zip(numbers[1:], records, strict=True):
+        if len(record) < width:
+            raise DataError(f"{path}:{line_no}: expected {width} fields, got {len(record)}")
+        symbol = record[sym].strip()
         if not symbol:
             raise DataError(f"{path}:{line_no}: column symbol: blank")
-        stamp = _stamp(record[index["timestamp"]], path, line_no)
         try:
-            o, h, lo, c, v = [parse_number(record[i]) for i in number_at]
-        except ValueError:  # the first bad cell, named
-            o, h, lo, c, v = (_number(record[index[col]], path, line_no, col) for col in _NUMBERS)
-        rows.append(ReplayRow(stamp, symbol, o, h, lo, c, v))
+            stamp = _utc_stamp(record[at])
+            row = ReplayRow(stamp, symbol, float(record[o_at]), float(record[h_at]), float(record[l_at]),
+                            float(record[c_at]), float(record[v_at]))
+        except ValueError:
+            row = _careful_row(record, index, symbol, path, line_no)
+        rows.append(row)
     return rows
+
+
+def _utc_stamp(text: str) -> datetime:
+    """The common stamp, `2019-01-02T14:35:00Z` (any instant already in UTC); ValueError for anything else (a bare
+    date, another offset, no zone, not a stamp), which `_stamp` then reads or names."""
+    stamp = datetime.fromisoformat(text)
+    if stamp.tzinfo is not UTC or len(text) == 10:
+        raise ValueError(text)
+    return stamp
+
+
+def _careful_row(record: list[str], index: dict[str, int], symbol: str, path: Path, line_no: int) -> ReplayRow:
+    """A row read cell by cell: any stamp `_stamp` takes, blank/`nan`/`null` as NaN, the first bad cell named."""
+    stamp = _stamp(record[index["timestamp"]], path, line_no)
+    try:
+        o, h, lo, c, v = [parse_number(record[index[col]]) for col in _NUMBERS]
+    except ValueError:  # the first bad cell, named
+        o, h, lo, c, v = (_number(record[index[col]], path, line_no, col) for col in _NUMBERS)
+    return ReplayRow(stamp, symbol, o, h, lo, c, v)
 
 
 def history_frame(path: Path) -> pd.DataFrame:
