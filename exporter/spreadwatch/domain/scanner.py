@@ -33,6 +33,7 @@ from spreadwatch.domain.vocabulary import ET, flow_qualifies_array
 if TYPE_CHECKING:
     from spreadwatch.config import Config
     from spreadwatch.domain.events import EventCalendar
+    from spreadwatch.domain.positions import Summary
     from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.edges.gridfile import Grid
 
@@ -50,6 +51,11 @@ class BookState:
 
     open_count: int
     open_risk: float
+
+    @classmethod
+    def of(cls, summary: Summary) -> BookState:
+        """From the book's sums (positions.summarize, the one implementation)."""
+        return cls(summary.open_count, summary.total_risk)
 
 
 def _num(value: Any) -> float | None:
