@@ -150,14 +150,15 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
 
 def _read(path: Path, *, typed: bool) -> pd.DataFrame:
     """The file's cells: every column as text, or (`typed`) the format's numeric columns as the reader parses them.
-    (Text columns read as text, then factorized as objects, load faster than read as categories by the reader.)"""
+    (Text columns read as plain Python strings, then factorized, load faster than as the `str` dtype or as
+    categories by the reader; each becomes a category in `_to_canonical`.)"""
     options: dict[str, Any] = dict(keep_default_na=False, na_filter=False, skipinitialspace=True)
     try:
-        dtype: Any = str
+        dtype: Any = object
         if typed:
             header = pd.read_csv(path, nrows=0, skipinitialspace=True).columns
             numeric = _numeric_sources(detect_format([c.strip() for c in header]))
-            dtype = {c: str for c in header if c.strip() not in numeric}
+            dtype = {c: object for c in header if c.strip() not in numeric}
         raw = pd.read_csv(path, dtype=dtype, **options)
     except FileNotFoundError:
         raise DataError(f"{path}: grid file not found") from None
