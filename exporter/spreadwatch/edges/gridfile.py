@@ -19,12 +19,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from spreadwatch.domain.scanner import ScanArrays
 from spreadwatch.domain.values import MAX_NUMBER, MAX_SESSIONS
 from spreadwatch.domain.vocabulary import BANDS, FLOW_MODES, REGIMES, SPREAD_TYPES, TRENDS
 from spreadwatch.errors import DataError
@@ -109,6 +111,11 @@ class Grid:
     @property
     def rows(self) -> int:
         return len(self.frame)
+
+    @cached_property
+    def scan_arrays(self) -> ScanArrays:
+        """The frame's columns as the scanner reads them, made once for this loaded grid and kept for every scan."""
+        return ScanArrays(self.frame)
 
 
 def detect_format(columns: list[str]) -> str:
