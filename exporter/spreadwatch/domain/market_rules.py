@@ -54,12 +54,14 @@ def impossible(close: float | None, *, open_: float | None = None, high: float |
     that is not > 0, infinite or beyond its bound (domain/values.py: price, level), or a high below the low. A NaN
     or missing field is "no value", judged elsewhere, not here."""
     check = values.level if level else values.price
+    bound = values.MAX_LEVEL if level else values.MAX_PRICE
     for name, value in (("close", close), ("open", open_), ("high", high), ("low", low)):
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
-            try:
-                check(value)
-            except values.ValueRefused as exc:
-                return f"{name} {exc}"
+        if value is None or isinstance(value, float) and (math.isnan(value) or 0 < value <= bound):
+            continue  # no value, or one `check` accepts (the common case, decided without it: every bar asks)
+        try:
+            check(value)
+        except values.ValueRefused as exc:
+            return f"{name} {exc}"
     if _finite(high) and _finite(low) and high < low:  # type: ignore[operator]
         return f"high {high:g} below low {low:g}"
     return None
