@@ -278,27 +278,29 @@ def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path}: line 1: missing column(s) {', '.join(missing)} for the {fmt} format")
 
-    out = pd.DataFrame(index=raw.index)
+    # The columns are gathered first and made one frame once (inserting them one by one costs more than the data).
+    columns: dict[str, Any] = {}
     for src, (dst, scale) in mapping.items():
         if dst in NUMERIC:
             values = _numeric(raw, src, path, required=True)
             # Percent to fraction, rounded to 10 places so 95.5 % reads 0.955 in JSON, not 0.9550000000000001.
-            out[dst] = (values / 100).round(10) if scale == 0.01 else values * scale
+            columns[dst] = (values / 100).round(10) if scale == 0.01 else values * scale
         else:
-            out[dst] = _stripped_category(raw[src])
+            columns[dst] = _stripped_category(raw[src])
     for src, dst in OPTIONAL_NUMERIC.items():
-        if src in raw.columns and dst not in out:
-            out[dst] = _numeric(raw, src, path, required=False)
-        elif dst not in out:
-            out[dst] = np.nan
-    _read_provenance(raw, out, path)
+        if src in raw.columns and dst not in columns:
+            columns[dst] = _numeric(raw, src, path, required=False)
+        elif dst not in columns:
+            columns[dst] = np.nan
+    _read_provenance(raw, columns, path)
     if fmt != "canonical":
         for column in ("ticker", "regime", "trend"):
-            out[column] = pd.Categorical.from_codes(np.zeros(len(out), dtype=np.int8),
-                                                    categories=pd.Index(["all"], dtype="str"))
+            columns[column] = pd.Categorical.from_codes(np.zeros(len(raw), dtype=np.int8),
+                                                        categories=pd.Index(["all"], dtype="str"))
     if fmt == "summary":
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["roi"] = out["avg_credit"] / out["avg_max_risk"]
+            columns["roi"] = columns["avg_credit"] / columns["avg_max_risk"]
+    out = pd.DataFrame(columns, index=raw.index)
     for column, allowed in ENUMS.items():
         _check_enum(out, column, allowed, path, raw_name=_source_name(mapping, column))
     _check_times(out, path, _source_name(mapping, "entry_time_et"))
@@ -356,9 +358,9 @@ def _stripped_category(column: pd.Series) -> pd.Series:
 
 def _numeric(raw: pd.DataFrame, column: str, path: Path, *, required: bool) -> pd.Series:
     if raw[column].dtype.kind in "iuf":  # every cell parsed as a number by the reader
-        values = raw[column].astype(float)
-        if np.isfinite(values.to_numpy()).all() and not (np.abs(values) > MAX_NUMBER).any():
-            return values
+        numbers = raw[column].to_numpy(dtype=float)
+        if np.isfinite(numbers).all() and not (np.abs(numbers) > MAX_NUMBER).any():
+            return pd.Series(numbers, index=raw.index)
         raise _NeedText(column)
     if raw[column].dtype.kind == "b":  # true/false cells: text, refused below with the cell as written
         raise _NeedText(column)
@@ -423,7 +425,7 @@ def _check_ranges(out: pd.DataFrame, path: Path, mapping: dict[str, tuple[str, f
             )
 
 
-def _read_provenance(raw: pd.DataFrame, out: pd.DataFrame, path: Path) -> None:
+def _read_provenance(raw: pd.DataFrame, out: dict[str, Any], path: Path) -> None:
     """`credit_source` (chains|model), `low_sample` (true|false), `data_start`/`data_end` (YYYY-MM-DD): where a
     row's numbers come from. Absent column or blank cell: None (unknown). A bad non-blank value fails like any
     other cell. (Each distinct cell is checked once: these columns repeat a handful of values.)"""
