@@ -66,3 +66,23 @@ def test_every_stamp_and_number_form_reads_as_utc_rows(tmp_path: Path):
     naive.write_text(HEADER + "2019-01-02T14:35:00,SPY,1,2,0.5,1.5,100\n")
     with pytest.raises(DataError, match=r":2: column timestamp: no time zone"):
         read_rows(naive)
+
+
+def test_a_plain_file_and_its_quoted_twin_read_the_same_and_short_rows_are_named(tmp_path: Path):
+    """Plain files are read by columns, quoted ones row by row: the same rows either way. A symbol spelled like a
+    missing number stays a symbol, and a row with too few cells is named, never padded with NaN."""
+    body = ["2019-01-02T14:35:00Z,NaN,1,2,0.5,1.5,null", "2019-01-02,^GSPC, 3 ,4,2,NAN,",
+            "2019-01-02T09:36:00-05:00,SPY,1,2,0.5,1.5,7"]
+    plain, quoted = tmp_path / "plain.csv", tmp_path / "quoted.csv"
+    plain.write_text(HEADER + "\n".join(body) + "\n")
+    quoted.write_text(HEADER + "\n".join(line.replace("NaN,", '"NaN",', 1) for line in body) + "\n")
+
+    def comparable(path: Path) -> list[tuple]:
+        return [(r.time, r.symbol, *(None if math.isnan(x) else x for x in r[2:])) for r in read_rows(path)]
+
+    assert comparable(plain) == comparable(quoted)
+    assert [r.symbol for r in read_rows(plain)] == ["NaN", "^GSPC", "SPY"]
+    short = tmp_path / "short.csv"
+    short.write_text(HEADER + body[2] + "\n2019-01-02T14:37:00Z,SPY,1,2,0.5,1.5\n")
+    with pytest.raises(DataError, match=r":3: expected 7 fields, got 6$"):
+        read_rows(short)
