@@ -168,3 +168,22 @@ def test_status_reports_a_corrupt_book_without_failing(tmp_path: Path):
     assert report["portfolio"] is None and "not a SQLite database" in report["portfolio_error"]
     assert report["price"] is not None  # the market part is still answered
     assert db.read_bytes() == b"not a database at all"
+
+
+def test_the_opportunities_risk_check_reads_the_book_status_shows(tmp_path: Path):
+    """One read of the --db book: the portfolio section shows it and the opportunities are checked against it."""
+    db = str(tmp_path / "book.db")
+    add = CliRunner().invoke(cli, ["positions", "add", "--db", db, "--ticker", "SPX", "--dte", "3", "--band", "P98",
+                                   "--spread", "put_spread", "--contracts", "1", "--credit", "200",
+                                   "--short-put", "2400", "--long-put", "1900", "--json"])
+    assert add.exit_code == 0, add.output
+    code, out = status("--at", "2019-01-02T14:35:00Z", "--json")
+    assert code == 0, out
+    free = json.loads(out)
+    assert free["opportunities"] and not any(o["blocked_by_risk"] for o in free["opportunities"])
+    code, out = status("--at", "2019-01-02T14:35:00Z", "--db", db, "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["portfolio"]["open_count"] == 1 and report["portfolio"]["total_risk"] == 49_800.0
+    assert [o["id"] for o in report["opportunities"]] == [o["id"] for o in free["opportunities"]]
+    assert all(o["blocked_by_risk"] for o in report["opportunities"])  # 49,800 open + each one's risk > 50,000

@@ -367,3 +367,19 @@ def test_the_bundled_grid_offers_no_impossible_row_and_no_repeated_setup_at_any_
         for r, t, f in contexts:
             check(run(config=DEFAULTS, now=now, regime=r, trend=t, flow=f, flow_0dte=f))
     assert GRID.skipped_rows == 0 and not GRID.frame["impossible"].any()
+
+
+def test_a_frame_of_plain_text_columns_filters_as_the_loaded_grid_does():
+    """The filters read a text column through its distinct values: a column of plain strings (not a category, as
+    a frame built by hand has) passes the same rows, with the same counts."""
+    plain = GRID.frame.copy()
+    for column in ("ticker", "band", "spread_type", "flow_mode", "regime", "trend", "entry_time_et"):
+        plain[column] = plain[column].astype(object)
+    for context in (dict(regime="low", trend="sideways", flow="down", flow_0dte="down"),
+                    dict(regime="very_low", trend=None, flow=None, flow_0dte=None),
+                    dict(regime="high", trend="up", flow="up", flow_0dte="flat")):
+        counts, plain_counts = {}, {}
+        loaded = filter_grid(GRID.frame, ticker="SPX", config=CONFIG, removed=counts, **context)
+        by_hand = filter_grid(plain, ticker="SPX", config=CONFIG, removed=plain_counts, **context)
+        assert list(by_hand.index) == list(loaded.index) and plain_counts == counts
+        assert sum(counts.values()) + len(loaded) == len(GRID.frame)

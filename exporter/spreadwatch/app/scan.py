@@ -24,20 +24,29 @@ if TYPE_CHECKING:
 def book_state(config: Config, db_path: str | None) -> BookState | None:
     """Open count and open risk of the position book for the scanner's risk check (positions.summarize, as the
     loop sums it); None when there is no book."""
-    from spreadwatch.app.snapshot import Portfolio
-    from spreadwatch.domain.positions import summarize
-    from spreadwatch.edges.store import read_positions
-
     path = Path(db_path or config.paths.database)
     if not path.exists():
         return None
-    return Portfolio.of(summarize(read_positions(path, include_closed=False))).book_state()
+    from spreadwatch.domain.positions import summarize
+    from spreadwatch.domain.scanner import BookState
+    from spreadwatch.edges.store import read_positions
+
+    return BookState.of(summarize(read_positions(path, include_closed=False)))
+
+
+class _Unread:
+    """scan_context's `book` when the caller has not read the book: it is read from db_path."""
+
+
+_UNREAD = _Unread()
 
 
 def scan_context(config: Config, context: MarketContext, *, grid: Grid | None = None, db_path: str | None = None,
-                 include_all: bool = False, events: EventCalendar | None = None) -> ScanResult:
+                 include_all: bool = False, events: EventCalendar | None = None,
+                 book: BookState | None | _Unread = _UNREAD) -> ScanResult:
     """Scan a loaded grid (default: paths.grid, else the bundled one) for one MarketContext: the mapping of its
-    fields onto scanner.scan."""
+    fields onto scanner.scan. `book`: the book's state when the caller has read it already (None: no book),
+    else it is read from `db_path` (default: paths.database)."""
     from spreadwatch.domain.scanner import scan
     from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.edges.eventfile import load_event_calendar
@@ -52,7 +61,8 @@ def scan_context(config: Config, context: MarketContext, *, grid: Grid | None = 
         grid, ticker=context.ticker, now=context.time, calendar=calendar,
         config=config, regime=context.regime, trend=context.trend, flow=context.flow, flow_0dte=context.flow_0dte,
         price=context.price, daily_closes=context.daily_closes, daily_opens=context.daily_opens,
-        book=book_state(config, db_path), include_all=include_all, events=events,
+        book=book_state(config, db_path) if isinstance(book, _Unread) else book,
+        include_all=include_all, events=events,
     )
 
 
@@ -91,10 +101,12 @@ def run_scan(config: Config, *, ticker: str | None, source_spec: str | None, sta
     return result, context, provider
 
 
-def status_opportunities(config: Config, context: MarketContext) -> tuple[dict[str, Any], list[str]]:
-    """The scan section of `status`: JSON keys and text lines. A broken grid is reported here, not fatal."""
+def status_opportunities(config: Config, context: MarketContext, *, book: BookState | None,
+                         events: EventCalendar | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The scan section of `status`: JSON keys and text lines, with the risk check on `book` (the book `status`
+    shows). A broken grid is reported here, not fatal."""
     try:
-        result = scan_context(config, context)
+        result = scan_context(config, context, book=book, events=events)
     except SpreadwatchError as exc:
         return ({"opportunities": None, "matching_count": None, "skipped_rows": None, "skipped_by_reason": None,
                  "scan_error": str(exc)}, [f"Opportunities: unavailable: {exc}"])

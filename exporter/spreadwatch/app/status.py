@@ -4,16 +4,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spreadwatch.app.watcher import MarketContext, MarketWatcher
 from spreadwatch.domain.instants import iso_utc
-from spreadwatch.errors import InputError
+from spreadwatch.errors import DataError, InputError
 
 if TYPE_CHECKING:
     from spreadwatch.config import Config
+    from spreadwatch.domain.events import EventCalendar
+    from spreadwatch.domain.positions import Position, Summary
     from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.edges.providers import Provider
 
@@ -133,29 +136,40 @@ def source_text(name: str, s: Any, session: str) -> str:
 def status_report(config: Config, *, ticker: str | None, source_spec: str | None, at: str | None,
                   start: str | None, trend: str | None, db_path: str | None) -> tuple[dict[str, Any], list[str]]:
     """The whole `status` answer: the market context, the opportunities and the portfolio at one instant, as the
-    `status --json` object and as text lines. Sections are built as data first, then rendered."""
+    `status --json` object and as text lines. Sections are built as data first, then rendered. The book is read
+    once: the portfolio section shows it and the opportunities' risk check uses it."""
     from spreadwatch.app.scan import status_opportunities
+    from spreadwatch.domain.scanner import BookState
+    from spreadwatch.edges.calendar import MarketCalendar
+    from spreadwatch.edges.eventfile import load_event_calendar
 
     context, provider = market_context(config, ticker=ticker, source_spec=source_spec, at=at, start=start,
                                        trend=trend)
     report: dict[str, Any] = {**context.to_json(), "source_description": provider.description}
     lines = render_text(context, provider.description, config.display_timezone)
-    for keys, section in (status_events(config, context.time),
-                          status_opportunities(config, context),
-                          status_portfolio(config, Path(db_path or config.paths.database), context.time)):
+    events = load_event_calendar(config, MarketCalendar.of(config))
+    book = read_book(Path(db_path or config.paths.database))
+    portfolio = status_portfolio(config, book, context.time)
+    state = BookState.of(book.summary) if isinstance(book, Book) and book.exists else None
+    for keys, section in (status_events(config, context.time, events),
+                          status_opportunities(config, context, book=state, events=events),
+                          portfolio):
         report.update(keys)
         lines += section
     return report, lines
 
 
-def status_events(config: Config, now: datetime) -> tuple[dict[str, Any], list[str]]:
-    """The scheduled events of `status`: today's and the rest of the week's, each with what its policy does."""
+def status_events(config: Config, now: datetime,
+                  events: EventCalendar | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The scheduled events of `status`: today's and the rest of the week's, each with what its policy does
+    (`events`: the calendar loaded already, else the one the settings name)."""
     from spreadwatch.domain.events import week_of
     from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.edges.eventfile import load_event_calendar
 
     calendar = MarketCalendar.of(config)
-    events = load_event_calendar(config, calendar)
+    if events is None:
+        events = load_event_calendar(config, calendar)
     today = calendar.et_date(now)
     rest = events.between(today + timedelta(days=1), week_of(today)[1])
 
@@ -174,19 +188,39 @@ def event_list_text(events: Any, chosen: Any) -> str:
     return ", ".join(f"{e.label} ({'holds entries' if events.holds(e.kind) else 'marked'})" for e in chosen)
 
 
-def status_portfolio(config: Config, path: Path, now: datetime) -> tuple[dict[str, Any], list[str]]:
-    """The book as `status` shows it: summary, limits and the exit rules met at `now`. A missing book is an empty
-    portfolio; a corrupt one is reported in `portfolio_error`, not fatal (the market part is still worth seeing)."""
-    from spreadwatch.app.book import exit_lines, read_positions_if_any
-    from spreadwatch.domain.positions import money, summarize
-    from spreadwatch.errors import DataError
+@dataclass(frozen=True)
+class Book:
+    """The position book as `status` read it: every position and their sums (`exists`: False when there is no book
+    file yet, an empty portfolio)."""
+
+    positions: list[Position]
+    summary: Summary
+    exists: bool
+
+
+def read_book(path: Path) -> Book | DataError:
+    """The book at `path`, or the DataError that says why it cannot be read (a corrupt book is reported, not fatal:
+    the market part of `status` is still worth seeing)."""
+    from spreadwatch.app.book import read_positions_if_any
+    from spreadwatch.domain.positions import summarize
 
     try:
         positions = read_positions_if_any(path)
     except DataError as exc:
-        return {"portfolio": None, "portfolio_error": str(exc)}, ["", f"Portfolio: unavailable ({exc})"]
-    summary = summarize(positions)
-    signals = [line for p in positions if p.is_open for line in exit_lines(config, p, now)]
+        return exc
+    return Book(positions, summarize(positions), path.exists())
+
+
+def status_portfolio(config: Config, book: Book | DataError, now: datetime) -> tuple[dict[str, Any], list[str]]:
+    """The book as `status` shows it: summary, limits and the exit rules met at `now`. A missing book is an empty
+    portfolio; a corrupt one is reported in `portfolio_error`, not fatal."""
+    from spreadwatch.app.book import exit_lines
+    from spreadwatch.domain.positions import money
+
+    if isinstance(book, DataError):
+        return {"portfolio": None, "portfolio_error": str(book)}, ["", f"Portfolio: unavailable ({book})"]
+    summary = book.summary
+    signals = [line for p in book.positions if p.is_open for line in exit_lines(config, p, now)]
     keys = {"portfolio": {**summary.to_json(), "max_positions": config.risk.max_positions,
                           "max_total_risk": config.risk.max_total_risk, "exit_signals": signals},
             "portfolio_error": None}

@@ -53,13 +53,18 @@ def impossible(close: float | None, *, open_: float | None = None, high: float |
     """Why a bar cannot be true market data, or None when it can: a price (a volatility index level with `level`)
     that is not > 0, infinite or beyond its bound (domain/values.py: price, level), or a high below the low. A NaN
     or missing field is "no value", judged elsewhere, not here."""
+    bound = values.MAX_LEVEL if level else values.MAX_PRICE
+    if (type(close) is float and 0 < close <= bound and type(high) is float and type(low) is float
+            and 0 < low <= high <= bound and (open_ is None or type(open_) is float and 0 < open_ <= bound)):
+        return None  # the common bar, decided at once (every bar of every session the volume ratio reads asks)
     check = values.level if level else values.price
     for name, value in (("close", close), ("open", open_), ("high", high), ("low", low)):
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
-            try:
-                check(value)
-            except values.ValueRefused as exc:
-                return f"{name} {exc}"
+        if value is None or isinstance(value, float) and (math.isnan(value) or 0 < value <= bound):
+            continue  # no value, or one `check` accepts
+        try:
+            check(value)
+        except values.ValueRefused as exc:
+            return f"{name} {exc}"
     if _finite(high) and _finite(low) and high < low:  # type: ignore[operator]
         return f"high {high:g} below low {low:g}"
     return None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from spreadwatch.domain.vocabulary import ET, flow_qualifies_array
 if TYPE_CHECKING:
     from spreadwatch.config import Config
     from spreadwatch.domain.events import EventCalendar
+    from spreadwatch.domain.positions import Summary
     from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.edges.gridfile import Grid
 
@@ -50,6 +52,11 @@ class BookState:
 
     open_count: int
     open_risk: float
+
+    @classmethod
+    def of(cls, summary: Summary) -> BookState:
+        """From the book's sums (positions.summarize, the one implementation)."""
+        return cls(summary.open_count, summary.total_risk)
 
 
 def _num(value: Any) -> float | None:
@@ -184,46 +191,82 @@ def opportunity_id(ticker: str, dte: int, band: str, spread_type: str, flow_mode
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
-def flow_mask(frame: pd.DataFrame, flow: str | None, flow_0dte: str | None) -> np.ndarray:
-    """domain's flow rule over the grid's rows; 0-DTE rows use the short-horizon flow."""
-    observed = np.where(frame["dte"].to_numpy() == 0, flow_0dte or "", flow or "")
-    return flow_qualifies_array(frame["flow_mode"].to_numpy(), frame["spread_type"].to_numpy(), observed)
-
-
 # ------------------------------------------------------------------------------------------------------------
-# Filters
+# The grid as arrays
+
+
+class ScanArrays:
+    """A grid frame's columns as numpy arrays, each made once (on first use) and kept for every later scan of the
+    same loaded grid: a text column as small integer codes with its distinct values, a number column as floats.
+    The filters then test each distinct value once and look the answer up by code, and follow the rows still in
+    as positions, so a scan costs a few array operations over the grid and the rest over the rows that pass.
+    Reads the frame only; the frame must not change after it is handed over (a loaded grid never does)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.size = len(frame)
+        self._codes: dict[str, tuple[np.ndarray, list[Any]]] = {}
+        self._numbers: dict[str, np.ndarray] = {}
+        self._record: Any = None
+
+    def codes(self, column: str) -> tuple[np.ndarray, list[Any]]:
+        """Each row's code and the distinct values the codes stand for (a missing value is one of them)."""
+        if column not in self._codes:
+            series = self.frame[column]
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                codes = series.cat.codes.to_numpy().astype(np.intp)
+                values: list[Any] = list(series.cat.categories)
+                if (codes < 0).any():
+                    codes = np.where(codes < 0, len(values), codes)
+                    values.append(None)
+            else:
+                codes, uniques = pd.factorize(series.to_numpy(), use_na_sentinel=False)
+                codes, values = codes.astype(np.intp), list(uniques)
+            self._codes[column] = (codes, values)
+        return self._codes[column]
+
+    def records(self, rows: np.ndarray) -> list[Any]:
+        """The rows at `rows` (positions) as records with one attribute per column, the values Python's own (a text
+        column's string, a float, an int, a bool, None), as `DataFrame.itertuples` gives them."""
+        names = [str(c) for c in self.frame.columns]
+        if self._record is None:
+            self._record = namedtuple("GridRow", names, rename=True)  # type: ignore[misc]
+        cells = []
+        for name in names:
+            if isinstance(self.frame[name].dtype, pd.CategoricalDtype):
+                codes, values = self.codes(name)
+                cells.append([values[c] for c in codes[rows]])
+            else:
+                cells.append(self.frame[name].to_numpy()[rows].tolist())
+        return [self._record(*cells_of_row) for cells_of_row in zip(*cells, strict=True)]
+
+    def numbers(self, column: str) -> np.ndarray:
+        if column not in self._numbers:
+            self._numbers[column] = self.frame[column].to_numpy(dtype=float)
+        return self._numbers[column]
+
+    def where(self, column: str, test: Any, rows: np.ndarray | None = None) -> np.ndarray:
+        """`test(value)` for each row (of `rows`, positions into the grid; default all), evaluated once per distinct
+        value: `test` takes the array of distinct values and returns one bool each."""
+        codes, values = self.codes(column)
+        answer = np.asarray(test(np.array(values, dtype=object)), dtype=bool) if values else np.zeros(0, dtype=bool)
+        return answer[codes if rows is None else codes[rows]]
+
+    def isin(self, column: str, wanted: Any, rows: np.ndarray | None = None) -> np.ndarray:
+        chosen = set(wanted)
+        return self.where(column, lambda values: [v in chosen for v in values], rows)
 
 
 @dataclass
 class _Funnel:
-    """Applies masks in order and counts what each removed."""
+    """Applies masks in order to the rows still in (positions into the grid) and counts what each removed."""
 
-    frame: pd.DataFrame
+    rows: np.ndarray
     removed: dict[str, int] = field(default_factory=dict)
 
     def keep(self, name: str, mask: np.ndarray) -> None:
-        self.removed[name] = self.removed.get(name, 0) + int((~mask).sum())
-        self.frame = self.frame.loc[mask]
-
-    def keep_all(self, masks: tuple[tuple[str, np.ndarray], ...]) -> None:
-        """Several masks over the same rows, counted in order (a row counts for the first that removes it)."""
-        alive = np.ones(len(self.frame), dtype=bool)
-        for name, mask in masks:
-            self.removed[name] = self.removed.get(name, 0) + int((alive & ~mask).sum())
-            alive &= mask
-        self.frame = self.frame.loc[alive]
-
-
-def _isin(frame: pd.DataFrame, column: str, values: Any) -> np.ndarray:
-    """`column` in `values`, through the categories when the column is categorical (the loader makes the text
-    columns categorical: a handful of values over many rows)."""
-    series = frame[column]
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        wanted = np.asarray(series.cat.categories.isin(list(values)))
-        codes = series.cat.codes.to_numpy()
-        return np.asarray((codes >= 0) & wanted[codes], dtype=bool)
-    return np.asarray(series.isin(list(values)).to_numpy(), dtype=bool)
-
+        self.removed[name] = self.removed.get(name, 0) + int(mask.size - np.count_nonzero(mask))
+        self.rows = self.rows[mask]
 
 def basis_columns(config: Config) -> dict[str, str]:
     """The grid columns the quality thresholds and the ranking read for the configured basis."""
@@ -233,58 +276,108 @@ def basis_columns(config: Config) -> dict[str, str]:
     return {"win_rate": win, "sharpe": "exit_sharpe", "score": "exit_trade_score"}
 
 
-def most_specific(frame: pd.DataFrame) -> np.ndarray:
+def _group_ids(arrays: ScanArrays, columns: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
+    """One integer per row of `rows` that is equal exactly when the rows agree on every column."""
+    ids = np.zeros(rows.size, dtype=np.int64)
+    span = 1
+    for column in columns:
+        codes, values = arrays.codes(column)
+        width = max(len(values), 1)
+        if span * width >= 2**62:  # too many combinations for one integer: renumber the groups so far densely
+            ids = np.unique(ids, return_inverse=True)[1].astype(np.int64)
+            span = int(ids.max()) + 1 if ids.size else 1
+        ids = ids * width + codes[rows]
+        span *= width
+    return ids
+
+
+def most_specific(arrays: ScanArrays, rows: np.ndarray) -> np.ndarray:
     """For each setup identity, the rows of its most specific kind: ticker-, regime- and trend-specific rows
     before `all` (regime weighs more than trend, the ticker most)."""
-    if frame.empty:
+    if rows.size == 0:
         return np.ones(0, dtype=bool)
-    score = (4 * (frame["ticker"] != "all").to_numpy() + 2 * (frame["regime"] != "all").to_numpy()
-             + (frame["trend"] != "all").to_numpy())
-    keys = [frame[c] for c in IDENTITY if c != "ticker"]  # the ticker filter already left (ticker, all) only
-    best = pd.Series(score, index=frame.index).groupby(keys, sort=False, observed=True).transform("max").to_numpy()
-    return np.asarray(score == best, dtype=bool)
+
+    def specific(values: np.ndarray) -> np.ndarray:
+        return values != "all"
+
+    score = (4 * arrays.where("ticker", specific, rows) + 2 * arrays.where("regime", specific, rows)
+             + arrays.where("trend", specific, rows).astype(np.int64))
+    # The ticker filter already left (ticker, all) only: the identity without the ticker.
+    groups, inverse = np.unique(_group_ids(arrays, IDENTITY[1:], rows), return_inverse=True)
+    best = np.full(groups.size, -1, dtype=np.int64)
+    np.maximum.at(best, inverse, score)
+    return np.asarray(score == best[inverse], dtype=bool)
 
 
-def best_width(frame: pd.DataFrame, score: str) -> np.ndarray:
+def best_width(arrays: ScanArrays, rows: np.ndarray, score: str) -> np.ndarray:
     """Of setups differing only in width, the best by the basis's trade score (then the grid's line order)."""
-    if frame.empty:
+    if rows.size == 0:
         return np.ones(0, dtype=bool)
-    key = [c for c in IDENTITY if c != "spread_width"]
-    ordered = frame.sort_values([score, "line"], ascending=[False, True], kind="stable")
-    first = ~ordered.duplicated(subset=key, keep="first")
-    return np.asarray(first.reindex(frame.index).to_numpy(), dtype=bool)
+    ids = _group_ids(arrays, tuple(c for c in IDENTITY if c != "spread_width"), rows)
+    order = np.lexsort((arrays.numbers("line")[rows], -arrays.numbers(score)[rows], ids))
+    sorted_ids = ids[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    keep = np.zeros(rows.size, dtype=bool)
+    keep[order[first]] = True
+    return keep
+
+
+def _flow_ok(arrays: ScanArrays, rows: np.ndarray, flow: str | None, flow_0dte: str | None) -> np.ndarray:
+    """domain's flow rule over the rows (0-DTE rows use the short-horizon flow), asked once per combination of flow
+    mode and spread type."""
+    mode_codes, modes = arrays.codes("flow_mode")
+    spread_codes, spreads = arrays.codes("spread_type")
+    mode_values = np.array(modes, dtype=object)[:, None]
+    spread_values = np.array(spreads, dtype=object)[None, :]
+    regular = flow_qualifies_array(mode_values, spread_values, flow or "")
+    zero = flow_qualifies_array(mode_values, spread_values, flow_0dte or "")
+    m, sp = mode_codes[rows], spread_codes[rows]
+    if regular.size == 0:
+        return np.zeros(rows.size, dtype=bool)
+    return np.where(arrays.numbers("dte")[rows] == 0, zero[m, sp], regular[m, sp])
 
 
 def filter_grid(frame: pd.DataFrame, *, ticker: str, regime: str | None, trend: str | None, flow: str | None,
                 flow_0dte: str | None, config: Config, include_all_widths: bool = False,
-                removed: dict[str, int] | None = None) -> pd.DataFrame:
-    """Rows passing every filter, in FILTERS order; `removed` (when given) receives the count per filter."""
-    funnel = _Funnel(frame)
-    if regime is None or frame.empty:
-        funnel.keep("regime", np.zeros(len(frame), dtype=bool))
-        if removed is not None:
-            removed.update(dict.fromkeys(FILTERS, 0) | funnel.removed)
-        return funnel.frame
+                removed: dict[str, int] | None = None, arrays: ScanArrays | None = None) -> pd.DataFrame:
+    """Rows passing every filter, in FILTERS order; `removed` (when given) receives the count per filter.
+    `arrays`: the frame's ScanArrays when the caller keeps them (a loaded grid does)."""
+    arrays = arrays or ScanArrays(frame)
+    rows, counts = passing_rows(arrays, ticker=ticker, regime=regime, trend=trend, flow=flow, flow_0dte=flow_0dte,
+                                config=config, include_all_widths=include_all_widths)
+    if removed is not None:
+        removed.update(counts)
+    return frame.iloc[rows]
+
+
+def passing_rows(arrays: ScanArrays, *, ticker: str, regime: str | None, trend: str | None, flow: str | None,
+                 flow_0dte: str | None, config: Config,
+                 include_all_widths: bool = False) -> tuple[np.ndarray, dict[str, int]]:
+    """The positions (in grid order) of the rows passing every filter, and the rows each filter removed."""
+    funnel = _Funnel(np.arange(arrays.size))
+    if regime is None or arrays.size == 0:
+        funnel.keep("regime", np.zeros(arrays.size, dtype=bool))
+        return funnel.rows, dict.fromkeys(FILTERS, 0) | funnel.removed
     rec = config.regime.recommendations[regime]
     spread_types = config.regime.trend_spreads.get(trend, rec.spread_types) if trend else rec.spread_types
     increment = config.tickers[ticker].strike_increment if ticker in config.tickers else None
-    # The row-wise filters on the whole grid at once (one subset, not one per filter), counted in order.
-    f = funnel.frame
-    funnel.keep_all((
-        ("ticker", _isin(f, "ticker", (ticker, "all"))),
-        ("off_chain_width", on_chain(f["spread_width"].to_numpy(float), increment)),
-        ("regime", _isin(f, "regime", (regime, "all")) & _isin(f, "band", rec.bands)
-         & f["dte"].isin(rec.dtes).to_numpy() & _isin(f, "flow_mode", rec.flow_modes)),
-        ("trend", _isin(f, "trend", (trend, "all") if trend else ("all",)) & _isin(f, "spread_type", spread_types)),
-    ))
-    funnel.keep("less_specific", most_specific(funnel.frame))
-    funnel.keep("flow", flow_mask(funnel.frame, flow, flow_0dte))
-    _quality(funnel, config)
+    dtes = set(rec.dtes)
+    # One test at a time on the rows still in (each removed row counted by the first filter that removes it).
+    funnel.keep("ticker", arrays.isin("ticker", (ticker, "all")))
+    funnel.keep("off_chain_width", arrays.where("spread_width", lambda w: on_chain(w.astype(float), increment),
+                                                funnel.rows))
+    for column, allowed in (("regime", (regime, "all")), ("band", rec.bands), ("flow_mode", rec.flow_modes)):
+        funnel.keep("regime", arrays.isin(column, allowed, funnel.rows))
+    funnel.keep("regime", arrays.where("dte", lambda d: [int(v) in dtes for v in d], funnel.rows))
+    funnel.keep("trend", arrays.isin("trend", (trend, "all") if trend else ("all",), funnel.rows))
+    funnel.keep("trend", arrays.isin("spread_type", spread_types, funnel.rows))
+    funnel.keep("less_specific", most_specific(arrays, funnel.rows))
+    funnel.keep("flow", _flow_ok(arrays, funnel.rows, flow, flow_0dte))
+    _quality(funnel, arrays, config)
     if not include_all_widths:
-        funnel.keep("other_width", best_width(funnel.frame, basis_columns(config)["score"]))
-    if removed is not None:
-        removed.update({name: funnel.removed.get(name, 0) for name in FILTERS})
-    return funnel.frame
+        funnel.keep("other_width", best_width(arrays, funnel.rows, basis_columns(config)["score"]))
+    return funnel.rows, {name: funnel.removed.get(name, 0) for name in FILTERS}
 
 
 def on_chain(widths: np.ndarray, increment: float | None) -> np.ndarray:
@@ -295,18 +388,18 @@ def on_chain(widths: np.ndarray, increment: float | None) -> np.ndarray:
     return np.asarray((np.abs(steps - np.round(steps)) < 1e-6) & (np.round(steps) >= 1), dtype=bool)
 
 
-def _quality(funnel: _Funnel, config: Config) -> None:
+def _quality(funnel: _Funnel, arrays: ScanArrays, config: Config) -> None:
     q = config.scan
     cols = basis_columns(config)
     if q.win_rate_basis == "managed":
-        funnel.keep("no_managed_figures", np.isfinite(funnel.frame[cols["win_rate"]].to_numpy(float))
-                    & np.isfinite(funnel.frame[cols["score"]].to_numpy(float)))
+        funnel.keep("no_managed_figures", np.isfinite(arrays.numbers(cols["win_rate"])[funnel.rows])
+                    & np.isfinite(arrays.numbers(cols["score"])[funnel.rows]))
     checks = (("min_win_rate", cols["win_rate"], q.min_win_rate), ("min_roi", "roi", q.min_roi),
               ("min_sharpe", cols["sharpe"], q.min_sharpe), ("min_composite_score", cols["score"],
                                                              q.min_composite_score),
               ("min_trades", "n_trades", q.min_trades))
     for name, column, threshold in checks:
-        funnel.keep(name, (funnel.frame[column] >= threshold).to_numpy())
+        funnel.keep(name, arrays.numbers(column)[funnel.rows] >= threshold)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -350,35 +443,41 @@ def scan(
     include_all: bool = False,
     events: EventCalendar | None = None,
 ) -> ScanResult:
-    removed: dict[str, int] = {}
-    passing = filter_grid(grid.frame, ticker=ticker, regime=regime, trend=trend, flow=flow, flow_0dte=flow_0dte,
-                          config=config, include_all_widths=include_all, removed=removed)
-    in_window = _in_window(passing, now, calendar, config)
+    arrays = grid.scan_arrays
+    rows, removed = passing_rows(arrays, ticker=ticker, regime=regime, trend=trend, flow=flow, flow_0dte=flow_0dte,
+                                 config=config, include_all_widths=include_all)
+    in_window = _in_window(arrays.numbers("entry_minutes")[rows], now, calendar, config)
     score = basis_columns(config)["score"]
-    order = np.lexsort((passing["line"].to_numpy(), -passing[score].to_numpy(float), ~in_window))
+    order = np.lexsort((arrays.numbers("line")[rows], -arrays.numbers(score)[rows], ~in_window))
     if not include_all:
         order = order[: config.scan.top_n]
     increment = config.tickers[ticker].strike_increment if ticker in config.tickers else None
     ctx = _Context(ticker=ticker, now=now, calendar=calendar, config=config, price=price,
                    closes=np.asarray(daily_closes, dtype=float), opens=np.asarray(daily_opens, dtype=float),
                    book=book, increment=increment, expiries={}, edges={}, events=events)
-    chosen = passing.iloc[order]
     opportunities = tuple(_opportunity(row, rank, bool(win), ctx) for rank, (row, win) in enumerate(
-        zip(chosen.itertuples(index=False), in_window[order], strict=True), start=1))
-    widths = grid.frame.loc[grid.frame["ticker"].isin((ticker, "all")), "spread_width"].unique()
-    refused = tuple(sorted(float(w) for w in widths if not on_chain(np.array([float(w)]), increment)[0]))
-    return ScanResult(ticker=ticker, regime=regime, skipped_rows=grid.skipped_rows, matching_count=len(passing),
+        zip(arrays.records(rows[order]), in_window[order], strict=True), start=1))
+    return ScanResult(ticker=ticker, regime=regime, skipped_rows=grid.skipped_rows, matching_count=int(rows.size),
                       opportunities=opportunities, skipped_by_reason=dict(grid.skipped_by_reason), removed=removed,
-                      out_of_window=int((~in_window).sum()), refused_widths=refused, strike_increment=increment)
+                      out_of_window=int((~in_window).sum()), refused_widths=refused_widths(arrays, ticker, increment),
+                      strike_increment=increment)
 
 
-def _in_window(passing: pd.DataFrame, now: datetime, calendar: MarketCalendar, config: Config) -> np.ndarray:
+def refused_widths(arrays: ScanArrays, ticker: str, increment: float | None) -> tuple[float, ...]:
+    """The widths of the ticker's rows (its own and `all`) that are not on its strike grid, smallest first."""
+    codes, widths = arrays.codes("spread_width")
+    present = np.bincount(codes[arrays.isin("ticker", (ticker, "all"))], minlength=len(widths)) > 0
+    values = np.array(widths, dtype=float)
+    return tuple(sorted(float(w) for w in values[present & ~on_chain(values, increment)]))
+
+
+def _in_window(entry_minutes: np.ndarray, now: datetime, calendar: MarketCalendar, config: Config) -> np.ndarray:
     """Within tolerance of the row's ET entry time, inside the preferred hours, on an open session."""
     hours = config.hours
     window_open = calendar.within_local_hours(now, hours.entry_start, hours.entry_end)
     now_et = now.astimezone(ET)
     now_minutes = now_et.hour * 60 + now_et.minute + now_et.second / 60
-    near = np.abs(passing["entry_minutes"].to_numpy() - now_minutes) <= hours.entry_tolerance_minutes
+    near = np.abs(entry_minutes - now_minutes) <= hours.entry_tolerance_minutes
     return np.asarray(near & window_open, dtype=bool)
 
 

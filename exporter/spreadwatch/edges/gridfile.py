@@ -19,12 +19,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from spreadwatch.domain.scanner import ScanArrays
 from spreadwatch.domain.values import MAX_NUMBER, MAX_SESSIONS
 from spreadwatch.domain.vocabulary import BANDS, FLOW_MODES, REGIMES, SPREAD_TYPES, TRENDS
 from spreadwatch.errors import DataError
@@ -110,6 +112,11 @@ class Grid:
     def rows(self) -> int:
         return len(self.frame)
 
+    @cached_property
+    def scan_arrays(self) -> ScanArrays:
+        """The frame's columns as the scanner reads them, made once for this loaded grid and kept for every scan."""
+        return ScanArrays(self.frame)
+
 
 def detect_format(columns: list[str]) -> str:
     cols = set(columns)
@@ -150,14 +157,15 @@ def load_grid(path: str | os.PathLike[str], *, skip_impossible: bool = True) -> 
 
 def _read(path: Path, *, typed: bool) -> pd.DataFrame:
     """The file's cells: every column as text, or (`typed`) the format's numeric columns as the reader parses them.
-    (Text columns read as text, then factorized as objects, load faster than read as categories by the reader.)"""
+    (Text columns read as plain Python strings, then factorized, load faster than as the `str` dtype or as
+    categories by the reader; each becomes a category in `_to_canonical`.)"""
     options: dict[str, Any] = dict(keep_default_na=False, na_filter=False, skipinitialspace=True)
     try:
-        dtype: Any = str
+        dtype: Any = object
         if typed:
             header = pd.read_csv(path, nrows=0, skipinitialspace=True).columns
             numeric = _numeric_sources(detect_format([c.strip() for c in header]))
-            dtype = {c: str for c in header if c.strip() not in numeric}
+            dtype = {c: object for c in header if c.strip() not in numeric}
         raw = pd.read_csv(path, dtype=dtype, **options)
     except FileNotFoundError:
         raise DataError(f"{path}: grid file not found") from None
@@ -270,27 +278,29 @@ def _to_canonical(raw: pd.DataFrame, fmt: str, path: Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path}: line 1: missing column(s) {', '.join(missing)} for the {fmt} format")
 
-    out = pd.DataFrame(index=raw.index)
+    # The columns are gathered first and made one frame once (inserting them one by one costs more than the data).
+    columns: dict[str, Any] = {}
     for src, (dst, scale) in mapping.items():
         if dst in NUMERIC:
             values = _numeric(raw, src, path, required=True)
             # Percent to fraction, rounded to 10 places so 95.5 % reads 0.955 in JSON, not 0.9550000000000001.
-            out[dst] = (values / 100).round(10) if scale == 0.01 else values * scale
+            columns[dst] = (values / 100).round(10) if scale == 0.01 else values * scale
         else:
-            out[dst] = _stripped_category(raw[src])
+            columns[dst] = _stripped_category(raw[src])
     for src, dst in OPTIONAL_NUMERIC.items():
-        if src in raw.columns and dst not in out:
-            out[dst] = _numeric(raw, src, path, required=False)
-        elif dst not in out:
-            out[dst] = np.nan
-    _read_provenance(raw, out, path)
+        if src in raw.columns and dst not in columns:
+            columns[dst] = _numeric(raw, src, path, required=False)
+        elif dst not in columns:
+            columns[dst] = np.nan
+    _read_provenance(raw, columns, path)
     if fmt != "canonical":
         for column in ("ticker", "regime", "trend"):
-            out[column] = pd.Categorical.from_codes(np.zeros(len(out), dtype=np.int8),
-                                                    categories=pd.Index(["all"], dtype="str"))
+            columns[column] = pd.Categorical.from_codes(np.zeros(len(raw), dtype=np.int8),
+                                                        categories=pd.Index(["all"], dtype="str"))
     if fmt == "summary":
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["roi"] = out["avg_credit"] / out["avg_max_risk"]
+            columns["roi"] = columns["avg_credit"] / columns["avg_max_risk"]
+    out = pd.DataFrame(columns, index=raw.index)
     for column, allowed in ENUMS.items():
         _check_enum(out, column, allowed, path, raw_name=_source_name(mapping, column))
     _check_times(out, path, _source_name(mapping, "entry_time_et"))
@@ -348,9 +358,9 @@ def _stripped_category(column: pd.Series) -> pd.Series:
 
 def _numeric(raw: pd.DataFrame, column: str, path: Path, *, required: bool) -> pd.Series:
     if raw[column].dtype.kind in "iuf":  # every cell parsed as a number by the reader
-        values = raw[column].astype(float)
-        if np.isfinite(values.to_numpy()).all() and not (np.abs(values) > MAX_NUMBER).any():
-            return values
+        numbers = raw[column].to_numpy(dtype=float)
+        if np.isfinite(numbers).all() and not (np.abs(numbers) > MAX_NUMBER).any():
+            return pd.Series(numbers, index=raw.index)
         raise _NeedText(column)
     if raw[column].dtype.kind == "b":  # true/false cells: text, refused below with the cell as written
         raise _NeedText(column)
@@ -415,7 +425,7 @@ def _check_ranges(out: pd.DataFrame, path: Path, mapping: dict[str, tuple[str, f
             )
 
 
-def _read_provenance(raw: pd.DataFrame, out: pd.DataFrame, path: Path) -> None:
+def _read_provenance(raw: pd.DataFrame, out: dict[str, Any], path: Path) -> None:
     """`credit_source` (chains|model), `low_sample` (true|false), `data_start`/`data_end` (YYYY-MM-DD): where a
     row's numbers come from. Absent column or blank cell: None (unknown). A bad non-blank value fails like any
     other cell. (Each distinct cell is checked once: these columns repeat a handful of values.)"""
