@@ -21,9 +21,11 @@ config's costs ($0.65 commission and $5 slippage per contract per leg).
 
    Why this ratio is not the 35x printed before: that loop built, for every entry, the list of every earlier
    entry to keep its last 100 (quadratic in the history) and was timed on the last 300 entries of 5,000, where
-   that waste is greatest, at 0.27 ms a trade; written competently it takes about 0.05-0.08 ms (same answers to
-   the last bit), and the ratio is about 10x, close to the 11x the earlier numpy-on-scalars comparison implied
-   (a scalar loop 13.5x faster than that one). Figures in docs/performance.md.
+   that waste is greatest, at 0.27 ms a trade; written competently it takes 0.05 ms a trade on those entries (same
+   answers to the last bit; 45-276 us a trade over every entry, by DTE and spread type), and the ratio is 10-11x
+   (measured 11.1x on a busy shared 2-core machine), close to the 11x the earlier numpy-on-scalars comparison
+   implied (a scalar loop 13.5x faster than that one). The vectorized build did not get slower or faster in
+   between; the baseline did. Figures in docs/performance.md.
 2. The statistics the grid now carries per row (managed Sharpe and trade score, expected return on risk, loss
    episodes, effective count, the Wilson interval, on top of the held figures): `backtest.group_stats` on the
    per-trade outcomes of a sample of the build's configs vs the same statistics computed by a plain loop over
