@@ -1,15 +1,12 @@
 """The exporter's reads of the book while another process keeps it open (a `sqlite3` shell, a dashboard's SQLite
 source, a second exporter): every commit of a `spreadwatch positions` command must reach the next read.
 
-Known to fail (strict xfail, so the fix is noticed): the exporter's BookWatch keeps one read-only connection open
-between looks. A command in another process that closes the book as the last connection it knows of removes the
--wal and -shm files; this process keeps the removed -shm (the WAL index) mapped through the watch's connection, and
-every new connection of the same process (BookReader's, each positions cycle) shares that mapping. While no other
-process has the book open the command's close also checkpoints its commit into the book file, so reads stay
-right; once another process holds it open the -wal is no longer checkpointed on close, the commit lives only in
-the new -wal, which the stale index does not list, and every read returns the old rows until the watch's
-connection closes (a process restart). The watch itself still reports the change. Found by
-benchmarks/bench_exit_latency.py: the update never reached /metrics, not even at the 60 s positions cycle.
+The exporter's BookWatch holds no connection between its looks: one kept open would keep the WAL index (-shm)
+mapped after a command in another process, closing the book as the last connection it knows of, removed the -wal
+and -shm files; every new connection of the same process (BookReader's, each positions cycle) would share that
+stale mapping. While no other process has the book open the command's close also checkpoints its commit into the
+book file, so reads would stay right; once another process holds it open the commit lives only in the new -wal,
+which a stale index does not list, and every read would return the old rows until the exporter restarted.
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-
-import pytest
 
 from spreadwatch.domain.positions import PositionInput, validate
 from spreadwatch.edges.store import BookReader, BookWatch, PositionBook
@@ -39,7 +34,6 @@ def write_pnl(db: Path, position_id: str, pnl: float) -> None:
     subprocess.run([sys.executable, "-c", WRITE, str(db), str(pnl), position_id], check=True, timeout=30)
 
 
-@pytest.mark.xfail(strict=True, reason="BookWatch's long-lived connection keeps a removed WAL index mapped")
 def test_a_commit_reaches_the_exporters_read_while_another_process_holds_the_book(tmp_path: Path):
     db = tmp_path / "book.db"
     valid, _ = validate(PositionInput(ticker="SPX", spread="put_spread", band="P95", flow_mode="neutral", dte=3,

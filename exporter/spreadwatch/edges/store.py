@@ -657,44 +657,30 @@ def _wal_stamp(path: str) -> tuple[int, int, int] | None:
 
 
 class BookWatch:
-    """Whether the book at `path` changed since the last look, cheap enough to ask every second (microseconds: one
-    `stat` or two and one pragma, nothing of the book is parsed): SQLite's `PRAGMA data_version` on one long-lived
-    read-only connection, which moves whenever another connection commits, the file's identity (a book deleted,
-    replaced or created since), and the stamps of the book and its -wal file, which every commit moves even when a
-    writer in another process has removed the -wal/-shm under this connection (its data_version then stays put). Never writes and never creates the file; the connection stays outside any
-    transaction between looks, so it holds no lock and pins no WAL snapshot. Never raises: a missing, unreadable or
-    corrupt file is a state like any other, and a change of state is a change."""
+    """Whether the book at `path` changed since the last look, cheap enough to ask every second (microseconds: two
+    `stat`s, nothing of the book is opened or parsed): the book's identity (a book deleted, replaced or created
+    since) and the size and modification time of the book and of its -wal file. Every commit moves one of them:
+    in WAL mode it writes frames to the -wal (a reader writes none, and an empty -wal is no stamp), otherwise the
+    book itself. The watch holds no connection: a connection kept open in this process would keep the WAL index
+    (-shm) it mapped after a command in another process removed that file, and SQLite shares that mapping with every
+    connection this process opens to the book, so the positions reads would miss commits for as long as a third
+    process holds the book open. Never raises: a missing or unreadable file is a state like any other, and a change
+    of state is a change."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._wal = f"{self.path}-wal"  # a string, made once: see _side_files
-        self._conn: sqlite3.Connection | None = None
-        self._identity: tuple[int, int] | None = None
+        self._book = str(self.path)
+        self._wal = f"{self.path}-wal"  # strings, made once: see _side_files
         self._seen: tuple[Any, ...] | None = None
 
     def _state(self) -> tuple[Any, ...]:
+        import os
+
         try:
-            st = self.path.stat()
+            st = os.stat(self._book)
         except OSError:
-            self.close()
             return ("missing",)
-        identity = (st.st_dev, st.st_ino)
-        try:
-            if self._conn is None or identity != self._identity:
-                self.close()
-                self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                             check_same_thread=False, timeout=0.1)
-                self._identity = identity
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.Error:
-            # Not a database (yet), or refused: the file's own identity and stamp say when that changes.
-            self.close()
-            return ("unreadable", identity, st.st_size, st.st_mtime_ns)
-        # The files' stamps too: a writer in another process that closes the book as the last connection it knows
-        # of (SQLite's locks are per process) checkpoints it and removes the -wal and -shm files under this
-        # connection, whose data_version then never moves again. Every commit still writes frames to the -wal (or,
-        # without WAL, the book itself); readers, this look included, write neither (an empty -wal is no stamp).
-        return (identity, version, st.st_size, st.st_mtime_ns, _wal_stamp(self._wal))
+        return ((st.st_dev, st.st_ino), st.st_size, st.st_mtime_ns, _wal_stamp(self._wal))
 
     def changed(self) -> bool:
         """True when the book changed since the previous call (the first call only takes the baseline)."""
@@ -703,7 +689,4 @@ class BookWatch:
         return previous is not None and state != previous
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-            self._identity = None
+        """Nothing to release (the watch holds no connection); kept so owners close it like the book's other handles."""
