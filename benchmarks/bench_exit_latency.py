@@ -207,18 +207,28 @@ def book_stamp(book: Path) -> tuple:
 
 
 class ChangeWatch(threading.Thread):
-    """From the moment it starts: when the book's commit happened (its files' stamps polled every 5 ms) and when
-    /metrics first showed the change (polled every 50 ms from the commit on), as wall-clock instants."""
+    """From `begin()`, called just before the update command starts: when the book's commit happened (its files'
+    stamps polled every 5 ms) and when /metrics first showed the change (polled every 50 ms from the commit on), as
+    wall-clock instants. The stamps' baseline is taken at `begin()`, not earlier: in the seconds before it the
+    exporter's own read after the previous `add` may checkpoint the book, which moves them too."""
 
     def __init__(self, exporter: Exporter, position_id: str) -> None:
         super().__init__(daemon=True)
         self.exporter, self.position_id = exporter, position_id
-        self.baseline = book_stamp(exporter.book)
+        self.baseline: tuple | None = None
         self.written: float | None = None
         self.visible: float | None = None
+        self.go = threading.Event()
         self.halt = threading.Event()
 
+    def begin(self) -> None:
+        self.baseline = book_stamp(self.exporter.book)
+        self.go.set()
+
     def run(self) -> None:
+        while not self.go.wait(0.05):
+            if self.halt.is_set():
+                return
         while self.written is None and not self.halt.is_set():
             if book_stamp(self.exporter.book) != self.baseline:
                 self.written = time.time()
@@ -433,6 +443,7 @@ def start_both(exporter: Exporter, anchor: Anchor, phases: Phases, pid: str, aid
     for instant, side in sorted([(at_ours, "ours"), (at_anchor, "anchor")]):
         sleep_until(instant)
         if side == "ours":
+            watch.begin()
             ours = Side(time.time())
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         else:

@@ -20,6 +20,7 @@ from exporter_support import (
     spreadwatch_process,
 )
 from realstack import free_port, sample_value, wait_until
+from spreadwatch.app.service import BOOK_CHECK_SECONDS as LOOK
 from spreadwatch.config import Config, Intervals
 from spreadwatch.edges.cli import cli
 from spreadwatch.edges.store import PositionBook
@@ -149,20 +150,20 @@ def test_a_book_write_reaches_metrics_within_one_second(tmp_path, monkeypatch):
         result = runner.invoke(cli, [*ADD, "--db", str(db)])  # at START, the loop waiting for the next minute
         assert result.exit_code == 0, result.output
         took = running.until(lambda: service.snapshot.positions, within=1.0)
-        assert took == 1.0 and runs == [START, START + timedelta(seconds=1)]
+        assert took == LOOK and runs == [START, START + timedelta(seconds=LOOK)]
         position_id = service.snapshot.positions[0].position.id
         labels = {"position_id": position_id, "ticker": "NDX", "spread_type": "put_spread", "band": "P98"}
         assert pnl(labels) == 0
-        # `positions update` in the middle of a wait: on /metrics one look (one clock second) later.
+        # `positions update` in the middle of a wait: on /metrics one look (half a clock second) later.
         result = runner.invoke(cli, ["positions", "update", position_id, "--db", str(db), "--pnl", "80"])
         assert result.exit_code == 0, result.output
-        assert running.until(lambda: pnl(labels) == 80, within=1.0) == 1.0
-        assert service.snapshot.tasks["positions"].last_success == START + timedelta(seconds=2)
+        assert running.until(lambda: pnl(labels) == 80, within=1.0) == LOOK
+        assert service.snapshot.tasks["positions"].last_success == START + timedelta(seconds=2 * LOOK)
         # A write through the book itself, not the CLI, is seen the same way.
         with PositionBook(db) as book:
             book.set_pnl(position_id, -40.0, now=START)
-        assert running.until(lambda: pnl(labels) == -40, within=1.0) == 1.0
-        assert runs == [START + timedelta(seconds=s) for s in (0, 1, 2, 3)]
+        assert running.until(lambda: pnl(labels) == -40, within=1.0) == LOOK
+        assert runs == [START + timedelta(seconds=s * LOOK) for s in (0, 1, 2, 3)]
 
 
 def test_without_a_write_the_positions_task_runs_only_at_its_interval(tmp_path):
@@ -178,14 +179,14 @@ def test_without_a_write_the_positions_task_runs_only_at_its_interval(tmp_path):
         running.step(9)  # nine market cycles: 540 clock seconds, nothing written
         assert service.clock.now() == START + timedelta(seconds=540)
         assert runs == [START + timedelta(seconds=s) for s in (0, 180, 360, 540)]
-        assert len(looks) == 540  # the book was looked at every second, and never read in between
-        assert looks[:2] == [START + timedelta(seconds=1), START + timedelta(seconds=2)]
-        # A write: one extra run a second later; the regular cadence stays where it was.
+        assert len(looks) == 540 / LOOK  # the book was looked at every half second, and never read in between
+        assert looks[:2] == [START + timedelta(seconds=LOOK), START + timedelta(seconds=2 * LOOK)]
+        # A write: one extra run a look later; the regular cadence stays where it was.
         runner = CliRunner()
         result = runner.invoke(cli, [*ADD, "--db", str(db)], env={"SPREADWATCH_NOW": START.isoformat()})
         assert result.exit_code == 0, result.output
         running.step(4)
-        assert runs[4:] == [START + timedelta(seconds=s) for s in (541, 720)]
+        assert runs[4:] == [START + timedelta(seconds=s) for s in (540 + LOOK, 720)]
         assert len(service.snapshot.positions) == 1
 
 

@@ -1,8 +1,8 @@
 """The exporter loop: three cadences on one clock, building immutable snapshots.
 
 Owns scheduling (market data, scan, positions; each at its own interval on the clock, so at --speed 60 a 60 s
-cycle takes one wall second; and a look at the book every second of the clock, which runs the positions task at once
-when another process committed to it, so a CLI write reaches /metrics within a second), fault containment (a
+cycle takes one wall second; and a look at the book every half second of the clock, which runs the positions task
+at once when another process committed to it, so a CLI write reaches /metrics within a second), fault containment (a
 provider that raises, hangs or returns nothing, a locked or missing database, a broken grid: the error is counted by
 kind, the last good part is kept, the process never exits; a bug is told apart and logged with its traceback),
 health, and the atomic snapshot swap (the event log, app/events.py, reads each new snapshot). Scrapes never reach in
@@ -67,8 +67,9 @@ events = logging.getLogger("spreadwatch.events")
 # Wall seconds a market fetch may take before the cycle gives up on it (the fetch keeps its worker; the next
 # cycle will not hand that ticker's worker another one until it returns).
 FETCH_DEADLINE_SECONDS = 20.0
-# Clock seconds between two looks at the book (`BookWatch`: a stat and one pragma, microseconds each).
-BOOK_CHECK_SECONDS = 1.0
+# Clock seconds between two looks at the book (`BookWatch`: two stats, microseconds): twice a second, so a write
+# reaches /metrics within a second even when it lands just after a look (the look, then the positions task).
+BOOK_CHECK_SECONDS = 0.5
 
 
 class FetchBatch:

@@ -657,7 +657,7 @@ def _wal_stamp(path: str) -> tuple[int, int, int] | None:
 
 
 class BookWatch:
-    """Whether the book at `path` changed since the last look, cheap enough to ask every second (microseconds: two
+    """Whether the book at `path` changed since the last look, cheap enough to ask twice a second (microseconds: two
     `stat`s, nothing of the book is opened or parsed): the book's identity (a book deleted, replaced or created
     since) and the size and modification time of the book and of its -wal file. Every commit moves one of them:
     in WAL mode it writes frames to the -wal (a reader writes none, and an empty -wal is no stamp), otherwise the
