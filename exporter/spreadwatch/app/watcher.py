@@ -24,6 +24,7 @@ from spreadwatch.domain.instants import iso_utc
 from spreadwatch.domain.market_rules import (
     TREND_SMA_SESSIONS,
     IvWindow,
+    PriorVolumes,
     SessionVolume,
     _finite,
     auto_trend,
@@ -520,6 +521,8 @@ class MarketWatcher:
         self._volume_today: tuple[date, SessionVolume] | None = None
         self._window: tuple[date, list[tuple[date, datetime, datetime]]] | None = None
         self._volume_days: dict[date, SessionVolume] = {}
+        # The prior sessions' mean volume by time of day, once every prior session of the window has its bars.
+        self._prior: tuple[date, PriorVolumes] | None = None
         # What was worked out of the last daily histories the fetches handed over (kept while they are the same).
         self._daily_kept: tuple[list[DailyBar], list[DailyBar], tuple[float, ...], tuple[float, ...]] | None = None
         self._iv_kept: tuple[list[DailyBar], IvWindow] | None = None
@@ -550,10 +553,9 @@ class MarketWatcher:
         if current is None:
             return None
         # Compare at the time of today's newest bar, so a bar still to come does not count against today.
-        history = self._volume_history(session, newest - open_)
-        if len(history) < VOLUME_MIN_SESSIONS:
+        count, mean = self._prior_mean(session, newest - open_)
+        if count < VOLUME_MIN_SESSIONS or mean is None:
             return None
-        mean = sum(history) / len(history)
         return current / mean if mean > 0 else None
 
     def _today_volume(self, session: date, bars: list[Bar]) -> SessionVolume:
@@ -578,25 +580,37 @@ class MarketWatcher:
             self._volume_days = {d: v for d, v in self._volume_days.items() if d in kept}
         return self._window[1]
 
-    def _volume_history(self, session: date, elapsed: timedelta) -> list[float]:
-        """Cumulative volume `elapsed` after the open of each of the prior sessions that has bars at that time. A
-        prior session's bars are fetched once and kept as running totals (`SessionVolume`)."""
-        history: list[float] = []
+    def _prior_profiles(self, session: date) -> list[tuple[datetime, datetime, SessionVolume | None]]:
+        """Each prior session of the window with its open, close and running totals (None while its bars could not
+        be fetched: asked again next cycle). A prior session's bars are fetched once and kept."""
+        out: list[tuple[datetime, datetime, SessionVolume | None]] = []
         for day, day_open, day_close in self._volume_window(session):
-            at = day_open + elapsed
-            if at > day_close:
-                continue
             profile = self._volume_days.get(day)
             if profile is None:
                 bars = self.feeds.intraday(self.volume_symbol, day, day_close, closed=True)
-                if bars is None:
-                    continue  # asked again next cycle
-                profile = self._volume_days[day] = SessionVolume(bars)
-            seen = profile.at(at)
-            if seen is None or at - seen[0] > VOLUME_BAR_TOLERANCE or seen[1] is None:
-                continue
-            history.append(seen[1])
-        return history
+                if bars is not None:
+                    profile = self._volume_days[day] = SessionVolume(bars)
+            out.append((day_open, day_close, profile))
+        return out
+
+    def _prior_mean(self, session: date, elapsed: timedelta) -> tuple[int, float | None]:
+        """How many prior sessions have bars `elapsed` after their open, and the mean of their cumulative volumes
+        there: looked up in the session day's `PriorVolumes`, built once every prior session has its bars (until
+        then, walked over the sessions that have them)."""
+        if self._prior is not None and self._prior[0] == session:
+            return self._prior[1].at(elapsed)
+        profiles = self._prior_profiles(session)
+        if all(p is not None for _, _, p in profiles):
+            prior = PriorVolumes([(o, c, p) for o, c, p in profiles if p is not None], VOLUME_BAR_TOLERANCE)
+            self._prior = (session, prior)
+            return prior.at(elapsed)
+        history: list[float] = []
+        for day_open, day_close, profile in profiles:
+            at = day_open + elapsed
+            seen = profile.at(at) if profile is not None and at <= day_close else None
+            if seen is not None and at - seen[0] <= VOLUME_BAR_TOLERANCE and seen[1] is not None:
+                history.append(seen[1])
+        return len(history), (sum(history) / len(history) if history else None)
 
     # ---- the cycle ------------------------------------------------------------------------------------------
     def _price_bars(self, now: datetime, session: date, session_closed: bool) -> list[Bar]:
