@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from exporter_support import CountingProvider, Running, make_service
 from spreadwatch.app.watcher import VOLUME_BAR_TOLERANCE, VOLUME_MIN_SESSIONS, MarketWatcher
 from spreadwatch.config import Config, Ticker, bundled_path
-from spreadwatch.domain.market_rules import SessionVolume, cumulative_volume
+from spreadwatch.domain.market_rules import PriorVolumes, SessionVolume, cumulative_volume
 from spreadwatch.domain.positions import PositionInput, summarize, validate
 from spreadwatch.edges.providers import Bar
 from spreadwatch.edges.providers.replay import ReplayProvider
@@ -137,6 +137,46 @@ def test_running_volume_totals_start_again_when_a_kept_bar_was_revised():
     assert not kept.continued_by(bars[:1])
     assert kept.at(t0 - timedelta(minutes=1)) is None
     assert SessionVolume([Bar(t0, 100.0, None)]).at(t0) == (t0, None)
+
+
+def _prior_by_walking(sessions, elapsed: timedelta) -> tuple[int, float | None]:
+    """The prior sessions' count and mean volume `elapsed` after the open, walking each session's bars."""
+    history = []
+    for open_, close, bars in sessions:
+        at = open_ + elapsed
+        upto = [b for b in bars if b.time <= at]
+        if at > close or not upto or at - upto[-1].time > VOLUME_BAR_TOLERANCE:
+            continue
+        total = cumulative_volume(upto, at)
+        if total is not None:
+            history.append(total)
+    return len(history), (sum(history) / len(history) if history else None)
+
+
+def test_prior_sessions_mean_by_time_of_day_equals_walking_their_bars():
+    # Worked out once per session day, looked up every cycle: the same count and the same mean (to the bit) as
+    # walking every prior session's bars, at every instant where an answer could change and just either side of it:
+    # bars off the minute, gaps longer than the tolerance, bars without a volume, a session without bars, a half day.
+    day0 = datetime(2018, 12, 3, 14, 30, tzinfo=UTC)
+    sessions = []
+    for k in range(7):
+        open_ = day0 + timedelta(days=k)
+        close = open_ + (timedelta(hours=3, minutes=30) if k == 4 else timedelta(hours=6, minutes=30))
+        minutes = [m for m in range(0, 390, 1 + k % 3) if not (k == 2 and 100 <= m < 140)]
+        bars = [Bar(open_ + timedelta(minutes=m, seconds=7 * (k == 3)), 100.0,
+                    None if (k == 5 and m < 30) or m % 37 == 0 else 1000.0 + 17.3 * m * (k + 1))
+                for m in minutes if open_ + timedelta(minutes=m) <= close]
+        sessions.append((open_, close, [] if k == 6 else bars))
+    prior = PriorVolumes([(o, c, SessionVolume(b)) for o, c, b in sessions], VOLUME_BAR_TOLERANCE)
+    offsets = {b.time - o for o, _, bars in sessions for b in bars} | {c - o for o, c, _ in sessions}
+    probes = {x + d for x in offsets | {x + VOLUME_BAR_TOLERANCE for x in offsets}
+              for d in (-timedelta(microseconds=1), timedelta(0), timedelta(microseconds=1), timedelta(seconds=20))}
+    probes |= {-timedelta(minutes=1), timedelta(hours=7)}
+    answers = set()
+    for elapsed in sorted(probes):
+        assert prior.at(elapsed) == _prior_by_walking(sessions, elapsed), elapsed
+        answers.add(prior.at(elapsed))
+    assert len({count for count, _ in answers}) >= 5 and len(answers) > 300  # the probes reach every case
 
 
 # ---- the positions task -----------------------------------------------------------------------------------------

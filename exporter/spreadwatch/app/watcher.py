@@ -24,6 +24,7 @@ from spreadwatch.domain.instants import iso_utc
 from spreadwatch.domain.market_rules import (
     TREND_SMA_SESSIONS,
     IvWindow,
+    PriorVolumes,
     SessionVolume,
     _finite,
     auto_trend,
@@ -214,6 +215,7 @@ class _Feeds:
         # The open session's bars as last fetched and as screened, per symbol: a fetch that continues them has only
         # its new bars judged (a session's bars would otherwise be judged again every cycle).
         self._open_intraday: dict[str, tuple[date, list[Bar], list[Bar]]] = {}
+        self._judged: dict[str, tuple[tuple[float | None, ...], str | None]] = {}  # the last values judged, verdict
 
     def begin_round(self) -> None:
         self._round_ok = {s: True for s in self.symbols}
@@ -261,7 +263,15 @@ class _Feeds:
 
     def _impossible(self, symbol: str, close: float | None, high: float | None = None, low: float | None = None,
                     open_: float | None = None) -> str | None:
-        return impossible(close, open_=open_, high=high, low=low, level=symbol in self.levels)
+        # The newest quote is most often the bar that comes next among the session's bars: judged once (the rule
+        # is a pure function of the values).
+        values = (close, high, low, open_)
+        last = self._judged.get(symbol)
+        if last is not None and last[0] == values:
+            return last[1]
+        verdict = impossible(close, open_=open_, high=high, low=low, level=symbol in self.levels)
+        self._judged[symbol] = (values, verdict)
+        return verdict
 
     def invalid(self, symbol: str, stamp: date, detail: str, *, down: bool) -> None:
         """A bar that cannot be true: counted as `invalid` the first time it is met (the same bar fetched again, as
@@ -383,16 +393,24 @@ def continued(old: list[Bar], new: list[Bar]) -> int:
     return 0
 
 
-def _until(calendar: MarketCalendar, stale_after: timedelta, quote: Quote | None, now: datetime) -> datetime | None:
-    """`current_until` of a quote at `now`, with the session facts of `now` from the calendar."""
+def _session_facts(calendar: MarketCalendar, now: datetime) -> tuple[bool, datetime]:
+    """What the staleness rule needs of the calendar at `now`: whether the session is open, and the close of the
+    current or last session. No schedule says whether the market is open outside the calendar: there only a value at
+    most stale_after old is current (the session's rule, which holds whatever the phase)."""
+    if not calendar.covers(now):
+        return True, now
+    _, last_close = calendar.open_close(calendar.current_or_last_session(now))
+    return calendar.is_open(now), last_close
+
+
+def _until(calendar: MarketCalendar, stale_after: timedelta, quote: Quote | None, now: datetime,
+           facts: tuple[bool, datetime] | None = None) -> datetime | None:
+    """`current_until` of a quote at `now`, with the session facts of `now` (`_session_facts`, worked out here when
+    not given)."""
     if quote is None:
         return None
-    if not calendar.covers(now):
-        # No schedule says whether the market is open: only a value at most stale_after old is current (the
-        # session's rule, which holds whatever the phase).
-        return current_until(quote.time, now, stale_after, session_open=True, last_close=now)
-    _, last_close = calendar.open_close(calendar.current_or_last_session(now))
-    return current_until(quote.time, now, stale_after, session_open=calendar.is_open(now), last_close=last_close)
+    session_open, last_close = facts if facts is not None else _session_facts(calendar, now)
+    return current_until(quote.time, now, stale_after, session_open=session_open, last_close=last_close)
 
 
 def _aware_utc(now: datetime) -> datetime:
@@ -520,12 +538,18 @@ class MarketWatcher:
         self._volume_today: tuple[date, SessionVolume] | None = None
         self._window: tuple[date, list[tuple[date, datetime, datetime]]] | None = None
         self._volume_days: dict[date, SessionVolume] = {}
+        # The prior sessions' mean volume by time of day, once every prior session of the window has its bars.
+        self._prior: tuple[date, PriorVolumes] | None = None
+        self._facts: tuple[datetime, tuple[bool, datetime]] | None = None  # the staleness rule's session facts
         # What was worked out of the last daily histories the fetches handed over (kept while they are the same).
         self._daily_kept: tuple[list[DailyBar], list[DailyBar], tuple[float, ...], tuple[float, ...]] | None = None
         self._iv_kept: tuple[list[DailyBar], IvWindow] | None = None
 
     def _until(self, symbol: str, now: datetime) -> datetime | None:
-        return _until(self.calendar, self.stale_after, self.feeds.last.get(symbol), now)
+        facts = self._facts
+        if facts is None or facts[0] != now:  # the calendar asked once per instant, not once per symbol
+            facts = self._facts = (now, _session_facts(self.calendar, now))
+        return _until(self.calendar, self.stale_after, self.feeds.last.get(symbol), now, facts[1])
 
     def _fresh(self, symbol: str, now: datetime) -> float | None:
         """The newest valid value of `symbol` if it is current (the staleness rule)."""
@@ -550,10 +574,9 @@ class MarketWatcher:
         if current is None:
             return None
         # Compare at the time of today's newest bar, so a bar still to come does not count against today.
-        history = self._volume_history(session, newest - open_)
-        if len(history) < VOLUME_MIN_SESSIONS:
+        count, mean = self._prior_mean(session, newest - open_)
+        if count < VOLUME_MIN_SESSIONS or mean is None:
             return None
-        mean = sum(history) / len(history)
         return current / mean if mean > 0 else None
 
     def _today_volume(self, session: date, bars: list[Bar]) -> SessionVolume:
@@ -578,25 +601,37 @@ class MarketWatcher:
             self._volume_days = {d: v for d, v in self._volume_days.items() if d in kept}
         return self._window[1]
 
-    def _volume_history(self, session: date, elapsed: timedelta) -> list[float]:
-        """Cumulative volume `elapsed` after the open of each of the prior sessions that has bars at that time. A
-        prior session's bars are fetched once and kept as running totals (`SessionVolume`)."""
-        history: list[float] = []
+    def _prior_profiles(self, session: date) -> list[tuple[datetime, datetime, SessionVolume | None]]:
+        """Each prior session of the window with its open, close and running totals (None while its bars could not
+        be fetched: asked again next cycle). A prior session's bars are fetched once and kept."""
+        out: list[tuple[datetime, datetime, SessionVolume | None]] = []
         for day, day_open, day_close in self._volume_window(session):
-            at = day_open + elapsed
-            if at > day_close:
-                continue
             profile = self._volume_days.get(day)
             if profile is None:
                 bars = self.feeds.intraday(self.volume_symbol, day, day_close, closed=True)
-                if bars is None:
-                    continue  # asked again next cycle
-                profile = self._volume_days[day] = SessionVolume(bars)
-            seen = profile.at(at)
-            if seen is None or at - seen[0] > VOLUME_BAR_TOLERANCE or seen[1] is None:
-                continue
-            history.append(seen[1])
-        return history
+                if bars is not None:
+                    profile = self._volume_days[day] = SessionVolume(bars)
+            out.append((day_open, day_close, profile))
+        return out
+
+    def _prior_mean(self, session: date, elapsed: timedelta) -> tuple[int, float | None]:
+        """How many prior sessions have bars `elapsed` after their open, and the mean of their cumulative volumes
+        there: looked up in the session day's `PriorVolumes`, built once every prior session has its bars (until
+        then, walked over the sessions that have them)."""
+        if self._prior is not None and self._prior[0] == session:
+            return self._prior[1].at(elapsed)
+        profiles = self._prior_profiles(session)
+        if all(p is not None for _, _, p in profiles):
+            prior = PriorVolumes([(o, c, p) for o, c, p in profiles if p is not None], VOLUME_BAR_TOLERANCE)
+            self._prior = (session, prior)
+            return prior.at(elapsed)
+        history: list[float] = []
+        for day_open, day_close, profile in profiles:
+            at = day_open + elapsed
+            seen = profile.at(at) if profile is not None and at <= day_close else None
+            if seen is not None and at - seen[0] <= VOLUME_BAR_TOLERANCE and seen[1] is not None:
+                history.append(seen[1])
+        return len(history), (sum(history) / len(history) if history else None)
 
     # ---- the cycle ------------------------------------------------------------------------------------------
     def _price_bars(self, now: datetime, session: date, session_closed: bool) -> list[Bar]:

@@ -1,5 +1,6 @@
-"""The market context's pure rules: staleness, IV rank/percentile, flow, trend `auto`, cumulative volume (and a
-session's running volume totals, `SessionVolume`), and what market data cannot be true.
+"""The market context's pure rules: staleness, IV rank/percentile, flow, trend `auto`, cumulative volume (a
+session's running volume totals, `SessionVolume`; the prior sessions' mean by time of day, `PriorVolumes`), and what
+market data cannot be true.
 
 Values in, values out: no provider, clock or logging. `current_until` is the one staleness rule every part applies
 (the watcher to each value, the snapshot, the event log and the collector through the facts it carries).
@@ -198,3 +199,55 @@ class SessionVolume:
         """The newest bar at or before `until`: its time and the cumulative volume up to it; None without a bar."""
         i = bisect.bisect_right(self._stamps, until.timestamp())
         return (self.times[i - 1], self.totals[i - 1]) if i else None
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class PriorVolumes:
+    """The prior sessions' side of the volume ratio, worked out once for a session day: for any time after the open
+    (`elapsed`), how many of the prior sessions have a bar at that time of day and the mean of their cumulative
+    volumes there, so a cycle costs one bisection instead of a walk over every prior session.
+
+    A prior session counts at `elapsed` when its open + `elapsed` is not after its close, its newest bar at or before
+    that instant is at most `tolerance` older and has a cumulative volume. What it counts with changes only at its
+    own bar times, `tolerance` after a bar, and after its close, so the answers are kept per interval between those
+    instants (as whole microseconds, exact), each the mean of the sessions' totals added in the sessions' order: the
+    same number as the walk. `sessions`: each prior session's open, close and running totals, oldest first."""
+
+    __slots__ = ("_starts", "_counts", "_means")
+
+    def __init__(self, sessions: Sequence[tuple[datetime, datetime, SessionVolume]], tolerance: timedelta) -> None:
+        tol = tolerance // _MICROSECOND
+        offsets = [[(t - open_) // _MICROSECOND for t in profile.times] for open_, _, profile in sessions]
+        ends = [(close - open_) // _MICROSECOND for open_, close, _ in sessions]
+        changes: dict[int, list[int]] = {}  # microseconds after the open -> the sessions that may change there
+        for s, offs in enumerate(offsets):
+            for j, o in enumerate(offs):
+                changes.setdefault(o, []).append(s)
+                if j + 1 == len(offs) or offs[j + 1] > o + tol + 1:
+                    changes.setdefault(o + tol + 1, []).append(s)
+            changes.setdefault(ends[s] + 1, []).append(s)
+        self._starts: list[int] = sorted(changes)
+        self._counts: list[int] = []
+        self._means: list[float | None] = []
+        counted: list[float | None] = [None] * len(sessions)
+        for start in self._starts:
+            for s in changes[start]:
+                counted[s] = self._counted(offsets[s], ends[s], sessions[s][2].totals, start, tol)
+            history = [v for v in counted if v is not None]
+            self._counts.append(len(history))
+            self._means.append(sum(history) / len(history) if history else None)
+
+    @staticmethod
+    def _counted(offsets: list[int], end: int, totals: list[float | None], elapsed: int, tol: int) -> float | None:
+        i = bisect.bisect_right(offsets, elapsed)
+        if not i or elapsed > end or elapsed - offsets[i - 1] > tol:
+            return None
+        return totals[i - 1]
+
+    def at(self, elapsed: timedelta) -> tuple[int, float | None]:
+        """How many prior sessions count `elapsed` after the open, and the mean of their cumulative volumes there
+        (None when none does)."""
+        i = bisect.bisect_right(self._starts, elapsed // _MICROSECOND)
+        return (self._counts[i - 1], self._means[i - 1]) if i else (0, None)
