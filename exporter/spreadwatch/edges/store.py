@@ -227,13 +227,6 @@ def _note(value: Any) -> str:
     return "" if value is None else _text(value)
 
 
-# Each column's conversion, in COLUMNS order (which is Position's field order): `_checked_position`'s, applied
-# in one pass.
-_CONVERSIONS: tuple[Callable[[Any], Any], ...] = (_text, _text, _text, _text, _text, int, int, _stamp, date.fromisoformat, lambda v: _finite(v),
-                lambda v: _finite(v), lambda v: _finite(v), _stamp, _text, _strike, _strike, _strike, _strike, _note,
-                _stamp)
-
-
 def _position(row: sqlite3.Row | tuple[Any, ...]) -> Position:
     """A row as a Position; MalformedRow naming the id and the first field that cannot be read. A well-formed row
     is converted in one pass (1,000 rows are read for `positions list --include-closed`); any other is converted
@@ -256,31 +249,17 @@ def _checked_position(row: sqlite3.Row | tuple[Any, ...]) -> Position:
         except (ValueError, TypeError, OverflowError):
             raise MalformedRow(values["id"], key, value) from None
 
-    def stamp(value: Any) -> datetime | None:
-        if value is None:
-            return None
-        parsed = datetime.fromisoformat(value)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-    def strike(value: Any) -> float | None:
-        return None if value is None else _finite(value)
-
-    def text(value: Any) -> str:
-        if not isinstance(value, str):
-            raise TypeError(value)
-        return value
-
     for key in _TEXT_FIELDS:
-        field(key, text)
+        field(key, _text)
     return Position(
         id=values["id"], ticker=values["ticker"], spread=values["spread"], band=values["band"],
         flow_mode=values["flow_mode"], dte=field("dte", int), contracts=field("contracts", int),
-        entry_time=field("entry_time", stamp), expiry=field("expiry", date.fromisoformat),
+        entry_time=field("entry_time", _stamp), expiry=field("expiry", date.fromisoformat),
         credit=field("credit", _finite), risk=field("risk", _finite), pnl=field("pnl", _finite),
-        pnl_updated_at=field("pnl_updated_at", stamp), status=values["status"],
-        short_put=field("short_put", strike), long_put=field("long_put", strike),
-        short_call=field("short_call", strike), long_call=field("long_call", strike),
-        note=field("note", lambda v: "" if v is None else text(v)), closed_at=field("closed_at", stamp),
+        pnl_updated_at=field("pnl_updated_at", _stamp), status=values["status"],
+        short_put=field("short_put", _strike), long_put=field("long_put", _strike),
+        short_call=field("short_call", _strike), long_call=field("long_call", _strike),
+        note=field("note", _note), closed_at=field("closed_at", _stamp),
     )
 
 
@@ -291,6 +270,13 @@ def _finite(value: Any) -> float:
     if not math.isfinite(number):
         raise ValueError(value)
     return number
+
+
+# Each column's conversion, in COLUMNS order (which is Position's field order): `_checked_position`'s, applied
+# in one pass.
+_CONVERSIONS: tuple[Callable[[Any], Any], ...] = (
+    _text, _text, _text, _text, _text, int, int, _stamp, date.fromisoformat, _finite, _finite, _finite, _stamp, _text,
+    _strike, _strike, _strike, _strike, _note, _stamp)
 
 
 def _readable(rows: list[Any], problems: list[str] | None) -> list[Position]:
