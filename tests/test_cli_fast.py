@@ -200,3 +200,15 @@ def test_the_fast_path_imports_no_click_pandas_calendar_or_sqlite_utils(args: li
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert result.stderr.strip().splitlines()[-1] == "HEAVY="
+
+
+@pytest.mark.parametrize("columns", ["30", "60", "79", "100", "", "0", "wide"])
+def test_help_is_as_wide_as_click_would_make_it(columns: str, monkeypatch: pytest.MonkeyPatch):
+    # The console script tells click the help width itself (so click need not import shutil); it must be the
+    # width click works out from the terminal and COLUMNS.
+    import click.formatting
+
+    from spreadwatch.edges.cli import help_width
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert help_width() == click.formatting.HelpFormatter().width

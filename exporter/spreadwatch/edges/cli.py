@@ -11,6 +11,7 @@ every other command line to `main()` here.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,6 +57,11 @@ class OnDisk(click.Path):
             raise click.ClickException(exc.format_message()) from None
 
 
+# Parameter types hold no state, so every file (or folder) option shares one: click asks gettext for a type's
+# name as it is made, a lookup on disk each time, which made a few dozen copies cost every start-up.
+FILE = OnDisk(dir_okay=False)
+FOLDER = OnDisk(file_okay=False)
+
 _KINDS: dict[str, dict[str, Any]] = {"int": {"type": int}, "float": {"type": float}, "text": {},
                                       "flag": {"is_flag": True}}
 
@@ -64,7 +70,7 @@ def click_option(opt: cli_book.Opt) -> Callable[[Callable[..., Any]], Callable[.
     """The click option of a declaration in edges/cli_book.py (the fast parser reads the same one)."""
     kwargs: dict[str, Any] = {"help": opt.help, **_KINDS.get(opt.kind, {})}
     if opt.kind == "path":
-        kwargs["type"] = OnDisk(dir_okay=False)
+        kwargs["type"] = FILE
     if opt.required:
         kwargs["required"] = True
     if opt.default is not cli_book.MISSING:
@@ -171,7 +177,22 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="spreadwatch")
+    cli(prog_name="spreadwatch", terminal_width=help_width())
+
+
+def help_width() -> int:
+    """The width click gives help text (the terminal's columns, at most 80, less 2, and at least 50; COLUMNS wins),
+    worked out here so that click does not import shutil for it at every start-up."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return max(min(columns, 80) - 2, 50)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -191,7 +212,7 @@ def check_event_calendar(config: Any) -> None:
 
 
 @config_group.command("check")
-@click.argument("file", required=False, type=OnDisk(dir_okay=False))
+@click.argument("file", required=False, type=FILE)
 @json_option
 @pass_ctx
 @handle_errors
@@ -247,7 +268,7 @@ def status(ctx: Context, ticker: str | None, source_spec: str | None, start_at: 
 
 
 @cli.command("scan")
-@click.option("--grid", "grid_file", type=OnDisk(dir_okay=False),
+@click.option("--grid", "grid_file", type=FILE,
               help="Grid CSV (canonical or an original format; default: paths.grid, else the bundled grid).")
 @ticker_option
 @click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
@@ -299,7 +320,7 @@ def scan_command(ctx: Context, grid_file: str | None, ticker: str | None, trend:
 @click.option("--listen", default="127.0.0.1:9877", show_default=True, metavar="HOST:PORT",
               help="Address of /, /metrics and /healthz (loopback by default).")
 @db_option
-@click.option("--grid", "grid_file", type=OnDisk(dir_okay=False),
+@click.option("--grid", "grid_file", type=FILE,
               help="Grid CSV (default: paths.grid, else the bundled grid).")
 @pass_ctx
 @handle_errors
@@ -359,7 +380,7 @@ def grid_group() -> None:
 @click.option("--end", "end", default=None, callback=_iso_date, metavar="YYYY-MM-DD", help="Last entry session.")
 @click.option("--source", "history_spec", default="yahoo", show_default=True, metavar="yahoo|csv:FILE",
               help="Daily history: the yahoo provider, or a CSV in the replay format.")
-@click.option("--chains", "chains_dir", type=OnDisk(file_okay=False), default=None,
+@click.option("--chains", "chains_dir", type=FOLDER, default=None,
               help="Directory of option chain CSVs (timestamp,type,strike,bid,ask,expiration): credits from "
                    "quotes instead of the model.")
 @click.option("--dte", "dtes", default="0,1,3,5,10", show_default=True, callback=_csv_list(int, "--dte"),
@@ -369,9 +390,9 @@ def grid_group() -> None:
 @click.option("--widths", default=None, callback=_csv_list(float, "--widths"),
               help="Spread widths (index points), multiples of the ticker's strike increment "
                    "(default: 2, 5 and 10 increments: SPX 10,25,50).")
-@click.option("--out", default="grid.csv", show_default=True, type=OnDisk(dir_okay=False),
+@click.option("--out", default="grid.csv", show_default=True, type=FILE,
               help="Canonical grid CSV to write.")
-@click.option("--report", default=None, type=OnDisk(dir_okay=False), help="Also write a PNG report here.")
+@click.option("--report", default=None, type=FILE, help="Also write a PNG report here.")
 @pass_ctx
 @handle_errors
 def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, end: Any, history_spec: str,
@@ -389,7 +410,7 @@ def grid_build(ctx: Context, ticker: str | None, days: int | None, start: Any, e
 
 
 @grid_group.command("show")
-@click.argument("file", type=OnDisk(dir_okay=False))
+@click.argument("file", type=FILE)
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=1), help="Rows to show.")
 @click.option("--all-rows", "include_impossible", is_flag=True, help="Keep impossible rows (credit > width...).")
 @click.option("--min-trades", type=click.IntRange(min=0), default=None,
@@ -445,7 +466,7 @@ def _accept_config_on_every_command(group: click.Group) -> None:
             _accept_config_on_every_command(command)
         else:
             command.params.insert(0, click.Option(
-                ["--config", "config_path"], type=OnDisk(dir_okay=False), expose_value=False, is_eager=True,
+                ["--config", "config_path"], type=FILE, expose_value=False, is_eager=True,
                 callback=_set_config_path, help=cli_book.CONFIG.help))
 
 

@@ -8,7 +8,6 @@ run this after editing ``alertmanager.yml`` or the secrets.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -26,6 +25,8 @@ from spreadwatch.edges.cli import handle_errors
 def check_alerting(alertmanager_config: str, secrets_dir: str | None) -> None:
     """Report each receiver of ALERTMANAGER_CONFIG (default alertmanager/alertmanager.yml) whose secret file is
     missing or empty, one line per receiver; exit 1 if there is one."""
+    from pathlib import Path
+
     from spreadwatch.edges.secretfiles import check_alertmanager_secrets
 
     report = check_alertmanager_secrets(Path(alertmanager_config), Path(secrets_dir) if secrets_dir else None)

@@ -17,8 +17,8 @@ import click
 from spreadwatch.edges import cli as _cli
 from spreadwatch.edges import cli_book
 from spreadwatch.edges.cli import (
+    FILE,
     Context,
-    OnDisk,
     db_option,
     echo_json,
     handle_errors,
@@ -112,7 +112,7 @@ def positions_check(ctx: Context, db_path: str | None) -> None:
 
 
 @positions_group.command("import")
-@click.argument("file", type=OnDisk(dir_okay=False))
+@click.argument("file", type=FILE)
 @db_option
 @pass_ctx
 @handle_errors
