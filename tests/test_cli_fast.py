@@ -22,6 +22,7 @@ from spreadwatch.edges.store import PositionBook
 
 PUT = ["--dte", "3", "--band", "P97", "--spread", "put_spread", "--contracts", "1", "--credit", "200",
        "--short-put", "19500", "--long-put", "19480", "--ticker", "NDX"]
+AT = "2019-01-02T14:35:00Z"  # an instant of the bundled replay day
 CONFIG = "watch: [NDX]\nrisk:\n  max_open_positions: 2\nexits:\n  profit_target_pct: 0.2\n"
 
 # (argv with {db}, {dir}, {config} and {missing} filled in, whether the fast path runs it)
@@ -60,6 +61,20 @@ CASES: list[tuple[list[str], bool]] = [
     (["positions", "add", *PUT, "--note", "bad\udcff", "--db", "{db}"], True),
     (["positions", "list", "--db", "{corrupt}"], True),
     (["positions", "add", *PUT, "--config", "{bad_config}", "--db", "{db}"], True),
+    # status and scan on the bundled replay day
+    (["status", "--at", AT], True),
+    (["status", "--at", AT, "--json", "--trend", "down", "--db", "{db}"], True),
+    (["--config", "{config}", "status", "--ticker", "NDX", "--at", AT], True),  # NDX is not in the replay
+    (["status", "--at", "yesterday"], True),  # malformed: exit 2
+    (["scan", "--at", AT, "--vix", "13.5", "--flow", "up", "--price", "2500", "--db", "{db}"], True),
+    (["scan", "--at", AT, "--all", "--json", "--trend=sideways"], True),
+    (["scan", "--at", AT, "--grid", "{missing}"], True),
+    (["scan", "--vix", "-1", "--at", AT], False),  # the level's check refuses it: click says so
+    (["scan", "--flow", "sideways", "--at", AT], False),  # not a choice
+    (["status", "--trend", "Up", "--at", AT], False),
+    (["scan", "--at", AT, "--grid", "{dir}"], False),
+    (["status", "--help"], False),
+    (["status", "extra", "--at", AT], False),
     # anything else: click
     (["positions", "list", "--help"], False),
     (["positions", "summary", "-h", "--db", "{db}"], False),
@@ -212,3 +227,16 @@ def test_help_is_as_wide_as_click_would_make_it(columns: str, monkeypatch: pytes
 
     monkeypatch.setenv("COLUMNS", columns)
     assert help_width() == click.formatting.HelpFormatter().width
+
+
+@pytest.mark.parametrize("args", [["status", "--at", AT], ["scan", "--at", AT, "--vix", "13.5", "--flow", "up",
+                                                          "--price", "2500"]], ids=lambda a: a[0])
+def test_status_and_scan_start_without_click(args: list[str]):
+    result = subprocess.run([sys.executable, "-c", PROBE, "click,exchange_calendars,yfinance", *args],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "SPREADWATCH_CONFIG": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "HEAVY="
+    # the answer itself: the replay's instant, and (scan) the opportunities it found there
+    assert "(2019-01-02T14:35:00Z)" in result.stdout.splitlines()[0]
+    if args[0] == "scan":
+        assert "configs pass the filters" in result.stdout

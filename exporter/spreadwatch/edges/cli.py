@@ -71,6 +71,10 @@ def click_option(opt: cli_book.Opt) -> Callable[[Callable[..., Any]], Callable[.
     kwargs: dict[str, Any] = {"help": opt.help, **_KINDS.get(opt.kind, {})}
     if opt.kind == "path":
         kwargs["type"] = FILE
+    elif opt.kind == "choice":
+        kwargs["type"] = click.Choice(opt.choices)
+    elif opt.kind in cli_book.CHECKED_KINDS:
+        kwargs["type"] = checked(opt.kind)
     if opt.required:
         kwargs["required"] = True
     if opt.default is not cli_book.MISSING:
@@ -91,17 +95,7 @@ ticker_option = click_option(cli_book.TICKER)
 
 def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--source, --start: where market data comes from and where a replay's clock starts. `run` adds --speed."""
-    func = click.option(
-        "--start", "start_at", default=None, metavar="ISO", help="Replay: clock start (default: first bar's open)."
-    )(func)
-    func = click.option(
-        "--source",
-        "source_spec",
-        default=None,
-        metavar="yahoo|replay:FILE",
-        help="Market data source. Default: the bundled replay day (labelled as replay). Live: --source yahoo.",
-    )(func)
-    return func
+    return click_option(cli_book.SOURCE)(click_option(cli_book.START)(func))
 
 
 class Checked(click.ParamType):
@@ -189,9 +183,10 @@ def help_width() -> int:
         columns = 0
     if columns <= 0:
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
-        except (AttributeError, ValueError, OSError):
-            columns = 80
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 0
+        except (AttributeError, ValueError, OSError):  # not a terminal, or a stream without a descriptor
+            columns = 0
+        columns = columns or 80
     return max(min(columns, 80) - 2, 50)
 
 
@@ -237,72 +232,30 @@ def config_check(ctx: Context, file: str | None, as_json: bool) -> None:
 # status
 
 
-@cli.command("status")
-@ticker_option
-@source_options
-@click.option("--at", "at", default=None, metavar="ISO",
-              help="Answer as of this instant (e.g. 2026-11-27T15:10:00Z): last bar at or before it, calendar at it.")
-@click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
-              help="Override market.trend for this answer.")
-@db_option
-@json_option
-@pass_ctx
-@handle_errors
-def status(ctx: Context, ticker: str | None, source_spec: str | None, start_at: str | None,
-           at: str | None, trend: str | None, db_path: str | None, as_json: bool) -> None:
-    """The market context the loop would see now (or --at an instant): price, VIX regime, IV rank, flow."""
-    from spreadwatch.app.status import status_report
-
-    report, lines = status_report(ctx.config, ticker=ticker, source_spec=source_spec, at=at, start=start_at,
-                                  trend=trend, db_path=db_path)
-    if as_json:
-        echo_json(report)
-        return
-    from spreadwatch.domain.values import printable
-
-    click.echo("\n".join(printable(line) for line in lines))
+# status and scan: declared in edges/cli_book.py (the fast parser runs their well-formed command lines)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# scan
+def command_from(spec: cli_book.Command) -> click.Command:
+    """The click command of a declaration in edges/cli_book.py: the same options, help and function as the fast
+    parser's (edges/cli_fast.py), which handles the well-formed command lines of these commands without click."""
+
+    @pass_ctx
+    @handle_errors
+    def callback(ctx: Context, **values: Any) -> None:
+        try:
+            spec.run(ctx, **values)
+        except cli_book.UsageWithoutHint as exc:
+            raise click.UsageError(str(exc)) from None
+
+    for opt in reversed(spec.options):
+        callback = click_option(opt)(callback)
+    for name in reversed(spec.arguments):
+        callback = click.argument(name)(callback)
+    return click.command(spec.name, help=spec.help)(callback)
 
 
-@cli.command("scan")
-@click.option("--grid", "grid_file", type=FILE,
-              help="Grid CSV (canonical or an original format; default: paths.grid, else the bundled grid).")
-@ticker_option
-@click.option("--trend", type=click.Choice(["up", "down", "sideways", "auto"]), default=None,
-              help="Override market.trend.")
-@source_options
-@click.option("--vix", type=checked("level"), default=None, help="What-if: use this VIX (regime from it, no hysteresis).")
-@click.option("--price", type=checked("price"), default=None, help="What-if: use this underlying price for strikes.")
-@click.option("--flow", type=click.Choice(["up", "down", "flat"]), default=None, help="What-if: use this flow.")
-@click.option("--at", "at", default=None, metavar="ISO", help="Scan as of this instant (e.g. 2026-11-24T15:30:00Z).")
-@click.option("--all", "include_all", is_flag=True, help="List every passing config, not just the top N.")
-@db_option
-@json_option
-@pass_ctx
-@handle_errors
-def scan_command(ctx: Context, grid_file: str | None, ticker: str | None, trend: str | None,
-                 source_spec: str | None, start_at: str | None, vix: float | None, price: float | None,
-                 flow: str | None, at: str | None, include_all: bool, db_path: str | None, as_json: bool) -> None:
-    """The opportunities at one instant: regime-filtered grid configs, in-window first, with suggested strikes."""
-    from spreadwatch.app.scan import render_opportunities, run_scan
-
-    result, context, provider = run_scan(
-        ctx.config, ticker=ticker, source_spec=source_spec, start_at=start_at, at=at, trend=trend, vix=vix,
-        price=price, flow=flow, grid_file=grid_file, db_path=db_path, include_all=include_all)
-    if as_json:
-        echo_json(result.to_json())
-        return
-    from zoneinfo import ZoneInfo
-
-    from spreadwatch.domain.display import local_time
-    from spreadwatch.domain.instants import iso_utc
-
-    at = local_time(context.time, ZoneInfo(ctx.config.display_timezone), "%Y-%m-%d %H:%M")
-    click.echo(f"source: {provider.description}; at {at} ({iso_utc(context.time)})")
-    click.echo("\n".join(render_opportunities(result)))
+for _spec in cli_book.MARKET_COMMANDS.values():
+    cli.add_command(command_from(_spec))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,12 +1,12 @@
-"""The everyday position commands (`positions add`, `update`, `close`, `list`, `summary`) without click: their
-options, declared once, and what each command does with them.
+"""The everyday commands without click (`positions add`, `update`, `close`, `list` and `summary`; `status` and
+`scan`): their options, declared once, and what each command does with them.
 
-Two parsers read these declarations: edges/cli_positions.py builds the click commands from them (help, usage
-errors, every unusual command line), and edges/cli_fast.py parses a well-formed command line on its own, so that
-these commands start without importing click (benchmarks/bench_cli.py). Both call the functions below, which print
-through `echo` and raise the library's errors; each parser turns those into the same one-line message and exit
-code (2 for a malformed value, 1 for the others). Imports stay inside the functions: this module is on the start-up
-path of every one of these commands.
+Two parsers read these declarations: edges/cli.py and edges/cli_positions.py build the click commands from them
+(help, usage errors, every unusual command line), and edges/cli_fast.py parses a well-formed command line on its
+own, so that these commands start without importing click and building its command tree (benchmarks/bench_cli.py).
+Both call the functions below, which print through `echo` and raise the library's errors; each parser turns those
+into the same one-line message and exit code (2 for a malformed value, 1 for the others). Imports stay inside the
+functions: this module is on the start-up path of every one of these commands.
 """
 
 from __future__ import annotations
@@ -26,15 +26,23 @@ if TYPE_CHECKING:
 MISSING = object()  # an option declared without a default (click's own "no default")
 
 
-class Opt:
-    """One option: its flag, the parameter it fills, its kind (int, float, text, path, flag) and what click shows."""
+# Kinds of value checked by domain/values.py's validator of the same name (a refused value: exit 2, one line).
+CHECKED_KINDS = ("price", "level")
 
-    __slots__ = ("flag", "dest", "kind", "required", "default", "help", "metavar", "show_default", "envvar")
+
+class Opt:
+    """One option: its flag, the parameter it fills, its kind (int, float, text, path, flag, choice, or one of
+    CHECKED_KINDS) and what click shows. A choice's values are `choices`."""
+
+    __slots__ = ("flag", "dest", "kind", "required", "default", "help", "metavar", "show_default", "envvar",
+                 "choices")
 
     def __init__(self, flag: str, dest: str, kind: str = "text", *, required: bool = False, default: object = MISSING,
-                 help: str, metavar: str | None = None, show_default: bool = False, envvar: str | None = None) -> None:
+                 help: str, metavar: str | None = None, show_default: bool = False, envvar: str | None = None,
+                 choices: tuple[str, ...] = ()) -> None:
         self.flag, self.dest, self.kind, self.required, self.default = flag, dest, kind, required, default
         self.help, self.metavar, self.show_default, self.envvar = help, metavar, show_default, envvar
+        self.choices = choices
 
     def value_when_absent(self) -> object:
         if self.default is not MISSING:
@@ -44,13 +52,14 @@ class Opt:
 
 class Command:
     """One command: its help text, its positional arguments, its options (in the order `--help` lists them) and
-    the function that does it."""
+    the function that does it; `path` is how it is called (`positions add`, `status`)."""
 
-    __slots__ = ("name", "help", "arguments", "options", "run")
+    __slots__ = ("name", "help", "arguments", "options", "run", "path")
 
     def __init__(self, name: str, help: str, arguments: tuple[str, ...], options: tuple[Opt, ...],
-                 run: Callable[..., None]) -> None:
+                 run: Callable[..., None], group: str = "positions") -> None:
         self.name, self.help, self.arguments, self.options, self.run = name, help, arguments, options, run
+        self.path = f"{group} {name}" if group else name
 
 
 # ---- options shared with other commands (edges/cli.py's db_option, json_option, ticker_option) ------------------
@@ -277,4 +286,73 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
         list_positions),
     Command("summary", "Counts, capital at risk and P&L of the whole book, as the original's PORTFOLIO SUMMARY.", (),
             (DB, JSON), summary),
+)}
+
+
+# ---- the market commands: `status` and `scan` ---------------------------------------------------------------------
+def status(ctx: Context, *, ticker: str | None, source_spec: str | None, start_at: str | None, at: str | None,
+           trend: str | None, db_path: str | None, as_json: bool) -> None:
+    from spreadwatch.app.status import status_report
+
+    report, lines = status_report(ctx.config, ticker=ticker, source_spec=source_spec, at=at, start=start_at,
+                                  trend=trend, db_path=db_path)
+    if as_json:
+        echo_json(report)
+        return
+    from spreadwatch.domain.values import printable
+
+    echo("\n".join(printable(line) for line in lines))
+
+
+def scan(ctx: Context, *, grid_file: str | None, ticker: str | None, trend: str | None, source_spec: str | None,
+         start_at: str | None, vix: float | None, price: float | None, flow: str | None, at: str | None,
+         include_all: bool, db_path: str | None, as_json: bool) -> None:
+    from spreadwatch.app.scan import render_opportunities, run_scan
+
+    result, context, provider = run_scan(
+        ctx.config, ticker=ticker, source_spec=source_spec, start_at=start_at, at=at, trend=trend, vix=vix,
+        price=price, flow=flow, grid_file=grid_file, db_path=db_path, include_all=include_all)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    from zoneinfo import ZoneInfo
+
+    from spreadwatch.domain.display import local_time
+    from spreadwatch.domain.instants import iso_utc
+
+    when = local_time(context.time, ZoneInfo(ctx.config.display_timezone), "%Y-%m-%d %H:%M")
+    echo(f"source: {provider.description}; at {when} ({iso_utc(context.time)})")
+    echo("\n".join(render_opportunities(result)))
+
+
+TRENDS = ("up", "down", "sideways", "auto")
+SOURCE = Opt("--source", "source_spec", default=None, metavar="yahoo|replay:FILE",
+             help="Market data source. Default: the bundled replay day (labelled as replay). Live: --source yahoo.")
+START = Opt("--start", "start_at", default=None, metavar="ISO", help="Replay: clock start (default: first bar's open).")
+GRID = Opt("--grid", "grid_file", "path",
+           help="Grid CSV (canonical or an original format; default: paths.grid, else the bundled grid).")
+
+MARKET_COMMANDS: dict[str, Command] = {command.name: command for command in (
+    Command("status", "The market context the loop would see now (or --at an instant): price, VIX regime, IV rank, "
+            "flow.", (), (
+                TICKER, SOURCE, START,
+                Opt("--at", "at", default=None, metavar="ISO",
+                    help="Answer as of this instant (e.g. 2026-11-27T15:10:00Z): last bar at or before it, calendar "
+                         "at it."),
+                Opt("--trend", "trend", "choice", default=None, choices=TRENDS,
+                    help="Override market.trend for this answer."),
+                DB, JSON), status, group=""),
+    Command("scan", "The opportunities at one instant: regime-filtered grid configs, in-window first, with suggested "
+            "strikes.", (), (
+                GRID, TICKER,
+                Opt("--trend", "trend", "choice", default=None, choices=TRENDS, help="Override market.trend."),
+                SOURCE, START,
+                Opt("--vix", "vix", "level", default=None, help="What-if: use this VIX (regime from it, no hysteresis)."),
+                Opt("--price", "price", "price", default=None,
+                    help="What-if: use this underlying price for strikes."),
+                Opt("--flow", "flow", "choice", default=None, choices=("up", "down", "flat"),
+                    help="What-if: use this flow."),
+                Opt("--at", "at", default=None, metavar="ISO", help="Scan as of this instant (e.g. 2026-11-24T15:30:00Z)."),
+                Opt("--all", "include_all", "flag", help="List every passing config, not just the top N."),
+                DB, JSON), scan, group=""),
 )}

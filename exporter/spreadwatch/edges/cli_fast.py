@@ -1,8 +1,8 @@
-"""The `spreadwatch` entry point: the everyday position commands without click, everything else through click.
+"""The `spreadwatch` entry point: the everyday commands without click, everything else through click.
 
 Importing click and building the whole command tree costs more than a stdlib-sqlite3 script takes to write a trade,
-so a command line of `positions add`, `update`, `close`, `list` or `summary` that this parser understands in full is
-run here, from the declarations in edges/cli_book.py (the ones the click commands are built from), through the same
+so a command line of `positions add`, `update`, `close`, `list` or `summary`, `status` or `scan` that this parser
+understands in full is run here, from the declarations in edges/cli_book.py (the ones the click commands are built from), through the same
 functions and with the same messages and exit codes. Anything else goes to click unchanged: `--help`, `--version`,
 other commands, and every command line this parser is not sure of: an unknown or repeated option, a missing option
 or value, a value its kind refuses (click then says what is wrong), `--`, a positional argument that looks like an
@@ -40,13 +40,23 @@ def _path(value: str) -> str | None:
     return value
 
 
-def _convert(kind: str, value: str) -> Any:
-    """The value as click converts it (int(), float(), the text itself), or _FALL_BACK where click would refuse it.
-    A converted value cannot be None, so None says "refused"."""
+def _convert(opt: cli_book.Opt, value: str) -> Any:
+    """The value as click converts it (int(), float(), the text itself, a choice, a checked number), or _FALL_BACK
+    where click would refuse it. A converted value cannot be None, so None says "refused"."""
+    kind = opt.kind
     if kind == "text":
         return value
     if kind == "path":
         return _path(value)
+    if kind == "choice":
+        return value if value in opt.choices else _FALL_BACK
+    if kind in cli_book.CHECKED_KINDS:
+        from spreadwatch.domain import values
+
+        try:
+            return getattr(values, kind)(value)
+        except values.ValueRefused:
+            return _FALL_BACK
     try:
         return int(value) if kind == "int" else float(value)
     except ValueError:
@@ -61,7 +71,7 @@ def _take_value(opt: cli_book.Opt, inline: str | None, rest: list[str]) -> tuple
         if not rest:
             return False, None
         inline = rest.pop(0)
-    value = _convert(opt.kind, inline)
+    value = _convert(opt, inline)
     return value is not None, value
 
 
@@ -111,7 +121,8 @@ def _parse_options(command: cli_book.Command, args: list[str]) -> tuple[dict[str
 
 
 def parse(argv: Sequence[str]) -> tuple[cli_book.Command, str | None, dict[str, Any]] | None:
-    """(command, config path, values) of `[--config FILE] positions COMMAND ...`, or None for click to read."""
+    """(command, config path, values) of `[--config FILE] positions COMMAND ...` or `[--config FILE] status|scan
+    ...`, or None for click to read."""
     args = list(argv)
     root_config: str | None = None
     if args[:1] == ["--config"] and len(args) > 1:
@@ -127,10 +138,13 @@ def parse(argv: Sequence[str]) -> tuple[cli_book.Command, str | None, dict[str, 
         understood, root_config = _env_path(cli_book.ROOT_CONFIG.envvar or "")
         if not understood:
             return _FALL_BACK
-    if len(args) < 2 or args[0] != "positions" or args[1] not in cli_book.COMMANDS:
+    if args[:1] and args[0] in cli_book.MARKET_COMMANDS:
+        command, args = cli_book.MARKET_COMMANDS[args[0]], args[1:]
+    elif len(args) >= 2 and args[0] == "positions" and args[1] in cli_book.COMMANDS:
+        command, args = cli_book.COMMANDS[args[1]], args[2:]
+    else:
         return _FALL_BACK
-    command = cli_book.COMMANDS[args[1]]
-    parsed = _parse_options(command, args[2:])
+    parsed = _parse_options(command, args)
     if parsed is None:
         return _FALL_BACK
     values, own_config = parsed
@@ -158,7 +172,7 @@ def run(command: cli_book.Command, config_path: str | None, values: dict[str, An
     try:
         command.run(cli_book.Context(config_path), **values)
     except MalformedValue as exc:
-        cli_book.echo(f"Error: {exc} (see '{PROG} positions {command.name} --help')", err=True)
+        cli_book.echo(f"Error: {exc} (see '{PROG} {command.path} --help')", err=True)
         return 2
     except cli_book.UsageWithoutHint as exc:
         cli_book.echo(f"Error: {exc}", err=True)

@@ -10,8 +10,6 @@ benchmarks/bench_positions.py). What the commands decide is app/book.py's.
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from spreadwatch.edges import cli as _cli
@@ -36,27 +34,8 @@ def positions_group() -> None:
     """Log trades by hand and follow their P&L (the position book, a SQLite file)."""
 
 
-def _book_command(spec: cli_book.Command) -> click.Command:
-    """The click command of a declaration in edges/cli_book.py: the same options, help and function as the fast
-    parser's (edges/cli_fast.py), which handles the well-formed command lines of these commands without click."""
-
-    @pass_ctx
-    @handle_errors
-    def callback(ctx: Context, **values: Any) -> None:
-        try:
-            spec.run(ctx, **values)
-        except cli_book.UsageWithoutHint as exc:
-            raise click.UsageError(str(exc)) from None
-
-    for opt in reversed(spec.options):
-        callback = _cli.click_option(opt)(callback)
-    for name in reversed(spec.arguments):
-        callback = click.argument(name)(callback)
-    return click.command(spec.name, help=spec.help)(callback)
-
-
 for _spec in cli_book.COMMANDS.values():
-    positions_group.add_command(_book_command(_spec))
+    positions_group.add_command(_cli.command_from(_spec))
 
 
 @positions_group.command("history")
