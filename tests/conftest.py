@@ -1,6 +1,7 @@
 """Suite-wide rules: every test runs at a pinned "now", talks to nothing but 127.0.0.1, and is marked `slow` when it
 starts a real Prometheus or Alertmanager.
 
+- `SPREADWATCH_CACHE_DIR` points every test at a grid store of its own (edges/gridstore.py).
 - `SPREADWATCH_NOW` is set for every test (and every process a test starts) to PINNED_NOW, so no command reads
   today's date; a test that needs another instant sets its own.
 - A connection to anything but the loopback interface fails the test (`no_network` refuses even that).
@@ -21,6 +22,14 @@ from realstack import ALERTMANAGER_BIN, PROMETHEUS_BIN
 PINNED_NOW = "2026-11-24T15:30:00Z"  # 10:30 ET on the NDX replay day the loop tests run on: a Tuesday session
 SLOW_SECONDS = 5.0
 REAL_COMPONENTS = {Path(PROMETHEUS_BIN).name, Path(ALERTMANAGER_BIN).name}
+
+
+@pytest.fixture(autouse=True)
+def grid_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test (and each process it starts) keeps parsed grids in a store of its own, never the user's."""
+    directory = tmp_path_factory.mktemp("grid-store")
+    monkeypatch.setenv("SPREADWATCH_CACHE_DIR", str(directory))
+    return directory
 
 
 @pytest.fixture(autouse=True)

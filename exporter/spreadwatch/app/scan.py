@@ -48,12 +48,13 @@ def scan_context(config: Config, context: MarketContext, *, grid: Grid | None = 
     fields onto scanner.scan. `book`: the book's state when the caller has read it already (None: no book),
     else it is read from `db_path` (default: paths.database)."""
     from spreadwatch.domain.scanner import scan
+    from spreadwatch.edges import gridstore
     from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.edges.eventfile import load_event_calendar
-    from spreadwatch.edges.gridfile import grid_path, load_grid
+    from spreadwatch.edges.gridfile import grid_path
 
     if grid is None:
-        grid = load_grid(grid_path(config.paths.grid), skip_impossible=config.scan.skip_impossible)
+        grid = gridstore.load(grid_path(config.paths.grid), skip_impossible=config.scan.skip_impossible)
     calendar = MarketCalendar.of(config)
     if events is None:
         events = load_event_calendar(config, calendar)
@@ -87,12 +88,13 @@ def run_scan(config: Config, *, ticker: str | None, source_spec: str | None, sta
              db_path: str | None, include_all: bool) -> tuple[ScanResult, MarketContext, Provider]:
     """The scan the loop would run at one instant; --vix/--price/--flow override the market context."""
     from spreadwatch.app.status import market_context
+    from spreadwatch.edges import gridstore
     from spreadwatch.edges.calendar import MarketCalendar
     from spreadwatch.edges.eventfile import load_event_calendar
-    from spreadwatch.edges.gridfile import grid_path, load_grid
+    from spreadwatch.edges.gridfile import grid_path
 
     # Loaded first: a bad grid or event calendar fails before any market data is fetched.
-    grid = load_grid(grid_path(config.paths.grid, grid_file), skip_impossible=config.scan.skip_impossible)
+    grid = gridstore.load(grid_path(config.paths.grid, grid_file), skip_impossible=config.scan.skip_impossible)
     events = load_event_calendar(config, MarketCalendar.of(config))
     context, provider = market_context(config, ticker=ticker, source_spec=source_spec, at=at, start=start_at,
                                        trend=trend)
