@@ -244,7 +244,7 @@ class Service:
     def __init__(self, config: Any, provider: Any, clock: Any, calendar: Any, *, tickers: tuple[str, ...],
                  db_path: Path, grid_path: Path, trend: str | None = None, scan_interval: float | None = None,
                  fetch_deadline: float = FETCH_DEADLINE_SECONDS) -> None:
-        from spreadwatch.app.watcher import MarketWatcher, RegimeWatcher
+        from spreadwatch.app.watcher import Instants, MarketWatcher, RegimeWatcher
         from spreadwatch.edges.eventfile import load_event_calendar
         from spreadwatch.edges.gridfile import GridCache
         from spreadwatch.edges.providers.shared import SharedFetches
@@ -259,18 +259,18 @@ class Service:
         self.fetch_deadline = fetch_deadline
         self.stop_event = threading.Event()
         intervals = config.intervals
-        self.intervals = {
-            "market": float(intervals.market_data_seconds),
-            "scan": float(scan_interval or intervals.scan_seconds),
-            "positions": float(intervals.positions_seconds),
-        }
+        self.intervals = {"market": float(intervals.market_data_seconds),
+                          "scan": float(scan_interval or intervals.scan_seconds),
+                          "positions": float(intervals.positions_seconds)}
         # One question to the provider per cycle, whichever tickers ask it (shared symbols are fetched once).
         self.fetches = SharedFetches(provider)
         # One regime watcher for the process: the VIX is fetched and the regime stepped once per cycle, by
         # whichever ticker's fetch comes first; every ticker's context carries that reading.
         self.regime = RegimeWatcher(config, self.fetches, calendar)
-        self.watchers = {t: MarketWatcher(config, self.fetches, calendar, t, trend=trend, regime=self.regime)
-                         for t in tickers}
+        # And the calendar asked once per instant for every ticker's context (session, hours, staleness facts).
+        instants = Instants(config, calendar)
+        self.watchers = {t: MarketWatcher(config, self.fetches, calendar, t, trend=trend, regime=self.regime,
+                                          instants=instants) for t in tickers}
         self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
         # The market mark: live data with marks.chain on, else None.
         self.chains = _chain_marker(config, provider, fetch_deadline)
