@@ -72,7 +72,8 @@ def test_provider_fault_for_1000_cycles_then_recovery(tmp_path, mode, kind):
 def test_a_hung_ticker_holds_neither_the_loop_nor_another_ticker_and_no_thread_is_started_per_cycle(tmp_path):
     # NDX's own price calls hang; SPX (absent from the NDX replay day: its own symbols answer "empty" at once) and
     # the shared VIX answer. The cycle gives NDX up at the deadline (0.2 s of wall time) while SPX's fetch of that
-    # same cycle completes; the next cycles skip NDX while its fetch still hangs, and it is back once released.
+    # same cycle completes (queued behind NDX's, it is taken by a second worker); the next cycles skip NDX while
+    # its fetch still hangs, and it is back once released.
     provider = FaultyProvider()
     provider.only = {"^NDX"}
     service = make_service(tmp_path, provider, tickers=("NDX", "SPX"), fetch_deadline=0.2)
@@ -80,12 +81,14 @@ def test_a_hung_ticker_holds_neither_the_loop_nor_another_ticker_and_no_thread_i
     try:
         service.step(now, {"market"})
         assert service.snapshot.contexts["NDX"].price is not None
-        threads = threading.active_count()
         provider.mode = "hang"
         provider.release.clear()
         errors = sample(service, "spreadwatch_source_errors_total", {"source": "^GSPC", "kind": "empty"})
         service.step(now.replace(minute=31), {"market"})
         assert service.snapshot.tasks["market"].error == "NDX: fetch exceeded 0.2 s"
+        # NDX's fetch holds one worker and SPX's was taken by another: the pool has at most one per ticker.
+        assert service.fetch_pool.started == 2
+        threads = threading.active_count()
         # SPX's fetch of this very cycle finished: its context is of this instant, its failures counted.
         assert service.snapshot.contexts["SPX"].time == now.replace(minute=31)
         assert sample(service, "spreadwatch_source_errors_total", {"source": "^GSPC", "kind": "empty"}) > errors
@@ -97,6 +100,7 @@ def test_a_hung_ticker_holds_neither_the_loop_nor_another_ticker_and_no_thread_i
             assert service.snapshot.contexts["SPX"].time == now.replace(minute=minute)
             assert sample(service, "spreadwatch_source_errors_total", {"source": "^GSPC", "kind": "empty"}) > errors
         assert threading.active_count() == threads  # the same workers every cycle, none started per cycle
+        assert service.fetch_pool.started == 2
         provider.mode = None
         provider.release.set()
         provider.wait_idle()

@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 from exporter_support import CountingProvider, Running, make_service
-from spreadwatch.app.watcher import VOLUME_BAR_TOLERANCE, VOLUME_MIN_SESSIONS, MarketWatcher
+from spreadwatch.app.watcher import VOLUME_BAR_TOLERANCE, VOLUME_MIN_SESSIONS, Instants, MarketWatcher
 from spreadwatch.config import Config, Ticker, bundled_path
 from spreadwatch.domain.market_rules import PriorVolumes, SessionVolume, cumulative_volume
 from spreadwatch.domain.positions import PositionInput, summarize, validate
@@ -53,6 +53,47 @@ def test_a_symbol_shared_by_several_tickers_is_fetched_once_per_cycle(tmp_path):
     later = five[-1]
     assert sum(1 for q in later if q[1] == "^VIX") == 2  # its newest quote and today's bars, for every ticker
     assert {q[1] for q in later} == {"^GSPC", "^VIX", "SPY"}
+
+
+class _CountingInstants(Instants):
+    def __init__(self, config, calendar) -> None:
+        super().__init__(config, calendar)
+        self.asked: list[datetime] = []
+
+    def _ask(self, now):
+        self.asked.append(now)
+        return super()._ask(now)
+
+
+def test_the_calendar_is_asked_once_per_instant_for_every_ticker_and_gives_what_it_says(cal):
+    # Before the open, in the entry window, later in the session, after the close, and outside the exchange
+    # calendar.
+    instants = [datetime(2019, 1, 2, h, m, tzinfo=UTC) for h, m in ((14, 0), (15, 0), (17, 31), (21, 30))]
+    instants.append(datetime(1990, 1, 2, 15, 0, tzinfo=UTC))
+    config = _sharing_config(5)
+    provider = ReplayProvider(bundled_path("replay_sample.csv"), bundled=True)
+    shared = _CountingInstants(config, cal)
+    watchers = [MarketWatcher(config, provider, cal, t, instants=shared) for t in config.tickers]
+    alone = MarketWatcher(config, ReplayProvider(bundled_path("replay_sample.csv"), bundled=True), cal, "SPX")
+    hours = config.hours
+    for now in instants:
+        contexts = [w.update(now) for w in watchers]
+        # The same context as a watcher that asks the calendar on its own ...
+        own = alone.update(now)
+        assert all(c.to_json() | {"ticker": "SPX"} == own.to_json() for c in contexts), now
+        assert {c.session_open for c in contexts} == {own.session_open}
+        # ... and what the calendar says of that instant.
+        fact = shared.at(now)
+        assert fact.phase == cal.session_phase(now) == contexts[0].session
+        assert fact.market_open == cal.within_local_hours(now, hours.trading_start, hours.trading_end)
+        assert fact.entry_window_open == cal.within_local_hours(now, hours.entry_start, hours.entry_end)
+        assert fact.seconds_to_close == cal.seconds_to_close(now)
+        if fact.session is not None:
+            assert fact.session[0] == cal.current_or_last_session(now)
+            assert fact.session[1:] == cal.open_close(fact.session[0])
+    assert shared.asked == instants  # once per instant, whatever the number of tickers
+    assert {c.session for c in contexts} == {"unknown"}
+    assert [shared.at(now).entry_window_open for now in instants[:4]] == [False, True, False, False]
 
 
 # ---- the volume ratio -----------------------------------------------------------------------------------------

@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import logging.handlers
-import queue
 import sqlite3
 import threading
 import time as wall
 import weakref
+from collections import deque
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,11 +65,17 @@ def fault_kind(exc: BaseException) -> str:
 events = logging.getLogger("spreadwatch.events")
 
 # Wall seconds a market fetch may take before the cycle gives up on it (the fetch keeps its worker; the next
-# cycle will not hand that ticker's worker another one until it returns).
+# cycle will not queue that ticker's fetch again until it returns).
 FETCH_DEADLINE_SECONDS = 20.0
 # Clock seconds between two looks at the book (`BookWatch`: two stats, microseconds): twice a second, so a write
 # reaches /metrics within a second even when it lands just after a look (the look, then the positions task).
 BOOK_CHECK_SECONDS = 0.5
+
+
+# Wall seconds a market cycle's fetches may wait untaken in the queue before more workers are woken: quick fetches
+# (data in memory, a provider's cache) run back-to-back on one worker, so a cycle wakes one thread rather than one
+# per ticker; a fetch that is slow or hangs holds its worker, and the fetches behind it are taken by others.
+FETCH_TAKEN_SECONDS = 0.02
 
 
 class FetchBatch:
@@ -91,62 +97,135 @@ class FetchBatch:
             self.done.set()
 
 
-class FetchWorker(threading.Thread):
-    """A ticker's market fetches (`MarketWatcher.update`), one at a time, in a daemon thread that lives as long as
-    the service: a provider call that never returns can neither block the loop (it waits with a deadline) nor the
-    other tickers (each has its own worker), nor keep the process alive at SIGTERM (daemon threads do not block
-    exit). One long-lived thread per ticker rather than one per fetch: starting a thread every cycle cost more than
-    many a fetch on in-memory data.
+class TickerFetch:
+    """A ticker's market fetch (`MarketWatcher.update`), at most one at a time: `busy` from the moment the loop
+    queues it until it has returned, so a ticker whose fetch hangs is not asked again. It keeps the fetch's result
+    (or error) for the loop, and tells its cycle's batch when it is done (a fetch that finishes after its cycle's
+    deadline tells a batch nobody waits on any more)."""
 
-    The loop hands a fetch over with `submit(now, batch)` only while the worker is idle; the worker keeps the
-    fetch's result (or error) and tells the batch when it is done (a fetch that finishes after its cycle's deadline
-    tells a batch nobody waits on any more). `wait_idle()` waits until the fetch in hand (if any) has finished."""
-
-    def __init__(self, func: Any, name: str) -> None:
-        super().__init__(name=f"fetch-{name}", daemon=True)
+    def __init__(self, func: Any, ticker: str) -> None:
         self._fetch = func
-        self._jobs: queue.SimpleQueue[tuple[datetime, FetchBatch] | None] = queue.SimpleQueue()
-        self._idle = threading.Event()
-        self._idle.set()
+        self.ticker = ticker
+        self.busy = False
         self.result: Any = None
         self.error: BaseException | None = None
         self.consumed = True  # the last fetch's result has been taken by the loop (nothing to take yet)
+        self._job: tuple[datetime, FetchBatch] | None = None
 
-    @property
-    def busy(self) -> bool:
-        return not self._idle.is_set()
-
-    def submit(self, now: datetime, batch: FetchBatch) -> None:
-        """Start a fetch at `now` (the worker must be idle), part of `batch`."""
+    def prepare(self, now: datetime, batch: FetchBatch) -> None:
+        """Make this the fetch at `now`, part of `batch` (the previous one must have returned)."""
         self.result, self.error, self.consumed = None, None, False
-        self._idle.clear()
-        if not self.is_alive():
-            self.start()
-        self._jobs.put((now, batch))
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until the fetch in hand has finished; whether it has."""
-        return self._idle.wait(timeout)
-
-    def retire(self) -> None:
-        """End the thread once the fetch in hand (if any) returns."""
-        self._jobs.put(None)
+        self.busy = True
+        self._job = (now, batch)
 
     def run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            now, batch = job
-            try:
-                self.result = self._fetch(now)
-            except BaseException as exc:  # handed to the loop, which counts it
-                self.error = exc
-            finally:
-                self._idle.set()
-                batch.finished()
+        assert self._job is not None
+        now, batch = self._job
+        try:
+            self.result = self._fetch(now)
+        except BaseException as exc:  # handed to the loop, which counts it
+            self.error = exc
+        finally:
+            self.busy = False
+            batch.finished()
 
 
-def _retire(workers: list[FetchWorker]) -> None:
-    for worker in workers:
-        worker.retire()
+class FetchWorker(threading.Thread):
+    """A daemon thread of the fetch pool, for the service's life: it takes queued fetches one after another until
+    none is left, then rests until woken. A provider call that never returns holds only this thread: it can neither
+    block the loop (it waits with a deadline) nor keep the process alive at SIGTERM (daemon threads do not block
+    exit). `wait_idle()` waits until it rests (the fetch in hand, if any, has finished)."""
+
+    def __init__(self, pool: FetchPool, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._pool = pool
+        self.wake = threading.Lock()  # held while it rests; released to wake it
+        self.wake.acquire()
+        self.resting = threading.Event()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the worker rests; whether it does."""
+        return self.resting.wait(timeout)
+
+    def run(self) -> None:
+        while (fetch := self._pool.take(self)) is not None:
+            fetch.run()
+
+
+class FetchPool:
+    """The market fetches of a cycle, queued in one line and taken by as few threads as keep them moving. `start`
+    queues a cycle's fetches and wakes one worker, which runs them back-to-back (on data in memory a fetch costs
+    less than waking a thread for it); `spread` wakes a worker for each fetch still queued (the loop calls it when
+    fetches stay untaken for FETCH_TAKEN_SECONDS: one is slow or hangs), so a hung provider call holds its own
+    worker and the other tickers are still fetched. A ticker is not queued again while its fetch is busy, so at
+    most one worker per ticker is ever needed: the pool grows to one thread per ticker at most, started as needed
+    and kept. `fetches` holds each ticker's `TickerFetch`."""
+
+    def __init__(self, funcs: dict[str, Any]) -> None:
+        self.fetches = {ticker: TickerFetch(func, ticker) for ticker, func in funcs.items()}
+        self.size = len(self.fetches)
+        self._lock = threading.Lock()
+        self._queue: deque[TickerFetch] = deque()
+        self._workers: list[FetchWorker] = []
+        self._resting: list[FetchWorker] = []
+        self._closed = False
+
+    @property
+    def started(self) -> int:
+        """Threads the pool has started (each kept for the service's life)."""
+        return len(self._workers)
+
+    @property
+    def waiting(self) -> int:
+        """Fetches queued and not yet taken by a worker."""
+        return len(self._queue)
+
+    def start(self, fetches: list[TickerFetch]) -> None:
+        """Queue `fetches` (each prepared) and wake one worker for them."""
+        with self._lock:
+            self._queue.extend(fetches)
+            if fetches:
+                self._wake(1)
+
+    def spread(self) -> None:
+        """Wake a worker for each fetch still queued (as many as the pool has or may start)."""
+        with self._lock:
+            self._wake(len(self._queue))
+
+    def _wake(self, count: int) -> None:
+        for _ in range(count):
+            if self._resting:
+                worker = self._resting.pop()
+                worker.resting.clear()
+                worker.wake.release()
+            elif len(self._workers) < self.size:
+                worker = FetchWorker(self, f"fetch-{len(self._workers) + 1}")
+                self._workers.append(worker)
+                worker.start()
+            else:
+                return
+
+    def take(self, worker: FetchWorker) -> TickerFetch | None:
+        """The next queued fetch for `worker`, resting until one comes; None once the pool is closed."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    worker.resting.set()
+                    return None
+                if self._queue:
+                    return self._queue.popleft()
+                self._resting.append(worker)
+                worker.resting.set()
+            worker.wake.acquire()
+
+    def close(self) -> None:
+        """End the threads: resting ones now, a busy one when its fetch returns."""
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+            for worker in self._resting:
+                worker.wake.release()
+            self._resting = []
 
 
 def _chain_marker(config: Any, provider: Any, deadline: float) -> Any:
@@ -165,7 +244,7 @@ class Service:
     def __init__(self, config: Any, provider: Any, clock: Any, calendar: Any, *, tickers: tuple[str, ...],
                  db_path: Path, grid_path: Path, trend: str | None = None, scan_interval: float | None = None,
                  fetch_deadline: float = FETCH_DEADLINE_SECONDS) -> None:
-        from spreadwatch.app.watcher import MarketWatcher, RegimeWatcher
+        from spreadwatch.app.watcher import Instants, MarketWatcher, RegimeWatcher
         from spreadwatch.edges.eventfile import load_event_calendar
         from spreadwatch.edges.gridfile import GridCache
         from spreadwatch.edges.providers.shared import SharedFetches
@@ -180,27 +259,27 @@ class Service:
         self.fetch_deadline = fetch_deadline
         self.stop_event = threading.Event()
         intervals = config.intervals
-        self.intervals = {
-            "market": float(intervals.market_data_seconds),
-            "scan": float(scan_interval or intervals.scan_seconds),
-            "positions": float(intervals.positions_seconds),
-        }
+        self.intervals = {"market": float(intervals.market_data_seconds),
+                          "scan": float(scan_interval or intervals.scan_seconds),
+                          "positions": float(intervals.positions_seconds)}
         # One question to the provider per cycle, whichever tickers ask it (shared symbols are fetched once).
         self.fetches = SharedFetches(provider)
         # One regime watcher for the process: the VIX is fetched and the regime stepped once per cycle, by
         # whichever ticker's fetch comes first; every ticker's context carries that reading.
         self.regime = RegimeWatcher(config, self.fetches, calendar)
-        self.watchers = {t: MarketWatcher(config, self.fetches, calendar, t, trend=trend, regime=self.regime)
-                         for t in tickers}
+        # And the calendar asked once per instant for every ticker's context (session, hours, staleness facts).
+        instants = Instants(config, calendar)
+        self.watchers = {t: MarketWatcher(config, self.fetches, calendar, t, trend=trend, regime=self.regime,
+                                          instants=instants) for t in tickers}
         self.grid_cache = GridCache(grid_path, skip_impossible=config.scan.skip_impossible)
         # The market mark: live data with marks.chain on, else None.
         self.chains = _chain_marker(config, provider, fetch_deadline)
         self._marks: dict[str, Any] = {}
         # Read once at start: a missing or malformed event calendar stops the start with the file and line named.
         self.events = load_event_calendar(config, calendar)
-        # One fetch worker per ticker for the service's life, retired by close() or when the service is dropped.
-        self.fetch_workers = {t: FetchWorker(w.update, t) for t, w in self.watchers.items()}
-        self._retire_workers = weakref.finalize(self, _retire, list(self.fetch_workers.values()))
+        # The tickers' fetches and the threads that run them, ended by close() or when the service is dropped.
+        self.fetch_pool = FetchPool({t: w.update for t, w in self.watchers.items()})
+        self._retire_workers = weakref.finalize(self, self.fetch_pool.close)
         self._timeouts: dict[str, int] = {}  # symbol -> fetches that missed the deadline
         self._hung: frozenset[str] = frozenset()  # symbols whose ticker's fetch is past its deadline now
         self._contexts: dict[str, Any] = {}
@@ -260,51 +339,60 @@ class Service:
         return self.watchers[ticker].symbols
 
     def market_task(self, now: datetime) -> None:
-        """Every idle ticker's worker is handed this cycle's fetch at once; all share one wall-clock deadline, and
-        each question to the provider is asked once per cycle (`SharedFetches`). A ticker whose previous fetch is
-        still running is not asked again: that fetch is this cycle's failure."""
+        """Every idle ticker's fetch of this cycle is queued to the fetch pool at once; all share one wall-clock
+        deadline, and each question to the provider is asked once per cycle (`SharedFetches`). A ticker whose
+        previous fetch is still running is not asked again: that fetch is this cycle's failure."""
         self.fetches.begin_cycle()
         failures = []
-        started: list[FetchWorker] = []
+        started: list[TickerFetch] = []
         hung: set[str] = set()
-        for ticker, worker in self.fetch_workers.items():
-            if worker.busy:
+        for ticker, fetch in self.fetch_pool.fetches.items():
+            if fetch.busy:
                 failures.append(f"{ticker}: previous fetch still running")
                 hung.update(self._symbols(ticker))
                 continue
-            if not worker.consumed and worker.error is None:
+            if not fetch.consumed and fetch.error is None:
                 # A fetch that finished after its deadline still brought data (each value carries its own time,
                 # staleness judges it): keep it, or a provider slower than the deadline would never be seen.
-                self._contexts[ticker] = worker.result
-                worker.consumed = True
-            started.append(worker)
+                self._contexts[ticker] = fetch.result
+                fetch.consumed = True
+            started.append(fetch)
         batch = FetchBatch(len(started))
-        for worker in started:
-            worker.submit(now, batch)
-        batch.done.wait(self.fetch_deadline)
+        for fetch in started:
+            fetch.prepare(now, batch)
+        self.fetch_pool.start(started)
+        self._wait_for(batch)
         errors = []
-        asked = set(started)
-        for ticker, worker in self.fetch_workers.items():
-            if worker not in asked:
-                continue
-            if worker.busy:
+        for fetch in started:
+            ticker = fetch.ticker
+            if fetch.busy:
                 failures.append(f"{ticker}: fetch exceeded {self.fetch_deadline:g} s")
                 for symbol in self._symbols(ticker):
                     self._timeouts[symbol] = self._timeouts.get(symbol, 0) + 1
                     hung.add(symbol)
                 continue
-            worker.consumed = True
-            if worker.error is not None:
-                errors.append(worker.error)
-                failures.append(f"{ticker}: {worker.error}")
+            fetch.consumed = True
+            if fetch.error is not None:
+                errors.append(fetch.error)
+                failures.append(f"{ticker}: {fetch.error}")
             else:
-                self._contexts[ticker] = worker.result
+                self._contexts[ticker] = fetch.result
         self._hung = frozenset(hung)
         bugs = [error for error in errors if fault_kind(error) == "bug"]
         if bugs:
             raise bugs[0]  # a bug in a watcher: its traceback, not a fetch failure
         if failures:
             raise MarketFetchFailed("; ".join(failures))
+
+    def _wait_for(self, batch: FetchBatch) -> None:
+        """Wait until the cycle's fetches are done or the deadline has passed; every FETCH_TAKEN_SECONDS that
+        fetches are still queued, untaken, the pool wakes more workers for them (one is slow or hangs)."""
+        deadline = wall.monotonic() + self.fetch_deadline
+        while not batch.done.wait(max(0.0, min(FETCH_TAKEN_SECONDS, deadline - wall.monotonic()))):
+            if wall.monotonic() >= deadline:
+                return
+            if self.fetch_pool.waiting:
+                self.fetch_pool.spread()
 
     def positions_task(self, now: datetime) -> None:
         from spreadwatch.domain.positions import summarize
@@ -472,7 +560,7 @@ class Service:
         self.stop_event.set()
 
     def close(self) -> None:
-        # Nothing to join: fetch workers are daemons, and a hung one must not hold the exit. Idle ones end now,
+        # Nothing to join: fetch workers are daemons, and a hung one must not hold the exit. Resting ones end now,
         # a hung one when its call returns.
         self._retire_workers()
         self.book_watch.close()

@@ -419,6 +419,50 @@ def _aware_utc(now: datetime) -> datetime:
     return now.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class Instant:
+    """What the calendar says of one instant that every ticker's context needs (the same for every ticker)."""
+
+    time: datetime
+    phase: str  # closed | pre | open | after | unknown (outside the exchange calendar)
+    staleness: tuple[bool, datetime]  # the staleness rule's session facts (`_session_facts`)
+    # The current or last session with its open and close (None outside the calendar).
+    session: tuple[date, datetime, datetime] | None = None
+    market_open: bool = False
+    entry_window_open: bool = False
+    seconds_to_close: float | None = None
+
+
+class Instants:
+    """The calendar asked once per instant for the whole process, not once per ticker: `at(now)` is safe to call
+    from every ticker's fetch; the first call for an instant asks, the others get its answer."""
+
+    def __init__(self, config: Config, calendar: MarketCalendar) -> None:
+        self.config = config
+        self.calendar = calendar
+        self._lock = threading.Lock()
+        self._kept: Instant | None = None
+
+    def at(self, now: datetime) -> Instant:
+        with self._lock:
+            kept = self._kept
+            if kept is None or kept.time != now:
+                kept = self._kept = self._ask(now)
+            return kept
+
+    def _ask(self, now: datetime) -> Instant:
+        cal, hours = self.calendar, self.config.hours
+        phase = cal.session_phase(now)
+        if phase == UNKNOWN_PHASE:
+            return Instant(now, phase, _session_facts(cal, now))
+        session = cal.current_or_last_session(now)
+        return Instant(
+            now, phase, _session_facts(cal, now), (session, *cal.open_close(session)),
+            market_open=cal.within_local_hours(now, hours.trading_start, hours.trading_end),
+            entry_window_open=cal.within_local_hours(now, hours.entry_start, hours.entry_end),
+            seconds_to_close=cal.seconds_to_close(now))
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The regime
 
@@ -517,12 +561,14 @@ class MarketWatcher:
     a shared `regime` watcher it keeps its own (a one-shot answer, a test)."""
 
     def __init__(self, config: Config, provider: Provider, calendar: MarketCalendar, ticker: str,
-                 trend: str | None = None, regime: RegimeWatcher | None = None) -> None:
+                 trend: str | None = None, regime: RegimeWatcher | None = None,
+                 instants: Instants | None = None) -> None:
         self.config = config
         self.provider = provider
         self.calendar = calendar
         self.ticker = ticker
         self.regime = regime if regime is not None else RegimeWatcher(config, provider, calendar)
+        self.instants = instants if instants is not None else Instants(config, calendar)
         spec = config.ticker(ticker)
         self.price_symbol = spec.price_symbol
         self.vix_symbol = self.regime.symbol
@@ -540,16 +586,13 @@ class MarketWatcher:
         self._volume_days: dict[date, SessionVolume] = {}
         # The prior sessions' mean volume by time of day, once every prior session of the window has its bars.
         self._prior: tuple[date, PriorVolumes] | None = None
-        self._facts: tuple[datetime, tuple[bool, datetime]] | None = None  # the staleness rule's session facts
         # What was worked out of the last daily histories the fetches handed over (kept while they are the same).
         self._daily_kept: tuple[list[DailyBar], list[DailyBar], tuple[float, ...], tuple[float, ...]] | None = None
         self._iv_kept: tuple[list[DailyBar], IvWindow] | None = None
 
     def _until(self, symbol: str, now: datetime) -> datetime | None:
-        facts = self._facts
-        if facts is None or facts[0] != now:  # the calendar asked once per instant, not once per symbol
-            facts = self._facts = (now, _session_facts(self.calendar, now))
-        return _until(self.calendar, self.stale_after, self.feeds.last.get(symbol), now, facts[1])
+        return _until(self.calendar, self.stale_after, self.feeds.last.get(symbol), now,
+                      self.instants.at(now).staleness)
 
     def _fresh(self, symbol: str, now: datetime) -> float | None:
         """The newest valid value of `symbol` if it is current (the staleness rule)."""
@@ -700,11 +743,11 @@ class MarketWatcher:
         cal = self.calendar
         reading = self.regime.update(now)
         self.feeds.begin_round()
-        phase = cal.session_phase(now)
-        if phase == UNKNOWN_PHASE:
+        instant = self.instants.at(now)
+        if instant.session is None:  # outside the exchange calendar
             return self._outside_calendar(now, reading)
-        session = cal.current_or_last_session(now)
-        price_bars = self._price_bars(now, session, now >= cal.open_close(session)[1])
+        phase, (session, session_open, session_close) = instant.phase, instant.session
+        price_bars = self._price_bars(now, session, now >= session_close)
         price = self._fresh(self.price_symbol, now)
         vol_level = reading.vix if self.vol_symbol == self.vix_symbol else self._fresh(self.vol_symbol, now)
         daily, closes, opens = self._daily(cal.entry_session(now))
@@ -715,12 +758,10 @@ class MarketWatcher:
         trend = auto_trend(closes) if self.trend_setting == "auto" else self.trend_setting
         volume_ratio = self._volume_ratio(now, session)
         self.feeds.end_round()
-        hours = self.config.hours
         return MarketContext(
-            ticker=self.ticker, time=now, session=phase,
-            market_open=cal.within_local_hours(now, hours.trading_start, hours.trading_end),
-            entry_window_open=cal.within_local_hours(now, hours.entry_start, hours.entry_end),
-            seconds_to_close=cal.seconds_to_close(now), price=price, prev_close=prev_close, change_ratio=change,
+            ticker=self.ticker, time=now, session=phase, market_open=instant.market_open,
+            entry_window_open=instant.entry_window_open,
+            seconds_to_close=instant.seconds_to_close, price=price, prev_close=prev_close, change_ratio=change,
             vix=reading.vix, regime=reading.regime, previous_regime=reading.previous_regime,
             regime_changed_at=reading.changed_at, iv_rank=iv_rank, iv_percentile=iv_percentile,
             volume_ratio=volume_ratio, trend=trend, flow=flow_of(change, self.config.market.flow_dead_band),
@@ -728,7 +769,7 @@ class MarketWatcher:
             daily_closes=closes, daily_opens=opens,
             sources=self._sources(now, reading), vol_index=vol_level,
             data_mode=getattr(self.provider, "label", "live"),
-            session_open=cal.open_close(session)[0] if phase == "open" else None, roles=self._roles(),
+            session_open=session_open if phase == "open" else None, roles=self._roles(),
         )
 
     def _roles(self) -> dict[str, str]:
