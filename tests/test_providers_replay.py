@@ -219,3 +219,25 @@ def test_ndx_fixture_is_reproducible_from_its_script(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "tests" / "data" / "ndx" / "make_replay_sample.py"), str(out)],
                    check=True, capture_output=True)
     assert out.read_bytes() == NDX_REPLAY.read_bytes()
+
+
+def test_sessions_are_cut_at_eastern_midnight_across_the_clock_changes(tmp_path: Path):
+    # Bars every 30 minutes over both 2026 clock changes (8 March, 1 November): each session's bars and each daily
+    # bar are the rows whose own ET date is that session, as converting every stamp one by one says.
+    from spreadwatch.domain.vocabulary import ET
+
+    stamps = [datetime(2026, 3, 6, tzinfo=UTC) + timedelta(minutes=30 * i) for i in range(6 * 48)]
+    stamps += [datetime(2026, 10, 30, tzinfo=UTC) + timedelta(minutes=30 * i) for i in range(6 * 48)]
+    lines = ["timestamp,symbol,open,high,low,close,volume"]
+    lines += [f"{t.strftime('%Y-%m-%dT%H:%M:%SZ')},X,{i},{i},{i},{i},1" for i, t in enumerate(stamps)]
+    path = tmp_path / "dst.csv"
+    path.write_text("\n".join(lines) + "\n")
+    provider = ReplayProvider(path)
+    days = sorted({t.astimezone(ET).date() for t in stamps})
+    end = stamps[-1] + timedelta(days=1)
+    for day in days:
+        expected = [t for t in stamps if t.astimezone(ET).date() == day]
+        assert [b.time for b in provider.intraday("X", day, end)] == expected, day
+    daily = provider.daily("X", days[-1] + timedelta(days=1), len(days))
+    assert [(d.day, d.volume) for d in daily] == \
+        [(day, float(sum(1 for t in stamps if t.astimezone(ET).date() == day))) for day in days]

@@ -26,6 +26,8 @@ from spreadwatch.edges.replayfile import ET, read_rows
 from spreadwatch.errors import DataError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from spreadwatch.edges.calendar import MarketCalendar
 
 # Sessions of intraday bars kept made per symbol (today, yesterday, and a margin).
@@ -64,8 +66,8 @@ class ReplayProvider:
             self._rows[symbol] = items
             self._times[symbol] = [item[0] for item in items]
             counts: dict[date, int] = defaultdict(int)
-            for item in items:
-                counts[_et_date(item[0])] += 1
+            for day, _ in _by_et_date(items):
+                counts[day] += 1
             # One row on a date is a daily bar; several are intraday bars.
             self._intraday_days[symbol] = {d for d, n in counts.items() if n > 1}
 
@@ -111,10 +113,10 @@ class ReplayProvider:
         kept = self._sessions[symbol]
         made = kept.pop(session, None)
         if made is None:
-            start = datetime.combine(session, time(0, 0), tzinfo=ET).astimezone(UTC)
-            end = datetime.combine(session + timedelta(days=1), time(0, 0), tzinfo=ET).astimezone(UTC)
-            lo, hi = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
-            bars = [Bar(r[0], r[4], r[5], r[2], r[3]) for r in rows[lo:hi] if _et_date(r[0]) == session]
+            # The rows from the session date's ET midnight to the next one's: that date's, and only that date's.
+            lo = bisect.bisect_left(times, _et_midnight(session))
+            hi = bisect.bisect_left(times, _et_midnight(session + timedelta(days=1)))
+            bars = [Bar(r[0], r[4], r[5], r[2], r[3]) for r in rows[lo:hi]]
             made = ([b.time for b in bars], bars)
         kept[session] = made  # the most recently asked last
         for old in list(kept)[:-SESSIONS_KEPT]:
@@ -126,8 +128,8 @@ class ReplayProvider:
         end = datetime.combine(before, time(0, 0), tzinfo=ET).astimezone(UTC)
         hi = bisect.bisect_left(times, end)
         by_day: dict[date, list[_Row]] = {}
-        for r in rows[:hi]:
-            by_day.setdefault(_et_date(r[0]), []).append(r)
+        for day, r in _by_et_date(rows[:hi]):
+            by_day.setdefault(day, []).append(r)
         days = sorted(by_day)[-count:] if count > 0 else []
         out: list[DailyBar] = []
         for day in days:
@@ -146,3 +148,18 @@ class ReplayProvider:
 
 def _et_date(stamp: datetime) -> date:
     return stamp.astimezone(ET).date()
+
+
+def _by_et_date(rows: list[_Row]) -> Iterator[tuple[date, _Row]]:
+    """Each row of time-sorted `rows` with its ET date (worked out once per date, not once per row)."""
+    day, day_end = date.min, datetime.min.replace(tzinfo=UTC)
+    for row in rows:
+        if row[0] >= day_end:
+            day = _et_date(row[0])
+            day_end = _et_midnight(day + timedelta(days=1))
+        yield day, row
+
+
+def _et_midnight(day: date) -> datetime:
+    """The instant (UTC) the ET date `day` begins."""
+    return datetime.combine(day, time(0, 0), tzinfo=ET).astimezone(UTC)
